@@ -1,0 +1,318 @@
+//! The belteken binary: command line, configuration, sockets, runtime and shutdown.
+
+mod config;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use store::Store as _;
+use tracing::info;
+
+use config::{PromptSource, Settings};
+
+/// A self-hosted phone-petition line: call and sign.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Configuration file (TOML); without one, the built-in demo campaign runs.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the database and the secret key live [default: ./belteken-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the line: SIP and the web pages.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// SIP address, UDP and TCP [default: 127.0.0.1:5060].
+        #[arg(long, value_name = "ADDR:PORT")]
+        sip_listen: Option<SocketAddr>,
+        /// Web address [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR:PORT")]
+        http_listen: Option<SocketAddr>,
+    },
+    /// Check the counters of every campaign against the signatures and repair them.
+    Recount {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write the recordings of a campaign as WAV files into a directory.
+    ExportRecordings {
+        #[command(flatten)]
+        common: Common,
+        /// The campaign's slug.
+        #[arg(long)]
+        campaign: String,
+        /// Directory to write into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+fn load_settings(common: &Common) -> Result<Settings> {
+    let mut settings = match &common.config {
+        None => config::defaults(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            config::parse(&text, &path.display().to_string(), base)?
+        }
+    };
+    if let Some(dir) = &common.data_dir {
+        settings.data_dir = dir.clone();
+    }
+    Ok(settings)
+}
+
+fn open_store(settings: &Settings) -> Result<store::SqliteStore> {
+    create_private_dir(&settings.data_dir)?;
+    let db = settings.data_dir.join("belteken.db");
+    store::SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rsipstack=warn".into()),
+        )
+        .init();
+    match cli.command {
+        Command::Serve {
+            common,
+            sip_listen,
+            http_listen,
+        } => {
+            let mut settings = load_settings(&common)?;
+            if let Some(a) = sip_listen {
+                settings.sip_listen = a;
+            }
+            if let Some(a) = http_listen {
+                settings.http_listen = a;
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(serve(settings))
+        }
+        Command::Recount { common } => {
+            let settings = load_settings(&common)?;
+            let store = open_store(&settings)?;
+            for c in &settings.campaigns {
+                let before = store.counts(&c.slug)?;
+                let after = store.recount(&c.slug)?;
+                let state = if before == after { "ok" } else { "repaired" };
+                println!(
+                    "{}: {} signatures, {} unverified ({state})",
+                    c.slug, after.signatures, after.unverified
+                );
+            }
+            Ok(())
+        }
+        Command::ExportRecordings {
+            common,
+            campaign,
+            out,
+        } => {
+            let settings = load_settings(&common)?;
+            let store = open_store(&settings)?;
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let recordings = store.recordings(&campaign)?;
+            for r in &recordings {
+                let kind = if r.verified { "verified" } else { "unverified" };
+                let path = out.join(format!("{campaign}-{:06}-{kind}.wav", r.id));
+                std::fs::write(&path, &r.wav)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            println!("{} recordings written to {}", recordings.len(), out.display());
+            Ok(())
+        }
+    }
+}
+
+/// The built-in demo prompts, 8 kHz mono WAV.
+fn builtin_prompt(language: &str, name: &str) -> &'static [u8] {
+    match (language, name) {
+        ("nl", "greeting") => include_bytes!("../../../audio/demo/nl/greeting.wav"),
+        ("nl", "story") => include_bytes!("../../../audio/demo/nl/story.wav"),
+        ("nl", _) => include_bytes!("../../../audio/demo/nl/thanks.wav"),
+        (_, "greeting") => include_bytes!("../../../audio/demo/en/greeting.wav"),
+        (_, "story") => include_bytes!("../../../audio/demo/en/story.wav"),
+        _ => include_bytes!("../../../audio/demo/en/thanks.wav"),
+    }
+}
+
+fn load_prompts(source: &PromptSource) -> Result<sip::Prompts> {
+    let load = |name: &str| -> Result<Arc<media::audio::Prompt>> {
+        let samples = match source {
+            PromptSource::Builtin(lang) => media::audio::decode_wav_bytes(builtin_prompt(lang, name))
+                .with_context(|| format!("built-in prompt {lang}/{name}"))?,
+            PromptSource::Files {
+                greeting,
+                story,
+                thanks,
+            } => {
+                let path = match name {
+                    "greeting" => greeting,
+                    "story" => story,
+                    _ => thanks,
+                };
+                media::audio::decode_file(path)?
+            }
+        };
+        Ok(Arc::new(media::audio::Prompt::from_samples(&samples)))
+    };
+    let beep = media::audio::tone(1000.0, Duration::from_millis(400), 8000);
+    Ok(sip::Prompts {
+        greeting: load("greeting")?,
+        story: load("story")?,
+        beep: Arc::new(media::audio::Prompt::from_samples(&beep)),
+        thanks: load("thanks")?,
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let store = Arc::new(open_store(&settings)?);
+    let secret = Arc::new(
+        store::Secret::load_or_create(&settings.data_dir.join("secret.key"))
+            .context("cannot load the secret key")?,
+    );
+    let hub = store::CountHub::new();
+    let advertise: IpAddr = settings.public_host.unwrap_or_else(|| {
+        let ip = settings.sip_listen.ip();
+        if ip.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            ip
+        }
+    });
+    let sip_host = match advertise {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
+    };
+    let sip_port = settings.sip_listen.port();
+
+    let mut campaigns = Vec::new();
+    let mut views = Vec::new();
+    for c in &settings.campaigns {
+        store.ensure_campaign(&c.slug, &c.title)?;
+        hub.reset(&c.slug, store.counts(&c.slug)?);
+        let prompts = load_prompts(&c.prompts)?;
+        campaigns.push(Arc::new(sip::Campaign {
+            slug: c.slug.clone(),
+            dids: c.dids.clone(),
+            default_region: c.default_region.clone(),
+            flow: c.flow.clone(),
+            prompts,
+        }));
+        views.push(web::CampaignView {
+            slug: c.slug.clone(),
+            title: c.title.clone(),
+            number: c.number.clone(),
+            sip_uri: format!("sip:{}@{sip_host}:{sip_port}", c.slug),
+            transcript: c.transcript.clone(),
+            language: c.language.clone(),
+        });
+    }
+
+    let sip_server = sip::SipServer::bind(sip::SipConfig {
+        listen: settings.sip_listen,
+        advertise,
+        max_calls: settings.max_calls,
+        max_call: settings.max_call,
+    })
+    .await?;
+    let http = tokio::net::TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_listen))?;
+    let http_addr = http.local_addr()?;
+
+    println!("belteken is ready");
+    for v in &views {
+        println!("  call:  {}", v.sip_uri);
+        println!("  page:  http://{http_addr}/c/{}", v.slug);
+    }
+    info!(sip = %settings.sip_listen, http = %http_addr, data = %settings.data_dir.display(), "serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = web::router_with(
+        web::WebState {
+            campaigns: Arc::new(views),
+            hub: hub.clone(),
+        },
+        web::Options {
+            shutdown: Some(stop_rx.clone()),
+            ..web::Options::default()
+        },
+    );
+    let mut web_stop = stop_rx.clone();
+    let web_task = tokio::spawn(async move {
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = web_stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let services = sip::Services {
+        store: store.clone(),
+        hub,
+        secret,
+    };
+    let mut sip_stop = stop_rx.clone();
+    let sip_task = tokio::spawn(sip_server.run(campaigns, services, async move {
+        let _ = sip_stop.wait_for(|s| *s).await;
+    }));
+
+    shutdown_signal().await;
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = sip_task.await;
+        let _ = web_task.await;
+    })
+    .await;
+    Ok(())
+}

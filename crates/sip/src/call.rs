@@ -1,0 +1,505 @@
+//! One call: drives its flow, plays and records its media, and commits its signature.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flow::{Action, Event, PromptId, SignResult};
+use media::audio::Prompt;
+use media::recorder::{Recorder, RecorderLimits};
+use media::rtp::RtpSender;
+use rsipstack::dialog::dialog::TransactionHandle;
+use rsipstack::dialog::server_dialog::ServerInviteDialog;
+use rsipstack::sip::{Header, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::sdp::{self, Codec, Negotiated, Offer};
+use crate::server::{Campaign, Context};
+
+/// One RTP frame: 20 ms at 8 kHz.
+const PTIME: Duration = Duration::from_millis(20);
+const SAMPLES_PER_FRAME: usize = 160;
+/// Largest datagram we read; RTP for G.711 is 172 bytes.
+const MAX_DATAGRAM_BYTES: usize = 1500;
+/// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
+const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// When late by more than this many frames, skip ahead instead of bursting.
+const MAX_CATCH_UP_FRAMES: u32 = 5;
+
+/// Something the SIP dialog reports to its call.
+pub(crate) enum CallEvent {
+    /// The ACK for our 200 arrived.
+    Confirmed,
+    /// The dialog ended (BYE, CANCEL, timeout).
+    Terminated,
+    /// A re-INVITE or UPDATE with this body (empty: offer-less); answer on the handle.
+    Offer(Vec<u8>, TransactionHandle),
+    /// A DTMF key sent by SIP INFO.
+    Digit(char),
+}
+
+pub(crate) struct CallSetup {
+    pub ctx: Arc<Context>,
+    pub campaign: Arc<Campaign>,
+    pub caller: store::CallerIdentity,
+    pub offer: Offer,
+    pub chosen: Negotiated,
+    pub dialog: ServerInviteDialog,
+    pub events: mpsc::Receiver<CallEvent>,
+}
+
+/// The digit of a SIP INFO DTMF body (application/dtmf-relay or application/dtmf).
+pub(crate) fn info_digit(req: &rsipstack::sip::Request) -> Option<char> {
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = body
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then_some(v)
+        })
+        .unwrap_or(body);
+    let mut chars = value.trim().chars();
+    let c = chars.next()?;
+    let valid = c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    (valid && chars.next().is_none()).then_some(c)
+}
+
+fn sign_result(outcome: &store::SignOutcome) -> (SignResult, store::Counts) {
+    match *outcome {
+        store::SignOutcome::Counted { counts } => (SignResult::Counted, counts),
+        store::SignOutcome::AlreadySigned { counts } => (SignResult::AlreadySigned, counts),
+        store::SignOutcome::Unverified { counts } => (SignResult::Unverified, counts),
+    }
+}
+
+struct Media {
+    socket: UdpSocket,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    latched: bool,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    sender: RtpSender,
+    /// First deadline of the outgoing stream; frame n goes out at origin + n * PTIME.
+    origin: Option<Instant>,
+    frames_sent: u32,
+    playing: Option<(Arc<Prompt>, usize)>,
+    recorder: Option<Recorder>,
+    dtmf: media::dtmf::DtmfReceiver,
+    last_received: Instant,
+    decoded: Vec<i16>,
+    out: [u8; 12 + SAMPLES_PER_FRAME],
+}
+
+impl Media {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.origin.map(|o| o + PTIME * self.frames_sent)
+    }
+
+    /// Sends the frames due by `now`; reports whether the prompt playing has ended.
+    async fn send_due(&mut self, now: Instant) -> bool {
+        let Some(origin) = self.origin else {
+            return false;
+        };
+        let mut finished = false;
+        let due = (now.saturating_duration_since(origin).as_micros() / PTIME.as_micros()) as u32
+            + 1;
+        let mut behind = due.saturating_sub(self.frames_sent);
+        if behind > MAX_CATCH_UP_FRAMES {
+            // Late (the process stalled): keep the timestamps true, drop what is stale.
+            let skipped = behind - 1;
+            self.sender.skip(skipped * SAMPLES_PER_FRAME as u32);
+            self.frames_sent += skipped;
+            if let Some((prompt, index)) = &mut self.playing {
+                *index = (*index + skipped as usize).min(prompt.frames());
+            }
+            behind = 1;
+        }
+        for _ in 0..behind {
+            let payload: &[u8] = match &mut self.playing {
+                Some((prompt, index)) => match prompt.frame(self.codec, *index) {
+                    Some(frame) => {
+                        *index += 1;
+                        frame
+                    }
+                    None => {
+                        self.playing = None;
+                        finished = true;
+                        silence(self.codec)
+                    }
+                },
+                None => silence(self.codec),
+            };
+            let len = self.sender.write_packet(payload, &mut self.out);
+            self.frames_sent += 1;
+            if let Some(remote) = self.remote {
+                if let Err(e) = self.socket.send_to(&self.out[..len], remote).await {
+                    debug!(error = %e, "RTP send failed");
+                }
+            }
+        }
+        if let Some((prompt, index)) = &self.playing {
+            if *index >= prompt.frames() {
+                self.playing = None;
+                finished = true;
+            }
+        }
+        finished
+    }
+
+    /// Handles one datagram from the caller; returns a DTMF digit if it completed one.
+    fn on_datagram(&mut self, now: Instant, data: &[u8], from: SocketAddr) -> Option<char> {
+        if media::rtp::looks_like_rtcp(data) {
+            return None;
+        }
+        let packet = media::rtp::parse(data).ok()?;
+        let is_audio = packet.payload_type == self.codec.payload_type();
+        let is_event = Some(packet.payload_type) == self.telephone_event;
+        if !is_audio && !is_event {
+            return None;
+        }
+        // Symmetric RTP: answer to where the caller's media really comes from.
+        if !self.latched || self.remote != Some(from) {
+            if !self.latched {
+                debug!("RTP latched");
+            }
+            self.remote = Some(from);
+            self.latched = true;
+        }
+        self.last_received = now;
+        if is_event {
+            return self.dtmf.on_packet(packet.timestamp, packet.payload);
+        }
+        if let Some(recorder) = &mut self.recorder {
+            self.decoded.clear();
+            self.codec.decode(packet.payload, &mut self.decoded);
+            recorder.push(now, &self.decoded);
+        }
+        None
+    }
+}
+
+fn silence(codec: Codec) -> &'static [u8] {
+    static PCMU: [u8; SAMPLES_PER_FRAME] = [0xFF; SAMPLES_PER_FRAME];
+    static PCMA: [u8; SAMPLES_PER_FRAME] = [0xD5; SAMPLES_PER_FRAME];
+    match codec {
+        Codec::Pcmu => &PCMU,
+        Codec::Pcma => &PCMA,
+    }
+}
+
+fn prompt_for(campaign: &Campaign, id: PromptId) -> Arc<Prompt> {
+    let p = &campaign.prompts;
+    match id {
+        PromptId::Greeting => p.greeting.clone(),
+        PromptId::Story => p.story.clone(),
+        PromptId::Beep => p.beep.clone(),
+        PromptId::Thanks => p.thanks.clone(),
+    }
+}
+
+fn sdp_headers() -> Vec<Header> {
+    vec![Header::ContentType("application/sdp".into())]
+}
+
+pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
+    let CallSetup {
+        ctx,
+        campaign,
+        caller,
+        mut offer,
+        mut chosen,
+        dialog,
+        mut events,
+    } = setup;
+    let call_id = dialog.id().call_id.clone();
+    let started = Instant::now();
+    let withheld = matches!(caller, store::CallerIdentity::Withheld);
+    info!(call = %call_id, campaign = %campaign.slug, withheld, codec = chosen.codec.name(), "call");
+
+    let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
+    let socket = match UdpSocket::bind(bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot bind an RTP socket: 503");
+            let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
+            drive_invite(dialog.clone(), tx).await;
+            return;
+        }
+    };
+    let local = match socket.local_addr() {
+        Ok(a) => SocketAddr::new(ctx.config.advertise, a.port()),
+        Err(_) => bind,
+    };
+    let session_id: u64 = rand::random::<u32>().into();
+    let mut sdp_version = 1u64;
+    let mut media = Media {
+        socket,
+        local,
+        remote: chosen.remote,
+        latched: false,
+        codec: chosen.codec,
+        telephone_event: chosen.telephone_event,
+        sender: RtpSender::new(
+            rand::random(),
+            chosen.codec.payload_type(),
+            rand::random(),
+            rand::random(),
+        ),
+        origin: None,
+        frames_sent: 0,
+        playing: None,
+        recorder: None,
+        dtmf: media::dtmf::DtmfReceiver::default(),
+        last_received: started,
+        decoded: Vec::with_capacity(SAMPLES_PER_FRAME),
+        out: [0; 12 + SAMPLES_PER_FRAME],
+    };
+
+    let mut call = flow::Call::new(campaign.flow.clone(), started);
+    let deadline = started + ctx.config.max_call;
+    let mut answered = false;
+    let mut terminated = false;
+    let mut invite_tx = Some(tx);
+    let mut recording: Option<(Vec<u8>, Duration)> = None;
+    let mut signing: Option<oneshot::Receiver<SignResult>> = None;
+    let mut buf = [0u8; MAX_DATAGRAM_BYTES];
+    let caller = Arc::new(caller);
+
+    loop {
+        let now = Instant::now();
+        while let Some(action) = call.poll_action() {
+            match action {
+                Action::Ring => {
+                    if let Err(e) = dialog.ringing(None, None) {
+                        debug!(error = %e, "180 not sent");
+                    }
+                }
+                Action::Answer => {
+                    let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
+                    if let Err(e) = dialog.accept(Some(sdp_headers()), Some(body.into_bytes())) {
+                        warn!(call = %call_id, error = %e, "200 not sent");
+                    }
+                    answered = true;
+                    media.origin = Some(now);
+                    media.last_received = now;
+                }
+                Action::Play(id) => media.playing = Some((prompt_for(&campaign, id), 0)),
+                Action::Record(spec) => {
+                    let limits = RecorderLimits {
+                        max: spec.max,
+                        silence_end: spec.silence_end,
+                        initial_silence: spec.initial_silence,
+                    };
+                    media.recorder = Some(Recorder::new(limits, now));
+                }
+                Action::FinishRecording => {
+                    if let Some(r) = media.recorder.take() {
+                        let speech = r.speech();
+                        recording = Some((r.into_wav(), speech));
+                        call.handle(now, Event::RecordingFinished { speech });
+                    }
+                }
+                Action::Sign => {
+                    let Some((wav, speech)) = recording.take() else {
+                        call.handle(now, Event::Signed(SignResult::Failed));
+                        continue;
+                    };
+                    let (done_tx, done_rx) = oneshot::channel();
+                    signing = Some(done_rx);
+                    let services = ctx.services.clone();
+                    let slug = campaign.slug.clone();
+                    let caller = caller.clone();
+                    let call_id = call_id.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let signature = store::NewSignature {
+                            campaign: slug.clone(),
+                            caller: (*caller).clone(),
+                            recording_wav: wav,
+                            speech_ms: speech.as_millis().min(u32::MAX as u128) as u32,
+                            channel: "sip",
+                        };
+                        let result = match services.store.sign(signature) {
+                            Ok(outcome) => {
+                                let (result, counts) = sign_result(&outcome);
+                                services.hub.publish(&slug, counts);
+                                info!(call = %call_id, campaign = %slug, ?result, signatures = counts.signatures, unverified = counts.unverified, "signature");
+                                result
+                            }
+                            Err(e) => {
+                                warn!(call = %call_id, error = %e, "signature not stored");
+                                SignResult::Failed
+                            }
+                        };
+                        let _ = done_tx.send(result);
+                    });
+                }
+                Action::Hangup => {
+                    if !terminated {
+                        if answered {
+                            if let Err(e) = dialog.bye().await {
+                                debug!(error = %e, "BYE failed");
+                            }
+                        } else {
+                            let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                        }
+                        terminated = true;
+                    }
+                }
+            }
+        }
+        if let Some(mut tx) = invite_tx.take() {
+            // The INVITE transaction is driven only after the 180 is queued, so that
+            // the dialog sends it right after our 100 Trying. It ends on its own
+            // (ACK, CANCEL or its timers).
+            let mut d = dialog.clone();
+            tokio::spawn(async move {
+                if let Err(e) = d.handle(&mut tx).await {
+                    debug!(error = %e, "INVITE transaction");
+                }
+            });
+        }
+        if call.is_done() && signing.is_none() {
+            break;
+        }
+        if now >= deadline && !terminated {
+            info!(call = %call_id, "call reached max_call_seconds");
+            call.handle(now, Event::CallerHangup);
+            if answered {
+                let _ = dialog.bye().await;
+            }
+            terminated = true;
+            continue;
+        }
+        if answered && !terminated && now.duration_since(media.last_received) > MEDIA_TIMEOUT {
+            info!(call = %call_id, "no RTP from the caller: ending the call");
+            call.handle(now, Event::CallerHangup);
+            let _ = dialog.bye().await;
+            terminated = true;
+            continue;
+        }
+
+        let mut wake = deadline;
+        if let Some(t) = call.poll_timeout() {
+            wake = wake.min(t);
+        }
+        if !terminated {
+            if let Some(t) = media.next_deadline() {
+                wake = wake.min(t);
+            }
+        }
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wake));
+        tokio::select! {
+            () = sleep => {
+                let now = Instant::now();
+                if call.poll_timeout().is_some_and(|t| t <= now) {
+                    call.handle(now, Event::Timer);
+                }
+                if !terminated && media.send_due(now).await {
+                    call.handle(now, Event::PromptFinished);
+                }
+                if let Some(reason) = media.recorder.as_mut().and_then(|r| r.poll(now)) {
+                    if let Some(r) = media.recorder.take() {
+                        let speech = r.speech();
+                        debug!(call = %call_id, ?reason, speech_ms = speech.as_millis() as u64, "recording ended");
+                        recording = Some((r.into_wav(), speech));
+                        call.handle(now, Event::RecordingFinished { speech });
+                    }
+                }
+            }
+            received = media.socket.recv_from(&mut buf), if !terminated => {
+                if let Ok((len, from)) = received {
+                    let now = Instant::now();
+                    if let Some(digit) = media.on_datagram(now, &buf[..len], from) {
+                        info!(call = %call_id, %digit, "DTMF");
+                        call.handle(now, Event::Digit(digit));
+                    }
+                }
+            }
+            event = events.recv() => {
+                let now = Instant::now();
+                match event {
+                    Some(CallEvent::Confirmed) => {}
+                    Some(CallEvent::Terminated) | None => {
+                        if !terminated {
+                            terminated = true;
+                            call.handle(now, Event::CallerHangup);
+                        }
+                    }
+                    Some(CallEvent::Digit(digit)) => {
+                        info!(call = %call_id, %digit, "DTMF (INFO)");
+                        call.handle(now, Event::Digit(digit));
+                    }
+                    Some(CallEvent::Offer(body, handle)) => {
+                        let answer = if body.is_empty() {
+                            Ok(())
+                        } else {
+                            sdp::parse(&body).and_then(|o| {
+                                let n = sdp::negotiate(&o)?;
+                                offer = o;
+                                chosen = n;
+                                Ok(())
+                            })
+                        };
+                        match answer {
+                            Ok(()) => {
+                                if media.codec != chosen.codec {
+                                    media.codec = chosen.codec;
+                                    media.sender.set_payload_type(chosen.codec.payload_type());
+                                }
+                                media.telephone_event = chosen.telephone_event;
+                                if !body.is_empty() && chosen.remote != media.remote {
+                                    media.remote = chosen.remote;
+                                    media.latched = false;
+                                }
+                                sdp_version += 1;
+                                let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
+                                let _ = handle.respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes())).await;
+                            }
+                            Err(e) => {
+                                debug!(error = %e, "re-INVITE offer refused");
+                                let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+                            }
+                        }
+                    }
+                }
+            }
+            result = async { match signing.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } } => {
+                signing = None;
+                let result = result.unwrap_or(SignResult::Failed);
+                call.handle(Instant::now(), Event::Signed(result));
+            }
+        }
+    }
+    info!(call = %call_id, outcome = ?call.outcome(), seconds = started.elapsed().as_secs(), "call ended");
+}
+
+/// Lets the INVITE transaction send a final response queued on the dialog.
+async fn drive_invite(mut dialog: ServerInviteDialog, mut tx: Transaction) {
+    let _ = tokio::time::timeout(Duration::from_secs(32), dialog.handle(&mut tx)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(body: &str) -> rsipstack::sip::Request {
+        rsipstack::sip::Request {
+            body: body.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn info_dtmf_bodies() {
+        assert_eq!(info_digit(&info("Signal=5\r\nDuration=160\r\n")), Some('5'));
+        assert_eq!(info_digit(&info("Signal= #\r\n")), Some('#'));
+        assert_eq!(info_digit(&info("7")), Some('7'));
+        assert_eq!(info_digit(&info("Signal=x\r\n")), None);
+        assert_eq!(info_digit(&info("")), None);
+        assert_eq!(info_digit(&info("Signal=12")), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! Caller identity: the only place a raw phone number is handled; it leaves as an HMAC key.
+
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+
+use hmac::{Hmac, Mac};
+use phonenumber::country;
+use sha2::Sha256;
+
+use crate::Secret;
+
+/// Longest caller string we look at, in bytes. SIP user parts are short; anything longer is
+/// not a phone number and is not worth parsing.
+pub const MAX_CALLER_INPUT_BYTES: usize = 64;
+
+/// Most digits we accept in the input: E.164 allows 15, plus room for an international prefix
+/// ("00", "011") and a national trunk prefix.
+const MAX_INPUT_DIGITS: usize = 20;
+
+/// Fewest digits of a full international (E.164) number we accept as a phone number. Shorter
+/// strings are PBX extensions or service codes, which identify nobody.
+const MIN_E164_DIGITS: usize = 8;
+
+/// Most digits of an E.164 number (ITU-T E.164).
+const MAX_E164_DIGITS: usize = 15;
+
+/// Pseudonymous caller key: lowercase hex of HMAC-SHA256(secret, E.164 number).
+///
+/// It prints only its first 8 hex digits: with the secret, a full key can be brute-forced back
+/// into a phone number, so it is treated as personal data too.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CallerKey(String);
+
+impl CallerKey {
+    /// The full hex key, for storage.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn short(&self) -> &str {
+        self.0.get(..8).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for CallerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.short())
+    }
+}
+
+impl fmt::Debug for CallerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallerKey({}…)", self.short())
+    }
+}
+
+/// Who is calling, as far as the network told us.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerIdentity {
+    /// A phone number was presented; `country` is its ISO 3166 region ("BE") when the number
+    /// belongs to one.
+    Verified {
+        key: CallerKey,
+        country: Option<String>,
+    },
+    /// No usable number: anonymous, restricted, an extension, or garbage.
+    Withheld,
+}
+
+impl CallerIdentity {
+    /// The key when the caller is verified.
+    pub fn key(&self) -> Option<&CallerKey> {
+        match self {
+            CallerIdentity::Verified { key, .. } => Some(key),
+            CallerIdentity::Withheld => None,
+        }
+    }
+}
+
+/// Turns the user part of a SIP P-Asserted-Identity or From into a caller identity.
+///
+/// Accepted notations: "+32470000001", "0032470000001", "0470000001" (national, using
+/// `default_region`), visual separators (space, `-`, `.`, `(`, `)`, `/`), a leading "%2B" for an
+/// escaped "+", and tel-URI parameters after ";" (ignored). Anything with letters or other
+/// symbols is `Withheld`.
+///
+/// Rule for a number to count as verified: the phonenumber crate parses it to a known country
+/// calling code and its E.164 form has 8 to 15 digits. We deliberately do not require
+/// `phonenumber::is_valid`: its range metadata lags real allocations (and rejects the
+/// fictional test ranges), and what makes a caller ID trustworthy is the trunk that asserted
+/// it, not the range it falls in.
+///
+/// The raw number and its E.164 form stay inside this function; only the HMAC leaves.
+pub fn identify_caller(
+    raw_user: Option<&str>,
+    default_region: &str,
+    secret: &Secret,
+) -> CallerIdentity {
+    let Some(normalized) = raw_user.and_then(normalize) else {
+        return CallerIdentity::Withheld;
+    };
+    let region: Option<country::Id> = default_region.trim().to_ascii_uppercase().parse().ok();
+    // `normalized` is "+digits" or "digits", bounded in length, so the parser sees only input of
+    // the shape it was built for. It still contains `unwrap`s of its own; a panic there must
+    // not take down a call, so it counts as "no usable number".
+    let parsed = panic::catch_unwind(AssertUnwindSafe(|| phonenumber::parse(region, &normalized)));
+    let Ok(Ok(number)) = parsed else {
+        return CallerIdentity::Withheld;
+    };
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    let digits = e164.strip_prefix('+').unwrap_or(&e164);
+    if !(MIN_E164_DIGITS..=MAX_E164_DIGITS).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return CallerIdentity::Withheld;
+    }
+    let country = number.country().id().map(|id| id.as_ref().to_owned());
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC-SHA256 accepts a key of any length");
+    mac.update(e164.as_bytes());
+    let key = CallerKey(hex::encode(mac.finalize().into_bytes()));
+    CallerIdentity::Verified { key, country }
+}
+
+/// Reduces a SIP user part to "+digits" or "digits", or None when it is not a phone number.
+fn normalize(raw: &str) -> Option<String> {
+    if raw.len() > MAX_CALLER_INPUT_BYTES {
+        return None;
+    }
+    // tel-URI style parameters ("+32470000001;npdi;rn=...") are not part of the number.
+    let raw = raw.split(';').next().unwrap_or("").trim();
+    let (plus, rest) = if let Some(rest) = raw.strip_prefix('+') {
+        (true, rest)
+    } else if raw.len() >= 3 && raw[..3].eq_ignore_ascii_case("%2b") {
+        (true, &raw[3..])
+    } else {
+        (false, raw)
+    };
+    let mut out = String::with_capacity(rest.len() + 1);
+    if plus {
+        out.push('+');
+    }
+    let mut digits = 0usize;
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => {
+                digits += 1;
+                out.push(c);
+            }
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return None,
+        }
+    }
+    if digits == 0 || digits > MAX_INPUT_DIGITS {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_shapes() {
+        assert_eq!(
+            normalize("+32 470/00.00-01").as_deref(),
+            Some("+32470000001")
+        );
+        assert_eq!(
+            normalize("%2B32470000001;npdi").as_deref(),
+            Some("+32470000001")
+        );
+        assert_eq!(normalize("anonymous"), None);
+        assert_eq!(normalize("++32"), None);
+        assert_eq!(normalize("  "), None);
+        assert_eq!(normalize("123456789012345678901"), None);
+    }
+}
+
+/// Whether `region` is a region the number parser knows ("BE", "NL"...), for config checks.
+pub fn is_known_region(region: &str) -> bool {
+    region.len() == 2
+        && region.chars().all(|c| c.is_ascii_uppercase())
+        && region.parse::<country::Id>().is_ok()
+}
+
+#[cfg(test)]
+mod region_tests {
+    #[test]
+    fn known_regions() {
+        assert!(super::is_known_region("BE"));
+        assert!(super::is_known_region("NL"));
+        assert!(!super::is_known_region("be"));
+        assert!(!super::is_known_region("XX"));
+        assert!(!super::is_known_region(""));
+    }
+}

@@ -1,0 +1,127 @@
+//! The HTTP face of belteken: public campaign pages, the JSON API and the live count over SSE.
+//!
+//! The router serves counts from the in-memory [`store::CountHub`], never from a database read
+//! per request: the binary seeds the hub at start and the SIP channel publishes after each
+//! signature. The router binds nothing; the binary serves it on a socket it bound.
+
+mod api;
+mod events;
+mod html;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::{watch, Semaphore};
+
+/// What the web layer shows about one campaign; built by the binary from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignView {
+    /// URL-safe identifier, used in `/c/{slug}` and the API paths.
+    pub slug: String,
+    pub title: String,
+    /// Display number, e.g. "+32 2 000 00 00"; the `tel:` link keeps its digits and `+` only.
+    pub number: Option<String>,
+    /// The SIP address callers can dial directly, e.g. "sip:demo@127.0.0.1:5060".
+    pub sip_uri: String,
+    /// What callers hear; blank lines separate paragraphs.
+    pub transcript: String,
+    /// "en" or "nl": the page's `lang` and the language of its labels (anything else: English).
+    pub language: String,
+}
+
+/// Everything the handlers read. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub campaigns: Arc<Vec<CampaignView>>,
+    pub hub: store::CountHub,
+}
+
+impl WebState {
+    fn campaign(&self, slug: &str) -> Option<&CampaignView> {
+        self.campaigns.iter().find(|c| c.slug == slug)
+    }
+}
+
+/// Default for [`Options::max_event_streams`].
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 10_000;
+
+/// Limits and the shutdown signal for [`router_with`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Open SSE streams at most, over all campaigns; one more gets 503 with `Retry-After`.
+    pub max_event_streams: usize,
+    /// When this turns `true` (or its sender is dropped) every open SSE stream ends, so that a
+    /// graceful shutdown of the server does not wait forever on pages left open.
+    pub shutdown: Option<watch::Receiver<bool>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
+            shutdown: None,
+        }
+    }
+}
+
+/// The state each handler gets: the public state plus the limits.
+#[derive(Clone)]
+struct AppState {
+    web: WebState,
+    event_streams: Arc<Semaphore>,
+    shutdown: Option<watch::Receiver<bool>>,
+}
+
+/// The whole HTTP surface with default [`Options`] (no shutdown signal).
+pub fn router(state: WebState) -> Router {
+    router_with(state, Options::default())
+}
+
+/// The whole HTTP surface; see docs/CONTRACTS.md for the routes.
+pub fn router_with(state: WebState, options: Options) -> Router {
+    let permits = options.max_event_streams.min(Semaphore::MAX_PERMITS);
+    let app = AppState {
+        web: state,
+        event_streams: Arc::new(Semaphore::new(permits)),
+        shutdown: options.shutdown,
+    };
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/", get(pages::index))
+        .route("/c/{slug}", get(pages::campaign))
+        .route("/static/live.js", get(pages::live_js))
+        .route("/static/style.css", get(pages::style_css))
+        .route("/api/campaigns", get(api::list))
+        .route("/api/campaigns/{slug}", get(api::campaign))
+        .route("/api/campaigns/{slug}/events", get(events::stream))
+        .fallback(pages::fallback)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(app)
+}
+
+/// The CSS is served as a file, so no inline style or script is allowed anywhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'; object-src 'none'";
+
+/// Added to every response, including errors and the fallback.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}

@@ -1,0 +1,275 @@
+//! Server-rendered HTML pages (they work without JavaScript), the static files, and the 404s.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::html::{escape, path_segment, tel_target};
+use crate::{api, AppState, CampaignView};
+
+const LIVE_JS: &str = include_str!("../static/live.js");
+const STYLE_CSS: &str = include_str!("../static/style.css");
+
+/// Pages show a count, so a browser must ask again each time; they are cheap to render.
+const PAGE_CACHE: &str = "no-cache";
+/// The static files are not versioned in their URL, so cache them only briefly.
+const STATIC_CACHE: &str = "public, max-age=300";
+
+/// The words on a page, in the campaign's language.
+struct Labels {
+    lang: &'static str,
+    call_heading: &'static str,
+    how: &'static str,
+    sip_intro: &'static str,
+    count_heading: &'static str,
+    unverified: &'static str,
+    unverified_note: &'static str,
+    story_heading: &'static str,
+    all_campaigns: &'static str,
+    footer: &'static str,
+    not_found_title: &'static str,
+    not_found_text: &'static str,
+}
+
+const EN: Labels = Labels {
+    lang: "en",
+    call_heading: "Call to sign",
+    how: "Call, listen, and say your name after the beep: that signs the petition.",
+    sip_intro: "From a SIP phone or app:",
+    count_heading: "Signatures so far",
+    unverified: "Unverified signatures:",
+    unverified_note: "counted apart: these callers withheld their number.",
+    story_heading: "What you will hear",
+    all_campaigns: "All campaigns",
+    footer: "A phone petition line run with belteken.",
+    not_found_title: "Campaign not found",
+    not_found_text: "There is no campaign at this address.",
+};
+
+const NL: Labels = Labels {
+    lang: "nl",
+    call_heading: "Bel om te tekenen",
+    how: "Bel, luister en zeg uw naam na de pieptoon: zo tekent u de petitie.",
+    sip_intro: "Vanaf een SIP-telefoon of -app:",
+    count_heading: "Handtekeningen tot nu toe",
+    unverified: "Niet-geverifieerde handtekeningen:",
+    unverified_note: "apart geteld: deze bellers hielden hun nummer verborgen.",
+    story_heading: "Wat u zult horen",
+    all_campaigns: "Alle campagnes",
+    footer: "Een telefonische petitielijn, gedraaid met belteken.",
+    not_found_title: "Campagne niet gevonden",
+    not_found_text: "Op dit adres is geen campagne.",
+};
+
+fn labels(language: &str) -> &'static Labels {
+    match language {
+        "nl" => &NL,
+        _ => &EN,
+    }
+}
+
+/// The document around a page's `<main>` content. `title` and `main` must already be HTML.
+fn document(title: &str, main: &str, labels: &Labels) -> String {
+    format!(
+        "<!doctype html>\n\
+<html lang=\"{lang}\">\n\
+<head>\n\
+<meta charset=\"utf-8\">\n\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+<title>{title}</title>\n\
+<link rel=\"stylesheet\" href=\"/static/style.css\">\n\
+<script src=\"/static/live.js\" defer></script>\n\
+</head>\n\
+<body>\n\
+<header><p class=\"brand\"><a href=\"/\">belteken</a></p></header>\n\
+<main>\n{main}</main>\n\
+<footer><p>{footer} <a href=\"/\">{all}</a></p></footer>\n\
+</body>\n\
+</html>\n",
+        lang = labels.lang,
+        footer = labels.footer,
+        all = labels.all_campaigns,
+    )
+}
+
+fn page(status: StatusCode, cache: &'static str, body: String) -> Response {
+    (status, [(header::CACHE_CONTROL, cache)], Html(body)).into_response()
+}
+
+/// `GET /`: every campaign, with a link to its page.
+pub(crate) async fn index(State(state): State<AppState>) -> Response {
+    let campaigns = &state.web.campaigns;
+    // One language for the list when all campaigns share it; English otherwise.
+    let language = match campaigns.first() {
+        Some(first) if campaigns.iter().all(|c| c.language == first.language) => {
+            first.language.as_str()
+        }
+        _ => "en",
+    };
+    let labels = labels(language);
+    let mut main = format!(
+        "<h1>{}</h1>\n<ul class=\"campaigns\">\n",
+        labels.all_campaigns
+    );
+    for c in campaigns.iter() {
+        let _ = writeln!(
+            main,
+            "<li><a href=\"/c/{}\">{}</a></li>",
+            path_segment(&c.slug),
+            escape(&c.title)
+        );
+    }
+    main.push_str("</ul>\n");
+    let body = document(labels.all_campaigns, &main, labels);
+    page(StatusCode::OK, PAGE_CACHE, body)
+}
+
+/// `GET /c/{slug}`: the public page of one campaign.
+pub(crate) async fn campaign(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+    match state.web.campaign(&slug) {
+        Some(view) => page(StatusCode::OK, PAGE_CACHE, campaign_page(view, &state)),
+        None => not_found_page(),
+    }
+}
+
+fn campaign_page(view: &CampaignView, state: &AppState) -> String {
+    let labels = labels(&view.language);
+    let counts = state.web.hub.current(&view.slug);
+    let title = escape(&view.title);
+    let mut main = format!("<h1>{title}</h1>\n");
+
+    // Writing to a String cannot fail, hence the ignored results below.
+    let _ = write!(
+        main,
+        "<section class=\"call\" aria-labelledby=\"call-heading\">\n\
+<h2 id=\"call-heading\">{}</h2>\n<p>{}</p>\n",
+        labels.call_heading, labels.how
+    );
+    if let Some(number) = &view.number {
+        let shown = escape(number);
+        match tel_target(number) {
+            Some(target) => {
+                let _ = writeln!(
+                    main,
+                    "<p class=\"number\"><a href=\"{}\">{shown}</a></p>",
+                    escape(&target)
+                );
+            }
+            None => {
+                let _ = writeln!(main, "<p class=\"number\">{shown}</p>");
+            }
+        }
+    }
+    let sip = escape(&view.sip_uri);
+    let _ = write!(
+        main,
+        "<p class=\"sip\">{} <a href=\"{sip}\">{sip}</a></p>\n</section>\n",
+        labels.sip_intro
+    );
+
+    let events = format!("/api/campaigns/{}/events", path_segment(&view.slug));
+    let _ = write!(
+        main,
+        "<section class=\"tally\" aria-labelledby=\"count-heading\">\n\
+<h2 id=\"count-heading\">{heading}</h2>\n\
+<p class=\"count\"><span id=\"count\" aria-live=\"polite\" aria-atomic=\"true\" \
+data-events=\"{events}\">{signatures}</span></p>\n\
+<p class=\"unverified\">{unverified} <span id=\"unverified\">{unverified_n}</span> \
+<small>({note})</small></p>\n\
+</section>\n",
+        heading = labels.count_heading,
+        events = escape(&events),
+        signatures = counts.signatures,
+        unverified = labels.unverified,
+        unverified_n = counts.unverified,
+        note = labels.unverified_note,
+    );
+
+    let _ = write!(
+        main,
+        "<section class=\"story\" aria-labelledby=\"story-heading\">\n\
+<h2 id=\"story-heading\">{}</h2>\n{}</section>\n",
+        labels.story_heading,
+        paragraphs(&view.transcript)
+    );
+
+    document(&title, &main, labels)
+}
+
+/// The transcript as `<p>` elements: blank lines separate paragraphs, single line breaks
+/// inside one become `<br>`.
+fn paragraphs(text: &str) -> String {
+    let normalized = text.replace("\r\n", "\n");
+    let mut out = String::new();
+    let mut lines: Vec<&str> = Vec::new();
+    for line in normalized.lines().chain(std::iter::once("")) {
+        let line = line.trim();
+        if line.is_empty() {
+            if !lines.is_empty() {
+                let escaped: Vec<String> = lines.iter().map(|l| escape(l)).collect();
+                let _ = writeln!(out, "<p>{}</p>", escaped.join("<br>\n"));
+                lines.clear();
+            }
+        } else {
+            lines.push(line);
+        }
+    }
+    out
+}
+
+fn not_found_page() -> Response {
+    let labels = &EN;
+    let main = format!(
+        "<h1>{}</h1>\n<p>{} <a href=\"/\">{}</a></p>\n",
+        labels.not_found_title, labels.not_found_text, labels.all_campaigns
+    );
+    let body = document(labels.not_found_title, &main, labels);
+    page(StatusCode::NOT_FOUND, "no-store", body)
+}
+
+/// Any other path: a JSON 404 under `/api/`, an HTML one elsewhere.
+pub(crate) async fn fallback(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        api::error(StatusCode::NOT_FOUND, "not found")
+    } else {
+        not_found_page()
+    }
+}
+
+pub(crate) async fn live_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, STATIC_CACHE),
+        ],
+        LIVE_JS,
+    )
+        .into_response()
+}
+
+pub(crate) async fn style_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, STATIC_CACHE),
+        ],
+        STYLE_CSS,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paragraphs;
+
+    #[test]
+    fn paragraphs_split_on_blank_lines_and_escape() {
+        assert_eq!(
+            paragraphs("One\r\ntwo <b>\n\n\n Three & four \n"),
+            "<p>One<br>\ntwo &lt;b&gt;</p>\n<p>Three &amp; four</p>\n"
+        );
+        assert_eq!(paragraphs("  \n"), "");
+    }
+}

@@ -1,0 +1,41 @@
+// Live signature count for a campaign page: listens to the campaign's event stream and
+// updates the numbers the server already rendered (the page works without this script).
+(function () {
+  "use strict";
+  var count = document.getElementById("count");
+  if (!count || !window.EventSource) {
+    return;
+  }
+  var url = count.getAttribute("data-events");
+  var unverified = document.getElementById("unverified");
+  // Retry after the server turned us away (503) or the stream closed for good.
+  var RETRY_MS = 30000;
+
+  function show(element, value) {
+    if (element && typeof value === "number" && element.textContent !== String(value)) {
+      element.textContent = String(value);
+    }
+  }
+
+  function connect() {
+    var source = new EventSource(url);
+    source.addEventListener("count", function (event) {
+      var data;
+      try {
+        data = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      show(count, data.signatures);
+      show(unverified, data.unverified);
+    });
+    source.onerror = function () {
+      // While CONNECTING the browser retries by itself; CLOSED means it gave up.
+      if (source.readyState === EventSource.CLOSED) {
+        window.setTimeout(connect, RETRY_MS);
+      }
+    };
+  }
+
+  connect();
+})();

@@ -50,7 +50,7 @@ def ms():
 
 state = {"call": None, "done": False, "confirmed": False, "status": None, "reason": "",
          "dtmf": "", "connect_ms": None, "end_ms": None, "hung_up_by": None,
-         "incoming_ms": None}
+         "incoming_ms": None, "invite_ms": 0}
 
 
 class Call(pj.Call):
@@ -150,6 +150,7 @@ print("READY sip=127.0.0.1:%s t=%d" % (local_port, ms()), flush=True)
 if args.uri:
     call = Call(acc)
     state["call"] = call
+    state["invite_ms"] = ms()
     call.makeCall(args.uri, pj.CallOpParam(True))
 
 answered = False
@@ -169,7 +170,8 @@ while not state["done"] and time.monotonic() - T0 < args.seconds:
         except Exception:
             traceback.print_exc()
         answered = True
-    if (args.hangup_after_ms is not None and not hung_up and ms() >= args.hangup_after_ms):
+    if (args.hangup_after_ms is not None and not hung_up
+            and ms() - state["invite_ms"] >= args.hangup_after_ms):
         hung_up = True
         state["hung_up_by"] = "local"
         print("HANGUP local t=%d" % ms(), flush=True)

@@ -161,9 +161,15 @@ mod tests {
         assert_eq!(rx.on_packet(9000, &[1, 2]), None);
         assert_eq!(rx.on_packet(9000, &payload(9, false, 10, 160)), Some('9'));
         // A timestamp far in the past means the sender restarted: a new press.
-        assert_eq!(rx.on_packet(9000u32.wrapping_sub(100_000), &payload(3, false, 10, 160)), Some('3'));
+        assert_eq!(
+            rx.on_packet(9000u32.wrapping_sub(100_000), &payload(3, false, 10, 160)),
+            Some('3')
+        );
         // Timestamps wrap around 2^32.
-        assert_eq!(rx.on_packet(u32::MAX - 10, &payload(4, false, 10, 160)), Some('4'));
+        assert_eq!(
+            rx.on_packet(u32::MAX - 10, &payload(4, false, 10, 160)),
+            Some('4')
+        );
         assert_eq!(rx.on_packet(150, &payload(7, false, 10, 160)), Some('7'));
         rx.reset();
         assert_eq!(rx.on_packet(150, &payload(7, false, 10, 160)), Some('7'));

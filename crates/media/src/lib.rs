@@ -70,15 +70,13 @@ impl Codec {
 
     /// Encodes `min(pcm.len(), out.len())` samples into `out`; returns how many were written.
     pub fn encode(self, pcm: &[i16], out: &mut [u8]) -> usize {
-        let n = pcm.len().min(out.len());
-        let encode = match self {
-            Codec::Pcmu => g711::ulaw_encode,
-            Codec::Pcma => g711::alaw_encode,
-        };
-        for (o, &s) in out[..n].iter_mut().zip(&pcm[..n]) {
-            *o = encode(s);
+        let pairs = out.iter_mut().zip(pcm);
+        // One loop per law so each inlines its encoder.
+        match self {
+            Codec::Pcmu => pairs.for_each(|(o, &s)| *o = g711::ulaw_encode(s)),
+            Codec::Pcma => pairs.for_each(|(o, &s)| *o = g711::alaw_encode(s)),
         }
-        n
+        pcm.len().min(out.len())
     }
 
     /// Decodes every byte of `payload`, appending the samples to `out` (it is not cleared, so a

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(p.next_deadline(), t0 + MS20);
         assert_eq!(p.due(t0 + Duration::from_millis(19)).frames, 0);
         let d = p.due(t0 + Duration::from_millis(21));
-        assert_eq!((d.frames, d.skipped, d.late), (1, 0, Duration::from_millis(1)));
+        assert_eq!(
+            (d.frames, d.skipped, d.late),
+            (1, 0, Duration::from_millis(1))
+        );
         // Asking again at the same time gives nothing: due counts what it returns.
         assert_eq!(p.due(t0 + Duration::from_millis(21)), Due::default());
     }
@@ -205,5 +208,4 @@ mod tests {
             t0 + Duration::from_nanos(20_000_001 * 1_000_000)
         );
     }
-
 }

@@ -76,6 +76,12 @@ impl Recorder {
         }
         let room = self.max_samples.saturating_sub(self.samples.len());
         let kept = samples.get(..room).unwrap_or(samples);
+        // Grow geometrically but never past the cap, so memory stays within `max`.
+        let needed = self.samples.len() + kept.len();
+        if needed > self.samples.capacity() {
+            let target = (self.samples.capacity() * 2).clamp(needed, self.max_samples.max(needed));
+            self.samples.reserve_exact(target - self.samples.len());
+        }
         self.samples.extend_from_slice(kept);
         for frame in kept.chunks(VAD_FRAME_SAMPLES) {
             if self.vad.is_speech(frame) {
@@ -170,13 +176,17 @@ mod tests {
         let t0 = crate::test_origin();
         let mut rec = Recorder::new(LIMITS, t0);
         let mut t = t0;
-        assert_eq!(feed(&mut rec, &mut t, &tone(440.0, Duration::from_secs(1), 8000)), None);
+        assert_eq!(
+            feed(&mut rec, &mut t, &tone(440.0, Duration::from_secs(1), 8000)),
+            None
+        );
         let end = feed(&mut rec, &mut t, &[0; 3 * 8000]);
         assert_eq!(end, Some(EndReason::SilenceAfterSpeech));
         // 1 s of speech, 200 ms hangover, then 2 s of silence.
         let ended_after = t - t0;
         assert!(
-            ended_after >= Duration::from_millis(3150) && ended_after <= Duration::from_millis(3250),
+            ended_after >= Duration::from_millis(3150)
+                && ended_after <= Duration::from_millis(3250),
             "{ended_after:?}"
         );
         let speech = rec.speech();
@@ -187,7 +197,10 @@ mod tests {
         assert_eq!(rec.samples().len(), (ended_after.as_millis() * 8) as usize);
         // Sticky, and further audio is ignored.
         rec.push(t, &[1000; 160]);
-        assert_eq!(rec.poll(t + Duration::from_secs(60)), Some(EndReason::SilenceAfterSpeech));
+        assert_eq!(
+            rec.poll(t + Duration::from_secs(60)),
+            Some(EndReason::SilenceAfterSpeech)
+        );
         let wav = rec.into_wav();
         assert_eq!(wav.len(), 44 + (ended_after.as_millis() * 16) as usize);
     }
@@ -198,7 +211,10 @@ mod tests {
         let mut rec = Recorder::new(LIMITS, t0);
         assert_eq!(rec.next_timeout(), t0 + LIMITS.initial_silence);
         assert_eq!(rec.poll(t0 + Duration::from_millis(4999)), None);
-        assert_eq!(rec.poll(t0 + Duration::from_secs(5)), Some(EndReason::NoSpeech));
+        assert_eq!(
+            rec.poll(t0 + Duration::from_secs(5)),
+            Some(EndReason::NoSpeech)
+        );
         assert_eq!(rec.speech(), Duration::ZERO);
         assert!(rec.samples().is_empty());
     }
@@ -208,7 +224,10 @@ mod tests {
         let t0 = crate::test_origin();
         let mut rec = Recorder::new(LIMITS, t0);
         let mut t = t0;
-        assert_eq!(feed(&mut rec, &mut t, &[0; 10 * 8000]), Some(EndReason::NoSpeech));
+        assert_eq!(
+            feed(&mut rec, &mut t, &[0; 10 * 8000]),
+            Some(EndReason::NoSpeech)
+        );
         assert_eq!(t - t0, LIMITS.initial_silence);
     }
 
@@ -217,11 +236,18 @@ mod tests {
         let t0 = crate::test_origin();
         let mut rec = Recorder::new(LIMITS, t0);
         let mut t = t0;
-        feed(&mut rec, &mut t, &tone(440.0, Duration::from_millis(600), 8000));
+        feed(
+            &mut rec,
+            &mut t,
+            &tone(440.0, Duration::from_millis(600), 8000),
+        );
         // The phone goes quiet: no packets at all.
         assert_eq!(rec.next_timeout(), t + LIMITS.silence_end);
         assert_eq!(rec.poll(t + Duration::from_millis(1999)), None);
-        assert_eq!(rec.poll(t + LIMITS.silence_end), Some(EndReason::SilenceAfterSpeech));
+        assert_eq!(
+            rec.poll(t + LIMITS.silence_end),
+            Some(EndReason::SilenceAfterSpeech)
+        );
     }
 
     #[test]
@@ -236,12 +262,18 @@ mod tests {
         rec.push(t0, &tone(440.0, Duration::from_secs(5), 8000));
         assert_eq!(rec.samples().len(), 3 * 8000);
         assert_eq!(rec.poll(t0), Some(EndReason::MaxLength));
+        assert_eq!(rec.samples.capacity(), 3 * 8000);
 
         let mut rec = Recorder::new(limits, t0);
         let mut t = t0;
-        let end = feed(&mut rec, &mut t, &tone(440.0, Duration::from_secs(10), 8000));
+        let end = feed(
+            &mut rec,
+            &mut t,
+            &tone(440.0, Duration::from_secs(10), 8000),
+        );
         assert_eq!(end, Some(EndReason::MaxLength));
         assert_eq!(t - t0, Duration::from_secs(3));
+        assert_eq!(rec.samples.capacity(), 3 * 8000, "growth stops at the cap");
         assert!(rec.speech() > Duration::from_millis(2900));
     }
 
@@ -251,7 +283,14 @@ mod tests {
         let mut rec = Recorder::new(LIMITS, t0);
         let mut t = t0;
         for _ in 0..4 {
-            assert_eq!(feed(&mut rec, &mut t, &tone(300.0, Duration::from_millis(400), 6000)), None);
+            assert_eq!(
+                feed(
+                    &mut rec,
+                    &mut t,
+                    &tone(300.0, Duration::from_millis(400), 6000)
+                ),
+                None
+            );
             assert_eq!(feed(&mut rec, &mut t, &[0; 8000]), None); // 1 s pause < 2 s
         }
         let speech = rec.speech();

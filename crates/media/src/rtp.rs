@@ -229,7 +229,9 @@ mod tests {
     use super::*;
 
     fn header(b0: u8, b1: u8) -> Vec<u8> {
-        vec![b0, b1, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0x01, 0x02, 0x03, 0x04]
+        vec![
+            b0, b1, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0x01, 0x02, 0x03, 0x04,
+        ]
     }
 
     #[test]
@@ -317,7 +319,10 @@ mod tests {
         // Padding count zero.
         let mut p = header(0xA0, 0);
         p.extend_from_slice(&[1, 2, 0]);
-        assert!(matches!(parse(&p), Err(RtpError::BadPadding { padding: 0, .. })));
+        assert!(matches!(
+            parse(&p),
+            Err(RtpError::BadPadding { padding: 0, .. })
+        ));
         // Padding flag on a header-only packet: the last header byte is not padding.
         assert!(matches!(
             parse(&header(0xA0, 0)),
@@ -357,7 +362,10 @@ mod tests {
                 let _ = crate::dtmf::parse_event(&buf);
             }
         }
-        assert!(ok > 1000, "brute force should also hit valid packets ({ok})");
+        assert!(
+            ok > 1000,
+            "brute force should also hit valid packets ({ok})"
+        );
     }
 
     #[test]
@@ -383,7 +391,10 @@ mod tests {
         assert_eq!(n, 172);
         let p = parse(&out[..n]).expect("we parse what we write");
         assert!(p.marker);
-        assert_eq!((p.sequence, p.timestamp, p.ssrc), (65535, u32::MAX - 100, 0x0102_0304));
+        assert_eq!(
+            (p.sequence, p.timestamp, p.ssrc),
+            (65535, u32::MAX - 100, 0x0102_0304)
+        );
         assert_eq!(p.payload, &payload[..]);
 
         // Sequence and timestamp wrap.

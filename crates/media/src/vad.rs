@@ -139,7 +139,9 @@ mod tests {
         let mut x = seed;
         (0..n)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let r = ((x >> 33) as i64 % (2 * i64::from(amplitude) + 1)) - i64::from(amplitude);
                 r as i16
             })

@@ -50,7 +50,9 @@ mod tests {
 
     #[test]
     fn our_decoder_reads_what_we_write() {
-        let samples: Vec<i16> = (0..8000).map(|i| ((i * 37) % 20000 - 10000) as i16).collect();
+        let samples: Vec<i16> = (0..8000)
+            .map(|i| ((i * 37) % 20000 - 10000) as i16)
+            .collect();
         let back = crate::audio::decode_wav_bytes(&pcm16_mono(&samples, 8000)).expect("valid wav");
         assert_eq!(back, samples);
     }

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use flow::{Action, Event, PromptId, SignResult};
 use media::audio::Prompt;
+use media::pacer::Pacer;
 use media::recorder::{Recorder, RecorderLimits};
 use media::rtp::RtpSender;
 use rsipstack::dialog::dialog::TransactionHandle;
-use rsipstack::dialog::server_dialog::ServerInviteDialog;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use tokio::net::UdpSocket;
@@ -26,8 +27,6 @@ const SAMPLES_PER_FRAME: usize = 160;
 const MAX_DATAGRAM_BYTES: usize = 1500;
 /// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
-/// When late by more than this many frames, skip ahead instead of bursting.
-const MAX_CATCH_UP_FRAMES: u32 = 5;
 
 /// Something the SIP dialog reports to its call.
 pub(crate) enum CallEvent {
@@ -47,7 +46,7 @@ pub(crate) struct CallSetup {
     pub caller: store::CallerIdentity,
     pub offer: Offer,
     pub chosen: Negotiated,
-    pub dialog: ServerInviteDialog,
+    pub dialog: InviteDialog,
     pub events: mpsc::Receiver<CallEvent>,
 }
 
@@ -83,9 +82,8 @@ struct Media {
     codec: Codec,
     telephone_event: Option<u8>,
     sender: RtpSender,
-    /// First deadline of the outgoing stream; frame n goes out at origin + n * PTIME.
-    origin: Option<Instant>,
-    frames_sent: u32,
+    /// The outgoing stream's clock, from the answer on.
+    pacer: Option<Pacer>,
     playing: Option<(Arc<Prompt>, usize)>,
     recorder: Option<Recorder>,
     dtmf: media::dtmf::DtmfReceiver,
@@ -96,45 +94,43 @@ struct Media {
 
 impl Media {
     fn next_deadline(&self) -> Option<Instant> {
-        self.origin.map(|o| o + PTIME * self.frames_sent)
+        self.pacer.as_ref().map(Pacer::next_deadline)
     }
 
     /// Sends the frames due by `now`; reports whether the prompt playing has ended.
     async fn send_due(&mut self, now: Instant) -> bool {
-        let Some(origin) = self.origin else {
+        let Some(pacer) = &mut self.pacer else {
             return false;
         };
+        let due = pacer.due(now);
         let mut finished = false;
-        let due = (now.saturating_duration_since(origin).as_micros() / PTIME.as_micros()) as u32
-            + 1;
-        let mut behind = due.saturating_sub(self.frames_sent);
-        if behind > MAX_CATCH_UP_FRAMES {
+        if due.skipped > 0 {
             // Late (the process stalled): keep the timestamps true, drop what is stale.
-            let skipped = behind - 1;
-            self.sender.skip(skipped * SAMPLES_PER_FRAME as u32);
-            self.frames_sent += skipped;
-            if let Some((prompt, index)) = &mut self.playing {
-                *index = (*index + skipped as usize).min(prompt.frames());
+            let skipped = u32::try_from(due.skipped).unwrap_or(u32::MAX / 2);
+            self.sender
+                .skip(skipped.saturating_mul(SAMPLES_PER_FRAME as u32));
+            if let Some((_, index)) = &mut self.playing {
+                *index = index.saturating_add(skipped as usize);
             }
-            behind = 1;
         }
-        for _ in 0..behind {
+        for _ in 0..due.frames {
             let payload: &[u8] = match &mut self.playing {
                 Some((prompt, index)) => match prompt.frame(self.codec, *index) {
                     Some(frame) => {
                         *index += 1;
                         frame
                     }
-                    None => {
-                        self.playing = None;
-                        finished = true;
-                        silence(self.codec)
-                    }
+                    None => silence(self.codec),
                 },
                 None => silence(self.codec),
             };
-            let len = self.sender.write_packet(payload, &mut self.out);
-            self.frames_sent += 1;
+            let len = match self.sender.write_packet(payload, &mut self.out) {
+                Ok(len) => len,
+                Err(e) => {
+                    warn!(error = %e, "RTP packet not built");
+                    continue;
+                }
+            };
             if let Some(remote) = self.remote {
                 if let Err(e) = self.socket.send_to(&self.out[..len], remote).await {
                     debug!(error = %e, "RTP send failed");
@@ -249,11 +245,10 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             rand::random(),
             rand::random(),
         ),
-        origin: None,
-        frames_sent: 0,
+        pacer: None,
         playing: None,
         recorder: None,
-        dtmf: media::dtmf::DtmfReceiver::default(),
+        dtmf: media::dtmf::DtmfReceiver::new(),
         last_received: started,
         decoded: Vec::with_capacity(SAMPLES_PER_FRAME),
         out: [0; 12 + SAMPLES_PER_FRAME],
@@ -284,7 +279,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         warn!(call = %call_id, error = %e, "200 not sent");
                     }
                     answered = true;
-                    media.origin = Some(now);
+                    media.pacer = Some(Pacer::new(now, PTIME));
                     media.last_received = now;
                 }
                 Action::Play(id) => media.playing = Some((prompt_for(&campaign, id), 0)),
@@ -447,8 +442,14 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         match answer {
                             Ok(()) => {
                                 if media.codec != chosen.codec {
+                                    // Same stream (SSRC, sequence, clock), new payload type.
                                     media.codec = chosen.codec;
-                                    media.sender.set_payload_type(chosen.codec.payload_type());
+                                    media.sender = RtpSender::new(
+                                        media.sender.ssrc(),
+                                        chosen.codec.payload_type(),
+                                        media.sender.next_sequence(),
+                                        media.sender.next_timestamp(),
+                                    );
                                 }
                                 media.telephone_event = chosen.telephone_event;
                                 if !body.is_empty() && chosen.remote != media.remote {
@@ -478,7 +479,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
 }
 
 /// Lets the INVITE transaction send a final response queued on the dialog.
-async fn drive_invite(mut dialog: ServerInviteDialog, mut tx: Transaction) {
+async fn drive_invite(mut dialog: InviteDialog, mut tx: Transaction) {
     let _ = tokio::time::timeout(Duration::from_secs(32), dialog.handle(&mut tx)).await;
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rsipstack::dialog::dialog::{Dialog, DialogState, DialogStateReceiver, DialogStateSender};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, DialogStateSender};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::DialogId;
 use rsipstack::platform::CancellationToken;
@@ -325,8 +325,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
     };
     let dialog = ctx
         .dialogs
-        .get_or_create_server_invite(&tx, ctx.state_tx.clone(), None, Some(contact))
-        .and_then(rsipstack::dialog::server_dialog::ServerInviteDialog::try_from);
+        .get_or_create_server_invite(&tx, ctx.state_tx.clone(), None, Some(contact));
     let dialog = match dialog {
         Ok(d) => d,
         Err(e) => {

@@ -149,12 +149,12 @@ fn key_line(text: &str, slug: Option<&str>, key: &str) -> usize {
         })
         .and_then(|pos| text[..pos].rfind("[[campaign]]"))
         .unwrap_or(0);
+    // A dotted key ("prompts.greeting") is written as its last part inside its table.
+    let key = key.rsplit('.').next().unwrap_or(key);
     let mut offset = start;
     for line in text[start..].split_inclusive('\n') {
         let trimmed = line.trim_start();
-        if trimmed.starts_with(key)
-            && trimmed[key.len()..].trim_start().starts_with('=')
-        {
+        if trimmed.starts_with(key) && trimmed[key.len()..].trim_start().starts_with('=') {
             return line_of(text, offset);
         }
         offset += line.len();
@@ -167,11 +167,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigErro
     let raw: FileConfig = toml::from_str(text).map_err(|e| {
         let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
         let message = e.message().to_string();
-        let key = message
-            .split('`')
-            .nth(1)
-            .unwrap_or("(syntax)")
-            .to_string();
+        let key = message.split('`').nth(1).unwrap_or("(syntax)").to_string();
         ConfigError {
             file: file.into(),
             line,
@@ -237,7 +233,10 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     };
     let max_calls = raw.server.max_calls.unwrap_or(2000);
     if max_calls == 0 || max_calls > 100_000 {
-        return Err(server_err("max_calls", "must be between 1 and 100000".into()));
+        return Err(server_err(
+            "max_calls",
+            "must be between 1 and 100000".into(),
+        ));
     }
     let max_call_seconds = raw.server.max_call_seconds.unwrap_or(600);
     if !(10..=86_400).contains(&max_call_seconds) {
@@ -269,9 +268,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         if c.title.trim().is_empty() {
             return Err(err("title", "must not be empty".into()));
         }
-        if c.default_region.len() != 2
-            || !store::is_known_region(&c.default_region)
-        {
+        if c.default_region.len() != 2 || !store::is_known_region(&c.default_region) {
             return Err(err(
                 "default_region",
                 "must be a two-letter region such as BE".into(),
@@ -285,11 +282,17 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         let ring = seconds(c.ring_seconds, MAX_RING, &err, "ring_seconds")?;
         let record_max = seconds(c.record_max_seconds, MAX_RECORD, &err, "record_max_seconds")?;
         if record_max < Duration::from_secs(1) {
-            return Err(err("record_max_seconds", "must be at least 1 second".into()));
+            return Err(err(
+                "record_max_seconds",
+                "must be at least 1 second".into(),
+            ));
         }
         let silence = seconds(c.silence_seconds, MAX_RECORD, &err, "silence_seconds")?;
         if silence < Duration::from_millis(200) {
-            return Err(err("silence_seconds", "must be at least 0.2 seconds".into()));
+            return Err(err(
+                "silence_seconds",
+                "must be at least 0.2 seconds".into(),
+            ));
         }
         let min_speech = Duration::from_millis(c.min_speech_ms);
         if min_speech > record_max {
@@ -302,7 +305,11 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             None => PromptSource::Builtin(if c.language == "nl" { "nl" } else { "en" }),
             Some(p) => {
                 let resolve = |key: &str, path: PathBuf| -> Result<PathBuf, ConfigError> {
-                    let full = if path.is_absolute() { path } else { base.join(path) };
+                    let full = if path.is_absolute() {
+                        path
+                    } else {
+                        base.join(path)
+                    };
                     if !full.is_file() {
                         return Err(err(
                             &format!("prompts.{key}"),

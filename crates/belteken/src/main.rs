@@ -101,9 +101,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rsipstack=warn".into()),
+                .unwrap_or_else(|_| "info,rsipstack=off".into()),
         )
         .init();
     match cli.command {
@@ -155,7 +156,11 @@ fn main() -> Result<()> {
                 std::fs::write(&path, &r.wav)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            println!("{} recordings written to {}", recordings.len(), out.display());
+            println!(
+                "{} recordings written to {}",
+                recordings.len(),
+                out.display()
+            );
             Ok(())
         }
     }
@@ -176,8 +181,10 @@ fn builtin_prompt(language: &str, name: &str) -> &'static [u8] {
 fn load_prompts(source: &PromptSource) -> Result<sip::Prompts> {
     let load = |name: &str| -> Result<Arc<media::audio::Prompt>> {
         let samples = match source {
-            PromptSource::Builtin(lang) => media::audio::decode_wav_bytes(builtin_prompt(lang, name))
-                .with_context(|| format!("built-in prompt {lang}/{name}"))?,
+            PromptSource::Builtin(lang) => {
+                media::audio::decode_wav_bytes(builtin_prompt(lang, name))
+                    .with_context(|| format!("built-in prompt {lang}/{name}"))?
+            }
             PromptSource::Files {
                 greeting,
                 story,

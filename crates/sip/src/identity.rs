@@ -51,8 +51,14 @@ mod tests {
             uri_user("<sip:0470000001@h;user=phone>"),
             Some("0470000001")
         );
-        assert_eq!(uri_user("<tel:+32470000001;cpc=ordinary>"), Some("+32470000001"));
-        assert_eq!(uri_user("sip:anonymous@anonymous.invalid;tag=1"), Some("anonymous"));
+        assert_eq!(
+            uri_user("<tel:+32470000001;cpc=ordinary>"),
+            Some("+32470000001")
+        );
+        assert_eq!(
+            uri_user("sip:anonymous@anonymous.invalid;tag=1"),
+            Some("anonymous")
+        );
         assert_eq!(uri_user("sips:bob:secret@h"), Some("bob"));
         assert_eq!(uri_user("<sip:host.only>"), None);
         assert_eq!(uri_user("garbage"), None);
@@ -64,7 +70,10 @@ mod tests {
     #[test]
     fn asserted_identity_wins_over_from() {
         assert_eq!(
-            caller_user(Some("<sip:+3221234567@trunk>, <tel:+3221234567>"), Some("<sip:x@y>")),
+            caller_user(
+                Some("<sip:+3221234567@trunk>, <tel:+3221234567>"),
+                Some("<sip:x@y>")
+            ),
             Some("+3221234567")
         );
         assert_eq!(caller_user(None, Some("<sip:x@y>")), Some("x"));

@@ -270,7 +270,9 @@ pub fn answer(
             s.push_str(&format!("m=audio {} RTP/AVP {fmts}\r\n", local.port()));
             s.push_str(&format!("a=rtpmap:{pt} {}/8000\r\n", chosen.codec.name()));
             if let Some(te) = chosen.telephone_event {
-                s.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+                s.push_str(&format!(
+                    "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+                ));
             }
             s.push_str("a=ptime:20\r\n");
             s.push_str(&format!("a={}\r\n", chosen.direction.answer().attribute()));
@@ -316,7 +318,8 @@ mod tests {
 
     #[test]
     fn no_g711_is_rejected() {
-        let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n";
+        let sdp =
+            "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\n";
         let offer = parse(sdp.as_bytes()).expect("valid");
         assert_eq!(negotiate(&offer), Err(SdpError::NoCommonCodec));
     }

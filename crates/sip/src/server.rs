@@ -244,7 +244,13 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
             reply(&mut tx, StatusCode::OK, vec![allow, accept]).await;
         }
         Method::Ack => {}
-        Method::Bye | Method::Info | Method::Update | Method::Cancel | Method::Refer | Method::Notify | Method::PRack => {
+        Method::Bye
+        | Method::Info
+        | Method::Update
+        | Method::Cancel
+        | Method::Refer
+        | Method::Notify
+        | Method::PRack => {
             reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
         }
         _ => {
@@ -262,7 +268,12 @@ pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec
 
 async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
     ctx.stats.calls_total.fetch_add(1, Ordering::Relaxed);
-    let user = tx.original.uri.user().map(str::to_string).unwrap_or_default();
+    let user = tx
+        .original
+        .uri
+        .user()
+        .map(str::to_string)
+        .unwrap_or_default();
     let Some(campaign) = ctx.campaign_for(&user) else {
         // The called user is a campaign slug or DID, not a caller number: safe to log.
         info!(called = %user, "INVITE for no campaign: 404");
@@ -283,7 +294,9 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
     };
     let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
     if in_progress >= ctx.config.max_calls {
-        ctx.stats.calls_rejected_busy.fetch_add(1, Ordering::Relaxed);
+        ctx.stats
+            .calls_rejected_busy
+            .fetch_add(1, Ordering::Relaxed);
         let retry = Header::Other("Retry-After".into(), "30".into());
         reply(&mut tx, StatusCode::ServiceUnavailable, vec![retry]).await;
         return;
@@ -323,9 +336,9 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
             return;
         }
     };
-    let dialog = ctx
-        .dialogs
-        .get_or_create_server_invite(&tx, ctx.state_tx.clone(), None, Some(contact));
+    let dialog =
+        ctx.dialogs
+            .get_or_create_server_invite(&tx, ctx.state_tx.clone(), None, Some(contact));
     let dialog = match dialog {
         Ok(d) => d,
         Err(e) => {
@@ -378,7 +391,7 @@ async fn dispatch_dialog_states(
             }
             DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
             DialogState::Info(id, req, handle) => {
-                let digit = call::info_digit(&req);
+                let digit = call::info_digit(&req.body);
                 let ok = handle.reply(StatusCode::OK).await;
                 if ok.is_err() {
                     debug!("INFO answer not sent");

@@ -12,7 +12,9 @@ mod time;
 
 use std::fmt;
 
-pub use caller::{identify_caller, is_known_region, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES};
+pub use caller::{
+    identify_caller, is_known_region, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES,
+};
 pub use hub::{CountHub, MAX_HUB_CAMPAIGNS};
 pub use secret::{Secret, SECRET_BYTES};
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};

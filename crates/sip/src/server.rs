@@ -216,8 +216,27 @@ fn has_to_tag(tx: &Transaction) -> bool {
         .is_some()
 }
 
+/// Whether the body is shorter than Content-Length says: a datagram cut short
+/// (RFC 3261 section 18.3 wants a 400).
+fn body_truncated(tx: &Transaction) -> bool {
+    tx.original
+        .header_value("Content-Length")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|declared| declared > tx.original.body.len())
+}
+
 async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
     let method = tx.original.method;
+    if body_truncated(&tx) {
+        if method != Method::Ack {
+            let warning = Header::Other(
+                "Warning".into(),
+                "399 belteken \"Content-Length exceeds the message\"".into(),
+            );
+            reply(&mut tx, StatusCode::BadRequest, vec![warning]).await;
+        }
+        return;
+    }
     if has_to_tag(&tx) {
         // In-dialog request: hand it to its dialog, or 481.
         match ctx.dialogs.match_dialog(&tx) {

@@ -22,7 +22,8 @@ BARESIP_CALLER = "+32470000002"
 SSE_CALLER = "+32470000003"
 DEMO_CALLER = "+32470000004"
 RING_CALLER = "+32470000005"
-ALL_CALLERS = [PJ_CALLER, BARESIP_CALLER, SSE_CALLER, DEMO_CALLER, RING_CALLER]
+TCP_CALLER = "+32470000006"
+ALL_CALLERS = [PJ_CALLER, BARESIP_CALLER, SSE_CALLER, DEMO_CALLER, RING_CALLER, TCP_CALLER]
 
 # a signing call: ring 1 s + prompts + beep + name + silence + thanks, about 12 s
 CALL_LIMIT_S = 40
@@ -103,8 +104,9 @@ def test_pjsua_caller_signs(srv, audio, tmp_path):
 def test_same_number_again_does_not_count(srv, audio, tmp_path):
     before = srv.counts()
     r = sign_with_pjsua(srv, audio, tmp_path, PJ_CALLER)
-    assert r.last_status is not None, ctx(srv, r)  # the server answered the call somehow
-    time.sleep(1)
+    assert r.confirmed and r.result["hung_up_by"] == "remote", ctx(srv, r)  # heard it all
+    # The server signs before it thanks and hangs up, so the store has answered by now.
+    assert srv.log_text().count("result=AlreadySigned") == 1, ctx(srv, r)
     assert srv.counts() == before, ctx(srv, r)
     assert len(srv.signatures()) == 1
 
@@ -127,6 +129,16 @@ def test_baresip_caller_signs(srv, audio, tmp_path):
     assert heard.voiced()[0] >= 3.0, heard.summary()
 
 
+def test_baresip_caller_over_tcp_signs(srv, audio, tmp_path):
+    before = srv.counts()
+    b = peers.baresip_call(tmp_path / "baresip", srv.uri() + ";transport=tcp", user=TCP_CALLER,
+                           play=audio.speak, seconds=CALL_LIMIT_S)
+    assert b.established, ctx(srv, b, b.log[-2000:])
+    want = (before[0] + 1, before[1])
+    assert srv.wait_counts(want) == want, ctx(srv, b)
+    assert "transport=\"tcp\"" in srv.log_text(), ctx(srv, b)
+
+
 def test_hangup_while_ringing(server_factory, audio, tmp_path):
     cfg = campaign_toml(ring_seconds=4, prompts={"greeting": "greeting.wav", "story": "story.wav",
                                                  "thanks": "thanks.wav"})
@@ -137,7 +149,11 @@ def test_hangup_while_ringing(server_factory, audio, tmp_path):
         assert any(x.startswith("CALLSTATE EARLY 180") for x in r.callstates), ctx(s, r)
         assert not r.confirmed, ctx(s, r)
         assert r.last_status == 487, ctx(s, r)
-        time.sleep(4)  # past ring_seconds: nothing may be answered or counted later
+        # The server's own verdict on the call: ended while ringing, nothing signed.
+        deadline = time.monotonic() + 10
+        while "outcome=AbandonedRinging" not in s.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "outcome=AbandonedRinging" in s.log_text(), ctx(s, r)
         assert s.counts() == (0, 0), ctx(s, r)
         assert s.signatures() == []
         assert s.alive()

@@ -41,6 +41,7 @@ pub(crate) enum CallEvent {
 }
 
 pub(crate) struct CallSetup {
+    pub transport: &'static str,
     pub ctx: Arc<Context>,
     pub campaign: Arc<Campaign>,
     pub caller: store::CallerIdentity,
@@ -203,6 +204,7 @@ fn sdp_headers() -> Vec<Header> {
 
 pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let CallSetup {
+        transport,
         ctx,
         campaign,
         caller,
@@ -214,7 +216,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
     let withheld = matches!(caller, store::CallerIdentity::Withheld);
-    info!(call = %call_id, campaign = %campaign.slug, withheld, codec = chosen.codec.name(), "call");
+    info!(call = %call_id, campaign = %campaign.slug, transport, withheld, codec = chosen.codec.name(), "call");
 
     let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
     let socket = match UdpSocket::bind(bind).await {

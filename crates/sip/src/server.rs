@@ -375,6 +375,12 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         debug!(error = %e, "could not send 100 Trying");
     }
     let setup = CallSetup {
+        transport: match transport {
+            rsipstack::sip::Transport::Udp => "udp",
+            rsipstack::sip::Transport::Tcp => "tcp",
+            rsipstack::sip::Transport::Tls => "tls",
+            _ => "other",
+        },
         ctx: ctx.clone(),
         campaign,
         caller,

@@ -102,11 +102,21 @@ def _parse_pj(rc: int, out: str) -> PjResult:
     return res
 
 
+# Every caller number any test used, so that the privacy test (run last) can look for them all.
+CALLERS_USED: set[str] = set()
+
+
+def _note_caller(user: str) -> None:
+    if any(ch.isdigit() for ch in user):
+        CALLERS_USED.add(user)
+
+
 def pj_call(uri: str, *, caller: str = "pjcall", seconds: float = 30, play=None, rec=None,
             dtmf: str | None = None, hangup_after_ms: int | None = None,
             from_uri: str | None = None, display: str | None = None,
             log: Path | None = None) -> PjResult:
     """Place one call with pjsua2 and wait for it to end (bounded by `seconds` + a margin)."""
+    _note_caller(caller)
     cmd = _pjcall_cmd(uri=uri, caller=caller, from_uri=from_uri, display=display, seconds=seconds, play=play,
                       rec=rec, dtmf=dtmf, hangup_after_ms=hangup_after_ms,
                       port=free_port(), rtp_port=free_port(span=2, even=True))
@@ -344,6 +354,7 @@ def baresip_call(workdir: Path, uri: str, *, user: str, play: Path, seconds: flo
                  hangup_after_s: float | None = None) -> BaresipResult:
     """Dial uri from a fresh baresip whose account user is `user`, wait for CALL_CLOSED (the far
     end hangs up) or hang up after hangup_after_s / seconds, then quit baresip."""
+    _note_caller(user)
     b = Baresip(workdir, user=user, play=play)
     try:
         b.dial(uri)

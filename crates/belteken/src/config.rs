@@ -31,6 +31,7 @@ struct ServerSection {
     public_host: Option<IpAddr>,
     max_calls: Option<usize>,
     max_call_seconds: Option<u64>,
+    drain_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +121,8 @@ pub struct Settings {
     pub public_host: Option<IpAddr>,
     pub max_calls: usize,
     pub max_call: Duration,
+    /// On SIGTERM, how long calls in progress may go on before the process stops.
+    pub drain: Duration,
     pub campaigns: Vec<CampaignSettings>,
 }
 
@@ -245,6 +248,10 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             "must be between 10 and 86400".into(),
         ));
     }
+    let drain_seconds = raw.server.drain_seconds.unwrap_or(60);
+    if drain_seconds > 3600 {
+        return Err(server_err("drain_seconds", "must be at most 3600".into()));
+    }
     let mut campaigns = Vec::new();
     for c in raw.campaigns {
         let slug = c.slug.clone();
@@ -367,6 +374,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         public_host: raw.server.public_host,
         max_calls,
         max_call: Duration::from_secs(max_call_seconds),
+        drain: Duration::from_secs(drain_seconds),
         campaigns,
     })
 }

@@ -4,6 +4,7 @@ mod config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -209,19 +210,37 @@ fn load_prompts(source: &PromptSource) -> Result<sip::Prompts> {
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// How often the drain looks at the number of calls in progress.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
+/// How long the SIP and web tasks get to stop once told to.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// SIGTERM and SIGINT, each delivery once.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 
 async fn serve(settings: Settings) -> Result<()> {
+    // Watch signals before anything else, so that an early SIGTERM is a drain, not a kill.
+    let mut signals = Signals::new()?;
     let store = Arc::new(open_store(&settings)?);
     let secret = Arc::new(
         store::Secret::load_or_create(&settings.data_dir.join("secret.key"))
@@ -308,15 +327,36 @@ async fn serve(settings: Settings) -> Result<()> {
         hub,
         secret,
     };
+    let sip_stats = sip_server.stats();
     let mut sip_stop = stop_rx.clone();
     let sip_task = tokio::spawn(sip_server.run(campaigns, services, async move {
         let _ = sip_stop.wait_for(|s| *s).await;
     }));
 
-    shutdown_signal().await;
-    info!("shutting down");
+    // First signal: drain (new calls get 503, calls in progress finish, up to drain_seconds).
+    // A second signal, or the end of the drain time, stops at once.
+    signals.next().await;
+    sip_stats.draining.store(true, Ordering::Relaxed);
+    let in_progress = sip_stats.calls_in_progress.load(Ordering::Relaxed);
+    info!(
+        calls = in_progress,
+        limit_seconds = settings.drain.as_secs(),
+        "draining"
+    );
+    let drained = async {
+        while sip_stats.calls_in_progress.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    tokio::select! {
+        () = drained => info!("all calls finished"),
+        () = tokio::time::sleep(settings.drain) => {
+            info!(calls = sip_stats.calls_in_progress.load(Ordering::Relaxed), "drain time is up");
+        }
+        () = signals.next() => info!("second signal: stopping now"),
+    }
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         let _ = sip_task.await;
         let _ = web_task.await;
     })

@@ -78,6 +78,8 @@ pub struct Stats {
     pub calls_in_progress: AtomicUsize,
     pub calls_total: AtomicU64,
     pub calls_rejected_busy: AtomicU64,
+    /// Set when the server drains for shutdown: new calls get 503, calls in progress finish.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +314,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         }
     };
     let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
-    if in_progress >= ctx.config.max_calls {
+    if in_progress >= ctx.config.max_calls || ctx.stats.draining.load(Ordering::Relaxed) {
         ctx.stats
             .calls_rejected_busy
             .fetch_add(1, Ordering::Relaxed);

@@ -59,7 +59,7 @@ def test_startup_output(srv):
 
 def test_http_basics(srv):
     status, js = srv.get_json("/healthz")
-    assert (status, js) == (200, {"status": "ok"})
+    assert status == 200 and js["status"] == "ok", js
     status, js = srv.get_json("/api/campaigns/demo")
     assert status == 200
     assert js["slug"] == "demo" and js["title"] == "E2E test petition"
@@ -198,6 +198,25 @@ def test_sse_sees_count_update(srv, audio, tmp_path):
         assert seen[-1][1]["unverified"] == now[1], seen
     finally:
         sse.close()
+
+
+def test_metrics_and_health_report_the_calls(srv):
+    sigs, unverified = srv.counts()
+    status, body = srv.get("/metrics")
+    assert status == 200, body[:300]
+    text = body.decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    assert values['belteken_signatures{campaign="demo"}'] == sigs, text
+    assert values['belteken_signatures_unverified{campaign="demo"}'] == unverified, text
+    assert values["belteken_calls_total"] >= sigs + unverified, text
+    assert values["belteken_rtp_packets_sent_total"] >= 50 * 5, text  # several calls of 5 s or more
+    assert values["belteken_calls_in_progress"] == 0, text
+    status, js = srv.get_json("/healthz")
+    assert status == 200 and js["status"] == "ok" and js["calls_in_progress"] == 0, js
 
 
 def _expect_400_or_nothing(raw: peers.RawSip, srv: Server, name: str, data: bytes) -> None:

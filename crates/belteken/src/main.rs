@@ -1,6 +1,7 @@
 //! The belteken binary: command line, configuration, sockets, runtime and shutdown.
 
 mod config;
+mod trunks;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -210,6 +211,69 @@ fn load_prompts(source: &PromptSource) -> Result<sip::Prompts> {
     })
 }
 
+/// The SIP channel's figures, for `/healthz` and `/metrics`.
+struct SipStatus {
+    stats: Arc<sip::Stats>,
+}
+
+impl web::Status for SipStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "calls_in_progress".into(),
+            self.stats.calls_in_progress.load(Ordering::Relaxed).into(),
+        );
+        m.insert(
+            "draining".into(),
+            self.stats.draining.load(Ordering::Relaxed).into(),
+        );
+        m
+    }
+
+    fn metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let s = &self.stats;
+        let lines: [(&str, &str, &str, u64); 5] = [
+            (
+                "belteken_calls_in_progress",
+                "gauge",
+                "Calls in progress.",
+                s.calls_in_progress.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "belteken_calls_total",
+                "counter",
+                "INVITEs that started a call attempt.",
+                s.calls_total.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_calls_rejected_busy_total",
+                "counter",
+                "Calls refused with 503 (max_calls or draining).",
+                s.calls_rejected_busy.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_rtp_packets_sent_total",
+                "counter",
+                "RTP packets sent to callers.",
+                s.rtp_packets_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_rtp_frames_late_total",
+                "counter",
+                "RTP frames dropped because the pacer fell behind.",
+                s.rtp_frames_late.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
+}
+
 /// How often the drain looks at the number of calls in progress.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 /// How long the SIP and web tasks get to stop once told to.
@@ -289,6 +353,8 @@ async fn serve(settings: Settings) -> Result<()> {
         advertise,
         max_calls: settings.max_calls,
         max_call: settings.max_call,
+        trunks: settings.sip_edge.trunks.clone(),
+        edge: settings.sip_edge.edge.clone(),
     })
     .await?;
     let http = tokio::net::TcpListener::bind(settings.http_listen)
@@ -311,6 +377,9 @@ async fn serve(settings: Settings) -> Result<()> {
         },
         web::Options {
             shutdown: Some(stop_rx.clone()),
+            status: Some(Arc::new(SipStatus {
+                stats: sip_server.stats(),
+            })),
             ..web::Options::default()
         },
     );

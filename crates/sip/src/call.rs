@@ -27,6 +27,8 @@ const SAMPLES_PER_FRAME: usize = 160;
 const MAX_DATAGRAM_BYTES: usize = 1500;
 /// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per-call packet counts are added to the shared figures every this many packets (1 s).
+const STATS_FLUSH_PACKETS: u64 = 50;
 
 /// Something the SIP dialog reports to its call.
 pub(crate) enum CallEvent {
@@ -45,6 +47,8 @@ pub(crate) struct CallSetup {
     pub ctx: Arc<Context>,
     pub campaign: Arc<Campaign>,
     pub caller: store::CallerIdentity,
+    /// Which header gave `caller` (set by the server from the trunk's trust).
+    pub trust: crate::trunk::CallerTrust,
     pub offer: Offer,
     pub chosen: Negotiated,
     pub dialog: InviteDialog,
@@ -76,6 +80,11 @@ fn sign_result(outcome: &store::SignOutcome) -> (SignResult, store::Counts) {
 }
 
 struct Media {
+    stats: Arc<crate::server::Stats>,
+    /// Packets and late frames not yet added to `stats` (flushed about once a second, so
+    /// that calls on different cores do not contend on the shared counters every packet).
+    unflushed_sent: u64,
+    unflushed_late: u64,
     socket: UdpSocket,
     local: SocketAddr,
     remote: Option<SocketAddr>,
@@ -105,6 +114,11 @@ impl Media {
         };
         let due = pacer.due(now);
         let mut finished = false;
+        self.unflushed_sent += u64::from(due.frames);
+        self.unflushed_late += due.skipped;
+        if self.unflushed_sent >= STATS_FLUSH_PACKETS {
+            self.flush_stats();
+        }
         if due.skipped > 0 {
             // Late (the process stalled): keep the timestamps true, drop what is stale.
             let skipped = u32::try_from(due.skipped).unwrap_or(u32::MAX / 2);
@@ -145,6 +159,18 @@ impl Media {
             }
         }
         finished
+    }
+
+    fn flush_stats(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stats
+            .rtp_packets_sent
+            .fetch_add(self.unflushed_sent, Relaxed);
+        self.stats
+            .rtp_frames_late
+            .fetch_add(self.unflushed_late, Relaxed);
+        self.unflushed_sent = 0;
+        self.unflushed_late = 0;
     }
 
     /// Handles one datagram from the caller; returns a DTMF digit if it completed one.
@@ -208,6 +234,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         ctx,
         campaign,
         caller,
+        trust,
         mut offer,
         mut chosen,
         dialog,
@@ -216,10 +243,10 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
     let withheld = matches!(caller, store::CallerIdentity::Withheld);
-    info!(call = %call_id, campaign = %campaign.slug, transport, withheld, codec = chosen.codec.name(), "call");
+    info!(call = %call_id, campaign = %campaign.slug, transport, withheld, trust = trust.as_str(), codec = chosen.codec.name(), "call");
 
     let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
-    let socket = match UdpSocket::bind(bind).await {
+    let socket = match crate::rtp_ports::allocate_rtp_socket(&ctx.rtp_ports, bind.ip()).await {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "cannot bind an RTP socket: 503");
@@ -235,6 +262,9 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let session_id: u64 = rand::random::<u32>().into();
     let mut sdp_version = 1u64;
     let mut media = Media {
+        stats: ctx.stats.clone(),
+        unflushed_sent: 0,
+        unflushed_late: 0,
         socket,
         local,
         remote: chosen.remote,
@@ -318,6 +348,9 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             recording_wav: wav,
                             speech_ms: speech.as_millis().min(u32::MAX as u128) as u32,
                             channel: "sip",
+                            trust: None,
+                            flow_version: None,
+                            contact: None,
                         };
                         let result = match services.store.sign(signature) {
                             Ok(outcome) => {
@@ -477,6 +510,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             }
         }
     }
+    media.flush_stats();
     info!(call = %call_id, outcome = ?call.outcome(), seconds = started.elapsed().as_secs(), "call ended");
 }
 

@@ -12,11 +12,66 @@ use crate::{AppState, CampaignView};
 /// without showing a stale number for long.
 const COUNT_CACHE: &str = "public, max-age=1";
 
-/// `GET /healthz`: the process is up and serving. Never cached.
-pub(crate) async fn healthz() -> Response {
+/// `GET /healthz`: the process is up and serving, plus what the [`crate::Status`] adds
+/// (trunk registrations, calls in progress). Never cached.
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert("status".into(), "ok".into());
+    if let Some(status) = &state.status {
+        for (k, v) in status.health() {
+            if k != "status" {
+                body.insert(k, v);
+            }
+        }
+    }
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "status": "ok" })),
+        Json(serde_json::Value::Object(body)),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: Prometheus text format. Counts come from the hub (memory).
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP belteken_signatures Signatures counted, per campaign.\n# TYPE belteken_signatures gauge\n");
+    for c in state.web.campaigns.iter() {
+        let n = state.web.hub.current(&c.slug);
+        let _ = writeln!(
+            out,
+            "belteken_signatures{{campaign=\"{}\"}} {}",
+            c.slug, n.signatures
+        );
+    }
+    out.push_str("# HELP belteken_signatures_unverified Unverified signatures (withheld caller ID), per campaign.\n# TYPE belteken_signatures_unverified gauge\n");
+    for c in state.web.campaigns.iter() {
+        let n = state.web.hub.current(&c.slug);
+        let _ = writeln!(
+            out,
+            "belteken_signatures_unverified{{campaign=\"{}\"}} {}",
+            c.slug, n.unverified
+        );
+    }
+    let open = state
+        .max_event_streams
+        .saturating_sub(state.event_streams.available_permits());
+    let _ = writeln!(
+        out,
+        "# HELP belteken_sse_streams Open live-count streams.\n# TYPE belteken_sse_streams gauge\nbelteken_sse_streams {open}"
+    );
+    if let Some(status) = &state.status {
+        status.metrics(&mut out);
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        out,
     )
         .into_response()
 }

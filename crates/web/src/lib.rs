@@ -46,17 +46,38 @@ impl WebState {
     }
 }
 
+/// What the rest of the server reports through the web layer: details for `/healthz` and
+/// lines for `/metrics`. The binary implements it over the SIP channel's figures.
+pub trait Status: Send + Sync + 'static {
+    /// Extra fields merged into the `/healthz` JSON object (e.g. trunk registration states).
+    fn health(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// Prometheus text exposition lines (with their `# HELP`/`# TYPE`), appended to `/metrics`.
+    fn metrics(&self, out: &mut String);
+}
+
 /// Default for [`Options::max_event_streams`].
 pub const DEFAULT_MAX_EVENT_STREAMS: usize = 10_000;
 
 /// Limits and the shutdown signal for [`router_with`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Open SSE streams at most, over all campaigns; one more gets 503 with `Retry-After`.
     pub max_event_streams: usize,
     /// When this turns `true` (or its sender is dropped) every open SSE stream ends, so that a
     /// graceful shutdown of the server does not wait forever on pages left open.
     pub shutdown: Option<watch::Receiver<bool>>,
+    /// The rest of the server's figures, for `/healthz` and `/metrics`.
+    pub status: Option<Arc<dyn Status>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("max_event_streams", &self.max_event_streams)
+            .field("shutdown", &self.shutdown.is_some())
+            .field("status", &self.status.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -64,6 +85,7 @@ impl Default for Options {
         Options {
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             shutdown: None,
+            status: None,
         }
     }
 }
@@ -73,7 +95,9 @@ impl Default for Options {
 struct AppState {
     web: WebState,
     event_streams: Arc<Semaphore>,
+    max_event_streams: usize,
     shutdown: Option<watch::Receiver<bool>>,
+    status: Option<Arc<dyn Status>>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -81,16 +105,19 @@ pub fn router(state: WebState) -> Router {
     router_with(state, Options::default())
 }
 
-/// The whole HTTP surface; see docs/CONTRACTS.md for the routes.
+/// The whole HTTP surface; the README lists the routes.
 pub fn router_with(state: WebState, options: Options) -> Router {
     let permits = options.max_event_streams.min(Semaphore::MAX_PERMITS);
     let app = AppState {
         web: state,
         event_streams: Arc::new(Semaphore::new(permits)),
+        max_event_streams: permits,
         shutdown: options.shutdown,
+        status: options.status,
     };
     Router::new()
         .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
         .route("/", get(pages::index))
         .route("/c/{slug}", get(pages::campaign))
         .route("/static/live.js", get(pages::live_js))

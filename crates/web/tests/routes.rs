@@ -383,6 +383,7 @@ async fn events_are_limited_and_end_on_shutdown() {
         Options {
             max_event_streams: 1,
             shutdown: Some(shutdown),
+            ..Options::default()
         },
     );
 
@@ -406,4 +407,54 @@ async fn events_are_limited_and_end_on_shutdown() {
     drop(body);
     let response = get(app, "/api/campaigns/evil/events").await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+struct FakeStatus;
+
+impl web::Status for FakeStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("calls_in_progress".into(), 3.into());
+        m.insert("status".into(), "overridden?".into());
+        m
+    }
+    fn metrics(&self, out: &mut String) {
+        out.push_str("# TYPE belteken_test gauge\nbelteken_test 7\n");
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics_include_the_status() {
+    let app = router_with(
+        state(),
+        Options {
+            status: Some(std::sync::Arc::new(FakeStatus)),
+            ..Options::default()
+        },
+    );
+    let response = get(app.clone(), "/healthz").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["status"], "ok", "the status field is ours: {json}");
+    assert_eq!(json["calls_in_progress"], 3);
+
+    let response = get(app, "/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain; version=0.0.4"));
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let text = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(text.contains("belteken_test 7\n"), "{text}");
+    assert!(
+        text.contains("belteken_signatures{campaign=\"demo\"}"),
+        "{text}"
+    );
+    assert!(text.contains("belteken_sse_streams 0\n"), "{text}");
 }

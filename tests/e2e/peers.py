@@ -520,3 +520,49 @@ def env_with(**kw) -> dict:
     e = dict(os.environ)
     e.update({k: str(v) for k, v in kw.items()})
     return e
+
+
+# ---------------------------------------------------------------------------------------------
+# raw UDP SIP from another loopback address (trunk tests: 127.0.0.2 plays the provider)
+
+
+class RawSipAt(RawSip):
+    """RawSip bound to another loopback address (127.0.0.0/8), so that the server sees a
+    different source. Via still names 127.0.0.1; the server answers to `received`/`rport`."""
+
+    def __init__(self, server_port: int, bind_ip: str):
+        assert bind_ip.startswith("127."), "loopback only"
+        self.dest = (LOOPBACK, server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((bind_ip, 0))
+        self.port = self.sock.getsockname()[1]
+
+    def collect(self, timeout: float, until=None) -> list[SipResponse]:
+        """Responses arriving within timeout; stops early when until(resp) is true."""
+        out: list[SipResponse] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = self.recv(max(deadline - time.monotonic(), 0.01))
+            if data is None:
+                continue
+            r = parse_response(data)
+            if r is None:
+                continue
+            out.append(r)
+            if until is not None and until(r):
+                break
+        return out
+
+    @staticmethod
+    def cancel_for(invite: bytes) -> bytes:
+        """The CANCEL for an INVITE (same Via branch, Call-ID, From, To, CSeq number)."""
+        lines = invite.split(b"\r\n\r\n")[0].decode().split("\r\n")
+        ruri = lines[0].split(" ")[1]
+        keep = {}
+        for l in lines[1:]:
+            k = l.split(":", 1)[0].strip().lower()
+            keep.setdefault(k, l)
+        cseq_no = keep["cseq"].split(":", 1)[1].split()[0]
+        cancel = ["CANCEL %s SIP/2.0" % ruri, keep["via"], "Max-Forwards: 70", keep["from"], keep["to"],
+                  keep["call-id"], "CSeq: %s CANCEL" % cseq_no, "Content-Length: 0"]
+        return ("\r\n".join(cancel) + "\r\n\r\n").encode()

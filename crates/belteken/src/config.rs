@@ -2,9 +2,14 @@
 //!
 //! Every error names the file, the line and the key.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use flow::spec::{FlowSpec, FlowToml, PromptFiles as FlowPromptFiles, VoicemailParams};
+use flow::Lang;
 
 use serde::Deserialize;
 
@@ -20,6 +25,10 @@ struct FileConfig {
     server: ServerSection,
     #[serde(default, rename = "campaign")]
     campaigns: Vec<CampaignSection>,
+    #[serde(default, rename = "trunk")]
+    trunks: Vec<crate::trunks::TrunkSection>,
+    #[serde(default)]
+    sip: crate::trunks::SipSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +65,18 @@ struct CampaignSection {
     min_speech_ms: u64,
     transcript: Option<String>,
     prompts: Option<PromptFiles>,
+    /// The helpline the default flow offers with "press 0" (a SIP URI).
+    helpline: Option<String>,
+    /// First and last day (UTC, `YYYY-MM-DD`) the campaign takes signatures.
+    opens: Option<String>,
+    closes: Option<String>,
+    /// The number of signatures the campaign aims for.
+    goal: Option<u64>,
+    /// The language of calls to a DID: `{ "+3220000001" = "fr" }`.
+    #[serde(default)]
+    language_by_did: BTreeMap<String, String>,
+    /// The campaign's own call flow (docs/flows.md); default: the voicemail.
+    flow: Option<FlowToml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,19 +106,6 @@ fn default_min_speech() -> u64 {
     500
 }
 
-/// Where a campaign's prompt audio comes from.
-#[derive(Debug, Clone)]
-pub enum PromptSource {
-    /// The demo audio built into the binary, in this language.
-    Builtin(&'static str),
-    /// WAV files.
-    Files {
-        greeting: PathBuf,
-        story: PathBuf,
-        thanks: PathBuf,
-    },
-}
-
 /// One campaign, validated.
 #[derive(Debug, Clone)]
 pub struct CampaignSettings {
@@ -107,9 +115,15 @@ pub struct CampaignSettings {
     pub dids: Vec<String>,
     pub default_region: String,
     pub language: String,
-    pub flow: flow::FlowConfig,
     pub transcript: String,
-    pub prompts: PromptSource,
+    /// The call flow, validated; its prompt files are relative to `base`, or built in
+    /// (`builtin:` paths).
+    pub flow: Arc<FlowSpec>,
+    pub base: PathBuf,
+    pub opens: Option<SystemTime>,
+    pub closes: Option<SystemTime>,
+    pub goal: Option<u64>,
+    pub did_languages: HashMap<String, Lang>,
 }
 
 /// Everything the server needs, validated.
@@ -124,6 +138,8 @@ pub struct Settings {
     /// On SIGTERM, how long calls in progress may go on before the process stops.
     pub drain: Duration,
     pub campaigns: Vec<CampaignSettings>,
+    /// Trunks, TLS, RTP ports and rate limits of the SIP channel.
+    pub sip_edge: crate::trunks::SipEdge,
 }
 
 /// A configuration error that names where it is.
@@ -190,7 +206,36 @@ pub fn defaults() -> Settings {
     s
 }
 
+/// Prompt paths that start with this are audio built into the binary (`audio/` in the source).
+pub const BUILTIN: &str = "builtin:";
+
+/// The voicemail flow with the demo audio of `language`.
+fn demo_flow(slug: &str, params: &VoicemailParams) -> FlowToml {
+    let lang = params.language.code();
+    let lang = if lang == "nl" { "nl" } else { "en" };
+    let mut raw = FlowToml::voicemail(params);
+    for name in ["greeting", "story", "thanks"] {
+        raw.prompts.insert(
+            name.into(),
+            FlowPromptFiles::All(format!("{BUILTIN}demo/{lang}/{name}.wav")),
+        );
+    }
+    let _ = slug;
+    raw
+}
+
 fn demo_campaign() -> CampaignSettings {
+    let params = VoicemailParams {
+        language: Lang::En,
+        ring: Duration::from_secs(3),
+        record_max: Duration::from_secs(20),
+        silence_end: Duration::from_secs(2),
+        initial_silence: Duration::from_secs(6),
+        min_speech: Duration::from_millis(500),
+        helpline: None,
+    };
+    let spec = FlowSpec::build("demo", demo_flow("demo", &params))
+        .expect("the built-in demo flow is valid");
     CampaignSettings {
         slug: "demo".into(),
         title: "Demo: call and sign".into(),
@@ -198,18 +243,56 @@ fn demo_campaign() -> CampaignSettings {
         dids: Vec::new(),
         default_region: default_region(),
         language: "en".into(),
-        flow: flow::FlowConfig {
-            ring: Duration::from_secs(3),
-            record: flow::RecordSpec {
-                max: Duration::from_secs(20),
-                silence_end: Duration::from_secs(2),
-                initial_silence: Duration::from_secs(6),
-            },
-            min_speech: Duration::from_millis(500),
-        },
         transcript: DEMO_TRANSCRIPT_EN.trim().into(),
-        prompts: PromptSource::Builtin("en"),
+        flow: Arc::new(spec),
+        base: PathBuf::from("."),
+        opens: None,
+        closes: None,
+        goal: None,
+        did_languages: HashMap::new(),
     }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` date.
+fn parse_date(text: &str) -> Option<SystemTime> {
+    let mut parts = text.trim().splitn(3, '-');
+    let y: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let d: i64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days).ok()? * 86_400;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// The line of the `index`-th `[[campaign.flow.step]]` of a campaign (best effort).
+fn step_line(text: &str, slug: &str, index: usize) -> Option<usize> {
+    let start = text
+        .find(&format!("\"{slug}\""))
+        .and_then(|pos| text[..pos].rfind("[[campaign]]"))
+        .unwrap_or(0);
+    let rest = &text[start..];
+    let mut seen = 0;
+    let mut offset = start;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_start().starts_with("[[campaign.flow.step]]") {
+            if seen == index {
+                return Some(line_of(text, offset));
+            }
+            seen += 1;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn seconds(
@@ -284,8 +367,13 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         let transcript_builtin = match c.language.as_str() {
             "en" => DEMO_TRANSCRIPT_EN,
             "nl" => DEMO_TRANSCRIPT_NL,
-            _ => return Err(err("language", "must be \"en\" or \"nl\"".into())),
+            "fr" => DEMO_TRANSCRIPT_EN,
+            _ => return Err(err("language", "must be \"nl\", \"fr\" or \"en\"".into())),
         };
+        let language: Lang = c
+            .language
+            .parse()
+            .map_err(|_| err("language", "must be \"nl\", \"fr\" or \"en\"".into()))?;
         let ring = seconds(c.ring_seconds, MAX_RING, &err, "ring_seconds")?;
         let record_max = seconds(c.record_max_seconds, MAX_RECORD, &err, "record_max_seconds")?;
         if record_max < Duration::from_secs(1) {
@@ -308,30 +396,112 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
                 "must not exceed record_max_seconds".into(),
             ));
         }
-        let prompts = match c.prompts {
-            None => PromptSource::Builtin(if c.language == "nl" { "nl" } else { "en" }),
-            Some(p) => {
-                let resolve = |key: &str, path: PathBuf| -> Result<PathBuf, ConfigError> {
-                    let full = if path.is_absolute() {
-                        path
-                    } else {
-                        base.join(path)
-                    };
-                    if !full.is_file() {
-                        return Err(err(
-                            &format!("prompts.{key}"),
-                            format!("no such file: {}", full.display()),
-                        ));
-                    }
-                    Ok(full)
+        if let Some(h) = &c.helpline {
+            if !(h.starts_with("sip:") || h.starts_with("sips:") || h.starts_with("tel:")) {
+                return Err(err("helpline", "must be a sip:, sips: or tel: URI".into()));
+            }
+        }
+        let opens = match &c.opens {
+            None => None,
+            Some(d) => Some(
+                parse_date(d).ok_or_else(|| err("opens", "must be a date YYYY-MM-DD".into()))?,
+            ),
+        };
+        let closes = match &c.closes {
+            None => None,
+            // The last day is included: the campaign closes at the next midnight.
+            Some(d) => Some(
+                parse_date(d).ok_or_else(|| err("closes", "must be a date YYYY-MM-DD".into()))?
+                    + Duration::from_secs(86_400),
+            ),
+        };
+        if let (Some(o), Some(cl)) = (opens, closes) {
+            if cl <= o {
+                return Err(err("closes", "must not be before opens".into()));
+            }
+        }
+        let mut did_languages = HashMap::new();
+        for (did, lang) in &c.language_by_did {
+            let lang: Lang = lang.parse().map_err(|_| {
+                err(
+                    "language_by_did",
+                    format!("{did}: must be \"nl\", \"fr\" or \"en\""),
+                )
+            })?;
+            did_languages.insert(did.clone(), lang);
+        }
+        let raw_flow = match (c.flow, c.prompts) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "prompts",
+                    "a campaign with its own flow names its audio in [campaign.flow.prompts]"
+                        .into(),
+                ))
+            }
+            (Some(f), None) => f,
+            (None, prompts) => {
+                let params = VoicemailParams {
+                    language,
+                    ring,
+                    record_max,
+                    silence_end: silence,
+                    initial_silence: (silence * 3).max(Duration::from_secs(5)).min(record_max),
+                    min_speech,
+                    helpline: c.helpline.clone(),
                 };
-                PromptSource::Files {
-                    greeting: resolve("greeting", p.greeting)?,
-                    story: resolve("story", p.story)?,
-                    thanks: resolve("thanks", p.thanks)?,
+                let mut raw = demo_flow(&slug, &params);
+                if let Some(p) = prompts {
+                    for (name, path) in [
+                        ("greeting", p.greeting),
+                        ("story", p.story),
+                        ("thanks", p.thanks),
+                    ] {
+                        raw.prompts.insert(
+                            name.into(),
+                            FlowPromptFiles::All(path.to_string_lossy().into_owned()),
+                        );
+                    }
                 }
+                raw
             }
         };
+        // Every prompt file the flow names must exist now, not at the first call.
+        for (name, files) in &raw_flow.prompts {
+            let paths: Vec<&String> = match files {
+                FlowPromptFiles::All(p) => vec![p],
+                FlowPromptFiles::PerLanguage(m) => m.values().collect(),
+            };
+            for p in paths {
+                if p.starts_with(BUILTIN) {
+                    continue;
+                }
+                let full = base.join(p);
+                if !full.is_file() {
+                    return Err(err(
+                        &format!("prompts.{name}"),
+                        format!("no such file: {}", full.display()),
+                    ));
+                }
+            }
+        }
+        let spec = FlowSpec::build(&slug, raw_flow).map_err(|e| {
+            let line = e
+                .step_index
+                .and_then(|i| step_line(text, &slug, i))
+                .unwrap_or_else(|| key_line(text, Some(&slug), e.key.as_deref().unwrap_or("flow")));
+            let key = match (&e.step, &e.key) {
+                (Some(step), Some(k)) => format!("campaign[{slug}].flow.step[{step}].{k}"),
+                (Some(step), None) => format!("campaign[{slug}].flow.step[{step}]"),
+                (None, Some(k)) => format!("campaign[{slug}].flow.{k}"),
+                (None, None) => format!("campaign[{slug}].flow"),
+            };
+            ConfigError {
+                file: file.into(),
+                line,
+                key,
+                message: e.to_string(),
+            }
+        })?;
         campaigns.push(CampaignSettings {
             slug: c.slug,
             title: c.title,
@@ -339,24 +509,22 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             dids: c.dids,
             default_region: c.default_region,
             language: c.language,
-            flow: flow::FlowConfig {
-                ring,
-                record: flow::RecordSpec {
-                    max: record_max,
-                    silence_end: silence,
-                    initial_silence: (silence * 3).max(Duration::from_secs(5)).min(record_max),
-                },
-                min_speech,
-            },
             transcript: c
                 .transcript
                 .unwrap_or_else(|| transcript_builtin.trim().to_string()),
-            prompts,
+            flow: Arc::new(spec),
+            base: base.to_path_buf(),
+            opens,
+            closes,
+            goal: c.goal,
+            did_languages,
         });
     }
     if campaigns.is_empty() {
         campaigns.push(demo_campaign());
     }
+    let all_dids: Vec<String> = campaigns.iter().flat_map(|c| c.dids.clone()).collect();
+    let sip_edge = crate::trunks::validate(raw.trunks, raw.sip, &all_dids, text, file, base)?;
     Ok(Settings {
         sip_listen: raw
             .server
@@ -376,6 +544,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         max_call: Duration::from_secs(max_call_seconds),
         drain: Duration::from_secs(drain_seconds),
         campaigns,
+        sip_edge,
     })
 }
 
@@ -432,9 +601,54 @@ mod tests {
         let s = parse_str("[[campaign]]\nslug = \"x\"\ntitle = \"X\"\nring_seconds = 1.5\nsilence_seconds = 1\nlanguage = \"nl\"\n")
             .expect("valid");
         let c = &s.campaigns[0];
-        assert_eq!(c.flow.ring, Duration::from_millis(1500));
-        assert_eq!(c.flow.record.silence_end, Duration::from_secs(1));
-        assert!(matches!(c.prompts, PromptSource::Builtin("nl")));
+        assert_eq!(c.flow.default_language(), Lang::Nl);
+        assert_eq!(
+            c.flow.prompt_source("greeting", Lang::Nl),
+            Some(flow::spec::PromptSource::File(
+                "builtin:demo/nl/greeting.wav"
+            ))
+        );
         assert!(c.transcript.len() > 20);
+    }
+}
+
+#[cfg(test)]
+mod flow_tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Settings, ConfigError> {
+        parse(text, "f.toml", Path::new("."))
+    }
+
+    #[test]
+    fn a_flow_error_names_the_step_line_and_key() {
+        let text = "[[campaign]]\nslug = \"x\"\ntitle = \"X\"\n\n[[campaign.flow.step]]\nname = \"a\"\nkind = \"play\"\nprompt = \"signed\"\nnext = \"b\"\n\n[[campaign.flow.step]]\nname = \"b\"\nkind = \"dance\"\n";
+        let e = parse_str(text).expect_err("unknown kind");
+        assert!(e.key.starts_with("campaign[x].flow"), "{e}");
+        assert!(e.line >= 5, "{e}");
+    }
+
+    #[test]
+    fn dates_are_checked_and_parsed() {
+        assert_eq!(
+            parse_date("1970-01-02"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_date("2026-11-28"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(20_785 * 86_400))
+        );
+        assert_eq!(parse_date("2026-13-01"), None);
+        let e = parse_str("[[campaign]]\nslug = \"x\"\ntitle = \"X\"\nopens = \"2026-12-01\"\ncloses = \"2026-11-01\"\n")
+            .expect_err("closes before opens");
+        assert_eq!(e.key, "campaign[x].closes");
+        assert_eq!(e.line, 5);
+    }
+
+    #[test]
+    fn own_flow_and_simple_prompts_do_not_mix() {
+        let text = "[[campaign]]\nslug = \"x\"\ntitle = \"X\"\n[campaign.prompts]\ngreeting = \"a.wav\"\nstory = \"a.wav\"\nthanks = \"a.wav\"\n[[campaign.flow.step]]\nname = \"a\"\nkind = \"hangup\"\n";
+        let e = parse_str(text).expect_err("both");
+        assert_eq!(e.key, "campaign[x].prompts");
     }
 }

@@ -1,5 +1,6 @@
 //! The belteken binary: command line, configuration, sockets, runtime and shutdown.
 
+mod audio;
 mod config;
 mod trunks;
 
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 use store::Store as _;
 use tracing::info;
 
-use config::{PromptSource, Settings};
+use config::Settings;
 
 /// A self-hosted phone-petition line: call and sign.
 #[derive(Debug, Parser)]
@@ -52,6 +53,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Audio tools.
+    Audio {
+        #[command(subcommand)]
+        command: AudioCommand,
+    },
     /// Write the recordings of a campaign as WAV files into a directory.
     ExportRecordings {
         #[command(flatten)]
@@ -62,6 +68,16 @@ enum Command {
         /// Directory to write into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AudioCommand {
+    /// Decode a WAV, MP3, OGG/Vorbis or FLAC file as a prompt would be, and show its
+    /// duration, peak and loudness before and after import (trim and normalisation).
+    Check {
+        /// The audio file.
+        file: PathBuf,
     },
 }
 
@@ -128,6 +144,25 @@ fn main() -> Result<()> {
                 .context("cannot start the runtime")?;
             runtime.block_on(serve(settings))
         }
+        Command::Audio {
+            command: AudioCommand::Check { file },
+        } => {
+            let raw = media::audio::decode_file(&file)?;
+            let before = media::import::analyze(&raw);
+            let prepared = media::import::import_file(&file)?;
+            let after = media::import::analyze(&prepared);
+            println!("{}", file.display());
+            for (label, s) in [("as decoded (8 kHz mono)", before), ("as a prompt", after)] {
+                println!(
+                    "  {label}: {:.2} s, peak {:.1} dBFS, RMS {:.1} dBFS, loudness {:.1} dBFS",
+                    s.duration.as_secs_f64(),
+                    s.peak_dbfs,
+                    s.rms_dbfs,
+                    s.loudness_dbfs
+                );
+            }
+            Ok(())
+        }
         Command::Recount { common } => {
             let settings = load_settings(&common)?;
             let store = open_store(&settings)?;
@@ -166,49 +201,6 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The built-in demo prompts, 8 kHz mono WAV.
-fn builtin_prompt(language: &str, name: &str) -> &'static [u8] {
-    match (language, name) {
-        ("nl", "greeting") => include_bytes!("../../../audio/demo/nl/greeting.wav"),
-        ("nl", "story") => include_bytes!("../../../audio/demo/nl/story.wav"),
-        ("nl", _) => include_bytes!("../../../audio/demo/nl/thanks.wav"),
-        (_, "greeting") => include_bytes!("../../../audio/demo/en/greeting.wav"),
-        (_, "story") => include_bytes!("../../../audio/demo/en/story.wav"),
-        _ => include_bytes!("../../../audio/demo/en/thanks.wav"),
-    }
-}
-
-fn load_prompts(source: &PromptSource) -> Result<sip::Prompts> {
-    let load = |name: &str| -> Result<Arc<media::audio::Prompt>> {
-        let samples = match source {
-            PromptSource::Builtin(lang) => {
-                media::audio::decode_wav_bytes(builtin_prompt(lang, name))
-                    .with_context(|| format!("built-in prompt {lang}/{name}"))?
-            }
-            PromptSource::Files {
-                greeting,
-                story,
-                thanks,
-            } => {
-                let path = match name {
-                    "greeting" => greeting,
-                    "story" => story,
-                    _ => thanks,
-                };
-                media::audio::decode_file(path)?
-            }
-        };
-        Ok(Arc::new(media::audio::Prompt::from_samples(&samples)))
-    };
-    let beep = media::audio::tone(1000.0, Duration::from_millis(400), 8000);
-    Ok(sip::Prompts {
-        greeting: load("greeting")?,
-        story: load("story")?,
-        beep: Arc::new(media::audio::Prompt::from_samples(&beep)),
-        thanks: load("thanks")?,
-    })
 }
 
 /// The SIP channel's figures, for `/healthz` and `/metrics`.
@@ -327,16 +319,24 @@ async fn serve(settings: Settings) -> Result<()> {
 
     let mut campaigns = Vec::new();
     let mut views = Vec::new();
+    let mut audio_cache = audio::Cache::default();
     for c in &settings.campaigns {
         store.ensure_campaign(&c.slug, &c.title)?;
         hub.reset(&c.slug, store.counts(&c.slug)?);
-        let prompts = load_prompts(&c.prompts)?;
+        let (campaign_audio, flow_version) =
+            audio::load_campaign(&c.flow, &c.base, &mut audio_cache)
+                .with_context(|| format!("campaign {}", c.slug))?;
+        info!(campaign = %c.slug, flow_version = %flow_version, "campaign loaded");
         campaigns.push(Arc::new(sip::Campaign {
             slug: c.slug.clone(),
             dids: c.dids.clone(),
+            did_languages: c.did_languages.clone(),
             default_region: c.default_region.clone(),
             flow: c.flow.clone(),
-            prompts,
+            audio: Arc::new(campaign_audio),
+            flow_version,
+            opens: c.opens,
+            closes: c.closes,
         }));
         views.push(web::CampaignView {
             slug: c.slug.clone(),
@@ -345,6 +345,7 @@ async fn serve(settings: Settings) -> Result<()> {
             sip_uri: format!("sip:{}@{sip_host}:{sip_port}", c.slug),
             transcript: c.transcript.clone(),
             language: c.language.clone(),
+            goal: c.goal,
         });
     }
 

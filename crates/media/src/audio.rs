@@ -1,4 +1,6 @@
-//! Audio import (any WAV → 8 kHz mono i16 via symphonia and rubato), pre-encoded prompts, and tones.
+//! Audio decoding (WAV, MP3, OGG/Vorbis, FLAC → 8 kHz mono i16 via symphonia and rubato), pre-encoded prompts, and tones.
+//!
+//! Loudness normalisation and silence trimming for imported prompts are in [`crate::import`].
 
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -59,9 +61,12 @@ pub enum AudioError {
     ResamplerSetup(#[from] rubato::ResamplerConstructionError),
     #[error("resampling failed: {0}")]
     Resample(#[from] rubato::ResampleError),
+    #[error("the audio is silent (nothing above {threshold_dbfs} dBFS)")]
+    Silent { threshold_dbfs: f32 },
 }
 
-/// Reads and decodes an audio file; errors name the path.
+/// Reads and decodes an audio file (WAV, MP3, OGG/Vorbis or FLAC, told apart by their
+/// content; the extension is only a hint); errors name the path.
 pub fn decode_file(path: &Path) -> Result<Vec<i16>, AudioError> {
     let read_err = |source| AudioError::Read {
         path: path.to_owned(),
@@ -73,7 +78,8 @@ pub fn decode_file(path: &Path) -> Result<Vec<i16>, AudioError> {
     file.take(MAX_AUDIO_FILE_BYTES as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
-    decode_wav_bytes(&bytes).map_err(|e| AudioError::InFile {
+    let hint = path.extension().and_then(|e| e.to_str());
+    decode_bytes(&bytes, hint).map_err(|e| AudioError::InFile {
         path: path.to_owned(),
         source: Box::new(e),
     })
@@ -83,6 +89,13 @@ pub fn decode_file(path: &Path) -> Result<Vec<i16>, AudioError> {
 /// or µ-law) to 8 kHz mono: channels are averaged, then resampled with a band-limited FFT
 /// resampler. The output has `ceil(frames * 8000 / rate)` samples.
 pub fn decode_wav_bytes(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
+    decode_bytes(bytes, Some("wav"))
+}
+
+/// Decodes an audio file's bytes (WAV, MP3, OGG/Vorbis or FLAC; `extension` is a hint for
+/// the format probe) to 8 kHz mono, as [`decode_wav_bytes`] does. Encoder delay and padding
+/// (MP3, Vorbis) are removed where the file states them; a corrupt packet is skipped.
+pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Vec<i16>, AudioError> {
     if bytes.len() > MAX_AUDIO_FILE_BYTES {
         return Err(AudioError::TooLarge {
             max_bytes: MAX_AUDIO_FILE_BYTES,
@@ -91,11 +104,17 @@ pub fn decode_wav_bytes(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
     // symphonia needs an owned 'static source; one copy at import time is fine.
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let mut hint = Hint::new();
-    hint.with_extension("wav");
+    if let Some(ext) = extension {
+        hint.with_extension(ext);
+    }
+    let format_options = FormatOptions {
+        enable_gapless: true,
+        ..FormatOptions::default()
+    };
     let probed = symphonia::default::get_probe().format(
         &hint,
         source,
-        &FormatOptions::default(),
+        &format_options,
         &MetadataOptions::default(),
     )?;
     let mut format = probed.format;
@@ -130,7 +149,12 @@ pub fn decode_wav_bytes(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
         if packet.track_id() != track_id {
             continue;
         }
-        let decoded = decoder.decode(&packet)?;
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // One damaged packet of a compressed stream: skip it, as players do.
+            Err(SymphoniaError::DecodeError(_)) if frames_in > 0 => continue,
+            Err(e) => return Err(e.into()),
+        };
         let spec = *decoded.spec();
         let channels = spec.channels.count().max(1);
         let needed = decoded.frames() * channels;

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod dtmf;
 pub mod g711;
+pub mod import;
 pub mod pacer;
 pub mod recorder;
 pub mod rtp;

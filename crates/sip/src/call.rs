@@ -1,10 +1,11 @@
-//! One call: drives its flow, plays and records its media, and commits its signature.
+//! One call: drives its flow engine, plays and records its media, signs, withdraws, transfers.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use flow::{Action, Event, PromptId, SignResult};
+use flow::engine::{Action, CallFacts, Engine, Input, SignResult};
 use media::audio::Prompt;
 use media::pacer::Pacer;
 use media::recorder::{Recorder, RecorderLimits};
@@ -17,8 +18,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use crate::campaign::Campaign;
 use crate::sdp::{self, Codec, Negotiated, Offer};
-use crate::server::{Campaign, Context};
+use crate::server::Context;
 
 /// One RTP frame: 20 ms at 8 kHz.
 const PTIME: Duration = Duration::from_millis(20);
@@ -29,6 +31,8 @@ const MAX_DATAGRAM_BYTES: usize = 1500;
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-call packet counts are added to the shared figures every this many packets (1 s).
 const STATS_FLUSH_PACKETS: u64 = 50;
+/// How long a REFER to the helpline may take to be accepted.
+const REFER_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// Something the SIP dialog reports to its call.
 pub(crate) enum CallEvent {
@@ -44,6 +48,8 @@ pub(crate) enum CallEvent {
 
 pub(crate) struct CallSetup {
     pub transport: &'static str,
+    /// The number (or user) called, which picked the campaign.
+    pub called: String,
     pub ctx: Arc<Context>,
     pub campaign: Arc<Campaign>,
     pub caller: store::CallerIdentity,
@@ -71,14 +77,6 @@ pub(crate) fn info_digit(body: &[u8]) -> Option<char> {
     (valid && chars.next().is_none()).then_some(c)
 }
 
-fn sign_result(outcome: &store::SignOutcome) -> (SignResult, store::Counts) {
-    match *outcome {
-        store::SignOutcome::Counted { counts } => (SignResult::Counted, counts),
-        store::SignOutcome::AlreadySigned { counts } => (SignResult::AlreadySigned, counts),
-        store::SignOutcome::Unverified { counts } => (SignResult::Unverified, counts),
-    }
-}
-
 struct Media {
     stats: Arc<crate::server::Stats>,
     /// Packets and late frames not yet added to `stats` (flushed about once a second, so
@@ -95,6 +93,8 @@ struct Media {
     /// The outgoing stream's clock, from the answer on.
     pacer: Option<Pacer>,
     playing: Option<(Arc<Prompt>, usize)>,
+    /// The prompts queued after the one playing, for a `Play` of several.
+    queued: VecDeque<Arc<Prompt>>,
     recorder: Option<Recorder>,
     dtmf: media::dtmf::DtmfReceiver,
     last_received: Instant,
@@ -152,10 +152,16 @@ impl Media {
                 }
             }
         }
-        if let Some((prompt, index)) = &self.playing {
-            if *index >= prompt.frames() {
-                self.playing = None;
-                finished = true;
+        while let Some((prompt, index)) = &self.playing {
+            if *index < prompt.frames() {
+                break;
+            }
+            match self.queued.pop_front() {
+                Some(next) => self.playing = Some((next, 0)),
+                None => {
+                    self.playing = None;
+                    finished = true;
+                }
             }
         }
         finished
@@ -214,23 +220,156 @@ fn silence(codec: Codec) -> &'static [u8] {
     }
 }
 
-fn prompt_for(campaign: &Campaign, id: PromptId) -> Arc<Prompt> {
-    let p = &campaign.prompts;
-    match id {
-        PromptId::Greeting => p.greeting.clone(),
-        PromptId::Story => p.story.clone(),
-        PromptId::Beep => p.beep.clone(),
-        PromptId::Thanks => p.thanks.clone(),
+fn sdp_headers() -> Vec<Header> {
+    vec![Header::ContentType("application/sdp".into())]
+}
+
+/// What a finished recording left for the `sign` step.
+struct Take {
+    wav: Vec<u8>,
+    speech: Duration,
+}
+
+/// Runs the store's `sign` on a blocking thread; the flow learns the result later.
+fn spawn_sign(
+    ctx: &Arc<Context>,
+    campaign: &Campaign,
+    caller: &Arc<store::CallerIdentity>,
+    trust: crate::trunk::CallerTrust,
+    take: Option<Take>,
+    call_id: &str,
+) -> oneshot::Receiver<SignResult> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let services = ctx.services.clone();
+    let slug = campaign.slug.clone();
+    let caller = caller.clone();
+    let call_id = call_id.to_string();
+    let flow_version = campaign.flow_version.clone();
+    tokio::task::spawn_blocking(move || {
+        let (wav, speech) = match take {
+            Some(t) => (t.wav, t.speech),
+            // A flow that signs by a key or by listening has no voice recording: the
+            // signature keeps a short silent WAV so that every row has one.
+            None => (
+                media::wav::pcm16_mono(&[0; SAMPLES_PER_FRAME], 8000),
+                Duration::ZERO,
+            ),
+        };
+        let signature = store::NewSignature {
+            campaign: slug.clone(),
+            caller: (*caller).clone(),
+            recording_wav: wav,
+            speech_ms: speech.as_millis().min(u128::from(u32::MAX)) as u32,
+            channel: "sip",
+            trust: Some(match trust {
+                crate::trunk::CallerTrust::NetworkAsserted => store::Trust::NetworkAsserted,
+                crate::trunk::CallerTrust::FromHeader => store::Trust::FromHeader,
+                crate::trunk::CallerTrust::Withheld => store::Trust::Withheld,
+            }),
+            flow_version: Some(flow_version),
+            contact: None,
+        };
+        let result = match services.store.sign(signature) {
+            Ok(outcome) => {
+                let counts = outcome.counts();
+                services.hub.publish(&slug, counts);
+                let result = match outcome {
+                    store::SignOutcome::Counted { .. } => SignResult::Counted {
+                        number: counts.signatures,
+                    },
+                    store::SignOutcome::AlreadySigned { .. } => SignResult::AlreadySigned,
+                    store::SignOutcome::Unverified { .. } => SignResult::Unverified,
+                };
+                info!(call = %call_id, campaign = %slug, ?result, signatures = counts.signatures, unverified = counts.unverified, "signature");
+                result
+            }
+            Err(e) => {
+                warn!(call = %call_id, error = %e, "signature not stored");
+                SignResult::Failed
+            }
+        };
+        let _ = done_tx.send(result);
+    });
+    done_rx
+}
+
+/// Runs the store's `erase` for a caller who withdraws by phone.
+fn spawn_withdraw(
+    ctx: &Arc<Context>,
+    campaign: &Campaign,
+    caller: &Arc<store::CallerIdentity>,
+    call_id: &str,
+) -> oneshot::Receiver<bool> {
+    let (done_tx, done_rx) = oneshot::channel();
+    let services = ctx.services.clone();
+    let slug = campaign.slug.clone();
+    let caller = caller.clone();
+    let call_id = call_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let ok = match caller.key() {
+            None => false,
+            Some(key) => match services.store.erase(&slug, key) {
+                Ok(erased) => {
+                    if let Ok(counts) = services.store.counts(&slug) {
+                        services.hub.reset(&slug, counts);
+                    }
+                    info!(call = %call_id, campaign = %slug, erased, "signature withdrawn by phone");
+                    erased
+                }
+                Err(e) => {
+                    warn!(call = %call_id, error = %e, "withdrawal failed");
+                    false
+                }
+            },
+        };
+        let _ = done_tx.send(ok);
+    });
+    done_rx
+}
+
+/// What the call knows before its flow starts.
+async fn facts(
+    ctx: &Arc<Context>,
+    campaign: &Campaign,
+    caller: &Arc<store::CallerIdentity>,
+    called: &str,
+) -> CallFacts {
+    let anonymous = matches!(**caller, store::CallerIdentity::Withheld);
+    let already_signed = if anonymous {
+        false
+    } else {
+        let store = ctx.services.store.clone();
+        let slug = campaign.slug.clone();
+        let caller = caller.clone();
+        tokio::task::spawn_blocking(move || store.has_signed_identity(&slug, &caller))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false)
+    };
+    CallFacts {
+        already_signed,
+        anonymous,
+        outside_dates: campaign.outside_dates(SystemTime::now()),
+        line_full: false,
+        language: campaign.did_languages.get(called).copied(),
+        count: ctx.services.hub.current(&campaign.slug).signatures,
+        signature_number: None,
     }
 }
 
-fn sdp_headers() -> Vec<Header> {
-    vec![Header::ContentType("application/sdp".into())]
+/// Waits on an optional one-shot answer; pending forever when there is none.
+async fn answer_of<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
+    match rx.as_mut() {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
+    }
 }
 
 pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let CallSetup {
         transport,
+        called,
         ctx,
         campaign,
         caller,
@@ -242,7 +381,8 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     } = setup;
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
-    let withheld = matches!(caller, store::CallerIdentity::Withheld);
+    let caller = Arc::new(caller);
+    let withheld = matches!(*caller, store::CallerIdentity::Withheld);
     info!(call = %call_id, campaign = %campaign.slug, transport, withheld, trust = trust.as_str(), codec = chosen.codec.name(), "call");
 
     let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
@@ -279,6 +419,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         ),
         pacer: None,
         playing: None,
+        queued: VecDeque::new(),
         recorder: None,
         dtmf: media::dtmf::DtmfReceiver::new(),
         last_received: started,
@@ -286,15 +427,17 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         out: [0; 12 + SAMPLES_PER_FRAME],
     };
 
-    let mut call = flow::Call::new(campaign.flow.clone(), started);
+    let facts = facts(&ctx, &campaign, &caller, &called).await;
+    let mut call = Engine::new(campaign.flow.clone(), facts, Instant::now());
     let deadline = started + ctx.config.max_call;
     let mut answered = false;
     let mut terminated = false;
     let mut invite_tx = Some(tx);
-    let mut recording: Option<(Vec<u8>, Duration)> = None;
+    let mut take: Option<Take> = None;
     let mut signing: Option<oneshot::Receiver<SignResult>> = None;
+    let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
+    let mut transferring: Option<oneshot::Receiver<bool>> = None;
     let mut buf = [0u8; MAX_DATAGRAM_BYTES];
-    let caller = Arc::new(caller);
 
     loop {
         let now = Instant::now();
@@ -306,66 +449,90 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     }
                 }
                 Action::Answer => {
-                    let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
-                    if let Err(e) = dialog.accept(Some(sdp_headers()), Some(body.into_bytes())) {
-                        warn!(call = %call_id, error = %e, "200 not sent");
+                    if !answered && !terminated {
+                        let body =
+                            sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
+                        if let Err(e) = dialog.accept(Some(sdp_headers()), Some(body.into_bytes()))
+                        {
+                            warn!(call = %call_id, error = %e, "200 not sent");
+                        }
+                        answered = true;
+                        media.pacer = Some(Pacer::new(now, PTIME));
+                        media.last_received = now;
                     }
-                    answered = true;
-                    media.pacer = Some(Pacer::new(now, PTIME));
-                    media.last_received = now;
                 }
-                Action::Play(id) => media.playing = Some((prompt_for(&campaign, id), 0)),
-                Action::Record(spec) => {
+                Action::Play { prompts, .. } => {
+                    media.queued = prompts
+                        .iter()
+                        .filter_map(|r| {
+                            let audio = campaign.audio.resolve(r);
+                            if audio.is_none() {
+                                warn!(call = %call_id, prompt = ?r, "prompt not loaded");
+                            }
+                            audio
+                        })
+                        .collect();
+                    media.playing = media.queued.pop_front().map(|p| (p, 0));
+                    if media.playing.is_none() {
+                        // Nothing to play: the prompt is over at once.
+                        call.handle(now, Input::PromptFinished);
+                    }
+                }
+                Action::StopPlayback => {
+                    media.playing = None;
+                    media.queued.clear();
+                }
+                Action::StartRecording {
+                    max,
+                    silence_end,
+                    initial_silence,
+                } => {
                     let limits = RecorderLimits {
-                        max: spec.max,
-                        silence_end: spec.silence_end,
-                        initial_silence: spec.initial_silence,
+                        max,
+                        silence_end,
+                        initial_silence,
                     };
                     media.recorder = Some(Recorder::new(limits, now));
                 }
-                Action::FinishRecording => {
+                Action::StopRecording => {
                     if let Some(r) = media.recorder.take() {
-                        let speech = r.speech();
-                        recording = Some((r.into_wav(), speech));
-                        call.handle(now, Event::RecordingFinished { speech });
+                        let (t, input) = finish_recording(r);
+                        take = Some(t);
+                        call.handle(now, input);
                     }
                 }
+                Action::DiscardRecording => take = None,
                 Action::Sign => {
-                    let Some((wav, speech)) = recording.take() else {
-                        call.handle(now, Event::Signed(SignResult::Failed));
-                        continue;
-                    };
+                    signing = Some(spawn_sign(
+                        &ctx,
+                        &campaign,
+                        &caller,
+                        trust,
+                        take.take(),
+                        &call_id,
+                    ));
+                }
+                Action::Withdraw => {
+                    withdrawing = Some(spawn_withdraw(&ctx, &campaign, &caller, &call_id));
+                }
+                Action::Transfer { uri } => {
                     let (done_tx, done_rx) = oneshot::channel();
-                    signing = Some(done_rx);
-                    let services = ctx.services.clone();
-                    let slug = campaign.slug.clone();
-                    let caller = caller.clone();
+                    transferring = Some(done_rx);
+                    let d = dialog.clone();
                     let call_id = call_id.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let signature = store::NewSignature {
-                            campaign: slug.clone(),
-                            caller: (*caller).clone(),
-                            recording_wav: wav,
-                            speech_ms: speech.as_millis().min(u32::MAX as u128) as u32,
-                            channel: "sip",
-                            trust: None,
-                            flow_version: None,
-                            contact: None,
-                        };
-                        let result = match services.store.sign(signature) {
-                            Ok(outcome) => {
-                                let (result, counts) = sign_result(&outcome);
-                                services.hub.publish(&slug, counts);
-                                info!(call = %call_id, campaign = %slug, ?result, signatures = counts.signatures, unverified = counts.unverified, "signature");
-                                result
-                            }
-                            Err(e) => {
-                                warn!(call = %call_id, error = %e, "signature not stored");
-                                SignResult::Failed
-                            }
-                        };
-                        let _ = done_tx.send(result);
+                    tokio::spawn(async move {
+                        let refer_to = format!("<{uri}>");
+                        let result =
+                            tokio::time::timeout(REFER_TIMEOUT, d.refer(refer_to, None, None))
+                                .await;
+                        let ok =
+                            matches!(&result, Ok(Ok(Some(r))) if r.status_code.code() / 100 == 2);
+                        info!(call = %call_id, ok, "REFER to the helpline");
+                        let _ = done_tx.send(ok);
                     });
+                }
+                Action::SetLanguage(lang) => {
+                    debug!(call = %call_id, %lang, "language");
                 }
                 Action::Hangup => {
                     if !terminated {
@@ -392,12 +559,21 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 }
             });
         }
-        if call.is_done() && signing.is_none() {
+        let waiting_on_store = signing.is_some() || withdrawing.is_some() || transferring.is_some();
+        if call.is_done() && !waiting_on_store {
+            if !terminated {
+                // The flow ended without saying goodbye on the wire: end the call.
+                if answered {
+                    let _ = dialog.bye().await;
+                } else {
+                    let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                }
+            }
             break;
         }
         if now >= deadline && !terminated {
             info!(call = %call_id, "call reached max_call_seconds");
-            call.handle(now, Event::CallerHangup);
+            call.handle(now, Input::Hangup);
             if answered {
                 let _ = dialog.bye().await;
             }
@@ -406,7 +582,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
         if answered && !terminated && now.duration_since(media.last_received) > MEDIA_TIMEOUT {
             info!(call = %call_id, "no RTP from the caller: ending the call");
-            call.handle(now, Event::CallerHangup);
+            call.handle(now, Input::Hangup);
             let _ = dialog.bye().await;
             terminated = true;
             continue;
@@ -421,22 +597,25 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 wake = wake.min(t);
             }
         }
+        if let Some(r) = &media.recorder {
+            wake = wake.min(r.next_timeout());
+        }
         let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wake));
         tokio::select! {
             () = sleep => {
                 let now = Instant::now();
                 if call.poll_timeout().is_some_and(|t| t <= now) {
-                    call.handle(now, Event::Timer);
+                    call.handle(now, Input::Timer);
                 }
                 if !terminated && media.send_due(now).await {
-                    call.handle(now, Event::PromptFinished);
+                    call.handle(now, Input::PromptFinished);
                 }
                 if let Some(reason) = media.recorder.as_mut().and_then(|r| r.poll(now)) {
                     if let Some(r) = media.recorder.take() {
-                        let speech = r.speech();
-                        debug!(call = %call_id, ?reason, speech_ms = speech.as_millis() as u64, "recording ended");
-                        recording = Some((r.into_wav(), speech));
-                        call.handle(now, Event::RecordingFinished { speech });
+                        debug!(call = %call_id, ?reason, speech_ms = r.speech().as_millis() as u64, "recording ended");
+                        let (t, input) = finish_recording(r);
+                        take = Some(t);
+                        call.handle(now, input);
                     }
                 }
             }
@@ -444,8 +623,8 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 if let Ok((len, from)) = received {
                     let now = Instant::now();
                     if let Some(digit) = media.on_datagram(now, &buf[..len], from) {
-                        info!(call = %call_id, %digit, "DTMF");
-                        call.handle(now, Event::Digit(digit));
+                        info!(call = %call_id, %digit, step = call.current_step(), "DTMF");
+                        call.handle(now, Input::Digit(digit));
                     }
                 }
             }
@@ -456,12 +635,17 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     Some(CallEvent::Terminated) | None => {
                         if !terminated {
                             terminated = true;
-                            call.handle(now, Event::CallerHangup);
+                            call.handle(now, Input::Hangup);
+                            if let Some(r) = media.recorder.take() {
+                                let (t, input) = finish_recording(r);
+                                take = Some(t);
+                                call.handle(now, input);
+                            }
                         }
                     }
                     Some(CallEvent::Digit(digit)) => {
-                        info!(call = %call_id, %digit, "DTMF (INFO)");
-                        call.handle(now, Event::Digit(digit));
+                        info!(call = %call_id, %digit, step = call.current_step(), "DTMF (INFO)");
+                        call.handle(now, Input::Digit(digit));
                     }
                     Some(CallEvent::Offer(body, handle)) => {
                         let answer = if body.is_empty() {
@@ -503,15 +687,33 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     }
                 }
             }
-            result = async { match signing.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } } => {
+            result = answer_of(&mut signing) => {
                 signing = None;
-                let result = result.unwrap_or(SignResult::Failed);
-                call.handle(Instant::now(), Event::Signed(result));
+                call.handle(Instant::now(), Input::Signed(result.unwrap_or(SignResult::Failed)));
+            }
+            result = answer_of(&mut withdrawing) => {
+                withdrawing = None;
+                call.handle(Instant::now(), Input::Withdrawn(result.unwrap_or(false)));
+            }
+            result = answer_of(&mut transferring) => {
+                transferring = None;
+                call.handle(Instant::now(), Input::TransferResult(result.unwrap_or(false)));
             }
         }
     }
     media.flush_stats();
-    info!(call = %call_id, outcome = ?call.outcome(), seconds = started.elapsed().as_secs(), "call ended");
+    info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), seconds = started.elapsed().as_secs(), "call ended");
+}
+
+/// The take and the flow's input for a recording that ended.
+fn finish_recording(r: Recorder) -> (Take, Input) {
+    let speech = r.speech();
+    let length = Duration::from_secs_f64(r.samples().len() as f64 / 8000.0);
+    let take = Take {
+        wav: r.into_wav(),
+        speech,
+    };
+    (take, Input::RecordingFinished { speech, length })
 }
 
 /// Lets the INVITE transaction send a final response queued on the dialog.

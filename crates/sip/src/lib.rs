@@ -4,8 +4,23 @@
 //! SDP, RTP and the media clock are the project's own (see `sdp` and the `media` crate).
 
 mod call;
+mod campaign;
+pub mod digest;
 pub mod identity;
+pub mod ratelimit;
+pub mod register;
+pub mod rtp_ports;
 pub mod sdp;
 mod server;
+pub mod tls;
+pub mod trunk;
 
-pub use server::{Campaign, Prompts, Services, SipConfig, SipError, SipServer, Stats};
+pub use ratelimit::RateLimits;
+pub use register::{RegistrationState, RegistrationStatus, Registrations};
+pub use server::{
+    Campaign, CampaignAudio, EdgeConfig, Services, SipConfig, SipError, SipServer, Stats,
+};
+pub use tls::TlsSettings;
+pub use trunk::{
+    CallerTrust, Cidr, DidSource, RegisterConfig, TrunkConfig, TrunkTransport, Untrusted,
+};

@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, DialogStateSender};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -16,19 +17,60 @@ use rsipstack::sip::{Header, Method, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::TransportLayer;
+use rsipstack::transport::{TlsListenerConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::call::{self, CallEvent, CallSetup};
+use crate::ratelimit::{Guard, RateLimits, Strike};
+use crate::register::{self, RegisterJob, Registrations};
+use crate::rtp_ports::RtpPorts;
 use crate::sdp;
+use crate::tls::{self, TlsSettings};
+use crate::trunk::{
+    self, CallerTrust, DidHeaders, DidSource, IdentityHeaders, Source, TrunkConfig, TrunkTransport,
+    Trunks, Untrusted,
+};
 
 /// Methods we answer, for Allow headers.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 
 /// Events queued per call before the dispatcher waits; a call reads them every 20 ms.
 const CALL_EVENT_QUEUE: usize = 32;
+/// Option tags we support in Require (RFC 3261 8.2.2.3); anything else gets 420. Session
+/// timers ("timer", RFC 4028) are deliberately absent: we never advertise them, so a caller's
+/// Session-Expires is not answered and, per RFC 4028 section 7.2, the session has no timer.
+/// `max_call` bounds every call instead.
+const SUPPORTED_OPTION_TAGS: &[&str] = &["100rel"];
+/// User-Agent prefixes of SIP scanners: such a source is banned at its first request.
+const SCANNER_AGENTS: &[&str] = &[
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sundayddr",
+    "iWar",
+    "VaxSIPUserAgent",
+    "pplsip",
+];
+/// Registrations get this long to unregister at shutdown.
+const UNREGISTER_GRACE: Duration = Duration::from_secs(4);
+
+/// How belteken meets the open internet: untrusted sources, TLS, RTP ports, rate limits.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeConfig {
+    /// The answer to an INVITE from a source that is no trunk's (when trunks exist).
+    pub untrusted: Untrusted,
+    /// SIP over TLS, if configured.
+    pub tls: Option<TlsSettings>,
+    /// Roots (PEM) that a TLS trunk's certificate must chain to.
+    pub tls_roots_pem: Option<Vec<u8>>,
+    /// RTP ports come from this range; `None`: any free port.
+    pub rtp_ports: Option<RangeInclusive<u16>>,
+    pub limits: RateLimits,
+}
 
 /// Settings of the SIP channel.
 #[derive(Debug, Clone)]
@@ -41,28 +83,12 @@ pub struct SipConfig {
     pub max_calls: usize,
     /// No call lasts longer than this.
     pub max_call: Duration,
+    /// The trunks; none: calls from anywhere are taken (the demo).
+    pub trunks: Vec<TrunkConfig>,
+    pub edge: EdgeConfig,
 }
 
-/// The prompts of a campaign, pre-encoded once and shared by every call.
-#[derive(Debug, Clone)]
-pub struct Prompts {
-    pub greeting: Arc<media::audio::Prompt>,
-    pub story: Arc<media::audio::Prompt>,
-    pub beep: Arc<media::audio::Prompt>,
-    pub thanks: Arc<media::audio::Prompt>,
-}
-
-/// A campaign as the SIP channel needs it.
-#[derive(Debug, Clone)]
-pub struct Campaign {
-    pub slug: String,
-    /// The numbers (Request-URI users) that reach this campaign, besides its slug.
-    pub dids: Vec<String>,
-    /// Region for caller numbers without a country code, e.g. "BE".
-    pub default_region: String,
-    pub flow: flow::FlowConfig,
-    pub prompts: Prompts,
-}
+pub use crate::campaign::{Campaign, CampaignAudio};
 
 /// What calls need from the rest of the server.
 #[derive(Clone)]
@@ -80,6 +106,10 @@ pub struct Stats {
     pub calls_rejected_busy: AtomicU64,
     /// Set when the server drains for shutdown: new calls get 503, calls in progress finish.
     pub draining: std::sync::atomic::AtomicBool,
+    /// RTP packets sent to callers.
+    pub rtp_packets_sent: AtomicU64,
+    /// RTP frames dropped because their send time had passed (the pacer fell behind).
+    pub rtp_frames_late: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +118,8 @@ pub enum SipError {
     Bind { addr: SocketAddr, reason: String },
     #[error("SIP endpoint failed: {0}")]
     Endpoint(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 type CallMap = Arc<Mutex<HashMap<DialogId, mpsc::Sender<CallEvent>>>>;
@@ -98,6 +130,9 @@ pub struct SipServer {
     cancel: CancellationToken,
     endpoint: rsipstack::transaction::Endpoint,
     stats: Arc<Stats>,
+    trunks: Arc<Trunks>,
+    guard: Arc<Mutex<Guard>>,
+    registrations: Registrations,
 }
 
 impl SipServer {
@@ -120,6 +155,41 @@ impl SipServer {
             .await
             .map_err(|e| bind_err(&e))?;
         transport.add_transport(tcp.into());
+        if let Some(t) = &config.edge.tls {
+            tls::check_certificate(&t.cert_pem, &t.key_pem).map_err(SipError::Tls)?;
+            let tls_addr = t.listen;
+            drop(
+                std::net::TcpListener::bind(tls_addr).map_err(|e| SipError::Bind {
+                    addr: tls_addr,
+                    reason: e.to_string(),
+                })?,
+            );
+            let listener = TlsListenerConnection::new(tls_addr, None, tls::listener_config(t))
+                .await
+                .map_err(|e| SipError::Tls(e.to_string()))?;
+            transport.add_transport(listener.into());
+        }
+        if config
+            .trunks
+            .iter()
+            .any(|t| t.transport == TrunkTransport::Tls)
+        {
+            tls::install_crypto_provider();
+        }
+        if let Some(roots) = &config.edge.tls_roots_pem {
+            transport.set_tls_config(tls::client_config(roots.clone()));
+        }
+        let trunks = Arc::new(resolve_trunks(&config.trunks).await);
+        let guard = Arc::new(Mutex::new(Guard::new(config.edge.limits)));
+        {
+            // Every datagram and new connection passes here before it is parsed.
+            let trunks = trunks.clone();
+            let guard = guard.clone();
+            transport.set_whitelist(move |ip: IpAddr| {
+                let allowed = trunks.is_trusted(ip) || admit(&guard, ip);
+                std::future::ready(allowed)
+            });
+        }
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport)
@@ -130,7 +200,15 @@ impl SipServer {
             cancel,
             endpoint,
             stats: Arc::new(Stats::default()),
+            trunks,
+            guard,
+            registrations: Registrations::default(),
         })
+    }
+
+    /// Each registration trunk's state, live (for /healthz): `.snapshot()`.
+    pub fn registration_states(&self) -> Registrations {
+        self.registrations.clone()
     }
 
     /// Live figures, shared.
@@ -165,6 +243,8 @@ impl SipServer {
             dialogs.clone(),
         ));
 
+        let registering = CancellationToken::new();
+        let registration_tasks = self.start_registrations(&registering);
         let ctx = Arc::new(Context {
             config: self.config.clone(),
             campaigns,
@@ -173,6 +253,9 @@ impl SipServer {
             state_tx,
             calls,
             stats: self.stats.clone(),
+            trunks: self.trunks.clone(),
+            guard: self.guard.clone(),
+            rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
         });
         tokio::pin!(shutdown);
         loop {
@@ -185,6 +268,13 @@ impl SipServer {
             }
         }
         info!("SIP channel stopping");
+        registering.cancel();
+        let _ = tokio::time::timeout(UNREGISTER_GRACE, async {
+            for t in registration_tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
         self.cancel.cancel();
         serve.abort();
         Ok(())
@@ -199,15 +289,187 @@ pub(crate) struct Context {
     pub state_tx: DialogStateSender,
     pub calls: CallMap,
     pub stats: Arc<Stats>,
+    pub trunks: Arc<Trunks>,
+    pub guard: Arc<Mutex<Guard>>,
+    /// Where each call's RTP socket comes from (see `rtp_ports::allocate_rtp_socket`).
+    pub rtp_ports: RtpPorts,
 }
 
 impl Context {
     fn campaign_for(&self, user: &str) -> Option<Arc<Campaign>> {
+        let wanted = trunk::normalize_did(user);
         self.campaigns
             .iter()
-            .find(|c| c.slug == user || c.dids.iter().any(|d| d == user))
+            .find(|c| c.slug == user || c.dids.iter().any(|d| trunk::normalize_did(d) == wanted))
             .cloned()
     }
+
+    /// Counts a bad request from an untrusted source; logs a ban when it starts one.
+    fn strike(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        if self.trunks.is_trusted(ip) {
+            return;
+        }
+        let strike = match self.guard.lock() {
+            Ok(mut g) => g.bad_request(ip, Instant::now()),
+            Err(_) => return,
+        };
+        log_strike(ip, strike);
+    }
+
+    fn is_banned(&self, ip: Option<IpAddr>) -> bool {
+        ip.is_some_and(|ip| {
+            self.guard
+                .lock()
+                .is_ok_and(|g| g.is_banned(ip, Instant::now()))
+        })
+    }
+
+    /// Bans `ip` at once (a scanner that names itself).
+    fn ban_now(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        if self.trunks.is_trusted(ip) {
+            return;
+        }
+        let Ok(mut g) = self.guard.lock() else { return };
+        let mut strike = Strike::Counted;
+        for _ in 0..g.limits().bad_requests_before_ban.max(1) {
+            strike = g.bad_request(ip, Instant::now());
+            if strike != Strike::Counted {
+                break;
+            }
+        }
+        drop(g);
+        log_strike(ip, strike);
+    }
+}
+
+fn log_strike(ip: IpAddr, strike: Strike) {
+    if let Strike::Banned(d) = strike {
+        // The source address only: never a caller's number.
+        warn!(source = %ip, ban_s = d.as_secs(), "source banned after repeated bad requests");
+    }
+}
+
+/// The transport-level gate: banned sources are dropped, the rest are rate-limited.
+fn admit(guard: &Mutex<Guard>, ip: IpAddr) -> bool {
+    let Ok(mut g) = guard.lock() else {
+        return true;
+    };
+    let (ok, strike) = g.allow_packet(ip, Instant::now());
+    drop(g);
+    if let Some(s) = strike {
+        log_strike(ip, s);
+    }
+    ok
+}
+
+/// The trunks, with each registration trunk's registrar and proxy addresses trusted too.
+async fn resolve_trunks(configs: &[TrunkConfig]) -> Trunks {
+    let mut trunks = Trunks::new(configs.to_vec());
+    for t in configs {
+        let Some(reg) = &t.register else { continue };
+        if let Some(proxy) = reg.proxy {
+            trunks.trust(&t.name, proxy.ip());
+        }
+        let r = reg.registrar.as_str();
+        let default_port = if t.transport == TrunkTransport::Tls {
+            5061
+        } else {
+            5060
+        };
+        let host = if r.parse::<std::net::SocketAddr>().is_ok() {
+            r.to_string()
+        } else if let Ok(ip) = r.trim_matches(['[', ']']).parse::<IpAddr>() {
+            std::net::SocketAddr::new(ip, default_port).to_string()
+        } else if r.contains(':') {
+            r.to_string()
+        } else {
+            format!("{r}:{default_port}")
+        };
+        match tokio::net::lookup_host(host.clone()).await {
+            Ok(addrs) => {
+                for a in addrs {
+                    trunks.trust(&t.name, a.ip());
+                }
+            }
+            Err(e) => {
+                warn!(trunk = %t.name, error = %e, "cannot resolve the registrar; only the trunk's `trusted` networks are accepted")
+            }
+        }
+    }
+    trunks
+}
+
+impl SipServer {
+    fn start_registrations(&self, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let host = match self.config.advertise {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        };
+        let mut tasks = Vec::new();
+        for t in self.trunks.all() {
+            let Some(reg) = &t.register else { continue };
+            let port = match (t.transport, &self.config.edge.tls) {
+                (TrunkTransport::Tls, Some(tls)) => tls.listen.port(),
+                _ => self.config.listen.port(),
+            };
+            let job = RegisterJob {
+                trunk: t.name.clone(),
+                transport: t.transport,
+                config: reg.clone(),
+                contact_host: host.clone(),
+                contact_port: port,
+            };
+            tasks.push(tokio::spawn(register::run(
+                self.endpoint.inner.clone(),
+                job,
+                self.registrations.clone(),
+                stop.child_token(),
+            )));
+        }
+        tasks
+    }
+}
+
+/// The source address of a request.
+fn source_ip(tx: &Transaction) -> Option<IpAddr> {
+    tx.connection
+        .as_ref()
+        .and_then(|c| c.get_remote_addr())
+        .and_then(|a| a.get_socketaddr().ok())
+        .map(|a| a.ip())
+}
+
+fn is_scanner(tx: &Transaction) -> bool {
+    tx.original.header_value("User-Agent").is_some_and(|ua| {
+        let ua = ua.to_ascii_lowercase();
+        SCANNER_AGENTS
+            .iter()
+            .any(|s| ua.starts_with(&s.to_ascii_lowercase()))
+    })
+}
+
+/// The option tags in Require that we do not support.
+fn unsupported_requirements(tx: &Transaction) -> Vec<String> {
+    tx.original
+        .headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Require"))
+        .flat_map(|h| {
+            h.value()
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| {
+            !t.is_empty()
+                && !SUPPORTED_OPTION_TAGS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+        })
+        .take(8)
+        .collect()
 }
 
 fn has_to_tag(tx: &Transaction) -> bool {
@@ -229,7 +491,19 @@ fn body_truncated(tx: &Transaction) -> bool {
 
 async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
     let method = tx.original.method;
+    let source = source_ip(&tx);
+    if ctx.is_banned(source) {
+        // A stream connection opened before the ban: read, but never answered.
+        return;
+    }
+    if is_scanner(&tx) {
+        ctx.ban_now(source);
+        if ctx.is_banned(source) {
+            return;
+        }
+    }
     if body_truncated(&tx) {
+        ctx.strike(source);
         if method != Method::Ack {
             let warning = Header::Other(
                 "Warning".into(),
@@ -251,6 +525,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
             }
             None => {
                 if method != Method::Ack {
+                    ctx.strike(source);
                     reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
                 }
             }
@@ -258,7 +533,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         return;
     }
     match method {
-        Method::Invite => on_invite(ctx, tx).await,
+        Method::Invite => on_invite(ctx, tx, source).await,
         Method::Options => {
             let allow = Header::Other("Allow".into(), ALLOW.into());
             let accept = Header::Other("Accept".into(), "application/sdp".into());
@@ -272,9 +547,12 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         | Method::Refer
         | Method::Notify
         | Method::PRack => {
+            ctx.strike(source);
             reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
         }
         _ => {
+            // REGISTER among them: we are no registrar, and say so to every user alike.
+            ctx.strike(source);
             let allow = Header::Other("Allow".into(), ALLOW.into());
             reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow]).await;
         }
@@ -287,17 +565,67 @@ pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec
     }
 }
 
-async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
+async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr>) {
     ctx.stats.calls_total.fetch_add(1, Ordering::Relaxed);
-    let user = tx
-        .original
-        .uri
-        .user()
-        .map(str::to_string)
-        .unwrap_or_default();
-    let Some(campaign) = ctx.campaign_for(&user) else {
+    // The source is judged first, so that an untrusted one gets one answer for every user.
+    let trunk = match source.map(|ip| ctx.trunks.classify(ip)) {
+        Some(Source::Open) => None,
+        Some(Source::Trunk(t)) => Some(t.clone()),
+        Some(Source::Unknown) | None if ctx.trunks.is_empty() => None,
+        Some(Source::Unknown) | None => {
+            ctx.strike(source);
+            match ctx.config.edge.untrusted {
+                Untrusted::Reject => {
+                    info!(source = ?source, "INVITE from no trunk's address: 403");
+                    reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+                }
+                Untrusted::Drop => {
+                    debug!(source = ?source, "INVITE from no trunk's address: dropped")
+                }
+            }
+            return;
+        }
+    };
+    let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
+    let unsupported = unsupported_requirements(&tx);
+    if !unsupported.is_empty() {
+        info!(trunk = %trunk_name, "INVITE requires an extension we lack: 420");
+        let h = Header::Other("Unsupported".into(), unsupported.join(", "));
+        reply(&mut tx, StatusCode::BadExtension, vec![h]).await;
+        return;
+    }
+    let (did_source, trunk_dids) = match &trunk {
+        Some(t) => (t.did_from.clone(), t.dids.clone()),
+        None => (DidSource::Auto, Vec::new()),
+    };
+    let ruri_user = tx.original.uri.user().map(str::to_string);
+    let to = tx.original.header_value("To");
+    let lookup = |name: &str| tx.original.header_value(name);
+    let candidates = trunk::called_dids(
+        &did_source,
+        &DidHeaders {
+            request_uri_user: ruri_user.as_deref(),
+            to: to.as_deref(),
+            other: Some(&lookup),
+        },
+    );
+    let allowed_here = |did: &str| {
+        trunk_dids.is_empty() || {
+            let d = trunk::normalize_did(did);
+            trunk_dids.iter().any(|x| trunk::normalize_did(x) == d)
+        }
+    };
+    let found = candidates
+        .iter()
+        .filter(|d| allowed_here(d))
+        .find_map(|d| ctx.campaign_for(d).map(|c| (d.clone(), c)));
+    let Some((called, campaign)) = found else {
         // The called user is a campaign slug or DID, not a caller number: safe to log.
-        info!(called = %user, "INVITE for no campaign: 404");
+        let called = candidates.first().map_or("", String::as_str);
+        info!(trunk = %trunk_name, called = %called, "INVITE for no campaign: 404");
+        if trunk.is_none() {
+            ctx.strike(source);
+        }
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
@@ -314,7 +642,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         }
     };
     let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
-    if in_progress >= ctx.config.max_calls || ctx.stats.draining.load(Ordering::Relaxed) {
+    if in_progress >= ctx.config.max_calls {
         ctx.stats
             .calls_rejected_busy
             .fetch_add(1, Ordering::Relaxed);
@@ -323,13 +651,26 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         return;
     }
     let pai = tx.original.header_value("P-Asserted-Identity");
+    let rpid = tx.original.header_value("Remote-Party-ID");
+    let privacy = tx.original.header_value("Privacy");
     let from = tx.original.header_value("From");
-    let caller = store::identify_caller(
-        crate::identity::caller_user(pai.as_deref(), from.as_deref()),
-        &campaign.default_region,
-        &ctx.services.secret,
+    let (raw_user, trust) = trunk::caller_identity(
+        IdentityHeaders {
+            p_asserted_identity: pai.as_deref(),
+            remote_party_id: rpid.as_deref(),
+            privacy: privacy.as_deref(),
+            from: from.as_deref(),
+        },
+        trunk.is_some(),
     );
-    drop((pai, from));
+    let caller = store::identify_caller(raw_user, &campaign.default_region, &ctx.services.secret);
+    drop((pai, rpid, privacy, from));
+    let trust = if matches!(caller, store::CallerIdentity::Withheld) {
+        CallerTrust::Withheld
+    } else {
+        trust
+    };
+    info!(trunk = %trunk_name, called = %called, campaign = %campaign.slug, trust = trust.as_str(), "INVITE accepted");
 
     let transport = tx
         .connection
@@ -337,7 +678,10 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         .map(|c| c.transport())
         .unwrap_or(rsipstack::sip::Transport::Udp);
     let host = ctx.config.advertise;
-    let port = ctx.config.listen.port();
+    let port = match (&transport, &ctx.config.edge.tls) {
+        (rsipstack::sip::Transport::Tls, Some(t)) => t.listen.port(),
+        _ => ctx.config.listen.port(),
+    };
     let host = match host {
         IpAddr::V6(ip) => format!("[{ip}]"),
         IpAddr::V4(ip) => ip.to_string(),
@@ -377,6 +721,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         debug!(error = %e, "could not send 100 Trying");
     }
     let setup = CallSetup {
+        called: called.clone(),
         transport: match transport {
             rsipstack::sip::Transport::Udp => "udp",
             rsipstack::sip::Transport::Tcp => "tcp",
@@ -386,6 +731,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction) {
         ctx: ctx.clone(),
         campaign,
         caller,
+        trust,
         offer: offer.0,
         chosen: offer.1,
         dialog,

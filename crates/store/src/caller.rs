@@ -7,6 +7,7 @@ use hmac::{Hmac, Mac};
 use phonenumber::country;
 use sha2::Sha256;
 
+use crate::class::{classify, NumberClass};
 use crate::Secret;
 
 /// Longest caller string we look at, in bytes. SIP user parts are short; anything longer is
@@ -58,10 +59,14 @@ impl fmt::Debug for CallerKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallerIdentity {
     /// A phone number was presented; `country` is its ISO 3166 region ("BE") when the number
-    /// belongs to one.
+    /// belongs to one; `class` what else is kept about it. `previous` is the key under the
+    /// previous secret while a key rotation is under way: a signature found under it is
+    /// re-keyed, never counted again.
     Verified {
         key: CallerKey,
         country: Option<String>,
+        class: NumberClass,
+        previous: Option<CallerKey>,
     },
     /// No usable number: anonymous, restricted, an extension, or garbage.
     Withheld,
@@ -72,6 +77,30 @@ impl CallerIdentity {
     pub fn key(&self) -> Option<&CallerKey> {
         match self {
             CallerIdentity::Verified { key, .. } => Some(key),
+            CallerIdentity::Withheld => None,
+        }
+    }
+
+    /// The key under the previous secret, during a key rotation.
+    pub fn previous_key(&self) -> Option<&CallerKey> {
+        match self {
+            CallerIdentity::Verified { previous, .. } => previous.as_ref(),
+            CallerIdentity::Withheld => None,
+        }
+    }
+
+    /// The number's classification when the caller is verified.
+    pub fn class(&self) -> Option<&NumberClass> {
+        match self {
+            CallerIdentity::Verified { class, .. } => Some(class),
+            CallerIdentity::Withheld => None,
+        }
+    }
+
+    /// The number's country when the caller is verified and it has one.
+    pub fn country(&self) -> Option<&str> {
+        match self {
+            CallerIdentity::Verified { country, .. } => country.as_deref(),
             CallerIdentity::Withheld => None,
         }
     }
@@ -96,31 +125,63 @@ pub fn identify_caller(
     default_region: &str,
     secret: &Secret,
 ) -> CallerIdentity {
-    let Some(normalized) = raw_user.and_then(normalize) else {
+    let Some(parsed) = parse_number(raw_user, default_region) else {
         return CallerIdentity::Withheld;
     };
+    let key = hmac_key(secret.as_bytes(), &parsed.e164);
+    let previous = secret.previous_bytes().map(|b| hmac_key(b, &parsed.e164));
+    CallerIdentity::Verified {
+        key,
+        country: parsed.country,
+        class: parsed.class,
+        previous,
+    }
+}
+
+/// A number that passed [`identify_caller`]'s rule. Crate-private: it holds the raw number.
+pub(crate) struct ParsedNumber {
+    pub e164: String,
+    pub country: Option<String>,
+    pub class: NumberClass,
+}
+
+/// Parses and classifies the number by the rule documented on [`identify_caller`].
+pub(crate) fn parse_number(raw_user: Option<&str>, default_region: &str) -> Option<ParsedNumber> {
+    let normalized = raw_user.and_then(normalize)?;
     let region: Option<country::Id> = default_region.trim().to_ascii_uppercase().parse().ok();
     // `normalized` is "+digits" or "digits", bounded in length, so the parser sees only input of
     // the shape it was built for. It still contains `unwrap`s of its own; a panic there must
     // not take down a call, so it counts as "no usable number".
-    let parsed = panic::catch_unwind(AssertUnwindSafe(|| phonenumber::parse(region, &normalized)));
-    let Ok(Ok(number)) = parsed else {
-        return CallerIdentity::Withheld;
+    let parsed = panic::catch_unwind(AssertUnwindSafe(|| {
+        phonenumber::parse(region, &normalized).map(|n| {
+            let class = classify(&n);
+            (n, class)
+        })
+    }));
+    let Ok(Ok((number, class))) = parsed else {
+        return None;
     };
     let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
     let digits = e164.strip_prefix('+').unwrap_or(&e164);
     if !(MIN_E164_DIGITS..=MAX_E164_DIGITS).contains(&digits.len())
         || !digits.bytes().all(|b| b.is_ascii_digit())
     {
-        return CallerIdentity::Withheld;
+        return None;
     }
     let country = number.country().id().map(|id| id.as_ref().to_owned());
+    Some(ParsedNumber {
+        e164,
+        country,
+        class,
+    })
+}
+
+fn hmac_key(secret: &[u8], e164: &str) -> CallerKey {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .expect("HMAC-SHA256 accepts a key of any length");
     mac.update(e164.as_bytes());
-    let key = CallerKey(hex::encode(mac.finalize().into_bytes()));
-    CallerIdentity::Verified { key, country }
+    CallerKey(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// Reduces a SIP user part to "+digits" or "digits", or None when it is not a phone number.

@@ -1,23 +1,44 @@
-//! Signatures and their recordings: domain types, the [`Store`] trait, the SQLite backend,
-//! caller pseudonymisation and the live count hub.
+//! The signature registry: domain types, the [`Store`] trait with its SQLite and PostgreSQL
+//! backends, group commit, caller pseudonymisation and classification, review, retention,
+//! export, and the live count hub.
 //!
-//! Privacy: a raw phone number enters only [`identify_caller`] and leaves it as an HMAC
-//! ([`CallerKey`]). Nothing in this crate stores, logs, prints or returns a raw number.
+//! Privacy: a raw phone number enters only [`identify_caller`] (and [`ContactKey::seal`], which
+//! encrypts it) and leaves as an HMAC ([`CallerKey`]) plus a coarse [`NumberClass`]. Nothing in
+//! this crate stores, logs or prints a raw number; only [`ContactKey::open`] returns one, for
+//! callers who asked to be contacted.
 
 mod caller;
+mod class;
+mod contact;
+mod export;
+mod group;
 mod hub;
+mod pg;
+mod registry;
 mod secret;
 mod sqlite;
 mod time;
 
 use std::fmt;
+use std::time::SystemTime;
 
 pub use caller::{
     identify_caller, is_known_region, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES,
 };
+pub use class::{BelgianRegion, NumberClass, NumberKind, PREFIX_BLOCK_MIN_NUMBERS};
+pub use contact::{ContactKey, SealedContact, CONTACT_KEY_FILE};
+pub use export::export;
+pub use group::{MAX_GROUP_BYTES, MAX_GROUP_SIGNATURES, MAX_PENDING_SIGNATURES};
 pub use hub::{CountHub, MAX_HUB_CAMPAIGNS};
-pub use secret::{Secret, SECRET_BYTES};
+pub use pg::PgStore;
+pub use registry::{
+    AnomalyBucket, AnomalyDimension, AnomalyReport, AnomalyThresholds, AuditEntry,
+    CampaignSettings, CountPolicy, RegionThresholds, RetentionReport, RetentionStep, ReviewAction,
+    SignatureFilter, SignatureRetention, SignatureRow, SignatureState, Trust,
+};
+pub use secret::{Secret, PREVIOUS_SECRET_FILE, SECRET_BYTES, SECRET_FILE};
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};
+pub use time::{parse_rfc3339, rfc3339_utc};
 
 /// Largest recording `sign` accepts, in bytes (2 MiB: about two minutes of 8 kHz 8-bit audio,
 /// or a minute of 16-bit).
@@ -28,6 +49,20 @@ pub const MAX_SLUG_BYTES: usize = 64;
 
 /// Longest campaign title, in bytes.
 pub const MAX_TITLE_BYTES: usize = 200;
+
+/// Longest flow version string, in bytes.
+pub const MAX_FLOW_VERSION_BYTES: usize = 64;
+
+/// Longest review or erasure reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 500;
+
+/// Counter rows per campaign, state and kind of signature: each commit group adds to one of
+/// them in turn, so that several nodes committing at once (PostgreSQL) rarely write the same
+/// row. Counts are their sum.
+pub const COUNTER_SHARDS: u64 = 16;
+
+/// Most signature ids one review action changes (a bigger filter is refused: narrow it).
+pub const MAX_REVIEW_IDS: usize = 1_000_000;
 
 /// Signature and unverified-signature counts of one campaign.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug, serde::Serialize)]
@@ -50,6 +85,27 @@ pub struct NewSignature {
     pub speech_ms: u32,
     /// Which channel took the call, e.g. "sip".
     pub channel: &'static str,
+    /// How far the caller's identity can be trusted. None: inferred, `FromHeader` for a
+    /// verified caller and `Withheld` otherwise. A withheld caller is always `Withheld`.
+    pub trust: Option<Trust>,
+    /// Version of the campaign flow the caller went through, for the export (at most
+    /// [`MAX_FLOW_VERSION_BYTES`]).
+    pub flow_version: Option<String>,
+    /// The caller's number, encrypted, when they pressed the key to be contacted again. Kept
+    /// only when the campaign allows it ([`CampaignSettings::keep_contact`]); destroyed when
+    /// the campaign closes.
+    pub contact: Option<SealedContact>,
+}
+
+impl NewSignature {
+    /// The trust level that will be stored (see [`NewSignature::trust`]).
+    pub fn effective_trust(&self) -> Trust {
+        match (&self.caller, self.trust) {
+            (CallerIdentity::Withheld, _) => Trust::Withheld,
+            (CallerIdentity::Verified { .. }, Some(Trust::Withheld) | None) => Trust::FromHeader,
+            (CallerIdentity::Verified { .. }, Some(t)) => t,
+        }
+    }
 }
 
 impl fmt::Debug for NewSignature {
@@ -61,6 +117,9 @@ impl fmt::Debug for NewSignature {
             .field("recording_bytes", &self.recording_wav.len())
             .field("speech_ms", &self.speech_ms)
             .field("channel", &self.channel)
+            .field("trust", &self.trust)
+            .field("flow_version", &self.flow_version)
+            .field("contact", &self.contact.is_some())
             .finish()
     }
 }
@@ -112,6 +171,14 @@ impl fmt::Debug for StoredRecording {
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the store's writer has stopped")]
+    Closed,
+    #[error("export failed: {0}")]
+    Export(String),
+    #[error("unknown review action {0}")]
+    UnknownReviewAction(i64),
     #[error("{what}: {source}")]
     Io {
         what: &'static str,
@@ -143,8 +210,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Creates the campaign, or updates its title when it exists.
     fn ensure_campaign(&self, slug: &str, title: &str) -> Result<(), StoreError>;
-    /// Whether this verified caller already signed this campaign.
+    /// Whether this verified caller already signed this campaign (under this key only).
     fn has_signed(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError>;
+    /// Whether this caller already signed this campaign, under their key or, during a key
+    /// rotation, their previous key; a signature found under the previous key is re-keyed
+    /// (in every campaign) on the spot. Always false for a withheld caller.
+    fn has_signed_identity(&self, slug: &str, caller: &CallerIdentity) -> Result<bool, StoreError>;
     /// Stores the signature, its recording and the counter update in one transaction that is
     /// durable before this returns. A caller who already signed gets `AlreadySigned` and
     /// nothing is written.
@@ -156,6 +227,71 @@ pub trait Store: Send + Sync + 'static {
     /// All recordings of a campaign, oldest first. Loads them all into memory: meant for
     /// tests and small exports.
     fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError>;
+
+    /// Stores the campaign's policies (count policy, closing time, retention, contact); the
+    /// campaign must exist. Settings live in the database so that every process (and every
+    /// node on PostgreSQL) applies the same ones.
+    fn configure_campaign(&self, slug: &str, settings: &CampaignSettings)
+        -> Result<(), StoreError>;
+    /// The campaign's stored settings (defaults until `configure_campaign`).
+    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError>;
+    /// Slugs of all campaigns, in creation order.
+    fn campaigns(&self) -> Result<Vec<String>, StoreError>;
+    /// Every signature of a campaign without its key, contact or recording, oldest first.
+    fn signature_rows(&self, slug: &str) -> Result<Vec<SignatureRow>, StoreError>;
+    /// One signature's recording, if it still has one.
+    fn recording(&self, slug: &str, id: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Erases the caller's signature of this campaign and its recording, with an audit entry
+    /// that holds no number or key. True when there was one. Counters are repaired in the same
+    /// transaction.
+    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError>;
+    /// Sets the state of these signatures of the campaign (ids of other campaigns are ignored),
+    /// remembering each previous state so that [`Store::revert_review`] can undo it, with an
+    /// audit entry; counters follow in the same transaction.
+    fn set_states(
+        &self,
+        slug: &str,
+        ids: &[i64],
+        state: SignatureState,
+        reason: &str,
+        description: &str,
+    ) -> Result<ReviewAction, StoreError>;
+    /// Undoes a review action: signatures still in the state it set go back to their previous
+    /// state. Returns how many changed back.
+    fn revert_review(&self, action_id: i64, reason: &str) -> Result<u64, StoreError>;
+    /// Applies one retention step to a campaign, with an audit entry; returns the rows changed.
+    fn apply_retention(&self, slug: &str, step: RetentionStep) -> Result<u64, StoreError>;
+    /// Audit entries, oldest first; only the campaign's when `slug` is given.
+    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The sealed contact numbers of a campaign (signature id, ciphertext).
+    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError>;
+
+    /// How many signatures of the campaign the filter selects (the preview of a review).
+    fn preview(&self, slug: &str, filter: &SignatureFilter) -> Result<u64, StoreError> {
+        registry::preview(self, slug, filter)
+    }
+    /// Sets the state of every signature the filter selects (bulk invalidation, reversible).
+    fn review(
+        &self,
+        slug: &str,
+        filter: &SignatureFilter,
+        state: SignatureState,
+        reason: &str,
+    ) -> Result<ReviewAction, StoreError> {
+        registry::review(self, slug, filter, state, reason)
+    }
+    /// Signatures per minute per prefix block and per country, with bursts flagged.
+    fn anomalies(
+        &self,
+        slug: &str,
+        thresholds: &AnomalyThresholds,
+    ) -> Result<AnomalyReport, StoreError> {
+        registry::anomalies(self, slug, thresholds)
+    }
+    /// Runs every campaign's retention policy as of `now` (see [`CampaignSettings`]).
+    fn retention_run(&self, now: SystemTime) -> Result<RetentionReport, StoreError> {
+        registry::retention_run(self, now)
+    }
 }
 
 /// Checks what every backend checks before writing a signature.
@@ -175,6 +311,66 @@ fn validate_signature(sig: &NewSignature) -> Result<(), StoreError> {
             why: "empty",
         });
     }
+    if sig
+        .flow_version
+        .as_ref()
+        .is_some_and(|v| v.len() > MAX_FLOW_VERSION_BYTES)
+    {
+        return Err(StoreError::Invalid {
+            what: "flow_version",
+            why: "longer than 64 bytes",
+        });
+    }
+    Ok(())
+}
+
+/// Replaces every run of 9 or more digits (allowing the separators people type in numbers)
+/// with "[number removed]", so that a reason an operator typed cannot put a phone number in
+/// the audit log.
+fn scrub_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() || chars[i] == '+' {
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len()
+                && (chars[j].is_ascii_digit()
+                    || (j == i && chars[j] == '+')
+                    || (digits > 0 && " -./()".contains(chars[j])))
+            {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                }
+                j += 1;
+            }
+            if digits >= 9 {
+                out.push_str("[number removed]");
+                // Keep a trailing separator that was not part of the number.
+                while j > i && !chars[j - 1].is_ascii_digit() {
+                    j -= 1;
+                }
+                i = j;
+                continue;
+            }
+            out.extend(&chars[i..j.max(i + 1)]);
+            i = j.max(i + 1);
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn validate_reason(reason: &str) -> Result<(), StoreError> {
+    if reason.trim().is_empty() || reason.len() > MAX_REASON_BYTES {
+        return Err(StoreError::Invalid {
+            what: "reason",
+            why: "must be 1 to 500 bytes",
+        });
+    }
     Ok(())
 }
 
@@ -192,4 +388,20 @@ fn validate_campaign(slug: &str, title: &str) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    #[test]
+    fn numbers_are_removed_from_reasons() {
+        assert_eq!(
+            super::scrub_numbers("caller +32 470 12 34 56 complained"),
+            "caller [number removed] complained"
+        );
+        assert_eq!(super::scrub_numbers("0470123456."), "[number removed].");
+        assert_eq!(
+            super::scrub_numbers("burst on 2025-06-01, block +32 4701"),
+            "burst on 2025-06-01, block +32 4701"
+        );
+    }
 }

@@ -1,21 +1,28 @@
 //! The SQLite backend: one database file in WAL mode, every commit fsync'd.
 //!
-//! Concurrency: all writes go through one `Mutex<Connection>`, so signatures are written one
-//! at a time (each is a short transaction plus an fsync; SQLite allows one writer anyway).
-//! Reads use a second connection behind its own mutex, so pages asking for counts do not wait
-//! behind a writer's fsync: WAL lets a reader see the last commit while a write is running.
-//! Write transactions are `BEGIN IMMEDIATE`, so another process on the same file waits on
-//! `busy_timeout` instead of failing halfway.
+//! Concurrency: all writes go through one `Mutex<Connection>`. Signatures reach it through the
+//! group committer (see `group.rs`): one thread writes every signature queued at that moment in
+//! one transaction, one fsync for the group. Reads use a second connection behind its own
+//! mutex, so pages asking for counts do not wait behind a writer's fsync: WAL lets a reader see
+//! the last commit while a write is running. Write transactions are `BEGIN IMMEDIATE`, so
+//! another process on the same file waits on `busy_timeout` instead of failing halfway.
+//! `secure_delete` is on, so erased recordings and keys are overwritten, not left in free pages.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::group::{CommitFn, Committer};
+use crate::registry::fold_counts;
 use crate::{
-    time, validate_campaign, validate_signature, CallerIdentity, CallerKey, Counts, NewSignature,
-    SignOutcome, Store, StoreError, StoredRecording,
+    scrub_numbers, time, validate_campaign, validate_reason, validate_signature, AuditEntry,
+    BelgianRegion, CallerIdentity, CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature,
+    NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
+    SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredRecording, Trust,
+    COUNTER_SHARDS,
 };
 
 /// How long a connection waits for another writer (another process on the same file).
@@ -24,7 +31,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Schema migrations; migration `i` takes `PRAGMA user_version` from `i` to `i + 1`.
 /// Append only: never edit a migration that has shipped.
 const MIGRATIONS: &[&str] = &[
-    // 1: the schema of docs/CONTRACTS.md, plus foreign keys, CHECKs and a lookup index.
+    // 1: the walking skeleton's schema.
     "CREATE TABLE campaigns (
         id    INTEGER PRIMARY KEY,
         slug  TEXT UNIQUE NOT NULL,
@@ -51,11 +58,95 @@ const MIGRATIONS: &[&str] = &[
         signatures  INTEGER NOT NULL CHECK (signatures >= 0),
         unverified  INTEGER NOT NULL CHECK (unverified >= 0)
     );",
+    // 2: the registry: classification, state and trust, contact, retention, sharded counters
+    // per state, campaign policies, review actions and the audit log. The signatures table is
+    // rebuilt because its CHECKs change (recordings and keys can now be dropped by retention).
+    "CREATE TABLE signatures_v2 (
+        id           INTEGER PRIMARY KEY,
+        campaign_id  INTEGER NOT NULL REFERENCES campaigns(id),
+        caller_key   TEXT NULL,
+        verified     INTEGER NOT NULL CHECK (verified IN (0, 1)),
+        channel      TEXT NOT NULL,
+        speech_ms    INTEGER NOT NULL CHECK (speech_ms >= 0),
+        recording    BLOB NULL CHECK (recording IS NULL OR length(recording) > 0),
+        created_at   TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'invalid', 'fraudulent')),
+        trust        TEXT NOT NULL CHECK (trust IN ('network', 'from', 'withheld')),
+        country      TEXT NULL,
+        number_kind  TEXT NULL,
+        be_region    TEXT NULL CHECK (be_region IN ('flanders', 'wallonia', 'brussels')),
+        prefix_block TEXT NULL,
+        flow_version TEXT NULL,
+        contact      BLOB NULL,
+        anonymised   INTEGER NOT NULL DEFAULT 0 CHECK (anonymised IN (0, 1)),
+        -- Only a verified signature has a key (an anonymised one has none either).
+        CHECK (verified = 1 OR caller_key IS NULL)
+    );
+    INSERT INTO signatures_v2 (id, campaign_id, caller_key, verified, channel, speech_ms,
+                               recording, created_at, state, trust)
+        SELECT id, campaign_id, caller_key, verified, channel, speech_ms, recording, created_at,
+               'pending', CASE verified WHEN 1 THEN 'from' ELSE 'withheld' END
+        FROM signatures;
+    DROP TABLE signatures;
+    ALTER TABLE signatures_v2 RENAME TO signatures;
+    CREATE UNIQUE INDEX signatures_one_per_caller
+        ON signatures (campaign_id, caller_key) WHERE caller_key IS NOT NULL;
+    CREATE INDEX signatures_by_key ON signatures (caller_key) WHERE caller_key IS NOT NULL;
+    -- Covers recount, so it never reads the recordings.
+    CREATE INDEX signatures_by_campaign ON signatures (campaign_id, verified, state);
+    DROP TABLE counters;
+    CREATE TABLE counters (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        shard       INTEGER NOT NULL,
+        verified    INTEGER NOT NULL CHECK (verified IN (0, 1)),
+        state       TEXT NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (campaign_id, shard, verified, state)
+    ) WITHOUT ROWID;
+    INSERT INTO counters (campaign_id, shard, verified, state, n)
+        SELECT campaign_id, 0, verified, state, count(*) FROM signatures
+        GROUP BY campaign_id, verified, state;
+    ALTER TABLE campaigns ADD COLUMN count_policy TEXT NOT NULL DEFAULT 'all_non_invalid';
+    ALTER TABLE campaigns ADD COLUMN closes_at TEXT NULL;
+    ALTER TABLE campaigns ADD COLUMN recordings_days INTEGER NULL;
+    ALTER TABLE campaigns ADD COLUMN signatures_days INTEGER NULL;
+    ALTER TABLE campaigns ADD COLUMN signature_retention TEXT NOT NULL DEFAULT 'anonymise';
+    ALTER TABLE campaigns ADD COLUMN keep_contact INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN threshold_flanders INTEGER NOT NULL DEFAULT 14500;
+    ALTER TABLE campaigns ADD COLUMN threshold_wallonia INTEGER NOT NULL DEFAULT 8000;
+    ALTER TABLE campaigns ADD COLUMN threshold_brussels INTEGER NOT NULL DEFAULT 2500;
+    CREATE TABLE review_actions (
+        id          INTEGER PRIMARY KEY,
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        at          TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        description TEXT NOT NULL,
+        changed     INTEGER NOT NULL,
+        reverted_at TEXT NULL
+    );
+    CREATE TABLE review_changes (
+        action_id    INTEGER NOT NULL REFERENCES review_actions(id),
+        signature_id INTEGER NOT NULL,
+        old_state    TEXT NOT NULL,
+        PRIMARY KEY (action_id, signature_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX review_changes_by_signature ON review_changes (signature_id);
+    CREATE TABLE audit (
+        id       INTEGER PRIMARY KEY,
+        at       TEXT NOT NULL,
+        campaign TEXT NULL,
+        action   TEXT NOT NULL,
+        detail   TEXT NOT NULL
+    );",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
+    // Declared first so it is dropped first: its thread finishes the queue while the
+    // connections are still open.
+    committer: Committer,
+    writer: Arc<Mutex<Connection>>,
     reader: Mutex<Connection>,
 }
 
@@ -75,22 +166,56 @@ impl SqliteStore {
         let reader = Connection::open(path)?;
         configure(&reader)?;
         reader.pragma_update(None, "query_only", true)?;
+        let writer = Arc::new(Mutex::new(writer));
+        let committer_conn = Arc::clone(&writer);
+        let mut group: u64 = 0;
+        let commit: CommitFn = Box::new(move |sigs: &[NewSignature]| {
+            group = group.wrapping_add(1);
+            let mut conn = lock(&committer_conn);
+            commit_group(&mut conn, sigs, (group % COUNTER_SHARDS) as i64)
+        });
         Ok(SqliteStore {
-            writer: Mutex::new(writer),
+            committer: Committer::start("store-sqlite-commit", commit)?,
+            writer,
             reader: Mutex::new(reader),
         })
     }
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock drops its open transaction, which rolls back; the
-        // connection is then as good as before, so poisoning is safe to ignore.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.writer)
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
-        // Readers hold no transaction across calls; see `writer`.
+        // Readers hold no transaction across calls; see `lock`.
         self.reader.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn write_tx<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read_tx<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.reader();
+        // One read transaction, so everything comes from the same snapshot.
+        let tx = conn.transaction()?;
+        f(&tx)
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock drops its open transaction, which rolls back; the
+    // connection is then as good as before, so poisoning is safe to ignore.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
@@ -99,6 +224,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // about survives a power cut.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 
@@ -124,172 +250,770 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn campaign_id(conn: &Connection, slug: &str) -> Result<i64, StoreError> {
-    conn.query_row("SELECT id FROM campaigns WHERE slug = ?1", [slug], |r| {
-        r.get(0)
-    })
-    .optional()?
-    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
+struct CampaignRow {
+    id: i64,
+    policy: CountPolicy,
+    keep_contact: bool,
 }
 
-fn read_counts(conn: &Connection, campaign_id: i64) -> Result<Counts, StoreError> {
-    let row: Option<(i64, i64)> = conn
+fn campaign(conn: &Connection, slug: &str) -> Result<CampaignRow, StoreError> {
+    let row: Option<(i64, String, bool)> = conn
         .query_row(
-            "SELECT signatures, unverified FROM counters WHERE campaign_id = ?1",
-            [campaign_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            "SELECT id, count_policy, keep_contact FROM campaigns WHERE slug = ?1",
+            [slug],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    // A missing row means nothing was counted yet (sign creates it on demand).
-    let (signatures, unverified) = row.unwrap_or((0, 0));
-    Ok(Counts {
-        signatures: u64::try_from(signatures)
-            .map_err(|_| StoreError::Corrupt("negative signature counter"))?,
-        unverified: u64::try_from(unverified)
-            .map_err(|_| StoreError::Corrupt("negative unverified counter"))?,
+    let (id, policy, keep_contact) =
+        row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+    Ok(CampaignRow {
+        id,
+        policy: CountPolicy::parse(&policy).ok_or(StoreError::Corrupt("unknown count policy"))?,
+        keep_contact,
     })
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+fn read_counts(conn: &Connection, c: &CampaignRow) -> Result<Counts, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT verified, state, sum(n) FROM counters WHERE campaign_id = ?1
+         GROUP BY verified, state",
+    )?;
+    let rows = stmt
+        .query_map([c.id], |r| {
+            Ok((
+                r.get::<_, bool>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows = rows
+        .into_iter()
+        .map(|(v, s, n)| {
+            SignatureState::parse(&s)
+                .map(|s| (v, s, n))
+                .ok_or(StoreError::Corrupt("unknown signature state"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    fold_counts(rows, c.policy)
+}
+
+/// Rebuilds the campaign's counters from its rows (into shard 0).
+fn recount_tx(conn: &Connection, campaign_id: i64) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM counters WHERE campaign_id = ?1", [campaign_id])?;
+    conn.execute(
+        "INSERT INTO counters (campaign_id, shard, verified, state, n)
+         SELECT campaign_id, 0, verified, state, count(*) FROM signatures
+         WHERE campaign_id = ?1 GROUP BY campaign_id, verified, state",
+        [campaign_id],
+    )?;
+    Ok(())
+}
+
+fn audit(
+    conn: &Connection,
+    campaign: Option<&str>,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO audit (at, campaign, action, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            time::rfc3339_utc(SystemTime::now()),
+            campaign,
+            action,
+            detail
+        ],
+    )?;
+    Ok(())
+}
+
+/// Which of `key` / `previous` has a signature in the campaign: Some(true) the current key,
+/// Some(false) only the previous one.
+fn find_key(
+    conn: &Connection,
+    campaign_id: i64,
+    key: &CallerKey,
+    previous: Option<&CallerKey>,
+) -> Result<Option<bool>, StoreError> {
+    let prev = previous.unwrap_or(key);
+    let mut stmt = conn.prepare_cached(
+        "SELECT caller_key FROM signatures WHERE campaign_id = ?1 AND caller_key IN (?2, ?3)",
+    )?;
+    let found = stmt
+        .query_map(params![campaign_id, key.as_str(), prev.as_str()], |r| {
+            r.get::<_, String>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if found.iter().any(|k| k == key.as_str()) {
+        Ok(Some(true))
+    } else if found.is_empty() {
+        Ok(None)
+    } else {
+        Ok(Some(false))
+    }
+}
+
+/// Moves every signature of `old` to `new` (all campaigns), except where `new` already signed.
+fn rekey(conn: &Connection, new: &CallerKey, old: &CallerKey) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE signatures SET caller_key = ?1 WHERE caller_key = ?2 AND NOT EXISTS (
+             SELECT 1 FROM signatures s2
+             WHERE s2.campaign_id = signatures.campaign_id AND s2.caller_key = ?1)",
+    )?
+    .execute(params![new.as_str(), old.as_str()])?;
+    Ok(())
+}
+
+enum Written {
+    Counted,
+    Already,
+    Unverified,
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    sigs: &[NewSignature],
+    shard: i64,
+) -> Result<Vec<SignOutcome>, StoreError> {
+    let created_at = time::rfc3339_utc(SystemTime::now());
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut campaigns: HashMap<&str, CampaignRow> = HashMap::new();
+    let mut deltas: HashMap<(i64, bool), i64> = HashMap::new();
+    let mut written = Vec::with_capacity(sigs.len());
+    for sig in sigs {
+        validate_signature(sig)?;
+        if !campaigns.contains_key(sig.campaign.as_str()) {
+            let row = campaign(&tx, &sig.campaign)?;
+            campaigns.insert(&sig.campaign, row);
+        }
+        let c = &campaigns[sig.campaign.as_str()];
+        let (key, country, class) = match &sig.caller {
+            CallerIdentity::Verified {
+                key,
+                country,
+                class,
+                previous,
+            } => {
+                match find_key(&tx, c.id, key, previous.as_ref())? {
+                    Some(true) => {
+                        written.push((c.id, Written::Already));
+                        continue;
+                    }
+                    Some(false) => {
+                        if let Some(old) = previous {
+                            rekey(&tx, key, old)?;
+                        }
+                        written.push((c.id, Written::Already));
+                        continue;
+                    }
+                    None => {}
+                }
+                (Some(key.as_str()), country.as_deref(), Some(class))
+            }
+            CallerIdentity::Withheld => (None, None, None),
+        };
+        let verified = key.is_some();
+        let contact = sig
+            .contact
+            .as_ref()
+            .filter(|_| c.keep_contact && verified)
+            .map(|s| s.as_bytes());
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO signatures (campaign_id, caller_key, verified, channel, speech_ms,
+                     recording, created_at, state, trust, country, number_kind, be_region,
+                     prefix_block, flow_version, contact)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                c.id,
+                key,
+                verified,
+                sig.channel,
+                sig.speech_ms,
+                sig.recording_wav,
+                created_at,
+                sig.effective_trust().as_str(),
+                country,
+                class.map(|c| c.kind.as_str()),
+                class.and_then(|c| c.be_region).map(BelgianRegion::as_str),
+                class.map(|c| c.prefix_block.as_str()),
+                sig.flow_version,
+                contact,
+            ])?;
+        if inserted == 0 {
+            // The same caller twice in this group: the unique index kept the first.
+            written.push((c.id, Written::Already));
+            continue;
+        }
+        *deltas.entry((c.id, verified)).or_default() += 1;
+        written.push((
+            c.id,
+            if verified {
+                Written::Counted
+            } else {
+                Written::Unverified
+            },
+        ));
+    }
+    for ((campaign_id, verified), n) in deltas {
+        tx.prepare_cached(
+            "INSERT INTO counters (campaign_id, shard, verified, state, n)
+             VALUES (?1, ?2, ?3, 'pending', ?4)
+             ON CONFLICT (campaign_id, shard, verified, state) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![campaign_id, shard, verified, n])?;
+    }
+    let mut counts: HashMap<i64, Counts> = HashMap::new();
+    for c in campaigns.values() {
+        counts.insert(c.id, read_counts(&tx, c)?);
+    }
+    // With synchronous=FULL the commit returns after the WAL is fsync'd.
+    tx.commit()?;
+    written
+        .into_iter()
+        .map(|(id, w)| {
+            let counts = *counts
+                .get(&id)
+                .ok_or(StoreError::Corrupt("campaign vanished in a group"))?;
+            Ok(match w {
+                Written::Counted => SignOutcome::Counted { counts },
+                Written::Already => SignOutcome::AlreadySigned { counts },
+                Written::Unverified => SignOutcome::Unverified { counts },
+            })
+        })
+        .collect()
+}
+
+fn parse_or_corrupt<T>(v: Option<T>, what: &'static str) -> Result<T, StoreError> {
+    v.ok_or(StoreError::Corrupt(what))
 }
 
 impl Store for SqliteStore {
     fn ensure_campaign(&self, slug: &str, title: &str) -> Result<(), StoreError> {
         validate_campaign(slug, title)?;
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO campaigns (slug, title) VALUES (?1, ?2)
-             ON CONFLICT (slug) DO UPDATE SET title = excluded.title",
-            params![slug, title],
-        )?;
-        let id = campaign_id(&tx, slug)?;
-        tx.execute(
-            "INSERT INTO counters (campaign_id, signatures, unverified) VALUES (?1, 0, 0)
-             ON CONFLICT (campaign_id) DO NOTHING",
-            [id],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.write_tx(|tx| {
+            tx.execute(
+                "INSERT INTO campaigns (slug, title) VALUES (?1, ?2)
+                 ON CONFLICT (slug) DO UPDATE SET title = excluded.title",
+                params![slug, title],
+            )?;
+            Ok(())
+        })
     }
 
     fn has_signed(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
         let conn = self.reader();
-        let id = campaign_id(&conn, slug)?;
-        let found = conn
-            .query_row(
-                "SELECT 1 FROM signatures WHERE campaign_id = ?1 AND caller_key = ?2",
-                params![id, key.as_str()],
-                |_| Ok(()),
-            )
-            .optional()?;
+        let c = campaign(&conn, slug)?;
+        Ok(find_key(&conn, c.id, key, None)?.is_some())
+    }
+
+    fn has_signed_identity(&self, slug: &str, caller: &CallerIdentity) -> Result<bool, StoreError> {
+        let CallerIdentity::Verified { key, previous, .. } = caller else {
+            return Ok(false);
+        };
+        let found = {
+            let conn = self.reader();
+            let c = campaign(&conn, slug)?;
+            find_key(&conn, c.id, key, previous.as_ref())?
+        };
+        if let (Some(false), Some(old)) = (found, previous) {
+            self.write_tx(|tx| rekey(tx, key, old))?;
+        }
         Ok(found.is_some())
     }
 
     fn sign(&self, sig: NewSignature) -> Result<SignOutcome, StoreError> {
+        // Checked here too, so a bad signature fails alone without costing its group a retry.
         validate_signature(&sig)?;
-        let (key, verified) = match &sig.caller {
-            CallerIdentity::Verified { key, .. } => (Some(key.as_str()), true),
-            CallerIdentity::Withheld => (None, false),
-        };
-        let created_at = time::rfc3339_utc(SystemTime::now());
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id = campaign_id(&tx, &sig.campaign)?;
-        if let Some(key) = key {
-            let exists = tx
-                .query_row(
-                    "SELECT 1 FROM signatures WHERE campaign_id = ?1 AND caller_key = ?2",
-                    params![id, key],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if exists {
-                let counts = read_counts(&tx, id)?;
-                drop(tx); // rolls back a transaction that wrote nothing
-                return Ok(SignOutcome::AlreadySigned { counts });
-            }
-        }
-        let inserted = tx.execute(
-            "INSERT INTO signatures (campaign_id, caller_key, verified, channel, speech_ms, recording, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![id, key, verified, sig.channel, sig.speech_ms, sig.recording_wav, created_at],
-        );
-        match inserted {
-            Ok(_) => {}
-            // Unreachable while we hold the write lock since the check above; kept so a
-            // future change to the locking still cannot count a caller twice.
-            Err(e) if is_unique_violation(&e) => {
-                let counts = read_counts(&tx, id)?;
-                return Ok(SignOutcome::AlreadySigned { counts });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let (add_verified, add_unverified) = if verified { (1, 0) } else { (0, 1) };
-        tx.execute(
-            "INSERT INTO counters (campaign_id, signatures, unverified) VALUES (?1, ?2, ?3)
-             ON CONFLICT (campaign_id) DO UPDATE SET
-                 signatures = signatures + excluded.signatures,
-                 unverified = unverified + excluded.unverified",
-            params![id, add_verified, add_unverified],
-        )?;
-        let counts = read_counts(&tx, id)?;
-        // With synchronous=FULL the commit returns after the WAL is fsync'd.
-        tx.commit()?;
-        Ok(if verified {
-            SignOutcome::Counted { counts }
-        } else {
-            SignOutcome::Unverified { counts }
-        })
+        self.committer.sign(sig)
     }
 
     fn counts(&self, slug: &str) -> Result<Counts, StoreError> {
-        let mut conn = self.reader();
-        // One read transaction, so the campaign and its counters come from the same snapshot.
-        let tx = conn.transaction()?;
-        let id = campaign_id(&tx, slug)?;
-        read_counts(&tx, id)
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            read_counts(tx, &c)
+        })
     }
 
     fn recount(&self, slug: &str) -> Result<Counts, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id = campaign_id(&tx, slug)?;
-        let (signatures, unverified): (i64, i64) = tx.query_row(
-            "SELECT coalesce(sum(verified), 0), coalesce(sum(1 - verified), 0)
-             FROM signatures WHERE campaign_id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        tx.execute(
-            "INSERT INTO counters (campaign_id, signatures, unverified) VALUES (?1, ?2, ?3)
-             ON CONFLICT (campaign_id) DO UPDATE SET
-                 signatures = excluded.signatures, unverified = excluded.unverified",
-            params![id, signatures, unverified],
-        )?;
-        let counts = read_counts(&tx, id)?;
-        tx.commit()?;
-        Ok(counts)
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            recount_tx(tx, c.id)?;
+            read_counts(tx, &c)
+        })
     }
 
     fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
-        let mut conn = self.reader();
-        let tx = conn.transaction()?;
-        let id = campaign_id(&tx, slug)?;
-        let mut stmt =
-            tx.prepare("SELECT id, verified, speech_ms, recording FROM signatures WHERE campaign_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([id], |r| {
-            Ok(StoredRecording {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT id, verified, speech_ms, recording FROM signatures
+                 WHERE campaign_id = ?1 AND recording IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([c.id], |r| {
+                Ok(StoredRecording {
+                    id: r.get(0)?,
+                    verified: r.get(1)?,
+                    speech_ms: r.get(2)?,
+                    wav: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn configure_campaign(
+        &self,
+        slug: &str,
+        settings: &CampaignSettings,
+    ) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE campaigns SET count_policy = ?2, closes_at = ?3, recordings_days = ?4,
+                     signatures_days = ?5, signature_retention = ?6, keep_contact = ?7,
+                     threshold_flanders = ?8, threshold_wallonia = ?9, threshold_brussels = ?10
+                 WHERE slug = ?1",
+                params![
+                    slug,
+                    settings.count_policy.as_str(),
+                    settings.closes_at.map(time::rfc3339_utc),
+                    settings.recordings_days,
+                    settings.signatures_days,
+                    retention_str(settings.signature_retention),
+                    settings.keep_contact,
+                    settings.region_thresholds.flanders as i64,
+                    settings.region_thresholds.wallonia as i64,
+                    settings.region_thresholds.brussels as i64,
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::UnknownCampaign(slug.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
+        let conn = self.reader();
+        type Row = (
+            String,
+            Option<String>,
+            Option<u32>,
+            Option<u32>,
+            String,
+            bool,
+            i64,
+            i64,
+            i64,
+        );
+        let row: Option<Row> = conn
+            .query_row(
+                "SELECT count_policy, closes_at, recordings_days, signatures_days,
+                     signature_retention, keep_contact, threshold_flanders, threshold_wallonia,
+                     threshold_brussels
+                 FROM campaigns WHERE slug = ?1",
+                [slug],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let (policy, closes_at, rec_days, sig_days, retention, keep_contact, fl, wa, br) =
+            row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+        settings_from_row(
+            &policy,
+            closes_at.as_deref(),
+            rec_days,
+            sig_days,
+            &retention,
+            keep_contact,
+            [fl, wa, br],
+        )
+    }
+
+    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare("SELECT slug FROM campaigns ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn signature_rows(&self, slug: &str) -> Result<Vec<SignatureRow>, StoreError> {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT id, created_at, verified, state, trust, country, number_kind, be_region,
+                     prefix_block, flow_version, channel, speech_ms, recording IS NOT NULL,
+                     anonymised
+                 FROM signatures WHERE campaign_id = ?1 ORDER BY id",
+            )?;
+            type Raw = (
+                i64,
+                String,
+                bool,
+                String,
+                String,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                String,
+                u32,
+                bool,
+                bool,
+            );
+            let raw = stmt
+                .query_map([c.id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                        r.get(12)?,
+                        r.get(13)?,
+                    ))
+                })?
+                .collect::<Result<Vec<Raw>, _>>()?;
+            raw.into_iter()
+                .map(|r| {
+                    row_from_parts(RowParts {
+                        id: r.0,
+                        created_at: r.1,
+                        verified: r.2,
+                        state: &r.3,
+                        trust: &r.4,
+                        country: r.5,
+                        kind: r.6.as_deref(),
+                        be_region: r.7.as_deref(),
+                        prefix_block: r.8,
+                        flow_version: r.9,
+                        channel: r.10,
+                        speech_ms: r.11,
+                        has_recording: r.12,
+                        anonymised: r.13,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn recording(&self, slug: &str, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let wav: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    "SELECT recording FROM signatures WHERE campaign_id = ?1 AND id = ?2",
+                    params![c.id, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(wav.flatten())
+        })
+    }
+
+    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let id: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM signatures WHERE campaign_id = ?1 AND caller_key = ?2",
+                    params![c.id, key.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(id) = id else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM review_changes WHERE signature_id = ?1", [id])?;
+            tx.execute("DELETE FROM signatures WHERE id = ?1", [id])?;
+            recount_tx(tx, c.id)?;
+            audit(
+                tx,
+                Some(slug),
+                "erase",
+                "one signature and its recording erased on request",
+            )?;
+            Ok(true)
+        })
+    }
+
+    fn set_states(
+        &self,
+        slug: &str,
+        ids: &[i64],
+        state: SignatureState,
+        reason: &str,
+        description: &str,
+    ) -> Result<ReviewAction, StoreError> {
+        validate_reason(reason)?;
+        let reason = scrub_numbers(reason);
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let now = time::rfc3339_utc(SystemTime::now());
+            tx.execute(
+                "INSERT INTO review_actions (campaign_id, at, state, reason, description, changed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+                params![c.id, now, state.as_str(), reason, description],
+            )?;
+            let action = tx.last_insert_rowid();
+            {
+                let mut stmt = tx.prepare(
+                    "INSERT INTO review_changes (action_id, signature_id, old_state)
+                     SELECT ?1, id, state FROM signatures
+                     WHERE id = ?2 AND campaign_id = ?3 AND state <> ?4",
+                )?;
+                for id in ids {
+                    stmt.execute(params![action, id, c.id, state.as_str()])?;
+                }
+            }
+            let changed = tx.execute(
+                "UPDATE signatures SET state = ?1
+                 WHERE id IN (SELECT signature_id FROM review_changes WHERE action_id = ?2)",
+                params![state.as_str(), action],
+            )? as u64;
+            tx.execute(
+                "UPDATE review_actions SET changed = ?1 WHERE id = ?2",
+                params![changed as i64, action],
+            )?;
+            recount_tx(tx, c.id)?;
+            audit(
+                tx,
+                Some(slug),
+                "review",
+                &format!(
+                    "action {action}: {changed} signatures set to {} ({description}); reason: {reason}",
+                    state.as_str()
+                ),
+            )?;
+            Ok(ReviewAction { id: action, changed })
+        })
+    }
+
+    fn revert_review(&self, action_id: i64, reason: &str) -> Result<u64, StoreError> {
+        validate_reason(reason)?;
+        let reason = scrub_numbers(reason);
+        self.write_tx(|tx| {
+            let row: Option<(i64, String, Option<String>, String)> = tx
+                .query_row(
+                    "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
+                     FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
+                     WHERE a.id = ?1",
+                    [action_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            let (campaign_id, state, reverted, slug) =
+                row.ok_or(StoreError::UnknownReviewAction(action_id))?;
+            if reverted.is_some() {
+                return Ok(0);
+            }
+            let n = tx.execute(
+                "UPDATE signatures SET state = (
+                     SELECT old_state FROM review_changes rc
+                     WHERE rc.action_id = ?1 AND rc.signature_id = signatures.id)
+                 WHERE id IN (SELECT signature_id FROM review_changes WHERE action_id = ?1)
+                   AND state = ?2",
+                params![action_id, state],
+            )? as u64;
+            tx.execute(
+                "UPDATE review_actions SET reverted_at = ?1 WHERE id = ?2",
+                params![time::rfc3339_utc(SystemTime::now()), action_id],
+            )?;
+            recount_tx(tx, campaign_id)?;
+            audit(
+                tx,
+                Some(&slug),
+                "revert",
+                &format!("action {action_id} reverted: {n} signatures restored; reason: {reason}"),
+            )?;
+            Ok(n)
+        })
+    }
+
+    fn apply_retention(&self, slug: &str, step: RetentionStep) -> Result<u64, StoreError> {
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let n = match step {
+                RetentionStep::DeleteContacts => tx.execute(
+                    "UPDATE signatures SET contact = NULL
+                     WHERE campaign_id = ?1 AND contact IS NOT NULL",
+                    [c.id],
+                )?,
+                RetentionStep::DeleteRecordings => tx.execute(
+                    "UPDATE signatures SET recording = NULL
+                     WHERE campaign_id = ?1 AND recording IS NOT NULL",
+                    [c.id],
+                )?,
+                RetentionStep::AnonymiseSignatures => tx.execute(
+                    "UPDATE signatures SET caller_key = NULL, prefix_block = NULL,
+                         contact = NULL, recording = NULL, anonymised = 1,
+                         created_at = substr(created_at, 1, 10) || 'T00:00:00Z'
+                     WHERE campaign_id = ?1 AND anonymised = 0",
+                    [c.id],
+                )?,
+                RetentionStep::DeleteSignatures => {
+                    tx.execute(
+                        "DELETE FROM review_changes WHERE signature_id IN
+                             (SELECT id FROM signatures WHERE campaign_id = ?1)",
+                        [c.id],
+                    )?;
+                    let n = tx.execute("DELETE FROM signatures WHERE campaign_id = ?1", [c.id])?;
+                    recount_tx(tx, c.id)?;
+                    n
+                }
+            } as u64;
+            if n > 0 {
+                audit(
+                    tx,
+                    Some(slug),
+                    "retention",
+                    &format!("{}: {n} signatures", step.as_str()),
+                )?;
+            }
+            Ok(n)
+        })
+    }
+
+    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE ?1 IS NULL OR campaign = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([slug], |r| {
+            Ok(AuditEntry {
                 id: r.get(0)?,
-                verified: r.get(1)?,
-                speech_ms: r.get(2)?,
-                wav: r.get(3)?,
+                at: r.get(1)?,
+                campaign: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
             })
         })?;
-        let out = rows.collect::<Result<Vec<_>, _>>()?;
-        Ok(out)
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+
+    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT id, contact FROM signatures
+                 WHERE campaign_id = ?1 AND contact IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([c.id], |r| {
+                Ok((r.get(0)?, SealedContact(r.get::<_, Vec<u8>>(1)?)))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+pub(crate) fn retention_str(r: SignatureRetention) -> &'static str {
+    match r {
+        SignatureRetention::Anonymise => "anonymise",
+        SignatureRetention::Delete => "delete",
+    }
+}
+
+/// Settings from their stored columns (shared with the PostgreSQL backend).
+pub(crate) fn settings_from_row(
+    policy: &str,
+    closes_at: Option<&str>,
+    recordings_days: Option<u32>,
+    signatures_days: Option<u32>,
+    retention: &str,
+    keep_contact: bool,
+    thresholds: [i64; 3],
+) -> Result<CampaignSettings, StoreError> {
+    let t = |v: i64| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative threshold"));
+    Ok(CampaignSettings {
+        count_policy: parse_or_corrupt(CountPolicy::parse(policy), "unknown count policy")?,
+        closes_at: match closes_at {
+            None => None,
+            Some(s) => Some(parse_or_corrupt(
+                time::parse_rfc3339(s),
+                "bad closing time",
+            )?),
+        },
+        recordings_days,
+        signatures_days,
+        signature_retention: match retention {
+            "anonymise" => SignatureRetention::Anonymise,
+            "delete" => SignatureRetention::Delete,
+            _ => return Err(StoreError::Corrupt("unknown signature retention")),
+        },
+        keep_contact,
+        region_thresholds: RegionThresholds {
+            flanders: t(thresholds[0])?,
+            wallonia: t(thresholds[1])?,
+            brussels: t(thresholds[2])?,
+        },
+    })
+}
+
+/// A signature row's stored columns (shared with the PostgreSQL backend).
+pub(crate) struct RowParts<'a> {
+    pub id: i64,
+    pub created_at: String,
+    pub verified: bool,
+    pub state: &'a str,
+    pub trust: &'a str,
+    pub country: Option<String>,
+    pub kind: Option<&'a str>,
+    pub be_region: Option<&'a str>,
+    pub prefix_block: Option<String>,
+    pub flow_version: Option<String>,
+    pub channel: String,
+    pub speech_ms: u32,
+    pub has_recording: bool,
+    pub anonymised: bool,
+}
+
+pub(crate) fn row_from_parts(p: RowParts<'_>) -> Result<SignatureRow, StoreError> {
+    Ok(SignatureRow {
+        id: p.id,
+        created_at: p.created_at,
+        verified: p.verified,
+        state: parse_or_corrupt(SignatureState::parse(p.state), "unknown signature state")?,
+        trust: parse_or_corrupt(Trust::parse(p.trust), "unknown trust level")?,
+        country: p.country,
+        kind: match p.kind {
+            None => None,
+            Some(k) => Some(parse_or_corrupt(
+                NumberKind::parse(k),
+                "unknown number kind",
+            )?),
+        },
+        be_region: match p.be_region {
+            None => None,
+            Some(r) => Some(parse_or_corrupt(BelgianRegion::parse(r), "unknown region")?),
+        },
+        prefix_block: p.prefix_block,
+        flow_version: p.flow_version,
+        channel: p.channel,
+        speech_ms: p.speech_ms,
+        has_recording: p.has_recording,
+        anonymised: p.anonymised,
+    })
 }

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC, whole seconds). Times before 1970 are clamped
 /// to the epoch; a server clock that wrong has bigger problems.
-pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
+pub fn rfc3339_utc(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -18,6 +18,57 @@ pub(crate) fn rfc3339_utc(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// Parses "YYYY-MM-DD" (midnight UTC), "YYYY-MM-DDTHH:MM:SSZ" or "YYYY-MM-DD HH:MM:SS"
+/// (UTC). None for anything else, or a time before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let secs_of_day = match b.len() {
+        10 => 0,
+        19 | 20 => {
+            if !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+                return None;
+            }
+            if b.len() == 20 && b[19] != b'Z' {
+                return None;
+            }
+            let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+            if hh > 23 || mm > 59 || ss > 60 {
+                return None;
+            }
+            hh * 3600 + mm * 60 + ss
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, m as u32, d as u32);
+    let secs = u64::try_from(days * 86_400 + secs_of_day).ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// (year, month, day) to days since 1970-01-01, Howard Hinnant's `days_from_civil`.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's `civil_from_days`.
@@ -46,5 +97,31 @@ mod tests {
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_709_210_096), "2024-02-29T12:34:56Z");
         assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn parse_round_trips() {
+        for s in [0u64, 951_782_400, 1_709_210_096, 4_102_444_799] {
+            let t = UNIX_EPOCH + Duration::from_secs(s);
+            assert_eq!(parse_rfc3339(&rfc3339_utc(t)), Some(t));
+        }
+        assert_eq!(
+            parse_rfc3339("2024-02-29"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_709_164_800))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29 12:34:56"),
+            parse_rfc3339("2024-02-29T12:34:56Z")
+        );
+        for bad in [
+            "",
+            "2024-13-01",
+            "2024-02-29T12:34",
+            "1969-12-31",
+            "abcd-ef-gh",
+            "2024-02-29X",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

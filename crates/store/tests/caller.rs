@@ -46,7 +46,7 @@ fn different_numbers_and_secrets_give_different_keys() {
     assert_ne!(key("+32470000001", &a), key("+32470000001", &b));
     // A national number means another thing in another region.
     let nl = match identify_caller(Some("0612345678"), "NL", &a) {
-        CallerIdentity::Verified { key, country } => {
+        CallerIdentity::Verified { key, country, .. } => {
             assert_eq!(country.as_deref(), Some("NL"));
             key
         }

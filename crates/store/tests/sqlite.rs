@@ -32,6 +32,13 @@ conformance!(
     unknown_campaign_is_an_error,
     ensure_campaign_is_idempotent,
     recount_matches_counters,
+    rotation_rekeys_without_double_count,
+    classification_is_stored,
+    review_preview_apply_revert,
+    erase_by_key,
+    contact_and_retention,
+    anomalies_flag_bursts,
+    export_zip,
 );
 
 #[test]
@@ -99,7 +106,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at
@@ -153,8 +160,11 @@ fn recount_repairs_corrupted_counter() {
         .sign(conformance::sig("demo", CallerIdentity::Withheld))
         .expect("sign");
     let db = Connection::open(dir.path().join("belteken.db")).expect("open");
-    db.execute("UPDATE counters SET signatures = 41, unverified = 7", [])
-        .expect("corrupt");
+    db.execute(
+        "UPDATE counters SET n = CASE verified WHEN 1 THEN 41 ELSE 7 END",
+        [],
+    )
+    .expect("corrupt");
     assert_eq!(
         store.counts("demo").expect("counts"),
         Counts {
@@ -240,12 +250,41 @@ fn database_files_never_hold_raw_numbers() {
     ];
     let store = open(&dir);
     store.ensure_campaign("demo", "Demo").expect("ensure");
+    // Every table gets data: contacts (encrypted), a review with a reason quoting a number
+    // (scrubbed), an erasure and its audit entry.
+    store
+        .configure_campaign(
+            "demo",
+            &store::CampaignSettings {
+                keep_contact: true,
+                ..Default::default()
+            },
+        )
+        .expect("configure");
+    let ck = store::ContactKey::from_bytes([5; 32]);
     for raw in raws {
-        store
-            .sign(conformance::sig("demo", conformance::verified(raw)))
-            .expect("sign");
+        let mut s = conformance::sig("demo", conformance::verified(raw));
+        s.contact = ck.seal(Some(raw), "BE");
+        store.sign(s).expect("sign");
     }
     assert_eq!(store.counts("demo").expect("counts").signatures, 2);
+    assert_eq!(store.contacts("demo").expect("contacts").len(), 2);
+    store
+        .review(
+            "demo",
+            &store::SignatureFilter::default(),
+            store::SignatureState::Valid,
+            "confirmed with 0470 12 34 56 by phone",
+        )
+        .expect("review");
+    store.ensure_campaign("other", "Other").expect("ensure");
+    let other = conformance::verified("+32 470 65 43 21");
+    store
+        .sign(conformance::sig("other", other.clone()))
+        .expect("sign");
+    assert!(store
+        .erase("other", other.key().expect("verified"))
+        .expect("erase"));
     assert!(
         dir.path().join("belteken.db-wal").exists(),
         "the WAL is checked while it holds the data"

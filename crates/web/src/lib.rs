@@ -31,6 +31,8 @@ pub struct CampaignView {
     pub transcript: String,
     /// "en" or "nl": the page's `lang` and the language of its labels (anything else: English).
     pub language: String,
+    /// The number of signatures the campaign aims for, shown as progress.
+    pub goal: Option<u64>,
 }
 
 /// Everything the handlers read. Cheap to clone.

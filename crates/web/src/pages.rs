@@ -24,6 +24,7 @@ struct Labels {
     how: &'static str,
     sip_intro: &'static str,
     count_heading: &'static str,
+    goal: &'static str,
     unverified: &'static str,
     unverified_note: &'static str,
     story_heading: &'static str,
@@ -39,6 +40,7 @@ const EN: Labels = Labels {
     how: "Call, listen, and say your name after the beep: that signs the petition.",
     sip_intro: "From a SIP phone or app:",
     count_heading: "Signatures so far",
+    goal: "Goal:",
     unverified: "Unverified signatures:",
     unverified_note: "counted apart: these callers withheld their number.",
     story_heading: "What you will hear",
@@ -54,6 +56,7 @@ const NL: Labels = Labels {
     how: "Bel, luister en zeg uw naam na de pieptoon: zo tekent u de petitie.",
     sip_intro: "Vanaf een SIP-telefoon of -app:",
     count_heading: "Handtekeningen tot nu toe",
+    goal: "Doel:",
     unverified: "Niet-geverifieerde handtekeningen:",
     unverified_note: "apart geteld: deze bellers hielden hun nummer verborgen.",
     story_heading: "Wat u zult horen",
@@ -176,10 +179,21 @@ fn campaign_page(view: &CampaignView, state: &AppState) -> String {
 <h2 id=\"count-heading\">{heading}</h2>\n\
 <p class=\"count\"><span id=\"count\" aria-live=\"polite\" aria-atomic=\"true\" \
 data-events=\"{events}\">{signatures}</span></p>\n\
+{goal}\
 <p class=\"unverified\">{unverified} <span id=\"unverified\">{unverified_n}</span> \
 <small>({note})</small></p>\n\
 </section>\n",
         heading = labels.count_heading,
+        goal = match view.goal {
+            Some(goal) if goal > 0 => format!(
+                "<p class=\"goal\"><label for=\"progress\">{} {goal}</label> \
+<progress id=\"progress\" max=\"{goal}\" value=\"{}\">{}</progress></p>\n",
+                labels.goal,
+                counts.signatures.min(goal),
+                counts.signatures
+            ),
+            _ => String::new(),
+        },
         events = escape(&events),
         signatures = counts.signatures,
         unverified = labels.unverified,

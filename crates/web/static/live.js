@@ -8,6 +8,7 @@
   }
   var url = count.getAttribute("data-events");
   var unverified = document.getElementById("unverified");
+  var progress = document.getElementById("progress");
   // Retry after the server turned us away (503) or the stream closed for good.
   var RETRY_MS = 30000;
 
@@ -28,6 +29,10 @@
       }
       show(count, data.signatures);
       show(unverified, data.unverified);
+      if (progress && typeof data.signatures === "number") {
+        progress.value = Math.min(data.signatures, progress.max);
+        progress.textContent = String(data.signatures);
+      }
     });
     source.onerror = function () {
       // While CONNECTING the browser retries by itself; CLOSED means it gave up.

@@ -26,6 +26,7 @@ fn campaigns() -> Vec<CampaignView> {
             sip_uri: "sip:demo@127.0.0.1:5060".into(),
             transcript: "First paragraph.\n\nSecond <b>bold</b> & more.".into(),
             language: "en".into(),
+            goal: Some(1000),
         },
         CampaignView {
             slug: "evil".into(),
@@ -34,6 +35,7 @@ fn campaigns() -> Vec<CampaignView> {
             sip_uri: "sip:evil@127.0.0.1:5060".into(),
             transcript: "<script>alert('t')</script>".into(),
             language: "nl".into(),
+            goal: None,
         },
     ]
 }
@@ -147,6 +149,10 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
     );
     assert!(body.contains("<span id=\"unverified\">56</span>"), "{body}");
     assert!(body.contains("Unverified signatures:"), "{body}");
+    assert!(
+        body.contains("<progress id=\"progress\" max=\"1000\" value=\"1000\">1234</progress>"),
+        "the goal is reached and the bar full: {body}"
+    );
     // The only script is the external one; no inline code.
     assert_eq!(body.matches("<script").count(), 1, "{body}");
     assert!(

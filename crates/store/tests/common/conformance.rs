@@ -1,10 +1,14 @@
 //! The behaviour every `Store` backend must show. Each function takes a fresh, empty store.
 
+use std::io::Read;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use store::{
-    identify_caller, CallerIdentity, Counts, NewSignature, Secret, SignOutcome, Store, StoreError,
-    MAX_RECORDING_BYTES,
+    identify_caller, AnomalyDimension, AnomalyThresholds, BelgianRegion, CallerIdentity,
+    CampaignSettings, ContactKey, CountPolicy, Counts, NewSignature, NumberKind, RetentionStep,
+    Secret, SignOutcome, SignatureFilter, SignatureRetention, SignatureState, Store, StoreError,
+    Trust, MAX_RECORDING_BYTES,
 };
 
 use super::wav;
@@ -29,6 +33,9 @@ pub fn sig(campaign: &str, caller: CallerIdentity) -> NewSignature {
         recording_wav: wav(1000),
         speech_ms: 900,
         channel: "sip",
+        trust: None,
+        flow_version: Some("v1".into()),
+        contact: None,
     }
 }
 
@@ -244,4 +251,442 @@ pub fn concurrent_signing(store: Arc<dyn Store>) {
             unverified: 0
         }
     );
+}
+
+/// Key rotation: a caller signed under the old secret is found under it, re-keyed, and never
+/// counted twice, by `sign` and by `has_signed_identity`.
+pub fn rotation_rekeys_without_double_count(store: &dyn Store) {
+    store.ensure_campaign("a", "A").expect("ensure");
+    store.ensure_campaign("b", "B").expect("ensure");
+    let old = Secret::from_bytes([7; 32]);
+    let new = Secret::from_bytes([9; 32]).with_previous(old.clone());
+    let id_old = |raw: &str| identify_caller(Some(raw), "BE", &old);
+    let id_new = |raw: &str| identify_caller(Some(raw), "BE", &new);
+    for c in ["a", "b"] {
+        assert!(matches!(
+            store.sign(sig(c, id_old("+32470000001"))),
+            Ok(SignOutcome::Counted { .. })
+        ));
+    }
+    // A second number signs only under the old key, then calls again after rotation.
+    let caller = id_new("0470 00 00 01");
+    let new_key = caller.key().expect("verified").clone();
+    assert!(!store.has_signed("a", &new_key).expect("has_signed"));
+    assert!(store.has_signed_identity("a", &caller).expect("has_signed"));
+    // Re-keyed in every campaign at once.
+    assert!(store.has_signed("a", &new_key).expect("has_signed"));
+    assert!(store.has_signed("b", &new_key).expect("has_signed"));
+    // Through sign as well, for a caller not yet seen since the rotation.
+    store.sign(sig("a", id_old("+32470000002"))).expect("sign");
+    let out = store.sign(sig("a", id_new("+32470000002"))).expect("sign");
+    assert!(matches!(out, SignOutcome::AlreadySigned { .. }), "{out:?}");
+    let fresh = id_new("+32470000002");
+    assert!(store
+        .has_signed("a", fresh.key().expect("verified"))
+        .expect("has_signed"));
+    let want = Counts {
+        signatures: 2,
+        unverified: 0,
+    };
+    assert_eq!(store.counts("a").expect("counts"), want);
+    assert_eq!(store.recount("a").expect("recount"), want);
+    assert_eq!(store.counts("b").expect("counts").signatures, 1);
+    // Without the old secret, the new key alone still finds the re-keyed rows.
+    let only_new = Secret::from_bytes([9; 32]);
+    let c = identify_caller(Some("+32470000001"), "BE", &only_new);
+    assert!(store.has_signed_identity("b", &c).expect("has_signed"));
+}
+
+/// Classification, trust and flow version are stored beside the key.
+pub fn classification_is_stored(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let mut s = sig("demo", verified("+32 470 12 34 56"));
+    s.trust = Some(Trust::NetworkAsserted);
+    store.sign(s).expect("sign");
+    store
+        .sign(sig("demo", verified("+32 2 123 45 67")))
+        .expect("sign");
+    store
+        .sign(sig("demo", verified("+31 6 12345678")))
+        .expect("sign");
+    let mut w = sig("demo", CallerIdentity::Withheld);
+    w.trust = Some(Trust::NetworkAsserted); // a withheld caller is withheld whatever is claimed
+    store.sign(w).expect("sign");
+    let rows = store.signature_rows("demo").expect("rows");
+    assert_eq!(rows.len(), 4);
+    let r = &rows[0];
+    assert_eq!(
+        (
+            r.country.as_deref(),
+            r.kind,
+            r.be_region,
+            r.prefix_block.as_deref(),
+            r.trust
+        ),
+        (
+            Some("BE"),
+            Some(NumberKind::Mobile),
+            None,
+            Some("+32 4701"),
+            Trust::NetworkAsserted
+        )
+    );
+    assert_eq!(
+        (r.state, r.flow_version.as_deref()),
+        (SignatureState::Pending, Some("v1"))
+    );
+    let r = &rows[1];
+    assert_eq!(
+        (r.kind, r.be_region, r.prefix_block.as_deref(), r.trust),
+        (
+            Some(NumberKind::Fixed),
+            Some(BelgianRegion::Brussels),
+            Some("+32 212"),
+            Trust::FromHeader
+        )
+    );
+    assert_eq!(rows[2].country.as_deref(), Some("NL"));
+    let r = &rows[3];
+    assert_eq!(
+        (
+            r.verified,
+            r.trust,
+            r.country.as_deref(),
+            r.prefix_block.as_deref()
+        ),
+        (false, Trust::Withheld, None, None)
+    );
+}
+
+/// Bulk invalidation: preview, apply with a reason, counts follow, audit, revert.
+pub fn review_preview_apply_revert(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    for i in 0..5 {
+        store
+            .sign(sig("demo", verified(&format!("+3247000000{i}"))))
+            .expect("sign");
+    }
+    store
+        .sign(sig("demo", verified("+31612345678")))
+        .expect("sign");
+    store
+        .sign(sig("demo", CallerIdentity::Withheld))
+        .expect("sign");
+    let by_block = SignatureFilter {
+        prefix_block: Some("+32 4700".into()),
+        ..SignatureFilter::default()
+    };
+    assert_eq!(store.preview("demo", &by_block).expect("preview"), 5);
+    let nl = SignatureFilter {
+        country: Some("NL".into()),
+        ..SignatureFilter::default()
+    };
+    assert_eq!(store.preview("demo", &nl).expect("preview"), 1);
+    let withheld = SignatureFilter {
+        trust: Some(Trust::Withheld),
+        ..SignatureFilter::default()
+    };
+    assert_eq!(store.preview("demo", &withheld).expect("preview"), 1);
+    let future = SignatureFilter {
+        since: Some(SystemTime::now() + Duration::from_secs(3600)),
+        ..SignatureFilter::default()
+    };
+    assert_eq!(store.preview("demo", &future).expect("preview"), 0);
+    let past = SignatureFilter {
+        until: Some(SystemTime::now() + Duration::from_secs(3600)),
+        since: Some(SystemTime::now() - Duration::from_secs(3600)),
+        ..SignatureFilter::default()
+    };
+    assert_eq!(store.preview("demo", &past).expect("preview"), 7);
+    assert!(matches!(
+        store.review("demo", &by_block, SignatureState::Invalid, " "),
+        Err(StoreError::Invalid { .. })
+    ));
+    let action = store
+        .review(
+            "demo",
+            &by_block,
+            SignatureState::Fraudulent,
+            "burst from one block",
+        )
+        .expect("review");
+    assert_eq!(action.changed, 5);
+    assert_eq!(
+        store.counts("demo").expect("counts"),
+        Counts {
+            signatures: 1,
+            unverified: 1
+        }
+    );
+    assert_eq!(
+        store.recount("demo").expect("recount"),
+        store.counts("demo").expect("counts")
+    );
+    // Reviewing the same filter again changes nothing.
+    let again = store
+        .review("demo", &by_block, SignatureState::Fraudulent, "again")
+        .expect("review");
+    assert_eq!(again.changed, 0);
+    let log = store.audit_log(Some("demo")).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.action == "review" && e.detail.contains("burst from one block")));
+    assert_eq!(
+        store
+            .revert_review(action.id, "false alarm")
+            .expect("revert"),
+        5
+    );
+    assert_eq!(store.revert_review(action.id, "twice").expect("revert"), 0);
+    assert!(matches!(
+        store.revert_review(9_999_999, "nope"),
+        Err(StoreError::UnknownReviewAction(_))
+    ));
+    assert_eq!(
+        store.counts("demo").expect("counts"),
+        Counts {
+            signatures: 6,
+            unverified: 1
+        }
+    );
+    // Count policy: valid only counts what a reviewer validated.
+    let settings = CampaignSettings {
+        count_policy: CountPolicy::ValidOnly,
+        ..CampaignSettings::default()
+    };
+    store
+        .configure_campaign("demo", &settings)
+        .expect("configure");
+    assert_eq!(store.campaign_settings("demo").expect("settings"), settings);
+    assert_eq!(store.counts("demo").expect("counts"), Counts::default());
+    store
+        .review("demo", &nl, SignatureState::Valid, "checked by phone")
+        .expect("review");
+    assert_eq!(
+        store.counts("demo").expect("counts"),
+        Counts {
+            signatures: 1,
+            unverified: 0
+        }
+    );
+    let out = store
+        .sign(sig("demo", verified("+32470000009")))
+        .expect("sign");
+    assert_eq!(
+        out.counts().signatures,
+        1,
+        "a new pending signature is not counted yet"
+    );
+}
+
+/// Erasure by key deletes the row and its recording, repairs counts, and audits without a key.
+pub fn erase_by_key(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let caller = verified("+32470000001");
+    let key = caller.key().expect("verified").clone();
+    store.sign(sig("demo", caller)).expect("sign");
+    store
+        .sign(sig("demo", verified("+32470000002")))
+        .expect("sign");
+    assert!(store.erase("demo", &key).expect("erase"));
+    assert!(!store.erase("demo", &key).expect("erase twice"));
+    assert!(!store.has_signed("demo", &key).expect("has_signed"));
+    assert_eq!(store.counts("demo").expect("counts").signatures, 1);
+    assert_eq!(store.recordings("demo").expect("recordings").len(), 1);
+    let log = store.audit_log(None).expect("audit");
+    let entry = log.iter().find(|e| e.action == "erase").expect("audited");
+    assert_eq!(entry.campaign.as_deref(), Some("demo"));
+    assert!(!entry.detail.contains(key.as_str()) && !entry.detail.contains("470"));
+    // The caller may sign again after withdrawing.
+    assert!(matches!(
+        store.sign(sig("demo", verified("+32470000001"))),
+        Ok(SignOutcome::Counted { .. })
+    ));
+}
+
+/// Contacts are kept only where the campaign allows it, and destroyed when it closes;
+/// recordings, then signatures, go when their days are up.
+pub fn contact_and_retention(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    store.ensure_campaign("open", "Open").expect("ensure");
+    let ck = ContactKey::from_bytes([3; 32]);
+    let with_contact = |raw: &str| {
+        let mut s = sig("demo", verified(raw));
+        s.contact = ck.seal(Some(raw), "BE");
+        assert!(s.contact.is_some());
+        s
+    };
+    store.sign(with_contact("+32470000001")).expect("sign");
+    assert!(
+        store.contacts("demo").expect("contacts").is_empty(),
+        "off by default"
+    );
+    let closes = SystemTime::now() + Duration::from_secs(86_400);
+    let settings = CampaignSettings {
+        keep_contact: true,
+        closes_at: Some(closes),
+        recordings_days: Some(30),
+        signatures_days: Some(90),
+        signature_retention: SignatureRetention::Anonymise,
+        ..CampaignSettings::default()
+    };
+    store
+        .configure_campaign("demo", &settings)
+        .expect("configure");
+    store.sign(with_contact("+32470000002")).expect("sign");
+    store
+        .sign(sig("open", verified("+32470000002")))
+        .expect("sign");
+    let contacts = store.contacts("demo").expect("contacts");
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(ck.open(&contacts[0].1).expect("opens"), "+32470000002");
+    assert!(ContactKey::from_bytes([4; 32])
+        .open(&contacts[0].1)
+        .is_err());
+
+    let day = Duration::from_secs(86_400);
+    let report = store.retention_run(SystemTime::now()).expect("retention");
+    assert!(report.steps.is_empty(), "still open: {report:?}");
+    let report = store.retention_run(closes + day).expect("retention");
+    assert_eq!(
+        report.steps,
+        vec![("demo".to_owned(), RetentionStep::DeleteContacts, 1)]
+    );
+    assert!(store.contacts("demo").expect("contacts").is_empty());
+    assert_eq!(store.recordings("demo").expect("recordings").len(), 2);
+    let report = store.retention_run(closes + day * 31).expect("retention");
+    assert_eq!(
+        report.steps,
+        vec![("demo".to_owned(), RetentionStep::DeleteRecordings, 2)]
+    );
+    assert!(store.recordings("demo").expect("recordings").is_empty());
+    assert_eq!(store.counts("demo").expect("counts").signatures, 2);
+    let report = store.retention_run(closes + day * 91).expect("retention");
+    assert_eq!(
+        report.steps,
+        vec![("demo".to_owned(), RetentionStep::AnonymiseSignatures, 2)]
+    );
+    let rows = store.signature_rows("demo").expect("rows");
+    assert!(rows
+        .iter()
+        .all(|r| r.anonymised && r.prefix_block.is_none() && !r.has_recording));
+    assert!(rows.iter().all(|r| r.created_at.ends_with("T00:00:00Z")));
+    assert_eq!(
+        store.counts("demo").expect("counts").signatures,
+        2,
+        "anonymised still count"
+    );
+    let key = verified("+32470000001").key().expect("verified").clone();
+    assert!(
+        !store.has_signed("demo", &key).expect("has_signed"),
+        "the key is gone"
+    );
+    // The open campaign was not touched.
+    assert_eq!(store.recordings("open").expect("recordings").len(), 1);
+    // Deleting instead of anonymising.
+    let delete = CampaignSettings {
+        signature_retention: SignatureRetention::Delete,
+        ..settings
+    };
+    store
+        .configure_campaign("demo", &delete)
+        .expect("configure");
+    let report = store.retention_run(closes + day * 91).expect("retention");
+    assert_eq!(
+        report.steps,
+        vec![("demo".to_owned(), RetentionStep::DeleteSignatures, 2)]
+    );
+    assert_eq!(store.counts("demo").expect("counts"), Counts::default());
+    assert!(store
+        .audit_log(Some("demo"))
+        .expect("audit")
+        .iter()
+        .any(|e| e.action == "retention"));
+}
+
+/// A burst from one prefix block is flagged.
+pub fn anomalies_flag_bursts(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    for i in 0..12 {
+        store
+            .sign(sig("demo", verified(&format!("+324700000{i:02}"))))
+            .expect("sign");
+    }
+    store
+        .sign(sig("demo", verified("+31612345678")))
+        .expect("sign");
+    let report = store
+        .anomalies("demo", &AnomalyThresholds::default())
+        .expect("anomalies");
+    assert_eq!(report.total, 13);
+    // The signatures may straddle a minute boundary; the busier minute has at least 6.
+    let loose = AnomalyThresholds {
+        per_prefix_block_per_minute: 6,
+        ..AnomalyThresholds::default()
+    };
+    let report = store.anomalies("demo", &loose).expect("anomalies");
+    assert!(report
+        .flagged
+        .iter()
+        .any(|b| b.dimension == AnomalyDimension::PrefixBlock && b.value == "+32 4700"));
+    assert!(report.flagged.iter().all(|b| b.value != "+31 6123"));
+}
+
+/// The export ZIP: CSV without numbers or keys, recordings by id, summary with thresholds.
+pub fn export_zip(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let caller = verified("+32 2 123 45 67");
+    let key = caller.key().expect("verified").as_str().to_owned();
+    store.sign(sig("demo", caller)).expect("sign");
+    store
+        .sign(sig("demo", verified("+32 9 123 45 67")))
+        .expect("sign");
+    store
+        .sign(sig("demo", verified("+32470000001")))
+        .expect("sign");
+    store
+        .sign(sig("demo", CallerIdentity::Withheld))
+        .expect("sign");
+    let mut buf = std::io::Cursor::new(Vec::new());
+    assert_eq!(store::export(store, "demo", &mut buf).expect("export"), 4);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(buf.into_inner())).expect("zip");
+    let mut read = |name: &str| {
+        let mut s = String::new();
+        zip.by_name(name)
+            .expect(name)
+            .read_to_string(&mut s)
+            .expect("utf-8");
+        s
+    };
+    let sigs = read("signatures.csv");
+    let lines: Vec<&str> = sigs.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,time,country,region,number_type,state,trust,verified,flow_version,recording"
+    );
+    assert_eq!(lines.len(), 5);
+    assert!(lines[1].contains(",BE,brussels,fixed,pending,from,true,v1,recordings/"));
+    assert!(lines[2].contains(",BE,flanders,fixed,"));
+    assert!(!sigs.contains(&key) && !sigs.contains("1234567") && !sigs.contains("470000001"));
+    let summary = read("summary.csv");
+    assert!(summary.contains("total,all,3,1,,"), "{summary}");
+    assert!(summary.contains("country,BE,3,0,,"), "{summary}");
+    assert!(summary.contains("country,withheld,0,1,,"), "{summary}");
+    assert!(
+        summary.contains("be_region,flanders,1,0,14500,no"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("be_region,brussels,1,0,2500,no"),
+        "{summary}"
+    );
+    let wavs = (0..zip.len())
+        .filter(|&i| {
+            zip.by_index(i)
+                .expect("entry")
+                .name()
+                .starts_with("recordings/")
+        })
+        .count();
+    assert_eq!(wavs, 4);
 }

@@ -1,0 +1,1181 @@
+//! The PostgreSQL backend, for several belteken nodes sharing one database.
+//!
+//! Runtime: the `Store` trait is synchronous, tokio-postgres is async. The store owns a small
+//! tokio runtime (one worker thread) that drives its connections. A sync method runs its
+//! future with that runtime's `block_on`, which panics when the calling thread is already
+//! driving a runtime; so when the caller is inside any runtime context (a `spawn_blocking`
+//! thread, or by mistake an async task) the future is run on a short-lived scoped thread that
+//! has none. Either way no "runtime within a runtime" panic is possible; a call from an async
+//! task still blocks that task's thread, so callers use `spawn_blocking` as the trait says.
+//!
+//! Connections: a writer (signature groups and every other write, one at a time) and a reader,
+//! each reconnected on its next use after it broke. Signatures go through the group committer
+//! (`group.rs`): one transaction, hence one WAL flush (`synchronous_commit` on), per group.
+//! Counters are sharded (`COUNTER_SHARDS`) so that nodes committing at once rarely wait on the
+//! same row. The schema version lives in `schema_version`, migrations take an advisory lock so
+//! that nodes starting together migrate once.
+//!
+//! TLS is not supported: connect over loopback, a private network or a Unix socket.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
+
+use crate::group::{CommitFn, Committer};
+use crate::registry::fold_counts;
+use crate::sqlite::{retention_str, row_from_parts, settings_from_row, RowParts};
+use crate::{
+    scrub_numbers, time, validate_campaign, validate_reason, validate_signature, AuditEntry,
+    BelgianRegion, CallerIdentity, CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature,
+    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRow, SignatureState, Store,
+    StoreError, StoredRecording, COUNTER_SHARDS,
+};
+
+/// How long connecting may take when the URL does not say.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Key of the advisory lock held while migrating ("belt").
+const MIGRATION_LOCK: i64 = 0x6265_6c74;
+
+/// Schema migrations; migration `i` takes `schema_version` from `i` to `i + 1`. Append only.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE campaigns (
+        id                  BIGSERIAL PRIMARY KEY,
+        slug                TEXT UNIQUE NOT NULL,
+        title               TEXT NOT NULL,
+        count_policy        TEXT NOT NULL DEFAULT 'all_non_invalid',
+        closes_at           TEXT NULL,
+        recordings_days     BIGINT NULL,
+        signatures_days     BIGINT NULL,
+        signature_retention TEXT NOT NULL DEFAULT 'anonymise',
+        keep_contact        BOOLEAN NOT NULL DEFAULT false,
+        threshold_flanders  BIGINT NOT NULL DEFAULT 14500,
+        threshold_wallonia  BIGINT NOT NULL DEFAULT 8000,
+        threshold_brussels  BIGINT NOT NULL DEFAULT 2500
+    );
+    CREATE TABLE signatures (
+        id           BIGSERIAL PRIMARY KEY,
+        campaign_id  BIGINT NOT NULL REFERENCES campaigns(id),
+        caller_key   TEXT NULL,
+        verified     BOOLEAN NOT NULL,
+        channel      TEXT NOT NULL,
+        speech_ms    BIGINT NOT NULL CHECK (speech_ms >= 0),
+        recording    BYTEA NULL CHECK (recording IS NULL OR length(recording) > 0),
+        created_at   TEXT NOT NULL,
+        state        TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'invalid', 'fraudulent')),
+        trust        TEXT NOT NULL CHECK (trust IN ('network', 'from', 'withheld')),
+        country      TEXT NULL,
+        number_kind  TEXT NULL,
+        be_region    TEXT NULL CHECK (be_region IN ('flanders', 'wallonia', 'brussels')),
+        prefix_block TEXT NULL,
+        flow_version TEXT NULL,
+        contact      BYTEA NULL,
+        anonymised   BOOLEAN NOT NULL DEFAULT false,
+        CHECK (verified OR caller_key IS NULL)
+    );
+    -- WAV does not compress: store it out of line without trying.
+    ALTER TABLE signatures ALTER COLUMN recording SET STORAGE EXTERNAL;
+    -- Not partial: NULL keys (withheld, anonymised) never conflict anyway, and a generic plan
+    -- of `caller_key = ANY($2)` cannot use a partial index's key column (it scanned the whole
+    -- campaign per lookup).
+    CREATE UNIQUE INDEX signatures_one_per_caller ON signatures (campaign_id, caller_key);
+    CREATE INDEX signatures_by_key ON signatures (caller_key);
+    CREATE INDEX signatures_by_campaign ON signatures (campaign_id, verified, state);
+    CREATE TABLE counters (
+        campaign_id BIGINT NOT NULL REFERENCES campaigns(id),
+        shard       BIGINT NOT NULL,
+        verified    BOOLEAN NOT NULL,
+        state       TEXT NOT NULL,
+        n           BIGINT NOT NULL,
+        PRIMARY KEY (campaign_id, shard, verified, state)
+    );
+    CREATE TABLE review_actions (
+        id          BIGSERIAL PRIMARY KEY,
+        campaign_id BIGINT NOT NULL REFERENCES campaigns(id),
+        at          TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        reason      TEXT NOT NULL,
+        description TEXT NOT NULL,
+        changed     BIGINT NOT NULL,
+        reverted_at TEXT NULL
+    );
+    CREATE TABLE review_changes (
+        action_id    BIGINT NOT NULL REFERENCES review_actions(id),
+        signature_id BIGINT NOT NULL,
+        old_state    TEXT NOT NULL,
+        PRIMARY KEY (action_id, signature_id)
+    );
+    CREATE INDEX review_changes_by_signature ON review_changes (signature_id);
+    CREATE TABLE audit (
+        id       BIGSERIAL PRIMARY KEY,
+        at       TEXT NOT NULL,
+        campaign TEXT NULL,
+        action   TEXT NOT NULL,
+        detail   TEXT NOT NULL
+    );
+"];
+
+/// Statements of the signing path, prepared once per connection.
+struct Prepared {
+    campaign: Statement,
+    find_key: Statement,
+    rekey: Statement,
+    insert: Statement,
+    counter_add: Statement,
+    read_counts: Statement,
+}
+
+struct Conn {
+    client: Client,
+    st: Prepared,
+}
+
+struct Inner {
+    // Some until drop, which shuts it down without blocking (dropping a runtime inside an
+    // async context would panic).
+    rt: Option<tokio::runtime::Runtime>,
+    config: Config,
+    writer: Mutex<Option<Conn>>,
+    reader: Mutex<Option<Conn>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The PostgreSQL store. See the module documentation for its runtime and connections.
+pub struct PgStore {
+    // Dropped first: its thread finishes the queue while the connections are still open.
+    committer: Committer,
+    inner: Arc<Inner>,
+}
+
+impl PgStore {
+    /// Connects to `url` ("postgres://user:password@host:port/db", or key=value form), and
+    /// migrates the schema. The URL may set `options=-csearch_path%3Dname` to use a schema.
+    pub fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let mut config = Config::from_str(url)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("belteken");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("store-pg")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Io {
+                what: "start the PostgreSQL runtime",
+                source,
+            })?;
+        let inner = Arc::new(Inner {
+            rt: Some(rt),
+            config,
+            writer: Mutex::new(None),
+            reader: Mutex::new(None),
+        });
+        // Connect now (which migrates), so a bad URL or an old program fails at start.
+        inner.block(async { inner.writer().await.map(drop) })?;
+        let committer_inner = Arc::clone(&inner);
+        let mut group: u64 = 0;
+        let commit: CommitFn = Box::new(move |sigs: &[NewSignature]| {
+            group = group.wrapping_add(1);
+            let shard = (group % COUNTER_SHARDS) as i64;
+            let inner = &committer_inner;
+            inner.block(async {
+                let mut w = inner.writer().await?;
+                let conn = client_of(&mut w)?;
+                let result = commit_group(conn, sigs, shard).await;
+                if result.is_err() && conn.client.is_closed() {
+                    *w = None;
+                }
+                result
+            })
+        });
+        Ok(PgStore {
+            committer: Committer::start("store-pg-commit", commit)?,
+            inner,
+        })
+    }
+
+    fn block<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        self.inner.block(fut)
+    }
+}
+
+impl Inner {
+    fn rt(&self) -> &tokio::runtime::Runtime {
+        // Only `drop` takes it.
+        self.rt.as_ref().expect("the runtime lives until drop")
+    }
+
+    fn block<F>(&self, fut: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|s| {
+                s.spawn(|| self.rt().block_on(fut))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        } else {
+            self.rt().block_on(fut)
+        }
+    }
+
+    async fn writer(&self) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
+        self.checked(&self.writer).await
+    }
+
+    async fn reader(&self) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
+        self.checked(&self.reader).await
+    }
+
+    /// Locks the connection slot, (re)connecting when it is empty or broken.
+    async fn checked<'a>(
+        &self,
+        slot: &'a Mutex<Option<Conn>>,
+    ) -> Result<MutexGuard<'a, Option<Conn>>, StoreError> {
+        let mut guard = slot.lock().await;
+        if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = None;
+            let (client, connection) = self.config.connect(NoTls).await?;
+            // Runs on the store's runtime: `block` entered it.
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            let st = prepare(&client).await?;
+            *guard = Some(Conn { client, st });
+        }
+        Ok(guard)
+    }
+}
+
+fn client_of<'a>(guard: &'a mut MutexGuard<'_, Option<Conn>>) -> Result<&'a mut Conn, StoreError> {
+    guard.as_mut().ok_or(StoreError::Closed)
+}
+
+async fn prepare(client: &Client) -> Result<Prepared, StoreError> {
+    // Every new connection checks the schema first (cheap when it is current), so the
+    // statements below always find their tables, even on a node that started before another
+    // one migrated.
+    migrate(client).await?;
+    Ok(Prepared {
+        campaign: client
+            .prepare("SELECT id, count_policy, keep_contact FROM campaigns WHERE slug = $1")
+            .await?,
+        find_key: client
+            .prepare(
+                "SELECT caller_key FROM signatures WHERE campaign_id = $1 AND caller_key = ANY($2)",
+            )
+            .await?,
+        rekey: client
+            .prepare(
+                "UPDATE signatures SET caller_key = $1 WHERE caller_key = $2 AND NOT EXISTS (
+                     SELECT 1 FROM signatures s2
+                     WHERE s2.campaign_id = signatures.campaign_id AND s2.caller_key = $1)",
+            )
+            .await?,
+        insert: client
+            .prepare(
+                "INSERT INTO signatures (campaign_id, caller_key, verified, channel, speech_ms,
+                     recording, created_at, state, trust, country, number_kind, be_region,
+                     prefix_block, flow_version, contact)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .await?,
+        counter_add: client
+            .prepare(
+                "INSERT INTO counters (campaign_id, shard, verified, state, n)
+                 VALUES ($1, $2, $3, 'pending', $4)
+                 ON CONFLICT (campaign_id, shard, verified, state)
+                 DO UPDATE SET n = counters.n + excluded.n",
+            )
+            .await?,
+        read_counts: client
+            .prepare(
+                "SELECT verified, state, sum(n)::BIGINT FROM counters WHERE campaign_id = $1
+                 GROUP BY verified, state",
+            )
+            .await?,
+    })
+}
+
+async fn migrate(client: &Client) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    client.batch_execute("BEGIN").await?;
+    let result = async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )
+            .await?;
+        let version: i64 = row.try_get(0)?;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            client.batch_execute(sql).await?;
+            client.batch_execute("DELETE FROM schema_version").await?;
+            client
+                .execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[&(i as i64 + 1)],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+struct CampaignRow {
+    id: i64,
+    policy: CountPolicy,
+    keep_contact: bool,
+}
+
+async fn campaign(
+    tx: &Transaction<'_>,
+    st: &Prepared,
+    slug: &str,
+) -> Result<CampaignRow, StoreError> {
+    let row = tx
+        .query_opt(&st.campaign, &[&slug])
+        .await?
+        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+    campaign_row(&row)
+}
+
+fn campaign_row(row: &Row) -> Result<CampaignRow, StoreError> {
+    let policy: String = row.try_get(1)?;
+    Ok(CampaignRow {
+        id: row.try_get(0)?,
+        policy: CountPolicy::parse(&policy).ok_or(StoreError::Corrupt("unknown count policy"))?,
+        keep_contact: row.try_get(2)?,
+    })
+}
+
+async fn read_counts(
+    tx: &Transaction<'_>,
+    st: &Prepared,
+    c: &CampaignRow,
+) -> Result<Counts, StoreError> {
+    let rows = tx.query(&st.read_counts, &[&c.id]).await?;
+    let mut parts = Vec::with_capacity(rows.len());
+    for r in rows {
+        let state: String = r.try_get(1)?;
+        parts.push((
+            r.try_get::<_, bool>(0)?,
+            SignatureState::parse(&state).ok_or(StoreError::Corrupt("unknown signature state"))?,
+            r.try_get::<_, i64>(2)?,
+        ));
+    }
+    fold_counts(parts, c.policy)
+}
+
+async fn recount_tx(tx: &Transaction<'_>, campaign_id: i64) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM counters WHERE campaign_id = $1",
+        &[&campaign_id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO counters (campaign_id, shard, verified, state, n)
+         SELECT campaign_id, 0, verified, state, count(*) FROM signatures
+         WHERE campaign_id = $1 GROUP BY campaign_id, verified, state",
+        &[&campaign_id],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn audit(
+    tx: &Transaction<'_>,
+    campaign: Option<&str>,
+    action: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO audit (at, campaign, action, detail) VALUES ($1, $2, $3, $4)",
+        &[
+            &time::rfc3339_utc(SystemTime::now()),
+            &campaign,
+            &action,
+            &detail,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// See the SQLite backend's `find_key`.
+async fn find_key(
+    tx: &Transaction<'_>,
+    st: &Prepared,
+    campaign_id: i64,
+    key: &CallerKey,
+    previous: Option<&CallerKey>,
+) -> Result<Option<bool>, StoreError> {
+    let mut keys = vec![key.as_str()];
+    if let Some(p) = previous {
+        keys.push(p.as_str());
+    }
+    let rows = tx.query(&st.find_key, &[&campaign_id, &keys]).await?;
+    let mut found_current = false;
+    for r in &rows {
+        let k: String = r.try_get(0)?;
+        found_current |= k == key.as_str();
+    }
+    Ok(if found_current {
+        Some(true)
+    } else if rows.is_empty() {
+        None
+    } else {
+        Some(false)
+    })
+}
+
+enum Written {
+    Counted,
+    Already,
+    Unverified,
+}
+
+async fn commit_group(
+    conn: &mut Conn,
+    sigs: &[NewSignature],
+    shard: i64,
+) -> Result<Vec<SignOutcome>, StoreError> {
+    let created_at = time::rfc3339_utc(SystemTime::now());
+    let st = &conn.st;
+    let tx = conn.client.transaction().await?;
+    let mut campaigns: HashMap<&str, CampaignRow> = HashMap::new();
+    for sig in sigs {
+        validate_signature(sig)?;
+        if !campaigns.contains_key(sig.campaign.as_str()) {
+            let row = campaign(&tx, st, &sig.campaign).await?;
+            campaigns.insert(&sig.campaign, row);
+        }
+    }
+    // The lookups, then the inserts, of the whole group are sent at once: tokio-postgres
+    // pipelines concurrent queries on one connection, so a group costs a few round trips
+    // instead of two per signature.
+    let lookups = futures_util::future::try_join_all(sigs.iter().map(|sig| {
+        let c = &campaigns[sig.campaign.as_str()];
+        let tx = &tx;
+        async move {
+            match &sig.caller {
+                CallerIdentity::Verified { key, previous, .. } => {
+                    find_key(tx, st, c.id, key, previous.as_ref()).await
+                }
+                CallerIdentity::Withheld => Ok(None),
+            }
+        }
+    }))
+    .await?;
+    let mut written: Vec<(i64, Option<Written>)> = Vec::with_capacity(sigs.len());
+    let mut seen: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
+    let mut to_insert = Vec::new();
+    for (i, (sig, found)) in sigs.iter().zip(lookups).enumerate() {
+        let c = &campaigns[sig.campaign.as_str()];
+        match (&sig.caller, found) {
+            (CallerIdentity::Verified { .. }, Some(true)) => {
+                written.push((c.id, Some(Written::Already)));
+            }
+            (CallerIdentity::Verified { key, previous, .. }, Some(false)) => {
+                if let Some(old) = previous {
+                    tx.execute(&st.rekey, &[&key.as_str(), &old.as_str()])
+                        .await?;
+                }
+                written.push((c.id, Some(Written::Already)));
+            }
+            (CallerIdentity::Verified { key, .. }, None) if !seen.insert((c.id, key.as_str())) => {
+                // The same caller twice in this group.
+                written.push((c.id, Some(Written::Already)));
+            }
+            _ => {
+                written.push((c.id, None));
+                to_insert.push(i);
+            }
+        }
+    }
+    let inserted = futures_util::future::try_join_all(to_insert.iter().map(|&i| {
+        let sig = &sigs[i];
+        let c = &campaigns[sig.campaign.as_str()];
+        let tx = &tx;
+        let created_at = &created_at;
+        async move {
+            let (key, country, class) = match &sig.caller {
+                CallerIdentity::Verified {
+                    key,
+                    country,
+                    class,
+                    ..
+                } => (Some(key.as_str()), country.as_deref(), Some(class)),
+                CallerIdentity::Withheld => (None, None, None),
+            };
+            let verified = key.is_some();
+            let contact = sig
+                .contact
+                .as_ref()
+                .filter(|_| c.keep_contact && verified)
+                .map(|s| s.as_bytes());
+            let speech_ms = i64::from(sig.speech_ms);
+            let trust = sig.effective_trust().as_str();
+            let kind = class.map(|c| c.kind.as_str());
+            let region = class.and_then(|c| c.be_region).map(BelgianRegion::as_str);
+            let block = class.map(|c| c.prefix_block.as_str());
+            let row = tx
+                .query_opt(
+                    &st.insert,
+                    &[
+                        &c.id,
+                        &key,
+                        &verified,
+                        &sig.channel,
+                        &speech_ms,
+                        &sig.recording_wav,
+                        &created_at,
+                        &trust,
+                        &country,
+                        &kind,
+                        &region,
+                        &block,
+                        &sig.flow_version,
+                        &contact,
+                    ],
+                )
+                .await?;
+            Ok::<_, StoreError>((row.is_some(), verified))
+        }
+    }))
+    .await?;
+    let mut deltas: HashMap<(i64, bool), i64> = HashMap::new();
+    for (&i, (ok, verified)) in to_insert.iter().zip(inserted) {
+        let slot = &mut written[i];
+        slot.1 = Some(if !ok {
+            // Signed by another node a moment ago.
+            Written::Already
+        } else if verified {
+            Written::Counted
+        } else {
+            Written::Unverified
+        });
+        if ok {
+            *deltas.entry((slot.0, verified)).or_default() += 1;
+        }
+    }
+    let written: Vec<(i64, Written)> = written
+        .into_iter()
+        .map(|(id, w)| {
+            Ok((
+                id,
+                w.ok_or(StoreError::Corrupt("signature left undecided"))?,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for ((campaign_id, verified), n) in deltas {
+        tx.execute(&st.counter_add, &[&campaign_id, &shard, &verified, &n])
+            .await?;
+    }
+    let mut counts: HashMap<i64, Counts> = HashMap::new();
+    for c in campaigns.values() {
+        counts.insert(c.id, read_counts(&tx, st, c).await?);
+    }
+    // synchronous_commit (on by default) makes COMMIT return after the WAL is flushed.
+    tx.commit().await?;
+    written
+        .into_iter()
+        .map(|(id, w)| {
+            let counts = *counts
+                .get(&id)
+                .ok_or(StoreError::Corrupt("campaign vanished in a group"))?;
+            Ok(match w {
+                Written::Counted => SignOutcome::Counted { counts },
+                Written::Already => SignOutcome::AlreadySigned { counts },
+                Written::Unverified => SignOutcome::Unverified { counts },
+            })
+        })
+        .collect()
+}
+
+fn to_u32(v: Option<i64>) -> Result<Option<u32>, StoreError> {
+    v.map(|d| u32::try_from(d).map_err(|_| StoreError::Corrupt("days out of range")))
+        .transpose()
+}
+
+impl Store for PgStore {
+    fn ensure_campaign(&self, slug: &str, title: &str) -> Result<(), StoreError> {
+        validate_campaign(slug, title)?;
+        self.block(async {
+            let mut w = self.inner.writer().await?;
+            let conn = client_of(&mut w)?;
+            conn.client
+                .execute(
+                    "INSERT INTO campaigns (slug, title) VALUES ($1, $2)
+                     ON CONFLICT (slug) DO UPDATE SET title = excluded.title",
+                    &[&slug, &title],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn has_signed(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
+        self.has_signed_identity_inner(slug, key, None)
+    }
+
+    fn has_signed_identity(&self, slug: &str, caller: &CallerIdentity) -> Result<bool, StoreError> {
+        let CallerIdentity::Verified { key, previous, .. } = caller else {
+            return Ok(false);
+        };
+        self.has_signed_identity_inner(slug, key, previous.as_ref())
+    }
+
+    fn sign(&self, sig: NewSignature) -> Result<SignOutcome, StoreError> {
+        validate_signature(&sig)?;
+        self.committer.sign(sig)
+    }
+
+    fn counts(&self, slug: &str) -> Result<Counts, StoreError> {
+        self.block(async {
+            let mut r = self.inner.reader().await?;
+            let conn = client_of(&mut r)?;
+            let tx = conn.client.transaction().await?;
+            let c = campaign(&tx, &conn.st, slug).await?;
+            read_counts(&tx, &conn.st, &c).await
+        })
+    }
+
+    fn recount(&self, slug: &str) -> Result<Counts, StoreError> {
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                recount_tx(tx, c.id).await?;
+                read_counts(tx, st, &c).await
+            })
+        })
+    }
+
+    fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT id, verified, speech_ms, recording FROM signatures
+                         WHERE campaign_id = $1 AND recording IS NOT NULL ORDER BY id",
+                        &[&c.id],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StoredRecording {
+                            id: r.try_get(0)?,
+                            verified: r.try_get(1)?,
+                            speech_ms: u32::try_from(r.try_get::<_, i64>(2)?)
+                                .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
+                            wav: r.try_get(3)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn configure_campaign(
+        &self,
+        slug: &str,
+        settings: &CampaignSettings,
+    ) -> Result<(), StoreError> {
+        let closes_at = settings.closes_at.map(time::rfc3339_utc);
+        let rec_days = settings.recordings_days.map(i64::from);
+        let sig_days = settings.signatures_days.map(i64::from);
+        let t = settings.region_thresholds;
+        let th = [t.flanders, t.wallonia, t.brussels].map(|v| v.min(i64::MAX as u64) as i64);
+        let policy = settings.count_policy.as_str();
+        let retention = retention_str(settings.signature_retention);
+        let keep = settings.keep_contact;
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE campaigns SET count_policy = $2, closes_at = $3,
+                             recordings_days = $4, signatures_days = $5,
+                             signature_retention = $6, keep_contact = $7,
+                             threshold_flanders = $8, threshold_wallonia = $9,
+                             threshold_brussels = $10
+                         WHERE slug = $1",
+                        &[
+                            &slug, &policy, &closes_at, &rec_days, &sig_days, &retention, &keep,
+                            &th[0], &th[1], &th[2],
+                        ],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::UnknownCampaign(slug.to_owned()));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let r = tx
+                    .query_opt(
+                        "SELECT count_policy, closes_at, recordings_days, signatures_days,
+                             signature_retention, keep_contact, threshold_flanders,
+                             threshold_wallonia, threshold_brussels
+                         FROM campaigns WHERE slug = $1",
+                        &[&slug],
+                    )
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+                let policy: String = r.try_get(0)?;
+                let closes_at: Option<String> = r.try_get(1)?;
+                let retention: String = r.try_get(4)?;
+                settings_from_row(
+                    &policy,
+                    closes_at.as_deref(),
+                    to_u32(r.try_get(2)?)?,
+                    to_u32(r.try_get(3)?)?,
+                    &retention,
+                    r.try_get(5)?,
+                    [r.try_get(6)?, r.try_get(7)?, r.try_get(8)?],
+                )
+            })
+        })
+    }
+
+    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT slug FROM campaigns ORDER BY id", &[])
+                    .await?;
+                rows.iter()
+                    .map(|r| r.try_get(0).map_err(StoreError::from))
+                    .collect()
+            })
+        })
+    }
+
+    fn signature_rows(&self, slug: &str) -> Result<Vec<SignatureRow>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT id, created_at, verified, state, trust, country, number_kind,
+                             be_region, prefix_block, flow_version, channel, speech_ms,
+                             recording IS NOT NULL, anonymised
+                         FROM signatures WHERE campaign_id = $1 ORDER BY id",
+                        &[&c.id],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let state: String = r.try_get(3)?;
+                    let trust: String = r.try_get(4)?;
+                    let kind: Option<String> = r.try_get(6)?;
+                    let region: Option<String> = r.try_get(7)?;
+                    out.push(row_from_parts(RowParts {
+                        id: r.try_get(0)?,
+                        created_at: r.try_get(1)?,
+                        verified: r.try_get(2)?,
+                        state: &state,
+                        trust: &trust,
+                        country: r.try_get(5)?,
+                        kind: kind.as_deref(),
+                        be_region: region.as_deref(),
+                        prefix_block: r.try_get(8)?,
+                        flow_version: r.try_get(9)?,
+                        channel: r.try_get(10)?,
+                        speech_ms: u32::try_from(r.try_get::<_, i64>(11)?)
+                            .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
+                        has_recording: r.try_get(12)?,
+                        anonymised: r.try_get(13)?,
+                    })?);
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    fn recording(&self, slug: &str, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let row = tx
+                    .query_opt(
+                        "SELECT recording FROM signatures WHERE campaign_id = $1 AND id = $2",
+                        &[&c.id, &id],
+                    )
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(r.try_get(0)?),
+                }
+            })
+        })
+    }
+
+    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
+        let key = key.as_str();
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let row = tx
+                    .query_opt(
+                        "DELETE FROM signatures WHERE campaign_id = $1 AND caller_key = $2
+                         RETURNING id",
+                        &[&c.id, &key],
+                    )
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(false);
+                };
+                let id: i64 = row.try_get(0)?;
+                tx.execute("DELETE FROM review_changes WHERE signature_id = $1", &[&id])
+                    .await?;
+                recount_tx(tx, c.id).await?;
+                audit(
+                    tx,
+                    Some(slug),
+                    "erase",
+                    "one signature and its recording erased on request",
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+    }
+
+    fn set_states(
+        &self,
+        slug: &str,
+        ids: &[i64],
+        state: SignatureState,
+        reason: &str,
+        description: &str,
+    ) -> Result<ReviewAction, StoreError> {
+        validate_reason(reason)?;
+        let reason = scrub_numbers(reason);
+        let reason = reason.as_str();
+        let state_s = state.as_str();
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let now = time::rfc3339_utc(SystemTime::now());
+                let action: i64 = tx
+                    .query_one(
+                        "INSERT INTO review_actions
+                             (campaign_id, at, state, reason, description, changed)
+                         VALUES ($1, $2, $3, $4, $5, 0) RETURNING id",
+                        &[&c.id, &now, &state_s, &reason, &description],
+                    )
+                    .await?
+                    .try_get(0)?;
+                tx.execute(
+                    "INSERT INTO review_changes (action_id, signature_id, old_state)
+                     SELECT $1, id, state FROM signatures
+                     WHERE id = ANY($2) AND campaign_id = $3 AND state <> $4",
+                    &[&action, &ids, &c.id, &state_s],
+                )
+                .await?;
+                let changed = tx
+                    .execute(
+                        "UPDATE signatures SET state = $1 WHERE id IN
+                             (SELECT signature_id FROM review_changes WHERE action_id = $2)",
+                        &[&state_s, &action],
+                    )
+                    .await?;
+                tx.execute(
+                    "UPDATE review_actions SET changed = $1 WHERE id = $2",
+                    &[&(changed as i64), &action],
+                )
+                .await?;
+                recount_tx(tx, c.id).await?;
+                audit(
+                    tx,
+                    Some(slug),
+                    "review",
+                    &format!(
+                        "action {action}: {changed} signatures set to {state_s} ({description}); reason: {reason}"
+                    ),
+                )
+                .await?;
+                Ok(ReviewAction {
+                    id: action,
+                    changed,
+                })
+            })
+        })
+    }
+
+    fn revert_review(&self, action_id: i64, reason: &str) -> Result<u64, StoreError> {
+        validate_reason(reason)?;
+        let reason = scrub_numbers(reason);
+        let reason = reason.as_str();
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
+                         FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
+                         WHERE a.id = $1",
+                        &[&action_id],
+                    )
+                    .await?
+                    .ok_or(StoreError::UnknownReviewAction(action_id))?;
+                let campaign_id: i64 = row.try_get(0)?;
+                let state: String = row.try_get(1)?;
+                let reverted: Option<String> = row.try_get(2)?;
+                let slug: String = row.try_get(3)?;
+                if reverted.is_some() {
+                    return Ok(0);
+                }
+                let n = tx
+                    .execute(
+                        "UPDATE signatures s SET state = rc.old_state FROM review_changes rc
+                         WHERE rc.action_id = $1 AND rc.signature_id = s.id AND s.state = $2",
+                        &[&action_id, &state],
+                    )
+                    .await?;
+                tx.execute(
+                    "UPDATE review_actions SET reverted_at = $1 WHERE id = $2",
+                    &[&time::rfc3339_utc(SystemTime::now()), &action_id],
+                )
+                .await?;
+                recount_tx(tx, campaign_id).await?;
+                audit(
+                    tx,
+                    Some(&slug),
+                    "revert",
+                    &format!(
+                        "action {action_id} reverted: {n} signatures restored; reason: {reason}"
+                    ),
+                )
+                .await?;
+                Ok(n)
+            })
+        })
+    }
+
+    fn apply_retention(&self, slug: &str, step: RetentionStep) -> Result<u64, StoreError> {
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let n = match step {
+                    RetentionStep::DeleteContacts => {
+                        tx.execute(
+                            "UPDATE signatures SET contact = NULL
+                             WHERE campaign_id = $1 AND contact IS NOT NULL",
+                            &[&c.id],
+                        )
+                        .await?
+                    }
+                    RetentionStep::DeleteRecordings => {
+                        tx.execute(
+                            "UPDATE signatures SET recording = NULL
+                             WHERE campaign_id = $1 AND recording IS NOT NULL",
+                            &[&c.id],
+                        )
+                        .await?
+                    }
+                    RetentionStep::AnonymiseSignatures => {
+                        tx.execute(
+                            "UPDATE signatures SET caller_key = NULL, prefix_block = NULL,
+                                 contact = NULL, recording = NULL, anonymised = true,
+                                 created_at = substr(created_at, 1, 10) || 'T00:00:00Z'
+                             WHERE campaign_id = $1 AND NOT anonymised",
+                            &[&c.id],
+                        )
+                        .await?
+                    }
+                    RetentionStep::DeleteSignatures => {
+                        tx.execute(
+                            "DELETE FROM review_changes WHERE signature_id IN
+                                 (SELECT id FROM signatures WHERE campaign_id = $1)",
+                            &[&c.id],
+                        )
+                        .await?;
+                        let n = tx
+                            .execute("DELETE FROM signatures WHERE campaign_id = $1", &[&c.id])
+                            .await?;
+                        recount_tx(tx, c.id).await?;
+                        n
+                    }
+                };
+                if n > 0 {
+                    audit(
+                        tx,
+                        Some(slug),
+                        "retention",
+                        &format!("{}: {n} signatures", step.as_str()),
+                    )
+                    .await?;
+                }
+                Ok(n)
+            })
+        })
+    }
+
+    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT id, at, campaign, action, detail FROM audit
+                         WHERE $1::TEXT IS NULL OR campaign = $1 ORDER BY id",
+                        &[&slug],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditEntry {
+                            id: r.try_get(0)?,
+                            at: r.try_get(1)?,
+                            campaign: r.try_get(2)?,
+                            action: r.try_get(3)?,
+                            detail: r.try_get(4)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT id, contact FROM signatures
+                         WHERE campaign_id = $1 AND contact IS NOT NULL ORDER BY id",
+                        &[&c.id],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, SealedContact(r.try_get(1)?))))
+                    .collect()
+            })
+        })
+    }
+}
+
+/// Ties the transaction's lifetime `'a` to the captured arguments' `'c` (`'c: 'a`), so that
+/// the closures of `read` and `write` may borrow their caller's arguments.
+type Scope<'a, 'c> = std::marker::PhantomData<&'a &'c ()>;
+
+type TxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+impl PgStore {
+    fn has_signed_identity_inner(
+        &self,
+        slug: &str,
+        key: &CallerKey,
+        previous: Option<&CallerKey>,
+    ) -> Result<bool, StoreError> {
+        let found = self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                find_key(tx, st, c.id, key, previous).await
+            })
+        })?;
+        if let (Some(false), Some(old)) = (found, previous) {
+            self.write(|tx, st, _| {
+                Box::pin(async move {
+                    tx.execute(&st.rekey, &[&key.as_str(), &old.as_str()])
+                        .await?;
+                    Ok(())
+                })
+            })?;
+        }
+        Ok(found.is_some())
+    }
+
+    /// Runs `f` in a transaction on the writer connection and commits it.
+    fn write<'c, T: Send>(
+        &self,
+        f: impl for<'a> FnOnce(&'a Transaction<'a>, &'a Prepared, Scope<'a, 'c>) -> TxFuture<'a, T>
+            + Send
+            + 'c,
+    ) -> Result<T, StoreError> {
+        self.block(async {
+            let mut w = self.inner.writer().await?;
+            let conn = client_of(&mut w)?;
+            let tx = conn.client.transaction().await?;
+            let out = f(&tx, &conn.st, std::marker::PhantomData).await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` in a read-only transaction (one snapshot) on the reader connection.
+    fn read<'c, T: Send>(
+        &self,
+        f: impl for<'a> FnOnce(&'a Transaction<'a>, &'a Prepared, Scope<'a, 'c>) -> TxFuture<'a, T>
+            + Send
+            + 'c,
+    ) -> Result<T, StoreError> {
+        self.block(async {
+            let mut r = self.inner.reader().await?;
+            let conn = client_of(&mut r)?;
+            let tx = conn
+                .client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .await?;
+            let out = f(&tx, &conn.st, std::marker::PhantomData).await?;
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,367 @@
+"""Trunk-grade SIP against real peers: belteken registers to Kamailio (digest MD5 and SHA-256,
+qop=auth, a stale nonce, UDP and TCP), a PJSIP caller reaches the campaign's DID through
+Kamailio, a wrong password is reported and retried with back-off; static (IP) trunks accept
+INVITEs only from their networks and believe P-Asserted-Identity only from there; sipvicious
+gets one answer for every user and gets banned.
+
+The provider side lives on 127.0.0.2 (Kamailio, or a raw socket bound there); callers and
+scanners use 127.0.0.1, 127.0.0.5 and 127.0.0.6. Everything stays on loopback."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import kamailio
+import peers
+from server import Server, campaign_toml
+
+DID = "+3220000000"
+PROVIDER_IP = "127.0.0.2"
+
+
+def _campaign(ring_seconds: float = 1) -> str:
+    return campaign_toml(ring_seconds=ring_seconds, extra=f'dids = ["{DID}"]\n')
+
+
+def _register_trunk(k: kamailio.Kamailio, *, transport: str, password: str, expires: int = 10) -> str:
+    return f"""
+[[trunk]]
+name = "kam"
+mode = "register"
+transport = "{transport}"
+registrar = "{k.uri_host}"
+username = "belteken"
+password = "{password}"
+expires_seconds = {expires}
+dids = ["{DID}"]
+"""
+
+
+def _static_trunk(extra: str = "") -> str:
+    return f"""
+[[trunk]]
+name = "carrier"
+mode = "static"
+trusted = ["{PROVIDER_IP}/32"]
+{extra}
+"""
+
+
+def _wait_log(srv: Server, pattern: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = [l for l in srv.log_text().splitlines() if rx.search(l)]
+        if len(hits) >= count or time.monotonic() > deadline:
+            return hits
+        time.sleep(0.2)
+
+
+def _tail(srv: Server, k: kamailio.Kamailio | None = None) -> str:
+    out = "\n--- belteken log ---\n" + srv.log_text()[-4000:]
+    if k is not None:
+        out += "\n--- kamailio log ---\n" + "\n".join(
+            l for l in k.log().splitlines() if "NOTICE" in l or "ERROR" in l)[-3000:]
+    return out
+
+
+needs_kamailio = pytest.mark.skipif(not kamailio.available(), reason="kamailio is not installed")
+
+
+@pytest.fixture
+def kam(tmp_path):
+    made = []
+
+    def make(**kw) -> kamailio.Kamailio:
+        k = kamailio.Kamailio(tmp_path / f"kamailio{len(made)}", aor="belteken",
+                              asserted="+32470000077", **kw)
+        made.append(k)
+        return k
+
+    yield make
+    for k in made:
+        k.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# registration
+
+
+@needs_kamailio
+@pytest.mark.parametrize("transport,algorithm,stale", [("udp", "MD5", False), ("tcp", "SHA-256", True)])
+def test_register_refresh_call_and_unregister(server_factory, kam, tmp_path, transport, algorithm, stale):
+    k = kam(password="s3cret", algorithm=algorithm, stale_once=stale)
+    srv = server_factory(f"reg-{transport}", _campaign() + _register_trunk(k, transport=transport, password="s3cret"))
+    assert _wait_log(srv, r"registered trunk=kam"), _tail(srv, k)
+    assert k.wait_for(f"REGOK belteken expires=10 proto={transport}"), _tail(srv, k)
+    if stale:
+        assert k.count("REGSTALE-FORCED") == 1, _tail(srv, k)
+    # A refresh before the 10 s binding runs out (the cached nonce, the next nonce count).
+    assert _wait_log(srv, r"registration refreshed trunk=kam", timeout=12), _tail(srv, k)
+
+    # A PJSIP caller dials the DID at the provider; Kamailio routes it to our binding.
+    res = peers.pj_call(f"sip:{DID}@{k.uri_host}", caller="+32470000001", seconds=6,
+                        log=tmp_path / f"pj-{transport}.log")
+    assert res.confirmed, res.summary() + _tail(srv, k)
+    assert k.count("ROUTED INVITE") >= 1
+    accepted = _wait_log(srv, r"INVITE accepted trunk=kam")
+    assert accepted and f"called={DID}" in accepted[0] and "network-asserted" in accepted[0], _tail(srv, k)
+    assert _wait_log(srv, rf'transport="{transport}"'), _tail(srv, k)
+
+    # Clean shutdown unregisters (Expires: 0).
+    assert srv.stop() == 0
+    assert k.wait_for("expires=0", timeout=5), _tail(srv, k)
+    assert "unregistered trunk=kam" in srv.log_text()
+
+
+@needs_kamailio
+def test_wrong_password_is_reported_and_retried_with_backoff(server_factory, kam):
+    k = kam(password="s3cret")
+    srv = server_factory("reg-wrong", _campaign() + _register_trunk(k, transport="udp", password="Pw-9f3kq-bad"))
+    fails = _wait_log(srv, r"registration failed trunk=kam", count=3, timeout=20)
+    assert len(fails) >= 3, _tail(srv, k)
+    assert all("authentication failed (401)" in l and "check username, password" in l for l in fails), fails
+    delays = [float(re.search(r"retry_in_s=([0-9.]+)", l).group(1)) for l in fails[:3]]
+    assert delays[0] >= 2 and delays[1] > delays[0] and delays[2] > delays[1], delays
+    assert "registered trunk" not in srv.log_text()
+    # The password never reaches the log.
+    assert "Pw-9f3kq-bad" not in srv.log_text()
+    assert k.count("REGFAIL") >= 2
+
+
+@needs_kamailio
+def test_reregisters_after_the_registrar_comes_back(server_factory, kam):
+    k = kam(password="s3cret")
+    srv = server_factory("reg-restart", _campaign() + _register_trunk(k, transport="tcp", password="s3cret"))
+    assert _wait_log(srv, r"registered trunk=kam"), _tail(srv, k)
+    k.stop()
+    assert _wait_log(srv, r"registration failed trunk=kam", timeout=20), _tail(srv, k)
+    k.start()
+    assert _wait_log(srv, r"registered trunk=kam", count=2, timeout=30), _tail(srv, k)
+    assert k.wait_for("REGOK belteken", timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# static trunks: who may call, whose identity is believed, where the DID is
+
+
+def _invite(raw: peers.RawSip, srv: Server, user: str, *, from_user: str = "+32470000009",
+            extra: list[str] | None = None) -> bytes:
+    body = peers.sdp_offer(40010, [(0, "PCMU/8000")])
+    return raw.request("INVITE", f"sip:{user}@127.0.0.1:{srv.sip_port}", from_user=from_user, body=body,
+                       content_type="application/sdp", extra=extra)
+
+
+def _ring_then_cancel(raw: peers.RawSipAt, invite: bytes) -> list[peers.SipResponse]:
+    raw.send(invite)
+    resps = raw.collect(5, until=lambda r: r.status == 180 or r.status >= 300)
+    if resps and resps[-1].status == 180:
+        raw.send(raw.cancel_for(invite))
+        more = raw.collect(5, until=lambda r: r.status == 487)
+        for r in more:
+            if r.status == 487:
+                raw.send(raw.ack_for(invite, r))
+        resps += more
+    return resps
+
+
+@pytest.fixture(scope="module")
+def static_srv(server_factory) -> Server:
+    cfg = _campaign(ring_seconds=10) + _static_trunk() + """
+[sip]
+ban_after_bad_requests = 12
+ban_seconds = 120
+"""
+    return server_factory("static-trunk", cfg)
+
+
+def test_static_trunk_believes_asserted_identity(static_srv):
+    raw = peers.RawSipAt(static_srv.sip_port, PROVIDER_IP)
+    try:
+        inv = _invite(raw, static_srv, DID, extra=["P-Asserted-Identity: <sip:+32470000055@127.0.0.2>"])
+        resps = _ring_then_cancel(raw, inv)
+    finally:
+        raw.close()
+    codes = [r.status for r in resps]
+    assert 180 in codes and 487 in codes, (codes, _tail(static_srv))
+    hits = _wait_log(static_srv, r"INVITE accepted trunk=carrier")
+    assert hits and "network-asserted" in hits[-1], _tail(static_srv)
+
+
+def test_static_trunk_privacy_id_withholds(static_srv):
+    raw = peers.RawSipAt(static_srv.sip_port, PROVIDER_IP)
+    try:
+        inv = _invite(raw, static_srv, DID, extra=["P-Asserted-Identity: <sip:+32470000056@127.0.0.2>",
+                                                   "Privacy: id"])
+        _ring_then_cancel(raw, inv)
+    finally:
+        raw.close()
+    hits = _wait_log(static_srv, r'INVITE accepted trunk=carrier.*trust="withheld"')
+    assert hits, _tail(static_srv)
+
+
+def test_untrusted_source_gets_403_for_every_user_and_is_not_believed(static_srv):
+    raw = peers.RawSipAt(static_srv.sip_port, "127.0.0.1")
+    try:
+        answers = set()
+        for user in [DID, "demo", "100", "+3299999999", "admin"]:
+            inv = _invite(raw, static_srv, user, extra=["P-Asserted-Identity: <sip:+32470000057@127.0.0.2>"])
+            resps = raw.transact(inv, timeout=5)
+            answers.add(tuple(r.status for r in resps if r.status >= 200))
+    finally:
+        raw.close()
+    assert answers == {(403,)}, answers
+    assert "INVITE accepted" not in "\n".join(
+        l for l in static_srv.log_text().splitlines() if "+32470000057" in l)
+    assert "+32470000057" not in static_srv.log_text()
+
+
+def test_did_from_diversion(server_factory):
+    cfg = _campaign(ring_seconds=10) + _static_trunk('did_from = "Diversion"')
+    srv = server_factory("diversion", cfg)
+    raw = peers.RawSipAt(srv.sip_port, PROVIDER_IP)
+    try:
+        inv = _invite(raw, srv, "+32470999999",
+                      extra=[f"Diversion: <sip:{DID}@127.0.0.2>;reason=unconditional;counter=1"])
+        resps = _ring_then_cancel(raw, inv)
+    finally:
+        raw.close()
+    assert 180 in [r.status for r in resps], _tail(srv)
+    assert _wait_log(srv, rf"INVITE accepted trunk=carrier called={re.escape(DID)}"), _tail(srv)
+
+
+def test_untrusted_drop_gives_no_answer(server_factory):
+    cfg = _campaign() + _static_trunk() + '\n[sip]\nuntrusted = "drop"\n'
+    srv = server_factory("drop", cfg)
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.1")
+    try:
+        resps = raw.transact(_invite(raw, srv, DID), timeout=3)
+        opts = raw.transact(raw.request("OPTIONS", srv.uri()), timeout=3)
+    finally:
+        raw.close()
+    assert [r.status for r in resps] == [], resps
+    assert opts and opts[-1].status == 200  # the source is not banned by one INVITE
+
+
+def test_open_mode_does_not_believe_asserted_identity(server_factory):
+    """No trunk configured (the demo): anyone may call, but P-Asserted-Identity counts for
+    nothing; the caller is who From says, and the log says so."""
+    srv = server_factory("open-pai", _campaign(ring_seconds=10))
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.1")
+    try:
+        inv = _invite(raw, srv, "demo", extra=["P-Asserted-Identity: <sip:+32470000058@127.0.0.2>"])
+        resps = _ring_then_cancel(raw, inv)
+    finally:
+        raw.close()
+    assert 180 in [r.status for r in resps], _tail(srv)
+    hits = _wait_log(srv, r"INVITE accepted trunk=- ")
+    assert hits and 'trust="from-header"' in hits[-1], _tail(srv)
+
+
+# ---------------------------------------------------------------------------------------------
+# scanners and bans
+
+
+def _sipvicious(tool: str, *args: str, timeout: float = 60) -> str:
+    home = tempfile.mkdtemp(prefix="sipvicious-")
+    try:
+        p = subprocess.run([tool, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=timeout, env=peers.env_with(HOME=home), stdin=subprocess.DEVNULL)
+        return p.stdout
+    except subprocess.TimeoutExpired as e:
+        return (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("sipvicious_svwar") is None, reason="sipvicious is not installed")
+def test_sipvicious_finds_nothing_and_is_banned(server_factory):
+    srv = server_factory("scanner", _campaign() + _static_trunk())
+    out_map = _sipvicious("sipvicious_svmap", "-b", "127.0.0.5", "-P", str(peers.free_port()),
+                          "-p", str(srv.sip_port), "127.0.0.1", timeout=30)
+    out_war = _sipvicious("sipvicious_svwar", "-b", "127.0.0.5", "-P", str(peers.free_port()),
+                          "-p", str(srv.sip_port), "-e", "100-300", "-m", "INVITE", "--force",
+                          "127.0.0.1", timeout=60)
+    # No extension is reported as existing.
+    found = [l for l in out_war.splitlines() if re.match(r"^\|\s*\d+\s*\|", l)]
+    assert not found, out_war
+    bans = _wait_log(srv, r"source banned.*source=127\.0\.0\.5|source=127\.0\.0\.5.*source banned", timeout=5)
+    assert bans, out_map + out_war + _tail(srv)
+    assert srv.alive()
+    # The ban is per source: the provider still gets through.
+    raw = peers.RawSipAt(srv.sip_port, PROVIDER_IP)
+    try:
+        opts = raw.transact(raw.request("OPTIONS", srv.uri()), timeout=3)
+    finally:
+        raw.close()
+    assert opts and opts[-1].status == 200
+
+
+def test_user_sweep_gets_one_answer_then_a_ban(server_factory):
+    """A sweep over users without a scanner's User-Agent: the same 403 for every user until the
+    source is banned, then silence; the ban is logged with the source address only."""
+    cfg = _campaign() + _static_trunk() + "\n[sip]\nban_after_bad_requests = 10\nban_seconds = 60\n"
+    srv = server_factory("sweep", cfg)
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.6")
+    statuses = []
+    try:
+        for ext in range(100, 125):
+            resps = raw.transact(_invite(raw, srv, str(ext), from_user=str(ext)), timeout=1.0, retransmit=False)
+            statuses.append(resps[-1].status if resps else None)
+    finally:
+        raw.close()
+    answered = [s for s in statuses if s is not None]
+    assert set(answered) == {403}, statuses
+    assert 8 <= len(answered) <= 10, statuses
+    assert statuses[-1] is None, statuses
+    bans = _wait_log(srv, r"source banned")
+    assert bans and "source=127.0.0.6" in bans[0], _tail(srv)
+    assert "+32" not in bans[0]
+
+
+def test_require_timer_gets_420(server_factory):
+    """We do not implement RFC 4028 session timers and never advertise them: a caller that
+    requires them gets 420 with Unsupported: timer."""
+    srv = server_factory("require", _campaign())
+    raw = peers.RawSip(srv.sip_port)
+    try:
+        inv = _invite(raw, srv, "demo", extra=["Require: timer", "Session-Expires: 1800;refresher=uac",
+                                               "Supported: timer"])
+        resps = raw.transact(inv, timeout=5)
+    finally:
+        raw.close()
+    final = [r for r in resps if r.status >= 200]
+    assert final and final[0].status == 420, [r.status for r in resps]
+    assert (final[0].header("Unsupported") or "").strip() == "timer"
+
+
+def test_retransmitted_invite_is_one_call(server_factory):
+    srv = server_factory("retransmit", _campaign(ring_seconds=10))
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.1")
+    try:
+        inv = _invite(raw, srv, "demo")
+        raw.send(inv)
+        time.sleep(0.3)
+        raw.send(inv)  # the same branch: a retransmission
+        time.sleep(0.3)
+        raw.send(inv)
+        resps = raw.collect(3, until=lambda r: r.status == 180)
+        raw.send(raw.cancel_for(inv))
+        more = raw.collect(5, until=lambda r: r.status == 487)
+        for r in more:
+            if r.status == 487:
+                raw.send(raw.ack_for(inv, r))
+                raw.send(raw.ack_for(inv, r))  # a retransmitted ACK is harmless
+    finally:
+        raw.close()
+    assert 180 in [r.status for r in resps], _tail(srv)
+    time.sleep(0.5)
+    assert len([l for l in srv.log_text().splitlines() if "INVITE accepted" in l]) == 1, _tail(srv)
+    assert srv.alive()

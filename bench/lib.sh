@@ -89,20 +89,24 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 threads() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# Busy jiffies of the whole machine (all cores), from /proc/stat.
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# Busy jiffies of the whole machine (all cores) in user+system, and in irq+softirq, from
+# /proc/stat. With IRQ time accounting the softirq work of loopback delivery (the receive
+# half of every packet) is charged to no process, only to the softirq column.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }
+softirq_ticks() { awk '/^cpu / {print $7 + $8}' /proc/stat; }
 
 # window PID SECONDS [OTHER_PID]: over the next SECONDS prints
-# "server_cpu% rss_kib other_pid_cpu% everything_else_cpu%" (percent of one core).
-# "everything else" is the machine's busy time minus both processes: other people's
-# builds on a shared box show up there and make a run suspect.
+# "server_cpu% rss_kib other_pid_cpu% everything_else_cpu% softirq_cpu%" (percent of one
+# core). "everything else" is the machine's user+system time minus both processes: other
+# people's work on a shared box shows up there and makes a run suspect.
 window() {
-  local pid=$1 secs=$2 opid=${3:-} c0 c1 o0 o1 m0 m1
-  c0=$(cpu_ticks "$pid"); m0=$(machine_ticks); o0=0; [ -n "$opid" ] && o0=$(cpu_ticks "$opid")
+  local pid=$1 secs=$2 opid=${3:-} c0 c1 o0 o1 m0 m1 q0 q1
+  c0=$(cpu_ticks "$pid"); m0=$(machine_ticks); q0=$(softirq_ticks); o0=0; [ -n "$opid" ] && o0=$(cpu_ticks "$opid")
   sleep "$secs"
-  c1=$(cpu_ticks "$pid"); m1=$(machine_ticks); o1=0; [ -n "$opid" ] && o1=$(cpu_ticks "$opid")
+  c1=$(cpu_ticks "$pid"); m1=$(machine_ticks); q1=$(softirq_ticks); o1=0; [ -n "$opid" ] && o1=$(cpu_ticks "$opid")
   local s=$(( (c1 - c0) / secs )) o=$(( (o1 - o0) / secs )) m=$(( (m1 - m0) / secs ))
-  echo "$s $(rss_kib "$pid") $o $(( m - s - o ))"
+  local others=$(( m - s - o )); [ "$others" -lt 0 ] && others=0
+  echo "$s $(rss_kib "$pid") $o $others $(( (q1 - q0) / secs ))"
 }
 
 # Waits (at most QUIET_WAIT seconds, default 240) until the machine has been nearly idle
@@ -111,7 +115,7 @@ window() {
 wait_quiet() {
   local waited=0 calm=0 m0 m1
   while [ "$waited" -lt "${QUIET_WAIT:-240}" ] && [ "$calm" -lt 4 ]; do
-    m0=$(machine_ticks); sleep 1; m1=$(machine_ticks); waited=$((waited + 1))
+    m0=$(( $(machine_ticks) + $(softirq_ticks) )); sleep 1; m1=$(( $(machine_ticks) + $(softirq_ticks) )); waited=$((waited + 1))
     if [ $(( m1 - m0 )) -lt 10 ] && ! pgrep -x rustc >/dev/null; then calm=$((calm + 1)); else calm=0; fi
   done
   [ "$calm" -ge 4 ] || log "machine still busy after ${QUIET_WAIT:-240}s: figures may be low"

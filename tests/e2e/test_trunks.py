@@ -142,7 +142,7 @@ def test_reregisters_after_the_registrar_comes_back(server_factory, kam):
     srv = server_factory("reg-restart", _campaign() + _register_trunk(k, transport="tcp", password="s3cret"))
     assert _wait_log(srv, r"registered trunk=kam"), _tail(srv, k)
     k.stop()
-    assert _wait_log(srv, r"registration failed trunk=kam", timeout=20), _tail(srv, k)
+    assert _wait_log(srv, r"registration failed trunk=kam", timeout=30), _tail(srv, k)
     k.start()
     assert _wait_log(srv, r"registered trunk=kam", count=2, timeout=30), _tail(srv, k)
     assert k.wait_for("REGOK belteken", timeout=5)

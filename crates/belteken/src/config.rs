@@ -29,6 +29,15 @@ struct FileConfig {
     trunks: Vec<crate::trunks::TrunkSection>,
     #[serde(default)]
     sip: crate::trunks::SipSection,
+    #[serde(default)]
+    store: StoreSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    /// `postgres://user:password@host:port/db` for several nodes; default: SQLite in data_dir.
+    url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +86,20 @@ struct CampaignSection {
     language_by_did: BTreeMap<String, String>,
     /// The campaign's own call flow (docs/flows.md); default: the voicemail.
     flow: Option<FlowToml>,
+    /// "all_non_invalid" (default) or "valid_only": which signatures the public count shows.
+    count_policy: Option<String>,
+    /// Days after `closes` when recordings, then signatures, are removed (default: kept).
+    recordings_days: Option<u32>,
+    signatures_days: Option<u32>,
+    /// "anonymise" (default) or "delete": what happens to signatures after signatures_days.
+    signature_retention: Option<String>,
+    /// Keep the encrypted number of callers who asked to be contacted (default: false).
+    #[serde(default)]
+    keep_contact: bool,
+    /// Signatures needed per Belgian region, for the export's summary.
+    threshold_flanders: Option<u64>,
+    threshold_wallonia: Option<u64>,
+    threshold_brussels: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +147,8 @@ pub struct CampaignSettings {
     pub closes: Option<SystemTime>,
     pub goal: Option<u64>,
     pub did_languages: HashMap<String, Lang>,
+    /// The registry's policy for this campaign (count, retention, contact, thresholds).
+    pub registry: store::CampaignSettings,
 }
 
 /// Everything the server needs, validated.
@@ -138,6 +163,8 @@ pub struct Settings {
     /// On SIGTERM, how long calls in progress may go on before the process stops.
     pub drain: Duration,
     pub campaigns: Vec<CampaignSettings>,
+    /// PostgreSQL URL; None: SQLite in the data dir.
+    pub store_url: Option<String>,
     /// Trunks, TLS, RTP ports and rate limits of the SIP channel.
     pub sip_edge: crate::trunks::SipEdge,
 }
@@ -250,6 +277,7 @@ fn demo_campaign() -> CampaignSettings {
         closes: None,
         goal: None,
         did_languages: HashMap::new(),
+        registry: store::CampaignSettings::default(),
     }
 }
 
@@ -430,6 +458,48 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             })?;
             did_languages.insert(did.clone(), lang);
         }
+        let mut registry = store::CampaignSettings {
+            closes_at: closes,
+            recordings_days: c.recordings_days,
+            signatures_days: c.signatures_days,
+            keep_contact: c.keep_contact,
+            ..store::CampaignSettings::default()
+        };
+        match c.count_policy.as_deref() {
+            None | Some("all_non_invalid") => {}
+            Some("valid_only") => registry.count_policy = store::CountPolicy::ValidOnly,
+            Some(_) => {
+                return Err(err(
+                    "count_policy",
+                    "must be \"all_non_invalid\" or \"valid_only\"".into(),
+                ))
+            }
+        }
+        match c.signature_retention.as_deref() {
+            None | Some("anonymise") => {}
+            Some("delete") => registry.signature_retention = store::SignatureRetention::Delete,
+            Some(_) => {
+                return Err(err(
+                    "signature_retention",
+                    "must be \"anonymise\" or \"delete\"".into(),
+                ))
+            }
+        }
+        if let Some(n) = c.threshold_flanders {
+            registry.region_thresholds.flanders = n;
+        }
+        if let Some(n) = c.threshold_wallonia {
+            registry.region_thresholds.wallonia = n;
+        }
+        if let Some(n) = c.threshold_brussels {
+            registry.region_thresholds.brussels = n;
+        }
+        if (c.recordings_days.is_some() || c.signatures_days.is_some()) && closes.is_none() {
+            return Err(err(
+                "recordings_days",
+                "retention counts from `closes`: set the campaign's closing date".into(),
+            ));
+        }
         let raw_flow = match (c.flow, c.prompts) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -518,6 +588,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             closes,
             goal: c.goal,
             did_languages,
+            registry,
         });
     }
     if campaigns.is_empty() {
@@ -544,6 +615,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         max_call: Duration::from_secs(max_call_seconds),
         drain: Duration::from_secs(drain_seconds),
         campaigns,
+        store_url: raw.store.url,
         sip_edge,
     })
 }

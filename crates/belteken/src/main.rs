@@ -2,6 +2,7 @@
 
 mod audio;
 mod config;
+mod registry_cli;
 mod trunks;
 
 use std::net::{IpAddr, SocketAddr};
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use store::Store as _;
 use tracing::info;
 
 use config::Settings;
@@ -53,6 +53,8 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    #[command(flatten)]
+    Registry(registry_cli::RegistryCommand),
     /// Audio tools.
     Audio {
         #[command(subcommand)]
@@ -97,10 +99,41 @@ fn load_settings(common: &Common) -> Result<Settings> {
     Ok(settings)
 }
 
-fn open_store(settings: &Settings) -> Result<store::SqliteStore> {
+/// The store the configuration names (PostgreSQL) or SQLite in the data dir, with every
+/// campaign registered and its policy applied.
+fn open_store(settings: &Settings) -> Result<Arc<dyn store::Store>> {
     create_private_dir(&settings.data_dir)?;
-    let db = settings.data_dir.join("belteken.db");
-    store::SqliteStore::open(&db).with_context(|| format!("cannot open {}", db.display()))
+    let store: Arc<dyn store::Store> = match &settings.store_url {
+        Some(url) => Arc::new(
+            store::PgStore::connect(url).context("cannot connect to the PostgreSQL store")?,
+        ),
+        None => {
+            let db = settings.data_dir.join("belteken.db");
+            Arc::new(
+                store::SqliteStore::open(&db)
+                    .with_context(|| format!("cannot open {}", db.display()))?,
+            )
+        }
+    };
+    for c in &settings.campaigns {
+        store.ensure_campaign(&c.slug, &c.title)?;
+        store.configure_campaign(&c.slug, &c.registry)?;
+    }
+    Ok(store)
+}
+
+/// The key that turns numbers into hashes: `BELTEKEN_SECRET` (hex) or the data dir's
+/// `secret.key` (made on first start), with `secret.previous.key` during a rotation.
+fn load_secret(settings: &Settings) -> Result<store::Secret> {
+    match std::env::var("BELTEKEN_SECRET") {
+        Ok(hex) => {
+            store::Secret::from_hex(hex.trim()).context("BELTEKEN_SECRET is not 64 hex digits")
+        }
+        Err(_) => {
+            create_private_dir(&settings.data_dir)?;
+            store::Secret::load_dir(&settings.data_dir).context("cannot load the secret key")
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -162,6 +195,12 @@ fn main() -> Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Registry(cmd) => {
+            let settings = load_settings(cmd.common())?;
+            let store = open_store(&settings)?;
+            let secret = load_secret(&settings)?;
+            registry_cli::run(cmd, store.as_ref(), &secret)
         }
         Command::Recount { common } => {
             let settings = load_settings(&common)?;
@@ -266,6 +305,59 @@ impl web::Status for SipStatus {
     }
 }
 
+/// How often the live counts are compared with the store (other nodes and tools change it).
+const COUNT_SYNC: Duration = Duration::from_secs(1);
+/// How often retention runs in `serve`.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Keeps the live counts true when another node or a command changed the store: increases
+/// are published, decreases (erasure, review, retention) are applied when seen twice.
+async fn sync_counts(store: Arc<dyn store::Store>, hub: store::CountHub, slugs: Vec<String>) {
+    let mut lower_seen: std::collections::HashSet<String> = Default::default();
+    loop {
+        tokio::time::sleep(COUNT_SYNC).await;
+        let s = store.clone();
+        let list = slugs.clone();
+        let Ok(read) = tokio::task::spawn_blocking(move || {
+            list.into_iter()
+                .filter_map(|slug| s.counts(&slug).ok().map(|c| (slug, c)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            continue;
+        };
+        for (slug, counts) in read {
+            let shown = hub.current(&slug);
+            if counts == shown {
+                lower_seen.remove(&slug);
+            } else if counts.signatures >= shown.signatures && counts.unverified >= shown.unverified
+            {
+                hub.publish(&slug, counts);
+                lower_seen.remove(&slug);
+            } else if !lower_seen.insert(slug.clone()) {
+                hub.reset(&slug, counts);
+                lower_seen.remove(&slug);
+            }
+        }
+    }
+}
+
+/// Applies every campaign's retention policy once an hour.
+async fn run_retention(store: Arc<dyn store::Store>) {
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.retention_run(std::time::SystemTime::now()))
+            .await
+        {
+            Ok(Ok(report)) => info!(?report, "retention"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention failed"),
+            Err(_) => {}
+        }
+        tokio::time::sleep(RETENTION_EVERY).await;
+    }
+}
+
 /// How often the drain looks at the number of calls in progress.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 /// How long the SIP and web tasks get to stop once told to.
@@ -297,11 +389,8 @@ impl Signals {
 async fn serve(settings: Settings) -> Result<()> {
     // Watch signals before anything else, so that an early SIGTERM is a drain, not a kill.
     let mut signals = Signals::new()?;
-    let store = Arc::new(open_store(&settings)?);
-    let secret = Arc::new(
-        store::Secret::load_or_create(&settings.data_dir.join("secret.key"))
-            .context("cannot load the secret key")?,
-    );
+    let store = open_store(&settings)?;
+    let secret = Arc::new(load_secret(&settings)?);
     let hub = store::CountHub::new();
     let advertise: IpAddr = settings.public_host.unwrap_or_else(|| {
         let ip = settings.sip_listen.ip();
@@ -321,7 +410,6 @@ async fn serve(settings: Settings) -> Result<()> {
     let mut views = Vec::new();
     let mut audio_cache = audio::Cache::default();
     for c in &settings.campaigns {
-        store.ensure_campaign(&c.slug, &c.title)?;
         hub.reset(&c.slug, store.counts(&c.slug)?);
         let (campaign_audio, flow_version) =
             audio::load_campaign(&c.flow, &c.base, &mut audio_cache)
@@ -394,9 +482,12 @@ async fn serve(settings: Settings) -> Result<()> {
     });
     let services = sip::Services {
         store: store.clone(),
-        hub,
+        hub: hub.clone(),
         secret,
     };
+    let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
+    let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));
+    let retention_task = tokio::spawn(run_retention(store.clone()));
     let sip_stats = sip_server.stats();
     let mut sip_stop = stop_rx.clone();
     let sip_task = tokio::spawn(sip_server.run(campaigns, services, async move {
@@ -425,6 +516,8 @@ async fn serve(settings: Settings) -> Result<()> {
         }
         () = signals.next() => info!("second signal: stopping now"),
     }
+    sync_task.abort();
+    retention_task.abort();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         let _ = sip_task.await;

@@ -232,7 +232,9 @@ pub fn run(cmd: RegistryCommand, store: &dyn store::Store, secret: &store::Secre
                 .context("--mark: expected invalid, fraudulent, valid or pending")?;
             let trust = trust
                 .as_deref()
-                .map(|t| store::Trust::parse(t).context("--trust: expected network, from or withheld"))
+                .map(|t| {
+                    store::Trust::parse(t).context("--trust: expected network, from or withheld")
+                })
                 .transpose()?;
             let filter = store::SignatureFilter {
                 prefix_block,

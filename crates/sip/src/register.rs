@@ -22,8 +22,10 @@ const MAX_AUTH_ROUNDS: u32 = 4;
 /// The first retry after a failure; it doubles per failure up to `RETRY_MAX`.
 pub const RETRY_MIN: Duration = Duration::from_secs(2);
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
-/// A REGISTER transaction that gets no final answer in this long has failed.
-const REGISTER_TIMEOUT: Duration = Duration::from_secs(40);
+/// A REGISTER (with its digest rounds) that gets no final answer in this long has failed. Shorter
+/// than Timer F (32 s): over TCP a registrar that went away is otherwise only noticed by the
+/// transaction timer, and a registrar this slow is not one to rely on.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(15);
 /// The unregister at shutdown waits at most this long.
 const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Refresh this long before the binding expires, at the latest at 80 % of its lifetime.

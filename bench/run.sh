@@ -24,7 +24,7 @@ scenario_concurrency() {
   local dir=$OUT/concurrency rate=250 steady=20
   mkdir -p "$dir"
   prompts "$dir/audio" 600
-  summary "# concurrency: calls rate ramp_s | setup_p99_ms | late_p50 late_p99 late_max (steady p99 max) ms | lost seq_err ts_err | server cpu% rss_idle_kib rss_kib kib_per_call threads | loadgen cpu% (steady window), everything else cpu%"
+  summary "# concurrency: calls rate ramp_s | setup_p99_ms | late_p50 late_p99 late_max (steady p99 max) ms | lost seq_err ts_err | server cpu% rss_idle_kib rss_kib kib_per_call threads | loadgen cpu% softirq cpu% (steady window), everything else cpu%"
   for n in $CONC_STEPS; do
    local attempt
    for attempt in 1 2; do
@@ -48,10 +48,10 @@ scenario_concurrency() {
     stop_server
     local j=$dir/lg-$n.json
     [ -f "$j" ] || { log "no result for $n"; cat "$dir/lg-$n.txt"; return 1; }
-    local cpu rss lgcpu others
-    read -r cpu rss lgcpu others <<<"$w"
+    local cpu rss lgcpu others sirq
+    read -r cpu rss lgcpu others sirq <<<"$w"
     local per=$(( (rss - rss0) / n ))
-    summary "$n $rate $ramp | $(jget "$j" "['setup']['p99_ms']") | $(jget "$j" "['rtp']['lateness']['p50_ms']") $(jget "$j" "['rtp']['lateness']['p99_ms']") $(jget "$j" "['rtp']['lateness']['max_ms']") ($(jget "$j" "['rtp']['steady_lateness']['p99_ms']") $(jget "$j" "['rtp']['steady_lateness']['max_ms']")) | $(jget "$j" "['rtp']['lost']") $(jget "$j" "['rtp']['seq_errors']") $(jget "$j" "['rtp']['ts_errors']") | $cpu $rss0 $rss $per $th | $lgcpu others=$others answered=$(jget "$j" "['calls']['answered']")"
+    summary "$n $rate $ramp | $(jget "$j" "['setup']['p99_ms']") | $(jget "$j" "['rtp']['lateness']['p50_ms']") $(jget "$j" "['rtp']['lateness']['p99_ms']") $(jget "$j" "['rtp']['lateness']['max_ms']") ($(jget "$j" "['rtp']['steady_lateness']['p99_ms']") $(jget "$j" "['rtp']['steady_lateness']['max_ms']")) | $(jget "$j" "['rtp']['lost']") $(jget "$j" "['rtp']['seq_errors']") $(jget "$j" "['rtp']['ts_errors']") | $cpu $rss0 $rss $per $th | $lgcpu $sirq others=$others answered=$(jget "$j" "['calls']['answered']")"
     local p99 lost answered
     p99=$(jget "$j" "['rtp']['lateness']['p99_ms']")
     lost=$(jget "$j" "['rtp']['lost']")
@@ -76,7 +76,7 @@ scenario_rate() {
   local dir=$OUT/rate secs=10
   mkdir -p "$dir"
   prompts "$dir/audio" 0.5
-  summary "# rate: cps calls | setup p50 p99 max ms | answered failed timeouts signed(server BYE after speech) count_delta | late_p99 late_max lost | server cpu% rss_kib loadgen cpu% everything-else cpu%"
+  summary "# rate: cps calls | setup p50 p99 max ms | answered failed timeouts signed(server BYE after speech) count_delta | late_p99 late_max lost | server cpu% rss_kib loadgen cpu% everything-else cpu% softirq cpu%"
   for r in $RATE_STEPS; do
    local attempt
    for attempt in 1 2; do
@@ -103,7 +103,7 @@ scenario_rate() {
 import json; d=json.load(open('$j'))
 good = d['setup']['p99_ms'] <= 20 and d['calls']['failed'] == 0 and d['calls']['setup_timeouts'] == 0 and d['signed']['delta'] == $n
 print(1 if good else 0)")
-    local others=${w##* }
+    local others; others=$(echo "$w" | awk '{print $4}')
     if [ "$ok" != 1 ]; then
       if [ "$attempt" = 1 ] && [ "${others:-0}" -gt 15 ]; then
         log "rate: $r failed with others=$others% busy: once more"
@@ -135,7 +135,7 @@ scenario_http() {
   wait_quiet
   start_server "$dir/c.toml" "$dir/server.log" || return 1
   command -v wrk >/dev/null || { log "wrk missing: apt-get install -y wrk"; return 1; }
-  summary "# http: wrk on /api/campaigns/demo (threads connections) | req/s | latency p50 p99 | server cpu% rss wrk cpu% everything-else cpu%"
+  summary "# http: wrk on /api/campaigns/demo (threads connections) | req/s | latency p50 p99 | server cpu% rss wrk cpu% everything-else cpu% softirq cpu%"
   for c in 64 256; do
     timeout 30 wrk -t2 -c"$c" -d10s --latency "http://127.0.0.1:$HTTP_PORT/api/campaigns/demo" > "$dir/wrk-$c.txt" 2>&1 &
     local wp=$!

@@ -26,7 +26,7 @@ tcp_children=2
 auto_aliases=no
 listen=udp:{ip}:{port}
 listen=tcp:{ip}:{port}
-alias="{ip}:{port}"
+{tls_listen}alias="{ip}:{port}"
 tcp_accept_aliases=yes
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -39,7 +39,7 @@ loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
+{tls_module}modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 10)
 modparam("registrar", "max_expires", 3600)
 modparam("auth", "secret", "belteken-e2e-secret")
@@ -100,8 +100,26 @@ request_route {{
 """
 
 
+TLS_CFG = """[server:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+private_key = {key}
+certificate = {cert}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+require_certificate = no
+"""
+
+
 def available() -> bool:
     return shutil.which("kamailio") is not None
+
+
+def tls_available() -> bool:
+    return available() and Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").exists()
 
 
 class Kamailio:
@@ -109,13 +127,20 @@ class Kamailio:
     number it puts in P-Asserted-Identity of INVITEs it routes."""
 
     def __init__(self, workdir: Path, *, password: str, aor: str, asserted: str,
-                 algorithm: str = "MD5", stale_once: bool = False):
+                 algorithm: str = "MD5", stale_once: bool = False, tls=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = peers.free_port(udp=True, tcp=True)
         self.ip = KAMAILIO_IP
+        self.tls_port = peers.free_port(udp=False, tcp=True) if tls is not None else None
+        tls_listen = tls_module = ""
+        if tls is not None:
+            (self.dir / "tls.cfg").write_text(TLS_CFG.format(key=tls.key, cert=tls.cert))
+            tls_listen = f"enable_tls=yes\nlisten=tls:{self.ip}:{self.tls_port}\n"
+            tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{self.dir / "tls.cfg"}")\n'
         cfg = CONFIG.format(ip=self.ip, port=self.port, password=password, aor=aor, asserted=asserted,
-                            algorithm=algorithm, stale_once="1" if stale_once else "0")
+                            algorithm=algorithm, stale_once="1" if stale_once else "0",
+                            tls_listen=tls_listen, tls_module=tls_module)
         self.cfg = self.dir / "kamailio.cfg"
         self.cfg.write_text(cfg)
         check = subprocess.run(["kamailio", "-c", "-f", str(self.cfg)], stdout=subprocess.PIPE,

@@ -113,16 +113,18 @@ def _note_caller(user: str) -> None:
 
 def pj_call(uri: str, *, caller: str = "pjcall", seconds: float = 30, play=None, rec=None,
             dtmf: str | None = None, hangup_after_ms: int | None = None,
+            dtmf_plan: str | None = None, linger_ms: int | None = None,
             from_uri: str | None = None, display: str | None = None,
             log: Path | None = None) -> PjResult:
     """Place one call with pjsua2 and wait for it to end (bounded by `seconds` + a margin)."""
     _note_caller(caller)
     cmd = _pjcall_cmd(uri=uri, caller=caller, from_uri=from_uri, display=display, seconds=seconds, play=play,
                       rec=rec, dtmf=dtmf, hangup_after_ms=hangup_after_ms,
+                      dtmf_plan=dtmf_plan, linger_ms=linger_ms,
                       port=free_port(), rtp_port=free_port(span=2, even=True))
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=seconds + 20)
+                           timeout=seconds + (linger_ms or 0) / 1000 + 20)
         out, rc = p.stdout, p.returncode
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -130,6 +132,41 @@ def pj_call(uri: str, *, caller: str = "pjcall", seconds: float = 30, play=None,
     if log is not None:
         Path(log).write_text(out)
     return _parse_pj(rc, out)
+
+
+class PjInteractive:
+    """A pjsua2 call whose keys the test presses while it runs (`press`), e.g. when the
+    server's log says which step the caller is in."""
+
+    def __init__(self, uri: str, *, caller: str, play, seconds: float = 60, rec=None,
+                 linger_ms: int | None = None, log: Path):
+        _note_caller(caller)
+        self.seconds = seconds + (linger_ms or 0) / 1000
+        self.log = Path(log)
+        cmd = _pjcall_cmd(uri=uri, caller=caller, seconds=seconds, play=play, rec=rec,
+                          dtmf_stdin=True, linger_ms=linger_ms,
+                          port=free_port(), rtp_port=free_port(span=2, even=True))
+        self._out = open(self.log, "w")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._out,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def press(self, digits: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(digits + "\n")
+        self.proc.stdin.flush()
+
+    def speak(self) -> None:
+        """Plays the --play file from its beginning, now."""
+        self.press("!play")
+
+    def wait(self) -> PjResult:
+        try:
+            rc = self.proc.wait(timeout=self.seconds + 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(timeout=10)
+        self._out.close()
+        return _parse_pj(rc, self.log.read_text(errors="replace"))
 
 
 class PjListener:

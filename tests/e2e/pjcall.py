@@ -34,6 +34,13 @@ ap.add_argument("--rec", help="WAV recording of what the other side sends")
 ap.add_argument("--seconds", type=float, default=30.0, help="hard limit for the whole run")
 ap.add_argument("--dtmf", default="", help="RFC 4733 digits to send once confirmed")
 ap.add_argument("--dtmf-after-ms", type=int, default=2000, help="delay after CONFIRMED for --dtmf")
+ap.add_argument("--dtmf-info", action="store_true", help="send --dtmf as SIP INFO instead of RFC 4733")
+ap.add_argument("--dtmf-plan", default="", help="RFC 4733 digits at times after CONFIRMED: '2@1500,1@14000'")
+ap.add_argument("--dtmf-stdin", action="store_true",
+                help="send the digits of each line read from standard input (RFC 4733); a line "
+                     "'!play' starts --play from its beginning (then it does not start by itself)")
+ap.add_argument("--linger-ms", type=int, default=0,
+                help="keep handling events this long after the call ended (a transfer's new call)")
 ap.add_argument("--hangup-after-ms", type=int, help="hang up (CANCEL/BYE) this long after the INVITE")
 ap.add_argument("--answer-after-ms", type=int, default=0, help="UAS: 180 at once, 200 after this")
 ap.add_argument("--log-level", type=int, default=4)
@@ -83,7 +90,8 @@ class Call(pj.Call):
                         and self.recorder is None and self.player is None):
                     am = self.getAudioMedia(mi.index)
                     print("MEDIA active t=%d" % ms(), flush=True)
-                    if args.play:
+                    state["media"] = am
+                    if args.play and not args.dtmf_stdin:
                         self.player = pj.AudioMediaPlayer()
                         self.player.createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
                         self.player.startTransmit(am)
@@ -156,6 +164,14 @@ if args.uri:
 answered = False
 hung_up = False
 dtmf_sent = False
+plan = []
+for item in filter(None, args.dtmf_plan.split(",")):
+    digit, _, at = item.partition("@")
+    plan.append((int(at), digit))
+plan.sort()
+if args.dtmf_stdin:
+    os.set_blocking(sys.stdin.fileno(), False)
+stdin_buf = ""
 while not state["done"] and time.monotonic() - T0 < args.seconds:
     ep.libHandleEvents(10)
     c = state["call"]
@@ -179,14 +195,56 @@ while not state["done"] and time.monotonic() - T0 < args.seconds:
             c.hangup(pj.CallOpParam())
         except Exception:
             traceback.print_exc()
+    if args.dtmf_stdin and state["confirmed"]:
+        try:
+            chunk = sys.stdin.read()
+        except (BlockingIOError, TypeError):
+            chunk = None
+        if chunk:
+            stdin_buf += chunk
+        while "\n" in stdin_buf:
+            digits, stdin_buf = stdin_buf.split("\n", 1)
+            digits = digits.strip()
+            if digits == "!play" and args.play and state.get("media") is not None:
+                try:
+                    c.player = pj.AudioMediaPlayer()
+                    c.player.createPlayer(args.play, pj.PJMEDIA_FILE_NO_LOOP)
+                    c.player.startTransmit(state["media"])
+                    print("PLAY t=%d" % ms(), flush=True)
+                except Exception:
+                    traceback.print_exc()
+                continue
+            if digits:
+                try:
+                    c.dialDtmf(digits)
+                    print("DTMF-SENT %s t=%d" % (digits, ms()), flush=True)
+                except Exception:
+                    traceback.print_exc()
+    while plan and state["confirmed"] and ms() - state["connect_ms"] >= plan[0][0]:
+        at, digit = plan.pop(0)
+        try:
+            c.dialDtmf(digit)
+            print("DTMF-SENT %s t=%d" % (digit, ms()), flush=True)
+        except Exception:
+            traceback.print_exc()
     if (args.dtmf and not dtmf_sent and state["confirmed"]
             and ms() - state["connect_ms"] >= args.dtmf_after_ms):
         dtmf_sent = True
         try:
-            c.dialDtmf(args.dtmf)  # RFC 4733 by default
+            if args.dtmf_info:
+                prm = pj.CallSendDtmfParam()
+                prm.digits = args.dtmf
+                prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO
+                c.sendDtmf(prm)
+            else:
+                c.dialDtmf(args.dtmf)  # RFC 4733 by default
             print("DTMF-SENT %s t=%d" % (args.dtmf, ms()), flush=True)
         except Exception:
             traceback.print_exc()
+
+linger_until = time.monotonic() + args.linger_ms / 1000.0
+while state["done"] and time.monotonic() < linger_until:
+    ep.libHandleEvents(10)
 
 if state["call"] is not None and not state["done"]:
     state["hung_up_by"] = "timeout"

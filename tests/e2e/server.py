@@ -64,6 +64,7 @@ class Server:
         self.config = self.dir / "config.toml"
         self.config.write_text(config)
         for name, src in (files or {}).items():
+            (self.dir / name).parent.mkdir(parents=True, exist_ok=True)
             (self.dir / name).write_bytes(Path(src).read_bytes())
         self.sip_port = free_port(udp=True, tcp=True)
         self.http_port = free_port(udp=False, tcp=True)

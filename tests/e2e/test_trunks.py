@@ -365,3 +365,152 @@ def test_retransmitted_invite_is_one_call(server_factory):
     time.sleep(0.5)
     assert len([l for l in srv.log_text().splitlines() if "INVITE accepted" in l]) == 1, _tail(srv)
     assert srv.alive()
+
+
+# ---------------------------------------------------------------------------------------------
+# TLS
+
+
+@pytest.mark.skipif(not kamailio.tls_available(), reason="kamailio's tls module is not installed")
+def test_register_over_tls_verifies_the_provider(server_factory, kam, tmp_path):
+    import certs
+    good = certs.make(tmp_path / "good", "provider")
+    other = certs.make(tmp_path / "other", "stranger")
+    k = kam(password="s3cret", tls=good)
+    trunk = f"""
+[[trunk]]
+name = "kam"
+mode = "register"
+transport = "tls"
+registrar = "{k.ip}:{k.tls_port}"
+username = "belteken"
+password = "s3cret"
+expires_seconds = 30
+dids = ["{DID}"]
+"""
+    srv = server_factory("reg-tls", _campaign() + trunk + '\n[sip]\ntls_ca_file = "provider-ca.pem"\n',
+                         files={"provider-ca.pem": good.ca})
+    assert _wait_log(srv, r"registered trunk=kam"), _tail(srv, k)
+    assert k.wait_for("proto=tls"), _tail(srv, k)
+    res = peers.pj_call(f"sip:{DID}@{k.uri_host}", caller="+32470000002", seconds=5,
+                        log=tmp_path / "pj-tls.log")
+    assert res.confirmed, res.summary() + _tail(srv, k)
+    assert _wait_log(srv, r'transport="tls"'), _tail(srv, k)
+
+    # A provider whose certificate does not chain to the configured roots is refused.
+    srv2 = server_factory("reg-tls-bad", _campaign() + trunk + '\n[sip]\ntls_ca_file = "other-ca.pem"\n',
+                          files={"other-ca.pem": other.ca})
+    fails = _wait_log(srv2, r"registration failed trunk=kam", timeout=20)
+    assert fails, _tail(srv2, k)
+    assert "registered trunk" not in srv2.log_text()
+    assert k.wait_for("unknown ca", timeout=5), _tail(srv2, k)
+
+
+def test_baresip_calls_over_tls(server_factory, audio, tmp_path):
+    import certs
+    c = certs.make(tmp_path / "certs", "belteken")
+    tls_port = peers.free_port(udp=False, tcp=True)
+    cfg = _campaign() + f"""
+[sip]
+tls_listen = "127.0.0.1:{tls_port}"
+tls_cert = "belteken.pem"
+tls_key = "belteken.key"
+"""
+    srv = server_factory("tls-in", cfg, files={"belteken.pem": c.cert, "belteken.key": c.key})
+    b = peers.Baresip(tmp_path / "baresip-tls", user="+32470000003", play=audio.quiet)
+    try:
+        b.dial(f"sip:demo@127.0.0.1:{tls_port};transport=tls")
+        est = b.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 15)
+        b.hangup()
+        b.wait_event({"CALL_CLOSED"}, 5)
+    finally:
+        b.stop()
+    r = b.result()
+    assert est is not None and est.get("type") == "CALL_ESTABLISHED", r.summary() + r.log[-3000:] + _tail(srv)
+    assert _wait_log(srv, r'transport="tls"'), _tail(srv)
+
+
+# ---------------------------------------------------------------------------------------------
+# in-dialog robustness
+
+
+def test_hold_and_resume_from_baresip(server_factory, audio, tmp_path):
+    srv = server_factory("hold", _campaign())
+    b = peers.Baresip(tmp_path / "baresip-hold", user="+32470000004", play=audio.quiet)
+    try:
+        b.dial(srv.uri("demo"))
+        est = b.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 15)
+        assert est is not None and est.get("type") == "CALL_ESTABLISHED", b.result().summary()
+        time.sleep(1.0)
+        b.command("hold")
+        time.sleep(1.5)
+        b.command("resume")
+        time.sleep(1.5)
+        closed_early = any(e.get("type") == "CALL_CLOSED" for e in b.events) or \
+            b.wait_event({"CALL_CLOSED"}, 0.5) is not None
+        b.hangup()
+        b.wait_event({"CALL_CLOSED"}, 5)
+    finally:
+        b.stop()
+    r = b.result()
+    assert not closed_early, r.summary() + _tail(srv)
+    # The hold and the resume re-INVITE were each answered with SDP (after the first answer).
+    answers = [e for e in r.events if e.get("type") == "CALL_REMOTE_SDP"]
+    assert len(answers) >= 3, r.summary()
+    assert srv.alive()
+    assert "panicked" not in srv.log_text()
+
+
+def test_info_dtmf_from_pjsua2(server_factory, tmp_path, audio):
+    srv = server_factory("info-dtmf", _campaign())
+    cmd = peers._pjcall_cmd(uri=srv.uri("demo"), caller="+32470000006", seconds=7, dtmf="5",
+                            dtmf_after_ms=1500, dtmf_info=True, play=audio.quiet,
+                            port=peers.free_port(), rtp_port=peers.free_port(span=2, even=True))
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=40)
+    (tmp_path / "pj-info.log").write_text(p.stdout)
+    assert "DTMF-SENT 5" in p.stdout, p.stdout[-3000:]
+    assert "INFO sip:" in p.stdout, p.stdout[-3000:]
+    hits = _wait_log(srv, r"DTMF \(INFO\)", timeout=5)
+    assert hits and "digit=5" in hits[0], _tail(srv)
+
+
+# ---------------------------------------------------------------------------------------------
+# RFC 4475 torture messages over the socket
+
+TORTURE = Path(__file__).resolve().parents[2] / "crates" / "sip" / "tests" / "rfc4475"
+
+
+def test_rfc4475_messages_over_the_socket(server_factory):
+    srv = server_factory("torture", _campaign() + "\n[sip]\nban_after_bad_requests = 1000\n")
+    files = sorted(TORTURE.glob("*.sip"))
+    assert len(files) >= 20
+    verdicts = {}
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.7")
+    try:
+        for f in files:
+            raw.send(f.read_bytes())
+            resps = raw.collect(0.6)
+            verdicts[f.name] = [r.status for r in resps]
+            # Answer any INVITE that got a final answer, so nothing retransmits.
+        opts = raw.transact(raw.request("OPTIONS", srv.uri()), timeout=3)
+    finally:
+        raw.close()
+    report = "\n".join(f"{k}: {v}" for k, v in verdicts.items())
+    assert opts and opts[-1].status == 200, report + _tail(srv)
+    assert srv.alive() and "panicked" not in srv.log_text(), report + _tail(srv)
+    # Answers go to the Via address (received=127.0.0.1, port 5060 when there is no rport), so a
+    # message whose Via has no rport gets its answer elsewhere: [] here means "not seen".
+    for name, statuses in verdicts.items():
+        # trws (trailing spaces on the request line): the RFC allows either; we are lenient.
+        if name.startswith("invalid-") and "trws" not in name:
+            # Refused: dropped, or a 4xx/5xx; never accepted.
+            assert all(s >= 400 or s < 200 for s in statuses), report
+            assert not any(s == 180 for s in statuses), report
+    assert verdicts["invalid-3.1.2.2-clerr.sip"] == [400], report
+    assert verdicts["invalid-3.1.2.15-badvers.sip"] in ([505], []), report
+    assert verdicts["invalid-3.1.2.16-mismatch01.sip"] == [400], report
+    assert verdicts["invalid-3.1.2.18-multi01.sip"] in ([400], []), report
+    assert verdicts["invalid-x-header-bomb.sip"] in ([400], []), report
+    # Valid requests the parser takes get a proper answer (not 400).
+    assert verdicts["valid-3.1.1.6-lwsdisp.sip"] == [200], report
+    assert 400 not in verdicts["valid-3.1.1.3-esc01.sip"], report

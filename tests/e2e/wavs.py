@@ -40,6 +40,18 @@ def delayed(speech: Path, lead_seconds: float, out: Path, tail_seconds: float = 
     return out
 
 
+def repeated(speech: Path, gap_seconds: float, total_seconds: float, out: Path) -> Path:
+    """speech, then gap_seconds of silence, again and again for total_seconds."""
+    one = Path(str(out) + ".one.wav")
+    subprocess.run(["sox", str(speech), *SOX_OUT, str(one), "pad", "0", str(gap_seconds)],
+                   check=True, timeout=30)
+    count = max(1, int(total_seconds / max(seconds_of(one), 0.1)) + 1)
+    subprocess.run(["sox", str(one), *SOX_OUT, str(out), "repeat", str(count - 1),
+                    "trim", "0", str(total_seconds)], check=True, timeout=60)
+    one.unlink()
+    return out
+
+
 def silence(seconds: float, out: Path) -> Path:
     subprocess.run(["sox", "-n", *SOX_OUT, str(out), "trim", "0", str(seconds)], check=True, timeout=30)
     return out

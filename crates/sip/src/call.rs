@@ -438,9 +438,14 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
     let mut transferring: Option<oneshot::Receiver<bool>> = None;
     let mut buf = [0u8; MAX_DATAGRAM_BYTES];
+    let mut step = String::new();
 
     loop {
         let now = Instant::now();
+        if call.current_step() != step {
+            step = call.current_step().to_string();
+            info!(call = %call_id, step = %step, lang = %call.language(), "step");
+        }
         while let Some(action) = call.poll_action() {
             match action {
                 Action::Ring => {
@@ -612,7 +617,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 }
                 if let Some(reason) = media.recorder.as_mut().and_then(|r| r.poll(now)) {
                     if let Some(r) = media.recorder.take() {
-                        debug!(call = %call_id, ?reason, speech_ms = r.speech().as_millis() as u64, "recording ended");
+                        info!(call = %call_id, ?reason, speech_ms = r.speech().as_millis() as u64, "recording ended");
                         let (t, input) = finish_recording(r);
                         take = Some(t);
                         call.handle(now, input);
@@ -702,7 +707,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
     }
     media.flush_stats();
-    info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), seconds = started.elapsed().as_secs(), "call ended");
+    info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
 }
 
 /// The take and the flow's input for a recording that ended.

@@ -55,6 +55,8 @@ const SCANNER_AGENTS: &[&str] = &[
     "VaxSIPUserAgent",
     "pplsip",
 ];
+/// Headers in one request at most; more get 400 (a header bomb).
+const MAX_HEADERS: usize = 256;
 /// Registrations get this long to unregister at shutdown.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(4);
 
@@ -450,6 +452,36 @@ fn is_scanner(tx: &Transaction) -> bool {
     })
 }
 
+/// What is wrong with a request the parser let through (RFC 4475 section 3.1.2): a SIP
+/// version other than 2.0 (505), a CSeq method that is not the request's, a second CSeq,
+/// Call-ID, From or To, or too many headers (400).
+fn request_defect(tx: &Transaction) -> Option<(StatusCode, &'static str)> {
+    let req = &tx.original;
+    if req.version != rsipstack::sip::Version::V2 {
+        return Some((StatusCode::VersionNotSupported, "only SIP/2.0"));
+    }
+    if req.headers.iter().count() > MAX_HEADERS {
+        return Some((StatusCode::BadRequest, "too many headers"));
+    }
+    for name in ["CSeq", "Call-ID", "From", "To"] {
+        let n = req
+            .headers
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .count();
+        if n != 1 {
+            return Some((StatusCode::BadRequest, "CSeq, Call-ID, From and To must appear once"));
+        }
+    }
+    let cseq_method = req
+        .header_value("CSeq")
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+    if cseq_method.as_deref() != Some(req.method.to_string().as_str()) {
+        return Some((StatusCode::BadRequest, "the CSeq method is not the request's"));
+    }
+    None
+}
+
 /// The option tags in Require that we do not support.
 fn unsupported_requirements(tx: &Transaction) -> Vec<String> {
     tx.original
@@ -501,6 +533,14 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         if ctx.is_banned(source) {
             return;
         }
+    }
+    if let Some((status, why)) = request_defect(&tx) {
+        ctx.strike(source);
+        if method != Method::Ack {
+            let warning = Header::Other("Warning".into(), format!("399 belteken \"{why}\""));
+            reply(&mut tx, status, vec![warning]).await;
+        }
+        return;
     }
     if body_truncated(&tx) {
         ctx.strike(source);

@@ -470,14 +470,20 @@ fn request_defect(tx: &Transaction) -> Option<(StatusCode, &'static str)> {
             .filter(|h| h.name().eq_ignore_ascii_case(name))
             .count();
         if n != 1 {
-            return Some((StatusCode::BadRequest, "CSeq, Call-ID, From and To must appear once"));
+            return Some((
+                StatusCode::BadRequest,
+                "CSeq, Call-ID, From and To must appear once",
+            ));
         }
     }
     let cseq_method = req
         .header_value("CSeq")
         .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
     if cseq_method.as_deref() != Some(req.method.to_string().as_str()) {
-        return Some((StatusCode::BadRequest, "the CSeq method is not the request's"));
+        return Some((
+            StatusCode::BadRequest,
+            "the CSeq method is not the request's",
+        ));
     }
     None
 }

@@ -32,7 +32,10 @@ fn no_torture_message_panics_the_parser() {
             let r = std::panic::catch_unwind(|| {
                 let _ = rsipstack::sip::SipMessage::try_from(prefix);
             });
-            assert!(r.is_ok(), "{name}: the parser panicked on the first {cut} bytes");
+            assert!(
+                r.is_ok(),
+                "{name}: the parser panicked on the first {cut} bytes"
+            );
         }
     }
 }

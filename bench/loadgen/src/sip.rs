@@ -65,7 +65,9 @@ struct CallSip {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ended {
-    NotEnded,
+    /// Still going (serialised as "not_ended").
+    #[serde(rename = "not_ended")]
+    Running,
     ServerBye,
     OurBye,
     Failed,
@@ -452,11 +454,11 @@ impl Ua<'_> {
         }
         let state = self.calls[i as usize].state;
         match (msg.cseq_method, msg.status) {
-            ("INVITE", 100..=199) => {
-                if state == State::Inviting {
-                    self.calls[i as usize].state = State::Early;
-                }
+            ("INVITE", 100..=199) if state == State::Inviting => {
+                self.calls[i as usize].state = State::Early;
             }
+            // A further provisional (180 after 100): nothing changes.
+            ("INVITE", 100..=199) => {}
             ("INVITE", 200..=299) => {
                 let tag = tag_of(msg.to).to_string();
                 let contact = uri_of(msg.contact).to_string();
@@ -519,13 +521,11 @@ impl Ua<'_> {
                     self.finish(i, Ended::Failed, now);
                 }
             }
-            ("BYE", _) => {
-                if state == State::Byeing {
-                    // The media stopped when the BYE went out.
-                    self.calls[i as usize].state = State::Done;
-                    self.calls[i as usize].ended_by = Ended::OurBye;
-                    self.active -= 1;
-                }
+            ("BYE", _) if state == State::Byeing => {
+                // The media stopped when the BYE went out.
+                self.calls[i as usize].state = State::Done;
+                self.calls[i as usize].ended_by = Ended::OurBye;
+                self.active -= 1;
             }
             _ => {}
         }
@@ -551,7 +551,7 @@ pub async fn run(plan: &Plan) -> std::io::Result<SipResult> {
             retx: 0,
             to_tag: String::new(),
             contact: String::new(),
-            ended_by: Ended::NotEnded,
+            ended_by: Ended::Running,
             fail_code: 0,
             ended_at: None,
         })

@@ -31,6 +31,8 @@ struct FileConfig {
     sip: crate::trunks::SipSection,
     #[serde(default)]
     store: StoreSection,
+    // cloud telephony (issue 7): `[cloud]`, see providers.rs
+    cloud: Option<crate::providers::CloudSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +169,8 @@ pub struct Settings {
     pub store_url: Option<String>,
     /// Trunks, TLS, RTP ports and rate limits of the SIP channel.
     pub sip_edge: crate::trunks::SipEdge,
+    /// Cloud telephony providers (issue 7); None: no webhooks.
+    pub cloud: Option<crate::providers::CloudSettings>,
 }
 
 /// A configuration error that names where it is.
@@ -596,6 +600,8 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     }
     let all_dids: Vec<String> = campaigns.iter().flat_map(|c| c.dids.clone()).collect();
     let sip_edge = crate::trunks::validate(raw.trunks, raw.sip, &all_dids, text, file, base)?;
+    // cloud telephony (issue 7)
+    let cloud = crate::providers::validate(raw.cloud, &campaigns, text, file)?;
     Ok(Settings {
         sip_listen: raw
             .server
@@ -617,6 +623,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         campaigns,
         store_url: raw.store.url,
         sip_edge,
+        cloud,
     })
 }
 

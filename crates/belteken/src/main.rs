@@ -2,6 +2,7 @@
 
 mod audio;
 mod config;
+mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
 
@@ -242,6 +243,53 @@ fn main() -> Result<()> {
     }
 }
 
+/// The provider webhooks (crates/cloud) over the same campaigns, store and count (issue 7).
+fn cloud_router(
+    c: &providers::CloudSettings,
+    campaigns: &[Arc<sip::Campaign>],
+    settings: &Settings,
+    store: &Arc<dyn store::Store>,
+    hub: &store::CountHub,
+    secret: &Arc<store::Secret>,
+) -> axum::Router {
+    let campaigns = campaigns
+        .iter()
+        .map(|sc| {
+            let audio = sc.audio.clone();
+            cloud::Campaign {
+                slug: sc.slug.clone(),
+                dids: sc.dids.clone(),
+                did_languages: sc.did_languages.clone(),
+                default_region: sc.default_region.clone(),
+                flow: sc.flow.clone(),
+                flow_version: sc.flow_version.clone(),
+                opens: sc.opens,
+                closes: sc.closes,
+                prompts: Arc::new(move |r| audio.resolve(r)),
+            }
+        })
+        .collect();
+    info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx_public_key.is_some(), "cloud telephony webhooks");
+    cloud::router(cloud::CloudState {
+        public_url: c.public_url.clone(),
+        campaigns: Arc::new(campaigns),
+        store: store.clone(),
+        hub: hub.clone(),
+        secret: secret.clone(),
+        twilio: c.twilio.as_ref().map(|(sid, token)| cloud::TwilioAccount {
+            account_sid: sid.clone(),
+            auth_token: token.clone(),
+        }),
+        telnyx: c.telnyx_public_key.as_ref().map(|k| cloud::TelnyxAccount {
+            public_key: k.clone(),
+            api_key: None,
+        }),
+        max_call: settings.max_call,
+        fetch_attempts: c.fetch_attempts,
+        fetch_pause: c.fetch_pause,
+    })
+}
+
 /// The SIP channel's figures, for `/healthz` and `/metrics`.
 struct SipStatus {
     stats: Arc<sip::Stats>,
@@ -472,6 +520,13 @@ async fn serve(settings: Settings) -> Result<()> {
             ..web::Options::default()
         },
     );
+    // cloud telephony (issue 7): the provider webhooks beside the web routes.
+    let app = match &settings.cloud {
+        None => app,
+        Some(c) => app.merge(cloud_router(
+            c, &campaigns, &settings, &store, &hub, &secret,
+        )),
+    };
     let mut web_stop = stop_rx.clone();
     let web_task = tokio::spawn(async move {
         axum::serve(http, app)

@@ -11,8 +11,10 @@ pub mod import;
 pub mod pacer;
 pub mod recorder;
 pub mod rtp;
+pub mod stream;
 pub mod vad;
 pub mod wav;
+pub mod wheel;
 
 use std::time::Duration;
 

@@ -1,36 +1,27 @@
 //! One call: drives its flow engine, plays and records its media, signs, withdraws, transfers.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flow::engine::{Action, CallFacts, Engine, Input, SignResult};
-use media::audio::Prompt;
-use media::pacer::Pacer;
 use media::recorder::{Recorder, RecorderLimits};
-use media::rtp::RtpSender;
+use media::stream::{Command, StreamConfig, StreamEvent};
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::campaign::Campaign;
-use crate::sdp::{self, Codec, Negotiated, Offer};
+use crate::rtp_engine::MediaHandle;
+use crate::sdp::{self, Negotiated, Offer};
 use crate::server::Context;
 
-/// One RTP frame: 20 ms at 8 kHz.
-const PTIME: Duration = Duration::from_millis(20);
-const SAMPLES_PER_FRAME: usize = 160;
-/// Largest datagram we read; RTP for G.711 is 172 bytes.
-const MAX_DATAGRAM_BYTES: usize = 1500;
+const SAMPLES_PER_FRAME: usize = media::FRAME_SAMPLES;
 /// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
-/// Per-call packet counts are added to the shared figures every this many packets (1 s).
-const STATS_FLUSH_PACKETS: u64 = 50;
 /// How long a REFER to the helpline may take to be accepted.
 const REFER_TIMEOUT: Duration = Duration::from_secs(8);
 
@@ -77,147 +68,16 @@ pub(crate) fn info_digit(body: &[u8]) -> Option<char> {
     (valid && chars.next().is_none()).then_some(c)
 }
 
+/// The call's side of its media, which runs on a media thread (see `rtp_engine`).
 struct Media {
-    stats: Arc<crate::server::Stats>,
-    /// Packets and late frames not yet added to `stats` (flushed about once a second, so
-    /// that calls on different cores do not contend on the shared counters every packet).
-    unflushed_sent: u64,
-    unflushed_late: u64,
-    socket: UdpSocket,
+    handle: MediaHandle,
+    events: mpsc::Receiver<StreamEvent>,
     local: SocketAddr,
-    remote: Option<SocketAddr>,
-    latched: bool,
-    codec: Codec,
-    telephone_event: Option<u8>,
-    sender: RtpSender,
-    /// The outgoing stream's clock, from the answer on.
-    pacer: Option<Pacer>,
-    playing: Option<(Arc<Prompt>, usize)>,
-    /// The prompts queued after the one playing, for a `Play` of several.
-    queued: VecDeque<Arc<Prompt>>,
-    recorder: Option<Recorder>,
-    dtmf: media::dtmf::DtmfReceiver,
-    last_received: Instant,
-    decoded: Vec<i16>,
-    out: [u8; 12 + SAMPLES_PER_FRAME],
-}
-
-impl Media {
-    fn next_deadline(&self) -> Option<Instant> {
-        self.pacer.as_ref().map(Pacer::next_deadline)
-    }
-
-    /// Sends the frames due by `now`; reports whether the prompt playing has ended.
-    async fn send_due(&mut self, now: Instant) -> bool {
-        let Some(pacer) = &mut self.pacer else {
-            return false;
-        };
-        let due = pacer.due(now);
-        let mut finished = false;
-        self.unflushed_sent += u64::from(due.frames);
-        self.unflushed_late += due.skipped;
-        if self.unflushed_sent >= STATS_FLUSH_PACKETS {
-            self.flush_stats();
-        }
-        if due.skipped > 0 {
-            // Late (the process stalled): keep the timestamps true, drop what is stale.
-            let skipped = u32::try_from(due.skipped).unwrap_or(u32::MAX / 2);
-            self.sender
-                .skip(skipped.saturating_mul(SAMPLES_PER_FRAME as u32));
-            if let Some((_, index)) = &mut self.playing {
-                *index = index.saturating_add(skipped as usize);
-            }
-        }
-        for _ in 0..due.frames {
-            let payload: &[u8] = match &mut self.playing {
-                Some((prompt, index)) => match prompt.frame(self.codec, *index) {
-                    Some(frame) => {
-                        *index += 1;
-                        frame
-                    }
-                    None => silence(self.codec),
-                },
-                None => silence(self.codec),
-            };
-            let len = match self.sender.write_packet(payload, &mut self.out) {
-                Ok(len) => len,
-                Err(e) => {
-                    warn!(error = %e, "RTP packet not built");
-                    continue;
-                }
-            };
-            if let Some(remote) = self.remote {
-                if let Err(e) = self.socket.send_to(&self.out[..len], remote).await {
-                    debug!(error = %e, "RTP send failed");
-                }
-            }
-        }
-        while let Some((prompt, index)) = &self.playing {
-            if *index < prompt.frames() {
-                break;
-            }
-            match self.queued.pop_front() {
-                Some(next) => self.playing = Some((next, 0)),
-                None => {
-                    self.playing = None;
-                    finished = true;
-                }
-            }
-        }
-        finished
-    }
-
-    fn flush_stats(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.stats
-            .rtp_packets_sent
-            .fetch_add(self.unflushed_sent, Relaxed);
-        self.stats
-            .rtp_frames_late
-            .fetch_add(self.unflushed_late, Relaxed);
-        self.unflushed_sent = 0;
-        self.unflushed_late = 0;
-    }
-
-    /// Handles one datagram from the caller; returns a DTMF digit if it completed one.
-    fn on_datagram(&mut self, now: Instant, data: &[u8], from: SocketAddr) -> Option<char> {
-        if media::rtp::looks_like_rtcp(data) {
-            return None;
-        }
-        let packet = media::rtp::parse(data).ok()?;
-        let is_audio = packet.payload_type == self.codec.payload_type();
-        let is_event = Some(packet.payload_type) == self.telephone_event;
-        if !is_audio && !is_event {
-            return None;
-        }
-        // Symmetric RTP: answer to where the caller's media really comes from.
-        if !self.latched || self.remote != Some(from) {
-            if !self.latched {
-                debug!("RTP latched");
-            }
-            self.remote = Some(from);
-            self.latched = true;
-        }
-        self.last_received = now;
-        if is_event {
-            return self.dtmf.on_packet(packet.timestamp, packet.payload);
-        }
-        if let Some(recorder) = &mut self.recorder {
-            self.decoded.clear();
-            self.codec.decode(packet.payload, &mut self.decoded);
-            recorder.push(now, &self.decoded);
-        }
-        None
-    }
-}
-
-fn silence(codec: Codec) -> &'static [u8] {
-    static PCMU: [u8; SAMPLES_PER_FRAME] = [0xFF; SAMPLES_PER_FRAME];
-    static PCMA: [u8; SAMPLES_PER_FRAME] = [0xD5; SAMPLES_PER_FRAME];
-    match codec {
-        Codec::Pcmu => &PCMU,
-        Codec::Pcma => &PCMA,
-    }
+    /// Names the latest `Play`, so that the end of a prompt that was replaced or stopped is
+    /// not taken for the end of the one playing now.
+    play: u64,
+    /// A recording was started and its end has not reached the flow yet.
+    recording: bool,
 }
 
 fn sdp_headers() -> Vec<Header> {
@@ -386,45 +246,38 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     info!(call = %call_id, campaign = %campaign.slug, transport, withheld, trust = trust.as_str(), codec = chosen.codec.name(), "call");
 
     let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
-    let socket = match crate::rtp_ports::allocate_rtp_socket(&ctx.rtp_ports, bind.ip()).await {
-        Ok(s) => s,
+    let opened = crate::rtp_ports::bind_rtp_socket(&ctx.rtp_ports, bind.ip()).and_then(|socket| {
+        let local = crate::rtp_engine::local_addr(&socket, ctx.config.advertise).unwrap_or(bind);
+        let config = StreamConfig {
+            ssrc: rand::random(),
+            initial_sequence: rand::random(),
+            initial_timestamp: rand::random(),
+            codec: chosen.codec,
+            telephone_event: chosen.telephone_event,
+            remote: chosen.remote,
+            media_timeout: MEDIA_TIMEOUT,
+        };
+        let (handle, events) =
+            crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone())?;
+        Ok((handle, events, local))
+    });
+    let (handle, media_events, local) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
-            warn!(error = %e, "cannot bind an RTP socket: 503");
+            warn!(error = %e, "cannot open the call's RTP: 503");
             let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
             drive_invite(dialog.clone(), tx).await;
             return;
         }
     };
-    let local = match socket.local_addr() {
-        Ok(a) => SocketAddr::new(ctx.config.advertise, a.port()),
-        Err(_) => bind,
-    };
     let session_id: u64 = rand::random::<u32>().into();
     let mut sdp_version = 1u64;
     let mut media = Media {
-        stats: ctx.stats.clone(),
-        unflushed_sent: 0,
-        unflushed_late: 0,
-        socket,
+        handle,
+        events: media_events,
         local,
-        remote: chosen.remote,
-        latched: false,
-        codec: chosen.codec,
-        telephone_event: chosen.telephone_event,
-        sender: RtpSender::new(
-            rand::random(),
-            chosen.codec.payload_type(),
-            rand::random(),
-            rand::random(),
-        ),
-        pacer: None,
-        playing: None,
-        queued: VecDeque::new(),
-        recorder: None,
-        dtmf: media::dtmf::DtmfReceiver::new(),
-        last_received: started,
-        decoded: Vec::with_capacity(SAMPLES_PER_FRAME),
-        out: [0; 12 + SAMPLES_PER_FRAME],
+        play: 0,
+        recording: false,
     };
 
     let facts = facts(&ctx, &campaign, &caller, &called).await;
@@ -437,8 +290,10 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut signing: Option<oneshot::Receiver<SignResult>> = None;
     let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
     let mut transferring: Option<oneshot::Receiver<bool>> = None;
-    let mut buf = [0u8; MAX_DATAGRAM_BYTES];
     let mut step = String::new();
+    // One timer for the whole call, reset on each turn (the flow's timers and max_call).
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+    tokio::pin!(sleep);
 
     loop {
         let now = Instant::now();
@@ -462,12 +317,11 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             warn!(call = %call_id, error = %e, "200 not sent");
                         }
                         answered = true;
-                        media.pacer = Some(Pacer::new(now, PTIME));
-                        media.last_received = now;
+                        media.handle.command(Command::Start { origin: now });
                     }
                 }
                 Action::Play { prompts, .. } => {
-                    media.queued = prompts
+                    let prompts: Vec<_> = prompts
                         .iter()
                         .filter_map(|r| {
                             let audio = campaign.audio.resolve(r);
@@ -477,15 +331,19 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             audio
                         })
                         .collect();
-                    media.playing = media.queued.pop_front().map(|p| (p, 0));
-                    if media.playing.is_none() {
+                    media.play += 1;
+                    if prompts.is_empty() {
                         // Nothing to play: the prompt is over at once.
+                        media.handle.command(Command::StopPlayback);
                         call.handle(now, Input::PromptFinished);
+                    } else {
+                        let play = media.play;
+                        media.handle.command(Command::Play { play, prompts });
                     }
                 }
                 Action::StopPlayback => {
-                    media.playing = None;
-                    media.queued.clear();
+                    media.play += 1;
+                    media.handle.command(Command::StopPlayback);
                 }
                 Action::StartRecording {
                     max,
@@ -497,13 +355,19 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         silence_end,
                         initial_silence,
                     };
-                    media.recorder = Some(Recorder::new(limits, now));
+                    media.recording = true;
+                    media.handle.command(Command::StartRecording { limits });
                 }
                 Action::StopRecording => {
-                    if let Some(r) = media.recorder.take() {
-                        let (t, input) = finish_recording(r);
-                        take = Some(t);
-                        call.handle(now, input);
+                    if media.recording {
+                        // When the recording already ended by itself, `None` comes back
+                        // and its end is on the way as an event.
+                        if let Some(r) = media.handle.take_recording().await {
+                            media.recording = false;
+                            let (t, input) = finish_recording(r);
+                            take = Some(t);
+                            call.handle(now, input);
+                        }
                     }
                 }
                 Action::DiscardRecording => take = None,
@@ -549,6 +413,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
                         }
                         terminated = true;
+                        media.handle.close();
                     }
                 }
             }
@@ -583,13 +448,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 let _ = dialog.bye().await;
             }
             terminated = true;
-            continue;
-        }
-        if answered && !terminated && now.duration_since(media.last_received) > MEDIA_TIMEOUT {
-            info!(call = %call_id, "no RTP from the caller: ending the call");
-            call.handle(now, Input::Hangup);
-            let _ = dialog.bye().await;
-            terminated = true;
+            media.handle.close();
             continue;
         }
 
@@ -597,39 +456,45 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         if let Some(t) = call.poll_timeout() {
             wake = wake.min(t);
         }
-        if !terminated {
-            if let Some(t) = media.next_deadline() {
-                wake = wake.min(t);
-            }
-        }
-        if let Some(r) = &media.recorder {
-            wake = wake.min(r.next_timeout());
-        }
-        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(wake));
+        sleep.as_mut().reset(tokio::time::Instant::from_std(wake));
         tokio::select! {
-            () = sleep => {
+            () = &mut sleep => {
                 let now = Instant::now();
                 if call.poll_timeout().is_some_and(|t| t <= now) {
                     call.handle(now, Input::Timer);
                 }
-                if !terminated && media.send_due(now).await {
-                    call.handle(now, Input::PromptFinished);
-                }
-                if let Some(reason) = media.recorder.as_mut().and_then(|r| r.poll(now)) {
-                    if let Some(r) = media.recorder.take() {
-                        info!(call = %call_id, ?reason, speech_ms = r.speech().as_millis() as u64, "recording ended");
-                        let (t, input) = finish_recording(r);
-                        take = Some(t);
-                        call.handle(now, input);
-                    }
-                }
             }
-            received = media.socket.recv_from(&mut buf), if !terminated => {
-                if let Ok((len, from)) = received {
-                    let now = Instant::now();
-                    if let Some(digit) = media.on_datagram(now, &buf[..len], from) {
-                        info!(call = %call_id, %digit, step = call.current_step(), "DTMF");
-                        call.handle(now, Input::Digit(digit));
+            Some(event) = media.events.recv() => {
+                let now = Instant::now();
+                match event {
+                    StreamEvent::PromptFinished { play } => {
+                        if play == media.play && !terminated {
+                            call.handle(now, Input::PromptFinished);
+                        }
+                    }
+                    StreamEvent::RecordingFinished { recorder, reason } => {
+                        if media.recording {
+                            media.recording = false;
+                            info!(call = %call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
+                            let (t, input) = finish_recording(*recorder);
+                            take = Some(t);
+                            call.handle(now, input);
+                        }
+                    }
+                    StreamEvent::Digit(digit) => {
+                        if !terminated {
+                            info!(call = %call_id, %digit, step = call.current_step(), "DTMF");
+                            call.handle(now, Input::Digit(digit));
+                        }
+                    }
+                    StreamEvent::MediaTimeout => {
+                        if answered && !terminated {
+                            info!(call = %call_id, "no RTP from the caller: ending the call");
+                            call.handle(now, Input::Hangup);
+                            let _ = dialog.bye().await;
+                            terminated = true;
+                            media.handle.close();
+                        }
                     }
                 }
             }
@@ -641,11 +506,15 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         if !terminated {
                             terminated = true;
                             call.handle(now, Input::Hangup);
-                            if let Some(r) = media.recorder.take() {
-                                let (t, input) = finish_recording(r);
-                                take = Some(t);
-                                call.handle(now, input);
+                            if media.recording {
+                                if let Some(r) = media.handle.take_recording().await {
+                                    media.recording = false;
+                                    let (t, input) = finish_recording(r);
+                                    take = Some(t);
+                                    call.handle(now, input);
+                                }
                             }
+                            media.handle.close();
                         }
                     }
                     Some(CallEvent::Digit(digit)) => {
@@ -665,21 +534,13 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         };
                         match answer {
                             Ok(()) => {
-                                if media.codec != chosen.codec {
-                                    // Same stream (SSRC, sequence, clock), new payload type.
-                                    media.codec = chosen.codec;
-                                    media.sender = RtpSender::new(
-                                        media.sender.ssrc(),
-                                        chosen.codec.payload_type(),
-                                        media.sender.next_sequence(),
-                                        media.sender.next_timestamp(),
-                                    );
-                                }
-                                media.telephone_event = chosen.telephone_event;
-                                if !body.is_empty() && chosen.remote != media.remote {
-                                    media.remote = chosen.remote;
-                                    media.latched = false;
-                                }
+                                // The stream keeps its SSRC, sequence and clock; an offer
+                                // with a new address unlatches it.
+                                media.handle.command(Command::Update {
+                                    remote: (!body.is_empty()).then_some(chosen.remote),
+                                    codec: chosen.codec,
+                                    telephone_event: chosen.telephone_event,
+                                });
                                 sdp_version += 1;
                                 let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
                                 let _ = handle.respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes())).await;
@@ -706,7 +567,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             }
         }
     }
-    media.flush_stats();
+    media.handle.close();
     info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
 }
 

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod identity;
 pub mod ratelimit;
 pub mod register;
+mod rtp_engine;
 pub mod rtp_ports;
 pub mod sdp;
 mod server;

@@ -27,8 +27,8 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
-            messages_per_second: 20,
-            burst: 100,
+            messages_per_second: 50,
+            burst: 200,
             bad_requests_before_ban: 20,
             bad_request_window: Duration::from_secs(60),
             ban: Duration::from_secs(600),

@@ -54,14 +54,23 @@ impl RtpPorts {
     }
 }
 
-/// Binds the RTP socket for one call on `ip`, inside the configured range if there is one.
+/// Binds the RTP socket for one call on `ip`, inside the configured range if there is one,
+/// as a tokio socket.
 pub async fn allocate_rtp_socket(ports: &RtpPorts, ip: IpAddr) -> io::Result<UdpSocket> {
+    let socket = bind_rtp_socket(ports, ip)?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket)
+}
+
+/// Binds the RTP socket for one call on `ip`, inside the configured range if there is one.
+/// Binding does not block; the socket is handed to a media thread (see `rtp_engine`).
+pub fn bind_rtp_socket(ports: &RtpPorts, ip: IpAddr) -> io::Result<std::net::UdpSocket> {
     if ports.range.is_none() {
-        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+        return std::net::UdpSocket::bind(SocketAddr::new(ip, 0));
     }
     let mut last = io::Error::new(io::ErrorKind::AddrInUse, "the RTP port range is empty");
     for port in ports.candidates() {
-        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
+        match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
             Ok(s) => return Ok(s),
             Err(e) => last = e,
         }

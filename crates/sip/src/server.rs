@@ -688,7 +688,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         }
     };
     let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
-    if in_progress >= ctx.config.max_calls {
+    if in_progress >= ctx.config.max_calls || ctx.stats.draining.load(Ordering::Relaxed) {
         ctx.stats
             .calls_rejected_busy
             .fetch_add(1, Ordering::Relaxed);

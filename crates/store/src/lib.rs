@@ -165,6 +165,58 @@ impl fmt::Debug for StoredRecording {
     }
 }
 
+/// Longest call id [`Store::save_call`] takes, in bytes (provider name and call SID).
+pub const MAX_CALL_ID_BYTES: usize = 128;
+
+/// Largest call state [`Store::save_call`] takes, in bytes: a recording in progress
+/// ([`MAX_RECORDING_BYTES`], base64) plus the call's input log.
+pub const MAX_CALL_STATE_BYTES: usize = MAX_RECORDING_BYTES / 3 * 4 + 256 * 1024;
+
+/// A cloud-telephony call's state between two provider webhooks: opaque bytes to the store,
+/// with a version that every successful [`Store::save_call`] bumps (optimistic concurrency:
+/// two nodes answering webhooks of the same call cannot overwrite each other).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallState {
+    pub version: i64,
+    pub data: Vec<u8>,
+}
+
+impl fmt::Debug for CallState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallState")
+            .field("version", &self.version)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn validate_call_id(call_id: &str) -> Result<(), StoreError> {
+    if call_id.is_empty() || call_id.len() > MAX_CALL_ID_BYTES {
+        return Err(StoreError::Invalid {
+            what: "call id",
+            why: "must be 1 to 128 bytes",
+        });
+    }
+    Ok(())
+}
+
+fn validate_call_state(call_id: &str, data: &[u8]) -> Result<(), StoreError> {
+    validate_call_id(call_id)?;
+    if data.len() > MAX_CALL_STATE_BYTES {
+        return Err(StoreError::Invalid {
+            what: "call state",
+            why: "larger than MAX_CALL_STATE_BYTES",
+        });
+    }
+    Ok(())
+}
+
 /// Errors of this crate. None of them carries a phone number: the only caller data that
 /// reaches the store is an HMAC key, and no variant includes even that.
 #[derive(Debug, thiserror::Error)]
@@ -265,6 +317,21 @@ pub trait Store: Send + Sync + 'static {
     fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
     /// The sealed contact numbers of a campaign (signature id, ciphertext).
     fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError>;
+
+    /// A cloud call's state (see [`CallState`]), unless there is none or it expired by `now`.
+    fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError>;
+    /// Writes a cloud call's state if its stored version is still `expected` (0: the call is
+    /// new and must not exist yet); false when another writer came first (reload and retry).
+    /// The state is gone after `expires`.
+    fn save_call(
+        &self,
+        call_id: &str,
+        expected: i64,
+        data: &[u8],
+        expires: SystemTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the call states that expired by `now`; returns how many.
+    fn purge_calls(&self, now: SystemTime) -> Result<u64, StoreError>;
 
     /// How many signatures of the campaign the filter selects (the preview of a review).
     fn preview(&self, slug: &str, filter: &SignatureFilter) -> Result<u64, StoreError> {

@@ -30,10 +30,11 @@ use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::sqlite::{retention_str, row_from_parts, settings_from_row, RowParts};
 use crate::{
-    scrub_numbers, time, validate_campaign, validate_reason, validate_signature, AuditEntry,
-    BelgianRegion, CallerIdentity, CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature,
-    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRow, SignatureState, Store,
-    StoreError, StoredRecording, COUNTER_SHARDS,
+    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
+    validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
+    CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature, RetentionStep, ReviewAction,
+    SealedContact, SignOutcome, SignatureRow, SignatureState, Store, StoreError, StoredRecording,
+    COUNTER_SHARDS,
 };
 
 /// How long connecting may take when the URL does not say.
@@ -43,7 +44,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MIGRATION_LOCK: i64 = 0x6265_6c74;
 
 /// Schema migrations; migration `i` takes `schema_version` from `i` to `i + 1`. Append only.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE campaigns (
         id                  BIGSERIAL PRIMARY KEY,
         slug                TEXT UNIQUE NOT NULL,
@@ -118,7 +120,17 @@ const MIGRATIONS: &[&str] = &["
         action   TEXT NOT NULL,
         detail   TEXT NOT NULL
     );
-"];
+",
+    "
+CREATE TABLE cloud_calls (
+    call_id    TEXT PRIMARY KEY,
+    version    BIGINT NOT NULL,
+    data       BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX cloud_calls_expiry ON cloud_calls (expires_at);
+",
+];
 
 /// Statements of the signing path, prepared once per connection.
 struct Prepared {
@@ -1085,6 +1097,71 @@ impl Store for PgStore {
                         })
                     })
                     .collect()
+            })
+        })
+    }
+
+    fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError> {
+        validate_call_id(call_id)?;
+        let now = unix_secs(now);
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT version, data FROM cloud_calls
+                         WHERE call_id = $1 AND expires_at > $2",
+                        &[&call_id, &now],
+                    )
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(Some(CallState {
+                        version: r.try_get(0)?,
+                        data: r.try_get(1)?,
+                    })),
+                }
+            })
+        })
+    }
+
+    fn save_call(
+        &self,
+        call_id: &str,
+        expected: i64,
+        data: &[u8],
+        expires: SystemTime,
+    ) -> Result<bool, StoreError> {
+        validate_call_state(call_id, data)?;
+        let expires = unix_secs(expires);
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = if expected == 0 {
+                    tx.execute(
+                        "INSERT INTO cloud_calls (call_id, version, data, expires_at)
+                         VALUES ($1, 1, $2, $3) ON CONFLICT (call_id) DO NOTHING",
+                        &[&call_id, &data, &expires],
+                    )
+                    .await?
+                } else {
+                    tx.execute(
+                        "UPDATE cloud_calls SET version = version + 1, data = $2, expires_at = $3
+                         WHERE call_id = $1 AND version = $4",
+                        &[&call_id, &data, &expires, &expected],
+                    )
+                    .await?
+                };
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn purge_calls(&self, now: SystemTime) -> Result<u64, StoreError> {
+        let now = unix_secs(now);
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                Ok(tx
+                    .execute("DELETE FROM cloud_calls WHERE expires_at <= $1", &[&now])
+                    .await?)
             })
         })
     }

@@ -18,11 +18,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::{
-    scrub_numbers, time, validate_campaign, validate_reason, validate_signature, AuditEntry,
-    BelgianRegion, CallerIdentity, CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature,
-    NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
-    SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredRecording, Trust,
-    COUNTER_SHARDS,
+    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
+    validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
+    CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature, NumberKind, RegionThresholds,
+    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRetention, SignatureRow,
+    SignatureState, Store, StoreError, StoredRecording, Trust, COUNTER_SHARDS,
 };
 
 /// How long a connection waits for another writer (another process on the same file).
@@ -139,6 +139,14 @@ const MIGRATIONS: &[&str] = &[
         action   TEXT NOT NULL,
         detail   TEXT NOT NULL
     );",
+    // 3: cloud telephony calls between provider webhooks (crates/cloud).
+    "CREATE TABLE cloud_calls (
+        call_id    TEXT PRIMARY KEY,
+        version    INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX cloud_calls_expiry ON cloud_calls (expires_at);",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -912,6 +920,56 @@ impl Store for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError> {
+        validate_call_id(call_id)?;
+        let conn = self.reader();
+        let row: Option<(i64, Vec<u8>)> = conn
+            .query_row(
+                "SELECT version, data FROM cloud_calls WHERE call_id = ?1 AND expires_at > ?2",
+                rusqlite::params![call_id, unix_secs(now)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(version, data)| CallState { version, data }))
+    }
+
+    fn save_call(
+        &self,
+        call_id: &str,
+        expected: i64,
+        data: &[u8],
+        expires: SystemTime,
+    ) -> Result<bool, StoreError> {
+        validate_call_state(call_id, data)?;
+        let expires = unix_secs(expires);
+        self.write_tx(|tx| {
+            let n = if expected == 0 {
+                tx.execute(
+                    "INSERT INTO cloud_calls (call_id, version, data, expires_at)
+                     VALUES (?1, 1, ?2, ?3) ON CONFLICT (call_id) DO NOTHING",
+                    rusqlite::params![call_id, data, expires],
+                )?
+            } else {
+                tx.execute(
+                    "UPDATE cloud_calls SET version = version + 1, data = ?2, expires_at = ?3
+                     WHERE call_id = ?1 AND version = ?4",
+                    rusqlite::params![call_id, data, expires, expected],
+                )?
+            };
+            Ok(n == 1)
+        })
+    }
+
+    fn purge_calls(&self, now: SystemTime) -> Result<u64, StoreError> {
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "DELETE FROM cloud_calls WHERE expires_at <= ?1",
+                [unix_secs(now)],
+            )?;
+            Ok(n as u64)
+        })
     }
 
     fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {

@@ -123,6 +123,7 @@ conformance!(
     contact_and_retention,
     anomalies_flag_bursts,
     export_zip,
+    cloud_call_state,
 );
 
 #[test]

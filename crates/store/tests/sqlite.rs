@@ -39,6 +39,7 @@ conformance!(
     contact_and_retention,
     anomalies_flag_bursts,
     export_zip,
+    cloud_call_state,
 );
 
 #[test]
@@ -106,7 +107,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3); // 3: cloud_calls (issue 7)
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

@@ -47,6 +47,7 @@ enum Report {
 /// The `signatures` value of the last complete `data:` line in `text`, if any.
 fn last_count(text: &str) -> Option<u64> {
     text.lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("data:"))
         .filter_map(|d| {
             let at = d.find("\"signatures\":")? + 13;
@@ -58,7 +59,7 @@ fn last_count(text: &str) -> Option<u64> {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
 }
 
 async fn stream(args: Arc<Args>, gate: Arc<Semaphore>, tx: mpsc::UnboundedSender<Report>) {

@@ -690,3 +690,52 @@ pub fn export_zip(store: &dyn Store) {
         .count();
     assert_eq!(wavs, 4);
 }
+
+pub fn cloud_call_state(store: &dyn Store) {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let later = now + Duration::from_secs(3600);
+    assert!(store.load_call("twilio:CA1", now).expect("load").is_none());
+    // A new call: expected version 0.
+    assert!(store
+        .save_call("twilio:CA1", 0, b"one", later)
+        .expect("save"));
+    // Another node creating the same call loses.
+    assert!(!store
+        .save_call("twilio:CA1", 0, b"other", later)
+        .expect("save"));
+    let s = store
+        .load_call("twilio:CA1", now)
+        .expect("load")
+        .expect("saved");
+    assert_eq!(s.data, b"one");
+    // Optimistic concurrency: the first writer of version 1 wins, the second must reload.
+    assert!(store
+        .save_call("twilio:CA1", s.version, b"two", later)
+        .expect("save"));
+    assert!(!store
+        .save_call("twilio:CA1", s.version, b"stale", later)
+        .expect("save"));
+    let s2 = store
+        .load_call("twilio:CA1", now)
+        .expect("load")
+        .expect("saved");
+    assert_eq!(s2.data, b"two");
+    assert!(s2.version > s.version);
+    // Expiry: invisible once expired, then purged.
+    assert!(store
+        .load_call("twilio:CA1", later)
+        .expect("load")
+        .is_none());
+    assert!(store
+        .save_call("twilio:CA2", 0, b"x", later + Duration::from_secs(60))
+        .expect("save"));
+    assert_eq!(store.purge_calls(later).expect("purge"), 1);
+    assert!(store
+        .load_call("twilio:CA2", later)
+        .expect("load")
+        .is_some());
+    // Limits.
+    assert!(store.save_call("", 0, b"x", later).is_err());
+    let huge = vec![0u8; store::MAX_CALL_STATE_BYTES + 1];
+    assert!(store.save_call("twilio:CA3", 0, &huge, later).is_err());
+}

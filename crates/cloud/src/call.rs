@@ -1,0 +1,934 @@
+//! One provider call across its webhooks: authenticate, load the call's state, replay its
+//! input log into a fresh engine, feed the new input, carry out the actions, answer TwiML.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use flow::engine::{Action, CallFacts, Engine, Input, PromptRef, SignResult};
+use flow::Lang;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::twiml::{self, Next};
+use crate::{Campaign, CloudState};
+
+/// How long a call's state outlives `max_call` (late status callbacks still find it).
+pub const CALL_STATE_TTL: Duration = Duration::from_secs(600);
+/// Times a webhook is retried when another node changed the call meanwhile.
+const SAVE_RETRIES: usize = 4;
+/// Pauses (of 2 s) the caller waits for a recording the provider has not made available yet.
+const MAX_AWAITS: u32 = 5;
+
+/// Caller IDs the providers send for a withheld number.
+const WITHHELD: &[&str] = &[
+    "anonymous",
+    "restricted",
+    "private",
+    "unknown",
+    "unavailable",
+    "+266696687",
+    "+86282452253",
+    "+7378742833",
+    "+2562533",
+    "+8656696",
+];
+
+/// Whether a provider's `From` is a withheld number.
+pub fn is_withheld(from: &str) -> bool {
+    let f = from.trim();
+    let f = f.strip_prefix("sip:").unwrap_or(f);
+    let user = f.split('@').next().unwrap_or(f);
+    user.is_empty() || WITHHELD.iter().any(|w| user.eq_ignore_ascii_case(w))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "t")]
+enum LoggedInput {
+    Answered,
+    Digit { d: char },
+    PromptFinished,
+    RecordingFinished { speech_ms: u64, length_ms: u64 },
+    Signed { r: u8, n: u64 },
+    Withdrawn { ok: bool },
+    TransferResult { ok: bool },
+    Timer,
+    Hangup,
+}
+
+impl LoggedInput {
+    fn input(self) -> Input {
+        match self {
+            LoggedInput::Answered => Input::Answered,
+            LoggedInput::Digit { d } => Input::Digit(d),
+            LoggedInput::PromptFinished => Input::PromptFinished,
+            LoggedInput::RecordingFinished {
+                speech_ms,
+                length_ms,
+            } => Input::RecordingFinished {
+                speech: Duration::from_millis(speech_ms),
+                length: Duration::from_millis(length_ms),
+            },
+            LoggedInput::Signed { r, n } => Input::Signed(match r {
+                0 => SignResult::Counted { number: n },
+                1 => SignResult::AlreadySigned,
+                2 => SignResult::Unverified,
+                _ => SignResult::Failed,
+            }),
+            LoggedInput::Withdrawn { ok } => Input::Withdrawn(ok),
+            LoggedInput::TransferResult { ok } => Input::TransferResult(ok),
+            LoggedInput::Timer => Input::Timer,
+            LoggedInput::Hangup => Input::Hangup,
+        }
+    }
+
+    fn signed(r: SignResult) -> LoggedInput {
+        match r {
+            SignResult::Counted { number } => LoggedInput::Signed { r: 0, n: number },
+            SignResult::AlreadySigned => LoggedInput::Signed { r: 1, n: 0 },
+            SignResult::Unverified => LoggedInput::Signed { r: 2, n: 0 },
+            SignResult::Failed => LoggedInput::Signed { r: 3, n: 0 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Facts {
+    already_signed: bool,
+    anonymous: bool,
+    outside_dates: bool,
+    language: Option<String>,
+    count: u64,
+}
+
+/// A recording fetched from the provider, kept until the flow takes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Take {
+    wav_b64: String,
+    speech_ms: u64,
+    length_ms: u64,
+}
+
+/// What the store keeps of a call between webhooks (JSON). No phone number: the caller is
+/// identified again from each webhook's `From`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallRecord {
+    provider: String,
+    slug: String,
+    started_unix_ms: u64,
+    facts: Facts,
+    /// The inputs so far, with their offset from the start in ms.
+    log: Vec<(u64, LoggedInput)>,
+    /// The last answer, sent again for a repeated (retried or replayed) webhook.
+    last_answer: String,
+    /// A `<Record>` is out and its recording not yet given to the flow.
+    recording_open: bool,
+    recording_url: Option<String>,
+    fetched: Option<Take>,
+    take: Option<Take>,
+    awaits: u32,
+    hung_up: bool,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Which provider a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Twilio,
+    Telnyx,
+}
+
+impl Provider {
+    fn name(self) -> &'static str {
+        match self {
+            Provider::Twilio => "twilio",
+            Provider::Telnyx => "telnyx",
+        }
+    }
+}
+
+/// Which webhook this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    Voice,
+    Status,
+    Recording,
+}
+
+struct Request {
+    provider: Provider,
+    hook: Hook,
+    /// `ev` and `seq` from the query string (our own callback URLs).
+    ev: String,
+    seq: Option<usize>,
+    params: Vec<(String, String)>,
+}
+
+impl Request {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, "forbidden\n").into_response()
+}
+
+fn xml(body: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// Authenticates the request; `None` when it must be refused (403).
+fn authenticate(
+    state: &CloudState,
+    provider: Provider,
+    hook: Hook,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Request> {
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let query = uri.query().unwrap_or("");
+    let ok = match provider {
+        Provider::Twilio => {
+            let Some(account) = &state.twilio else {
+                return None;
+            };
+            let mut url = format!("{}{}", state.public_url, uri.path());
+            if !query.is_empty() {
+                url.push('?');
+                url.push_str(query);
+            }
+            let signature = headers
+                .get("x-twilio-signature")
+                .and_then(|v| v.to_str().ok());
+            let valid = crate::sig::twilio_valid(&account.auth_token, &url, &params, signature);
+            let account_ok = params
+                .iter()
+                .find(|(k, _)| k == "AccountSid")
+                .is_none_or(|(_, v)| *v == account.account_sid);
+            valid && account_ok
+        }
+        Provider::Telnyx => {
+            let Some(account) = &state.telnyx else {
+                return None;
+            };
+            let now = unix_ms(SystemTime::now()) / 1000;
+            crate::sig::telnyx_valid(
+                &account.public_key,
+                headers
+                    .get("telnyx-signature-ed25519")
+                    .and_then(|v| v.to_str().ok()),
+                headers
+                    .get("telnyx-timestamp")
+                    .and_then(|v| v.to_str().ok()),
+                body,
+                now,
+                300,
+            )
+        }
+    };
+    if !ok {
+        warn!(
+            provider = provider.name(),
+            path = uri.path(),
+            "webhook refused: bad signature"
+        );
+        return None;
+    }
+    let mut ev = String::new();
+    let mut seq = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "ev" => ev = v.into_owned(),
+            "seq" => seq = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(Request {
+        provider,
+        hook,
+        ev,
+        seq,
+        params,
+    })
+}
+
+async fn handle(
+    state: CloudState,
+    provider: Provider,
+    hook: Hook,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Authentication comes before anything else: nothing is read or written for a bad one.
+    let Some(req) = authenticate(&state, provider, hook, &uri, &headers, &body) else {
+        return forbidden();
+    };
+    let Some(call_sid) = req.param("CallSid").map(str::to_owned) else {
+        return (StatusCode::BAD_REQUEST, "no CallSid\n").into_response();
+    };
+    if call_sid.is_empty() || call_sid.len() > 100 {
+        return (StatusCode::BAD_REQUEST, "bad CallSid\n").into_response();
+    }
+    let call_id = format!("{}:{call_sid}", provider.name());
+    // A recording the provider says is ready (or that the Record action names) is fetched
+    // here, before the state is loaded: the fetch may take seconds.
+    let fetched = if needs_fetch(&req) {
+        fetch_recording(&state, &req).await
+    } else {
+        None
+    };
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || process(&st, &req, &call_id, fetched)).await;
+    match result {
+        Ok(Ok(Some(answer))) => xml(answer),
+        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => {
+            warn!(error = %e, "webhook failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "try again\n").into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn needs_fetch(req: &Request) -> bool {
+    match req.hook {
+        Hook::Recording => req
+            .param("RecordingStatus")
+            .is_none_or(|s| s == "completed"),
+        Hook::Voice => req.ev == "record" || req.ev == "await",
+        Hook::Status => false,
+    }
+}
+
+async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
+    let url = req.param("RecordingUrl")?;
+    if url.is_empty() {
+        return None;
+    }
+    // Twilio serves the recording as WAV at the URL with `.wav`.
+    let url = if req.provider == Provider::Twilio && !url.ends_with(".wav") {
+        format!("{url}.wav")
+    } else {
+        url.to_string()
+    };
+    let auth = match (req.provider, &state.twilio) {
+        (Provider::Twilio, Some(a)) => Some((a.account_sid.as_str(), a.auth_token.as_str())),
+        _ => None,
+    };
+    let attempts = if req.ev == "await" {
+        1
+    } else {
+        state.fetch_attempts
+    };
+    let bytes = match crate::fetch::get(&url, auth, attempts, state.fetch_pause).await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(error = %e, "recording not fetched");
+            return None;
+        }
+    };
+    tokio::task::spawn_blocking(move || take_of(&bytes))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Converts a fetched recording to the stored form (8 kHz 16-bit WAV, like a native one)
+/// and measures its speech.
+fn take_of(bytes: &[u8]) -> Option<Take> {
+    let samples = match media::audio::decode_wav_bytes(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "recording is not a WAV");
+            return None;
+        }
+    };
+    let max_samples = (store::MAX_RECORDING_BYTES - media::wav::WAV_HEADER_LEN) / 2;
+    let samples = &samples[..samples.len().min(max_samples)];
+    let start = Instant::now();
+    let limits = media::recorder::RecorderLimits {
+        max: Duration::from_secs(3600),
+        silence_end: Duration::from_secs(3600),
+        initial_silence: Duration::from_secs(3600),
+    };
+    let mut rec = media::recorder::Recorder::new(limits, start);
+    for (i, frame) in samples.chunks(160).enumerate() {
+        rec.push(start + Duration::from_millis(20 * i as u64), frame);
+    }
+    let wav = media::wav::pcm16_mono(samples, 8000);
+    Some(Take {
+        wav_b64: base64::engine::general_purpose::STANDARD.encode(wav),
+        speech_ms: u64::try_from(rec.speech().as_millis()).unwrap_or(u64::MAX),
+        length_ms: samples.len() as u64 / 8,
+    })
+}
+
+/// The outcome of one webhook: the answer, or none (204).
+fn process(
+    state: &CloudState,
+    req: &Request,
+    call_id: &str,
+    fetched: Option<Take>,
+) -> Result<Option<String>, store::StoreError> {
+    for _ in 0..SAVE_RETRIES {
+        let now = SystemTime::now();
+        let loaded = state.store.load_call(call_id, now)?;
+        let (version, mut rec) = match loaded {
+            Some(s) => match serde_json::from_slice::<CallRecord>(&s.data) {
+                Ok(r) => (s.version, r),
+                Err(_) => return Ok(Some(twiml::render(&Next::Hangup))),
+            },
+            None => {
+                if req.hook != Hook::Voice || !req.ev.is_empty() {
+                    // Unknown or expired call.
+                    return Ok(match req.hook {
+                        Hook::Voice => Some(twiml::render(&Next::Hangup)),
+                        _ => None,
+                    });
+                }
+                match new_record(state, req, now) {
+                    Some(r) => (0, r),
+                    None => {
+                        info!(provider = req.provider.name(), "call to an unknown number");
+                        return Ok(Some(twiml::render(&Next::Hangup)));
+                    }
+                }
+            }
+        };
+        let Some(campaign) = state.campaign(&rec.slug).cloned() else {
+            return Ok(Some(twiml::render(&Next::Hangup)));
+        };
+        // A repeated webhook (the provider retried, or someone replays a signed request)
+        // gets the same answer and changes nothing.
+        if req.hook == Hook::Voice {
+            let repeated = if req.ev.is_empty() {
+                version != 0
+            } else {
+                req.seq != Some(rec.log.len())
+            };
+            if repeated {
+                return Ok(Some(rec.last_answer.clone()));
+            }
+        }
+        let inputs = inputs_of(req, &mut rec, fetched.clone());
+        let answer = advance(state, &campaign, req, &mut rec, &inputs, now);
+        let data = serde_json::to_vec(&rec).unwrap_or_default();
+        let expires = now + state.max_call + CALL_STATE_TTL;
+        if state.store.save_call(call_id, version, &data, expires)? {
+            return Ok(match req.hook {
+                Hook::Voice => Some(answer),
+                _ => None,
+            });
+        }
+        // Another node answered a webhook of this call meanwhile: start over.
+    }
+    Err(store::StoreError::Invalid {
+        what: "call state",
+        why: "changed by others too often",
+    })
+}
+
+fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<CallRecord> {
+    let to = req.param("To").unwrap_or("");
+    let campaign = state.campaign_by_did(to)?;
+    let caller = identity(state, campaign, req);
+    let anonymous = matches!(caller, store::CallerIdentity::Withheld);
+    let already_signed = !anonymous
+        && state
+            .store
+            .has_signed_identity(&campaign.slug, &caller)
+            .unwrap_or(false);
+    info!(provider = req.provider.name(), campaign = %campaign.slug, withheld = anonymous, "cloud call");
+    Some(CallRecord {
+        provider: req.provider.name().into(),
+        slug: campaign.slug.clone(),
+        started_unix_ms: unix_ms(now),
+        facts: Facts {
+            already_signed,
+            anonymous,
+            outside_dates: campaign.outside_dates(now),
+            language: campaign
+                .did_languages
+                .get(to.trim())
+                .map(|l| l.code().to_string()),
+            count: state.hub.current(&campaign.slug).signatures,
+        },
+        log: Vec::new(),
+        last_answer: String::new(),
+        recording_open: false,
+        recording_url: None,
+        fetched: None,
+        take: None,
+        awaits: 0,
+        hung_up: false,
+    })
+}
+
+fn identity(state: &CloudState, campaign: &Campaign, req: &Request) -> store::CallerIdentity {
+    let from = req.param("From").unwrap_or("");
+    if is_withheld(from) {
+        return store::CallerIdentity::Withheld;
+    }
+    store::identify_caller(Some(from), &campaign.default_region, &state.secret)
+}
+
+/// Marker inputs: `None` stands for "the timer, when it is due".
+fn inputs_of(
+    req: &Request,
+    rec: &mut CallRecord,
+    fetched: Option<Take>,
+) -> Vec<Option<LoggedInput>> {
+    let mut out = Vec::new();
+    let digit = req
+        .param("Digits")
+        .and_then(|d| d.chars().next())
+        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'));
+    let terminal = req.param("CallStatus").is_some_and(|s| {
+        matches!(
+            s,
+            "completed" | "busy" | "failed" | "no-answer" | "canceled"
+        )
+    });
+    match (req.hook, req.ev.as_str()) {
+        (Hook::Voice, "") => out.push(Some(LoggedInput::Answered)),
+        (Hook::Voice, "played") => out.push(Some(LoggedInput::PromptFinished)),
+        (Hook::Voice, "gather") => out.push(Some(match digit {
+            Some(d) => LoggedInput::Digit { d },
+            None => LoggedInput::PromptFinished,
+        })),
+        (Hook::Voice, "wait") => out.push(digit.map(|d| LoggedInput::Digit { d })),
+        (Hook::Voice, "dial") => {
+            let ok = req
+                .param("DialCallStatus")
+                .is_some_and(|s| s == "completed" || s == "answered");
+            out.push(Some(LoggedInput::TransferResult { ok }));
+        }
+        (Hook::Voice, "record" | "await") | (Hook::Recording, _) => {
+            if let Some(url) = req.param("RecordingUrl") {
+                rec.recording_url = Some(url.to_string());
+            }
+            if let Some(t) = fetched {
+                rec.fetched = Some(t);
+            }
+            let give_up = rec.hung_up || terminal || rec.awaits >= MAX_AWAITS;
+            if rec.recording_open && req.hook == Hook::Voice {
+                match rec.fetched.take() {
+                    Some(t) => {
+                        out.push(Some(LoggedInput::RecordingFinished {
+                            speech_ms: t.speech_ms,
+                            length_ms: t.length_ms,
+                        }));
+                        rec.take = Some(t);
+                        rec.recording_open = false;
+                    }
+                    None if give_up => {
+                        warn!("no recording from the provider: nothing to sign with");
+                        out.push(Some(LoggedInput::RecordingFinished {
+                            speech_ms: 0,
+                            length_ms: 0,
+                        }));
+                        rec.recording_open = false;
+                    }
+                    None => rec.awaits += 1,
+                }
+            } else if rec.recording_open && rec.hung_up {
+                // The caller is gone and the Record action may never come: finish here.
+                if let Some(t) = rec.fetched.take() {
+                    out.push(Some(LoggedInput::RecordingFinished {
+                        speech_ms: t.speech_ms,
+                        length_ms: t.length_ms,
+                    }));
+                    rec.take = Some(t);
+                    rec.recording_open = false;
+                }
+            }
+        }
+        _ => {}
+    }
+    if terminal && !rec.hung_up {
+        rec.hung_up = true;
+        out.push(Some(LoggedInput::Hangup));
+    }
+    out
+}
+
+/// Replays the call, feeds `inputs`, carries out the actions; returns the answer.
+fn advance(
+    state: &CloudState,
+    campaign: &Campaign,
+    req: &Request,
+    rec: &mut CallRecord,
+    inputs: &[Option<LoggedInput>],
+    now: SystemTime,
+) -> String {
+    let base = Instant::now();
+    let facts = CallFacts {
+        already_signed: rec.facts.already_signed,
+        anonymous: rec.facts.anonymous,
+        outside_dates: rec.facts.outside_dates,
+        line_full: false,
+        language: rec
+            .facts
+            .language
+            .as_deref()
+            .and_then(|l| l.parse::<Lang>().ok()),
+        count: rec.facts.count,
+        signature_number: None,
+    };
+    let mut engine = Engine::new(campaign.flow.clone(), facts, base);
+    let mut last_ms = 0;
+    for (at, input) in &rec.log {
+        engine.handle(base + Duration::from_millis(*at), input.input());
+        while engine.poll_action().is_some() {}
+        last_ms = *at;
+    }
+    let now_ms = unix_ms(now)
+        .saturating_sub(rec.started_unix_ms)
+        .max(last_ms);
+    let at = base + Duration::from_millis(now_ms);
+    let mut next: Option<Next> = None;
+    let feed = |engine: &mut Engine, rec: &mut CallRecord, at_ms: u64, input: LoggedInput| {
+        rec.log.push((at_ms, input));
+        engine.handle(base + Duration::from_millis(at_ms), input.input());
+    };
+    for input in inputs {
+        match input {
+            Some(i) => feed(&mut engine, rec, now_ms, *i),
+            None => {
+                // The wait is over: the timer, at its time if the provider came back early.
+                let due = engine
+                    .poll_timeout()
+                    .map(|t| u64::try_from(t.duration_since(base).as_millis()).unwrap_or(u64::MAX))
+                    .unwrap_or(now_ms)
+                    .max(now_ms);
+                feed(&mut engine, rec, due, LoggedInput::Timer);
+            }
+        }
+        // Carry out what the engine asks until it waits on the caller or the provider.
+        while let Some(action) = engine.poll_action() {
+            let at_ms = rec.log.last().map_or(now_ms, |(t, _)| *t);
+            match action {
+                Action::Play { prompts, barge_in } => {
+                    let urls: Vec<String> = prompts
+                        .iter()
+                        .map(|p| prompt_url(state, campaign, p))
+                        .collect();
+                    if urls.is_empty() {
+                        feed(&mut engine, rec, at_ms, LoggedInput::PromptFinished);
+                        continue;
+                    }
+                    next = Some(if barge_in {
+                        Next::GatherPlay {
+                            urls,
+                            action: String::new(),
+                        }
+                    } else {
+                        Next::Play {
+                            urls,
+                            action: String::new(),
+                        }
+                    });
+                }
+                Action::StartRecording {
+                    max, silence_end, ..
+                } => {
+                    rec.recording_open = true;
+                    rec.fetched = None;
+                    rec.awaits = 0;
+                    next = Some(Next::Record {
+                        max_seconds: max.as_secs().max(1),
+                        silence_seconds: silence_end.as_secs_f64().ceil().max(1.0) as u64,
+                        action: String::new(),
+                        status_callback: String::new(),
+                    });
+                }
+                Action::DiscardRecording => rec.take = None,
+                Action::Sign => {
+                    let r = sign(state, campaign, req, rec);
+                    feed(&mut engine, rec, at_ms, LoggedInput::signed(r));
+                }
+                Action::Withdraw => {
+                    let ok = withdraw(state, campaign, req);
+                    feed(&mut engine, rec, at_ms, LoggedInput::Withdrawn { ok });
+                }
+                Action::Transfer { uri } => {
+                    next = Some(Next::Dial {
+                        uri,
+                        action: String::new(),
+                    });
+                }
+                Action::Hangup => next = Some(Next::Hangup),
+                Action::Ring
+                | Action::Answer
+                | Action::StopPlayback
+                | Action::StopRecording
+                | Action::SetLanguage(_) => {}
+            }
+        }
+    }
+    let seq = rec.log.len();
+    let hook = |ev: &str| {
+        format!(
+            "{}/hooks/{}/voice?ev={ev}&seq={seq}",
+            state.public_url, rec.provider
+        )
+    };
+    let next = if rec.hung_up {
+        Next::Empty
+    } else {
+        match next {
+            Some(Next::Play { urls, .. }) => Next::Play {
+                urls,
+                action: hook("played"),
+            },
+            Some(Next::GatherPlay { urls, .. }) => Next::GatherPlay {
+                urls,
+                action: hook("gather"),
+            },
+            Some(Next::Record {
+                max_seconds,
+                silence_seconds,
+                ..
+            }) => Next::Record {
+                max_seconds,
+                silence_seconds,
+                action: hook("record"),
+                status_callback: format!("{}/hooks/{}/recording", state.public_url, rec.provider),
+            },
+            Some(Next::Dial { uri, .. }) => Next::Dial {
+                uri,
+                action: hook("dial"),
+            },
+            Some(other) => other,
+            None => {
+                if let Some(t) = engine.poll_timeout() {
+                    let left = t.saturating_duration_since(at);
+                    Next::Wait {
+                        seconds: left.as_secs_f64().ceil().max(1.0) as u64,
+                        action: hook("wait"),
+                    }
+                } else if rec.recording_open {
+                    Next::Pause {
+                        seconds: 2,
+                        action: hook("await"),
+                    }
+                } else {
+                    Next::Hangup
+                }
+            }
+        }
+    };
+    let answer = twiml::render(&next);
+    rec.last_answer = answer.clone();
+    answer
+}
+
+fn sign(
+    state: &CloudState,
+    campaign: &Campaign,
+    req: &Request,
+    rec: &mut CallRecord,
+) -> SignResult {
+    let take = rec.take.take();
+    let (wav, speech_ms) = match take.and_then(|t| {
+        base64::engine::general_purpose::STANDARD
+            .decode(t.wav_b64)
+            .ok()
+            .map(|w| (w, t.speech_ms))
+    }) {
+        Some(x) => x,
+        None => (media::wav::pcm16_mono(&[0; 160], 8000), 0),
+    };
+    let caller = identity(state, campaign, req);
+    let signature = store::NewSignature {
+        campaign: campaign.slug.clone(),
+        caller,
+        recording_wav: wav,
+        speech_ms: u32::try_from(speech_ms).unwrap_or(u32::MAX),
+        channel: match req.provider {
+            Provider::Twilio => "twilio",
+            Provider::Telnyx => "telnyx",
+        },
+        // The provider asserts the caller ID (the store keeps a withheld caller Withheld).
+        trust: Some(store::Trust::NetworkAsserted),
+        flow_version: Some(campaign.flow_version.clone()),
+        contact: None,
+    };
+    match state.store.sign(signature) {
+        Ok(outcome) => {
+            let counts = outcome.counts();
+            state.hub.publish(&campaign.slug, counts);
+            let r = match outcome {
+                store::SignOutcome::Counted { .. } => SignResult::Counted {
+                    number: counts.signatures,
+                },
+                store::SignOutcome::AlreadySigned { .. } => SignResult::AlreadySigned,
+                store::SignOutcome::Unverified { .. } => SignResult::Unverified,
+            };
+            info!(provider = req.provider.name(), campaign = %campaign.slug, result = ?r, signatures = counts.signatures, "signature");
+            r
+        }
+        Err(e) => {
+            warn!(error = %e, "signature not stored");
+            SignResult::Failed
+        }
+    }
+}
+
+fn withdraw(state: &CloudState, campaign: &Campaign, req: &Request) -> bool {
+    let caller = identity(state, campaign, req);
+    let Some(key) = caller.key() else {
+        return false;
+    };
+    match state.store.erase(&campaign.slug, key) {
+        Ok(erased) => {
+            if let Ok(counts) = state.store.counts(&campaign.slug) {
+                state.hub.reset(&campaign.slug, counts);
+            }
+            erased
+        }
+        Err(e) => {
+            warn!(error = %e, "withdrawal failed");
+            false
+        }
+    }
+}
+
+fn prompt_url(state: &CloudState, campaign: &Campaign, p: &PromptRef) -> String {
+    match p {
+        PromptRef::Prompt { name, lang } => format!(
+            "{}/hooks/prompts/{}/p/{}/{name}.wav",
+            state.public_url,
+            campaign.slug,
+            lang.code()
+        ),
+        PromptRef::Number(clip) => format!(
+            "{}/hooks/prompts/{}/n/{}/{}.wav",
+            state.public_url,
+            campaign.slug,
+            clip.lang.code(),
+            clip.token
+        ),
+    }
+}
+
+/// Serves a campaign's prompt as an 8 kHz 16-bit WAV (what `<Play>` fetches).
+pub(crate) async fn prompt_wav(
+    State(state): State<CloudState>,
+    Path((slug, kind, lang, file)): Path<(String, String, String, String)>,
+) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "not found\n").into_response();
+    let Some(campaign) = state.campaign(&slug) else {
+        return not_found();
+    };
+    let Ok(lang) = lang.parse::<Lang>() else {
+        return not_found();
+    };
+    let Some(name) = file.strip_suffix(".wav") else {
+        return not_found();
+    };
+    let r = match kind.as_str() {
+        "p" => PromptRef::Prompt {
+            name: name.to_string(),
+            lang,
+        },
+        "n" => match flow::say::inventory(lang)
+            .into_iter()
+            .find(|(c, _)| c.token == name)
+        {
+            Some((clip, _)) => PromptRef::Number(clip),
+            None => return not_found(),
+        },
+        _ => return not_found(),
+    };
+    let Some(prompt) = (campaign.prompts)(&r) else {
+        return not_found();
+    };
+    let mut samples = Vec::with_capacity(prompt.frames() * 160);
+    let mut i = 0;
+    while let Some(frame) = prompt.frame(media::Codec::Pcmu, i) {
+        samples.extend(frame.iter().map(|&b| media::g711::ulaw_decode(b)));
+        i += 1;
+    }
+    let wav = media::wav::pcm16_mono(&samples, 8000);
+    (
+        [
+            (header::CONTENT_TYPE, "audio/wav"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        wav,
+    )
+        .into_response()
+}
+
+pub(crate) async fn twilio_voice(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Twilio, Hook::Voice, uri, headers, body).await
+}
+
+pub(crate) async fn twilio_status(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Twilio, Hook::Status, uri, headers, body).await
+}
+
+pub(crate) async fn twilio_recording(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Twilio, Hook::Recording, uri, headers, body).await
+}
+
+pub(crate) async fn telnyx_voice(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Telnyx, Hook::Voice, uri, headers, body).await
+}
+
+pub(crate) async fn telnyx_status(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Telnyx, Hook::Status, uri, headers, body).await
+}
+
+pub(crate) async fn telnyx_recording(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Telnyx, Hook::Recording, uri, headers, body).await
+}

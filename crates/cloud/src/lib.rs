@@ -1,0 +1,131 @@
+//! Cloud telephony: the same campaigns and flows through provider webhooks (Twilio, Telnyx
+//! TeXML), next to the native SIP channel.
+//!
+//! Each webhook is one input to the call's [`flow::engine::Engine`]. The call's state between
+//! webhooks lives in the store ([`store::Store::save_call`]), so any node can answer the next
+//! one: the facts the call started with and its input log (inputs with their offset in ms from
+//! the call's start). A webhook rebuilds the engine by replaying the log (the engine is
+//! deterministic and sans-IO), feeds the new input, carries out the actions (sign, withdraw)
+//! and answers with TwiML for what the caller must hear or do next.
+
+mod call;
+pub mod fetch;
+pub mod sig;
+mod twiml;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::routing::{get, post};
+use axum::Router;
+use flow::engine::PromptRef;
+use flow::spec::FlowSpec;
+use flow::Lang;
+use media::audio::Prompt;
+
+pub use call::{CallRecord, CALL_STATE_TTL};
+
+/// Resolves a prompt reference to its loaded audio (the binary's campaign audio).
+pub type PromptResolver = Arc<dyn Fn(&PromptRef) -> Option<Arc<Prompt>> + Send + Sync>;
+
+/// A campaign as the cloud channel runs it.
+#[derive(Clone)]
+pub struct Campaign {
+    pub slug: String,
+    /// The numbers (E.164 as the provider sends `To`) that reach this campaign.
+    pub dids: Vec<String>,
+    pub did_languages: HashMap<String, Lang>,
+    pub default_region: String,
+    pub flow: Arc<FlowSpec>,
+    pub flow_version: String,
+    pub opens: Option<SystemTime>,
+    pub closes: Option<SystemTime>,
+    pub prompts: PromptResolver,
+}
+
+impl std::fmt::Debug for Campaign {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Campaign")
+            .field("slug", &self.slug)
+            .field("dids", &self.dids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Campaign {
+    fn outside_dates(&self, now: SystemTime) -> bool {
+        self.opens.is_some_and(|t| now < t) || self.closes.is_some_and(|t| now >= t)
+    }
+}
+
+/// Twilio account settings.
+#[derive(Clone)]
+pub struct TwilioAccount {
+    /// Account SID: the user name when fetching recordings; requests must name it.
+    pub account_sid: String,
+    /// Signs the webhooks (HMAC-SHA1) and is the password for fetching recordings.
+    pub auth_token: String,
+}
+
+/// Telnyx (TeXML) account settings.
+#[derive(Clone)]
+pub struct TelnyxAccount {
+    /// The account's Ed25519 public key (base64), from the portal.
+    pub public_key: String,
+    /// API key, sent as the bearer... (recordings are fetched with basic auth below).
+    pub api_key: Option<String>,
+}
+
+/// Everything the webhook handlers need.
+#[derive(Clone)]
+pub struct CloudState {
+    /// The public base URL the provider calls (scheme, host, optional path prefix, no trailing
+    /// slash), e.g. `https://line.example.org`; signatures are computed over it, so it must be
+    /// exactly what the provider's console holds (also behind a reverse proxy).
+    pub public_url: String,
+    pub campaigns: Arc<Vec<Campaign>>,
+    pub store: Arc<dyn store::Store>,
+    pub hub: store::CountHub,
+    pub secret: Arc<store::Secret>,
+    pub twilio: Option<TwilioAccount>,
+    pub telnyx: Option<TelnyxAccount>,
+    /// Longest call, after which the state expires.
+    pub max_call: Duration,
+    /// Fetch attempts for a recording, and the first pause between them.
+    pub fetch_attempts: u32,
+    pub fetch_pause: Duration,
+}
+
+impl CloudState {
+    fn campaign_by_did(&self, to: &str) -> Option<&Campaign> {
+        let to = to.trim();
+        self.campaigns
+            .iter()
+            .find(|c| c.dids.iter().any(|d| d == to) || c.slug == to)
+    }
+
+    fn campaign(&self, slug: &str) -> Option<&Campaign> {
+        self.campaigns.iter().find(|c| c.slug == slug)
+    }
+}
+
+/// Largest webhook body accepted, in bytes (Twilio's forms are a few hundred bytes).
+pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
+
+/// The webhook routes; merge them into the web router.
+pub fn router(state: CloudState) -> Router {
+    Router::new()
+        .route("/hooks/twilio/voice", post(call::twilio_voice))
+        .route("/hooks/twilio/status", post(call::twilio_status))
+        .route("/hooks/twilio/recording", post(call::twilio_recording))
+        .route("/hooks/telnyx/voice", post(call::telnyx_voice))
+        .route("/hooks/telnyx/status", post(call::telnyx_status))
+        .route("/hooks/telnyx/recording", post(call::telnyx_recording))
+        .route(
+            "/hooks/prompts/{slug}/{kind}/{lang}/{file}",
+            get(call::prompt_wav),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+        .with_state(state)
+}

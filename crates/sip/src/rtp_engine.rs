@@ -1,0 +1,539 @@
+//! The RTP engine: one media thread per core paces, sends and receives the RTP of many calls.
+//!
+//! Each thread owns a [`PhaseWheel`] of 20 one-millisecond phases and the sans-IO
+//! [`media::stream::Stream`] of every call placed on it, plus each call's UDP socket (one per
+//! call, so SDP, the port range, NAT latching and demultiplexing stay per call). It sleeps in
+//! one `epoll_wait` on all of its sockets, a `timerfd` armed for the next phase (nanosecond
+//! precision, absolute 20 ms deadlines kept by each stream's pacer) and an `eventfd` that
+//! call tasks ring when they send a command. A socket is read only when epoll says it is
+//! readable (level-triggered, one read per readiness, so no read ends in EAGAIN), and nothing
+//! is allocated per packet: prompt frames are borrowed from the shared `Arc<Prompt>`, packets
+//! are built in the stream's own buffer.
+//!
+//! A call task talks to its stream through a [`MediaHandle`] (commands over a bounded
+//! channel) and hears back [`StreamEvent`]s on a bounded tokio channel, so it wakes only for
+//! events, never for every frame.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use media::recorder::Recorder;
+use media::stream::{Command, Stream, StreamConfig, StreamEvent};
+use media::wheel::PhaseWheel;
+use nix::poll::PollTimeout as EpollTimeout;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::server::Stats;
+
+/// Commands waiting for one media thread; past this the call is refused (503) or the
+/// command dropped with a warning, never queued without bound.
+const MAX_QUEUED_COMMANDS: usize = 16_384;
+/// Events waiting for one call task (prompt ends, digits, recordings, timeouts).
+pub(crate) const MAX_QUEUED_EVENTS: usize = 64;
+/// Per-call packet counts are added to the shared figures every this many packets (1 s).
+const STATS_FLUSH_PACKETS: u64 = 50;
+/// Readiness events taken from epoll in one wait.
+const EPOLL_BATCH: usize = 256;
+/// Largest datagram we read; RTP for G.711 is 172 bytes.
+const MAX_DATAGRAM_BYTES: usize = 1500;
+/// Media threads at most, whatever the core count.
+const MAX_THREADS: usize = 16;
+
+const WAKE_KEY: u64 = u64::MAX;
+const TIMER_KEY: u64 = u64::MAX - 1;
+
+enum Msg {
+    Open {
+        id: u64,
+        socket: UdpSocket,
+        config: StreamConfig,
+        events: mpsc::Sender<StreamEvent>,
+        stats: Arc<Stats>,
+    },
+    Command {
+        id: u64,
+        command: Command,
+    },
+    TakeRecording {
+        id: u64,
+        reply: oneshot::Sender<Option<Recorder>>,
+    },
+    Close {
+        id: u64,
+    },
+}
+
+struct Shard {
+    tx: SyncSender<Msg>,
+    wake: Arc<EventFd>,
+}
+
+impl Shard {
+    fn send(&self, msg: Msg) -> Result<(), Msg> {
+        let result = match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
+        };
+        if result.is_ok() {
+            // Wakes the thread from epoll_wait; an error only means the counter is saturated,
+            // which already wakes it.
+            let _ = self.wake.write(1);
+        }
+        result
+    }
+}
+
+/// The process's media threads (started with the first call).
+pub(crate) struct RtpEngine {
+    shards: Vec<Shard>,
+    next_shard: AtomicUsize,
+    next_id: AtomicU64,
+}
+
+static ENGINE: OnceLock<Result<RtpEngine, String>> = OnceLock::new();
+
+/// The engine, started on first use with one thread per core.
+pub(crate) fn engine() -> io::Result<&'static RtpEngine> {
+    ENGINE
+        .get_or_init(|| {
+            let threads = std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_THREADS);
+            RtpEngine::start(threads).map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| io::Error::other(format!("the RTP engine did not start: {e}")))
+}
+
+impl RtpEngine {
+    fn start(threads: usize) -> io::Result<RtpEngine> {
+        let mut shards = Vec::with_capacity(threads);
+        for n in 0..threads.max(1) {
+            let (tx, rx) = std::sync::mpsc::sync_channel(MAX_QUEUED_COMMANDS);
+            let wake = Arc::new(EventFd::from_flags(
+                EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
+            )?);
+            let mut thread = MediaThread::new(rx, wake.clone())?;
+            std::thread::Builder::new()
+                .name(format!("rtp-{n}"))
+                .spawn(move || thread.run())?;
+            shards.push(Shard { tx, wake });
+        }
+        Ok(RtpEngine {
+            shards,
+            next_shard: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Places a call's stream on a media thread. `socket` is the call's bound RTP socket.
+    pub(crate) fn open(
+        &'static self,
+        socket: UdpSocket,
+        config: StreamConfig,
+        stats: Arc<Stats>,
+    ) -> io::Result<(MediaHandle, mpsc::Receiver<StreamEvent>)> {
+        socket.set_nonblocking(true)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let (events_tx, events_rx) = mpsc::channel(MAX_QUEUED_EVENTS);
+        let msg = Msg::Open {
+            id,
+            socket,
+            config,
+            events: events_tx,
+            stats,
+        };
+        self.shards[shard].send(msg).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the media thread's command queue is full",
+            )
+        })?;
+        Ok((
+            MediaHandle {
+                engine: self,
+                shard,
+                id,
+                closed: false,
+            },
+            events_rx,
+        ))
+    }
+}
+
+/// A call's side of its stream on a media thread; closes the stream when dropped.
+pub(crate) struct MediaHandle {
+    engine: &'static RtpEngine,
+    shard: usize,
+    id: u64,
+    closed: bool,
+}
+
+impl MediaHandle {
+    pub(crate) fn command(&self, command: Command) {
+        if self.closed {
+            return;
+        }
+        let id = self.id;
+        if self.engine.shards[self.shard]
+            .send(Msg::Command { id, command })
+            .is_err()
+        {
+            warn!("media command dropped: the media thread's queue is full");
+        }
+    }
+
+    /// Ends the recording in progress and hands it over; `None` if none is in progress (it
+    /// may have ended by itself, and then its event is on the way).
+    pub(crate) async fn take_recording(&self) -> Option<Recorder> {
+        if self.closed {
+            return None;
+        }
+        let (reply, answer) = oneshot::channel();
+        let msg = Msg::TakeRecording { id: self.id, reply };
+        if self.engine.shards[self.shard].send(msg).is_err() {
+            warn!("recording not taken: the media thread's queue is full");
+            return None;
+        }
+        answer.await.ok().flatten()
+    }
+
+    /// Stops the stream (no more RTP sent or read) and releases its socket.
+    pub(crate) fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            let id = self.id;
+            // A full queue here leaks nothing for long: the thread drops streams whose
+            // event channel has closed (see `MediaThread::deliver`).
+            let _ = self.engine.shards[self.shard].send(Msg::Close { id });
+        }
+    }
+}
+
+impl Drop for MediaHandle {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Slot {
+    id: u64,
+    generation: u32,
+    stream: Stream,
+    socket: UdpSocket,
+    events: mpsc::Sender<StreamEvent>,
+    stats: Arc<Stats>,
+    unflushed_sent: u64,
+    unflushed_late: u64,
+    /// The origin the stream was put in the wheel with.
+    in_wheel: Option<Instant>,
+}
+
+impl Slot {
+    fn flush_stats(&mut self) {
+        self.stats
+            .rtp_packets_sent
+            .fetch_add(self.unflushed_sent, Ordering::Relaxed);
+        self.stats
+            .rtp_frames_late
+            .fetch_add(self.unflushed_late, Ordering::Relaxed);
+        self.unflushed_sent = 0;
+        self.unflushed_late = 0;
+    }
+
+    /// Hands the stream's events to its call; returns false when the call is gone.
+    fn deliver(&mut self) -> bool {
+        while let Some(event) = self.stream.poll_event() {
+            match self.events.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(e)) => {
+                    warn!(event = ?e, "media event dropped: the call is not reading its events")
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            }
+        }
+        true
+    }
+}
+
+struct MediaThread {
+    rx: Receiver<Msg>,
+    wake: Arc<EventFd>,
+    epoll: Epoll,
+    timer: TimerFd,
+    armed: Option<Instant>,
+    wheel: PhaseWheel,
+    slots: Vec<Option<Slot>>,
+    generations: Vec<u32>,
+    free: Vec<usize>,
+    by_id: HashMap<u64, usize>,
+}
+
+fn key_of(index: usize, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | index as u64
+}
+
+impl MediaThread {
+    fn new(rx: Receiver<Msg>, wake: Arc<EventFd>) -> io::Result<MediaThread> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        epoll.add(&*wake, EpollEvent::new(EpollFlags::EPOLLIN, WAKE_KEY))?;
+        epoll.add(&timer, EpollEvent::new(EpollFlags::EPOLLIN, TIMER_KEY))?;
+        let now = Instant::now();
+        Ok(MediaThread {
+            rx,
+            wake,
+            epoll,
+            timer,
+            armed: None,
+            wheel: PhaseWheel::new(now, now),
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::new(),
+        })
+    }
+
+    fn run(&mut self) {
+        let mut ready = [EpollEvent::empty(); EPOLL_BATCH];
+        let mut buf = [0u8; MAX_DATAGRAM_BYTES];
+        loop {
+            if !self.drain_commands() {
+                return;
+            }
+            self.tick(Instant::now());
+            let timeout = match self.wheel.next_wake() {
+                None => {
+                    self.disarm();
+                    EpollTimeout::NONE
+                }
+                Some(at) => {
+                    let now = Instant::now();
+                    if at <= now {
+                        EpollTimeout::ZERO
+                    } else {
+                        self.arm(at, now);
+                        EpollTimeout::NONE
+                    }
+                }
+            };
+            let n = match self.epoll.wait(&mut ready, timeout) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    warn!(error = %e, "epoll_wait failed; the media thread stops");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for event in &ready[..n] {
+                match event.data() {
+                    WAKE_KEY => {
+                        let _ = self.wake.read();
+                    }
+                    TIMER_KEY => {
+                        // Clears the expiry count; EAGAIN means it was re-armed meanwhile.
+                        let _ = self.timer.wait();
+                        self.armed = None;
+                    }
+                    key => self.receive(key, now, &mut buf),
+                }
+            }
+        }
+    }
+
+    fn arm(&mut self, at: Instant, now: Instant) {
+        if self.armed == Some(at) {
+            return;
+        }
+        let wait = TimeSpec::from_duration(at - now);
+        match self
+            .timer
+            .set(Expiration::OneShot(wait), TimerSetTimeFlags::empty())
+        {
+            Ok(()) => self.armed = Some(at),
+            Err(e) => warn!(error = %e, "timerfd_settime failed"),
+        }
+    }
+
+    fn disarm(&mut self) {
+        if self.armed.take().is_some() {
+            let _ = self.timer.unset();
+        }
+    }
+
+    /// Applies every queued command; false when every sender is gone.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => self.apply(msg, Instant::now()),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn apply(&mut self, msg: Msg, now: Instant) {
+        match msg {
+            Msg::Open {
+                id,
+                socket,
+                config,
+                events,
+                stats,
+            } => {
+                let index = match self.free.pop() {
+                    Some(i) => i,
+                    None => {
+                        self.slots.push(None);
+                        self.generations.push(0);
+                        self.slots.len() - 1
+                    }
+                };
+                self.generations[index] = self.generations[index].wrapping_add(1);
+                let generation = self.generations[index];
+                let interest = EpollEvent::new(EpollFlags::EPOLLIN, key_of(index, generation));
+                if let Err(e) = self.epoll.add(&socket, interest) {
+                    warn!(error = %e, "RTP socket not watched; the call has no media");
+                }
+                self.slots[index] = Some(Slot {
+                    id,
+                    generation,
+                    stream: Stream::new(config, now),
+                    socket,
+                    events,
+                    stats,
+                    unflushed_sent: 0,
+                    unflushed_late: 0,
+                    in_wheel: None,
+                });
+                self.by_id.insert(id, index);
+            }
+            Msg::Command { id, command } => {
+                let Some(&index) = self.by_id.get(&id) else {
+                    return;
+                };
+                let Some(slot) = self.slots[index].as_mut() else {
+                    return;
+                };
+                let command = match command {
+                    // Every stream starts on this thread's millisecond grid, so its frames
+                    // fall on one phase of the wheel.
+                    Command::Start { origin } => Command::Start {
+                        origin: self.wheel.align(origin.max(now)),
+                    },
+                    other => other,
+                };
+                slot.stream.handle(now, command);
+                if slot.in_wheel.is_none() {
+                    if let Some(origin) = slot.stream.origin() {
+                        self.wheel.insert(index, origin);
+                        slot.in_wheel = Some(origin);
+                    }
+                }
+                if !slot.deliver() {
+                    self.close(index);
+                }
+            }
+            Msg::TakeRecording { id, reply } => {
+                let recorder = self
+                    .by_id
+                    .get(&id)
+                    .and_then(|&i| self.slots[i].as_mut())
+                    .and_then(|s| s.stream.take_recording());
+                let _ = reply.send(recorder);
+            }
+            Msg::Close { id } => {
+                if let Some(&index) = self.by_id.get(&id) {
+                    self.close(index);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        let Some(mut slot) = self.slots[index].take() else {
+            return;
+        };
+        slot.flush_stats();
+        if let Some(origin) = slot.in_wheel {
+            self.wheel.remove(index, origin);
+        }
+        let _ = self.epoll.delete(&slot.socket);
+        self.by_id.remove(&slot.id);
+        self.free.push(index);
+    }
+
+    /// Sends every frame due by `now`.
+    fn tick(&mut self, now: Instant) {
+        let mut gone = Vec::new();
+        for phase in self.wheel.advance(now) {
+            for &index in self.wheel.keys(phase) {
+                let Some(slot) = self.slots[index].as_mut() else {
+                    continue;
+                };
+                let socket = &slot.socket;
+                let counts = slot.stream.on_tick(now, |packet, to| {
+                    if let Err(e) = socket.send_to(packet, to) {
+                        debug!(error = %e, "RTP send failed");
+                    }
+                });
+                slot.unflushed_sent += counts.sent;
+                slot.unflushed_late += counts.late;
+                if slot.unflushed_sent >= STATS_FLUSH_PACKETS {
+                    slot.flush_stats();
+                }
+                if !slot.deliver() {
+                    gone.push(index);
+                }
+            }
+        }
+        for index in gone {
+            self.close(index);
+        }
+    }
+
+    fn receive(&mut self, key: u64, now: Instant, buf: &mut [u8]) {
+        let index = (key & u64::from(u32::MAX)) as usize;
+        let generation = (key >> 32) as u32;
+        let Some(Some(slot)) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.generation != generation {
+            return;
+        }
+        // One read per readiness: epoll reports the socket again if more is queued.
+        match slot.socket.recv_from(buf) {
+            Ok((len, from)) => {
+                slot.stream.on_datagram(now, &buf[..len], from);
+                if !slot.deliver() {
+                    self.close(index);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => debug!(error = %e, "RTP receive failed"),
+        }
+    }
+}
+
+/// The address to put in SDP for a call's socket.
+pub(crate) fn local_addr(socket: &UdpSocket, advertise: std::net::IpAddr) -> Option<SocketAddr> {
+    socket
+        .local_addr()
+        .ok()
+        .map(|a| SocketAddr::new(advertise, a.port()))
+}

@@ -1,0 +1,249 @@
+"""Twilio through its webhooks, against the real binary: this test plays Twilio's role.
+
+It signs every request as Twilio does (X-Twilio-Signature over the public URL and the sorted
+form parameters), follows the TwiML it gets back (Play: fetch the prompt and check it is a WAV;
+Gather: post the Digits, here none; Record: post a RecordingUrl served by a local HTTP server
+the way Twilio's API serves it, then the recording status callback; Redirect: follow), and
+checks that the signature is counted and its recording stored. The public URL is a name the
+server never binds (https://line.example.test), as behind a reverse proxy."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.client
+import http.server
+import threading
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from peers import LOOPBACK
+from server import campaign_toml
+
+PUBLIC = "https://line.example.test"
+SID = "AC0123456789abcdef0123456789abcdef"
+TOKEN = "test-auth-token-0123456789"
+DID = "+3220000001"
+
+
+def signature(url: str, params: dict) -> str:
+    data = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_twilio_docs_vector_in_python():
+    # The same construction as the server, checked against Twilio's published example.
+    p = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
+         "From": "+12349013030", "To": "+18005551212"}
+    url = "https://mycompany.com/myapp.php?foo=1&bar=2"
+    data = url + "".join(k + p[k] for k in sorted(p))
+    sig = base64.b64encode(hmac.new(b"12345", data.encode(), hashlib.sha1).digest()).decode()
+    assert sig == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+
+
+class Twilio:
+    def __init__(self, server, call_sid: str, caller: str):
+        self.server = server
+        self.base = {"AccountSid": SID, "CallSid": call_sid, "From": caller, "Caller": caller,
+                     "To": DID, "Called": DID, "CallStatus": "in-progress", "Direction": "inbound",
+                     "ApiVersion": "2010-04-01"}
+
+    def post(self, url: str, extra: dict | None = None, sign: bool = True, sig: str | None = None):
+        assert url.startswith(PUBLIC), url
+        params = dict(self.base)
+        params.update(extra or {})
+        path = url[len(PUBLIC):]
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if sign:
+            headers["X-Twilio-Signature"] = sig or signature(url, params)
+        c = http.client.HTTPConnection(LOOPBACK, self.server.http_port, timeout=30)
+        try:
+            c.request("POST", path, body=urllib.parse.urlencode(params), headers=headers)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def get_public(self, url: str) -> tuple[int, bytes]:
+        return self.server.get(url[len(PUBLIC):])
+
+
+class RecordingApi:
+    """Serves one WAV at /2010-04-01/Accounts/{SID}/Recordings/RE1.wav, with basic auth."""
+
+    def __init__(self, wav: bytes):
+        self.wav = wav
+        self.requests: list[tuple[str, str | None]] = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                want = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                if not self.path.endswith("/Recordings/RE1.wav"):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "audio/x-wav")
+                self.send_header("Content-Length", str(len(outer.wav)))
+                self.end_headers()
+                self.wfile.write(outer.wav)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), H)
+        self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}/2010-04-01/Accounts/{SID}/Recordings/RE1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def config(audio) -> str:
+    return campaign_toml(prompts={"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.wav"},
+                         extra=f'dids = ["{DID}"]\n') + f"""
+[cloud]
+public_url = "{PUBLIC}/"
+fetch_attempts = 3
+fetch_pause_ms = 200
+
+[cloud.twilio]
+account_sid = "{SID}"
+auth_token = "{TOKEN}"
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud_server(server_factory, audio):
+    return server_factory("cloud", config(audio), files=audio.prompts)
+
+
+def run_call(server, api: RecordingApi, call_sid: str, caller: str) -> list[str]:
+    t = Twilio(server, call_sid, caller)
+    status, body = t.post(PUBLIC + "/hooks/twilio/voice")
+    assert status == 200, body
+    verbs_seen = []
+    for _ in range(40):
+        root = ET.fromstring(body)
+        verbs = list(root)
+        if not verbs:
+            break
+        nxt = None
+        for v in verbs:
+            verbs_seen.append(v.tag)
+            if v.tag == "Play":
+                s, wav = t.get_public(v.text)
+                assert s == 200 and wav[:4] == b"RIFF" and wav[8:12] == b"WAVE", v.text
+            elif v.tag == "Gather":
+                for p in v.findall("Play"):
+                    s, wav = t.get_public(p.text)
+                    assert s == 200 and wav[:4] == b"RIFF"
+                assert v.get("actionOnEmptyResult") == "true"
+                nxt = (v.get("action"), {"Digits": ""})
+                break
+            elif v.tag == "Record":
+                s, b = t.post(v.get("action"), {"RecordingUrl": api.url, "RecordingDuration": "3",
+                                                "RecordingSid": "RE1", "Digits": ""})
+                assert s == 200, b
+                # The recording status callback comes beside the call's flow.
+                cb = t.post(v.get("recordingStatusCallback"),
+                            {"RecordingUrl": api.url, "RecordingSid": "RE1",
+                             "RecordingStatus": "completed", "RecordingDuration": "3",
+                             "RecordingChannels": "1", "RecordingSource": "RecordVerb"})
+                assert cb[0] in (200, 204), cb
+                body = b
+                nxt = "have-body"
+                break
+            elif v.tag == "Redirect":
+                nxt = (v.text, {})
+                break
+            elif v.tag == "Pause":
+                continue
+            elif v.tag == "Hangup":
+                nxt = None
+                break
+        if nxt is None:
+            break
+        if nxt != "have-body":
+            status, body = t.post(nxt[0], nxt[1])
+            assert status == 200, body
+    # Twilio's status callback at the end of the call.
+    s, _ = t.post(PUBLIC + "/hooks/twilio/status", {"CallStatus": "completed", "CallDuration": "12"})
+    assert s in (200, 204)
+    return verbs_seen
+
+
+def test_unsigned_and_wrongly_signed_are_refused(cloud_server):
+    t = Twilio(cloud_server, "CAbad0000000000000000000000000000", "+32470000111")
+    assert t.post(PUBLIC + "/hooks/twilio/voice", sign=False)[0] == 403
+    assert t.post(PUBLIC + "/hooks/twilio/voice", sig="0/KCTR6DLpKmkAf8muzZqo1nDgQ=")[0] == 403
+    # Signed for another URL (the local one instead of the public one).
+    params = dict(t.base)
+    wrong = signature(f"http://{LOOPBACK}:{cloud_server.http_port}/hooks/twilio/voice", params)
+    assert t.post(PUBLIC + "/hooks/twilio/voice", sig=wrong)[0] == 403
+    # Nothing changed: no call state, no signature.
+    assert cloud_server.query("SELECT count(*) FROM cloud_calls")[0][0] == 0
+    assert cloud_server.counts() == (0, 0)
+
+
+def test_twilio_call_signs_with_its_recording(cloud_server, audio):
+    api = RecordingApi(audio.name.read_bytes())
+    try:
+        verbs = run_call(cloud_server, api, "CA11111111111111111111111111111111", "+32470123456")
+    finally:
+        api.close()
+    assert "Record" in verbs and "Play" in verbs and "Hangup" in verbs, (verbs, cloud_server.log_text()[-3000:])
+    assert cloud_server.wait_counts((1, 0)) == (1, 0)
+    st, js = cloud_server.get_json("/api/campaigns/demo")
+    assert st == 200 and js["signatures"] == 1
+    sigs = cloud_server.signatures()
+    assert len(sigs) == 1
+    assert sigs[0]["channel"] == "twilio"
+    assert sigs[0]["speech_ms"] >= 500
+    rec = sigs[0]["recording"]
+    assert rec[:4] == b"RIFF" and len(rec) > 8000  # the caller's voice, not a placeholder
+    trust = cloud_server.query("SELECT trust FROM signatures")[0][0]
+    assert trust == "network"
+    # The recording was fetched with the account's credentials.
+    assert api.requests and all(a and a.startswith("Basic ") for _, a in api.requests)
+
+
+def test_replayed_webhooks_change_nothing(cloud_server, audio):
+    # The first request of the call above, replayed with its valid signature: the call is
+    # known, so the same answer comes back and nothing is signed again.
+    t = Twilio(cloud_server, "CA11111111111111111111111111111111", "+32470123456")
+    before = cloud_server.counts()
+    s, _ = t.post(PUBLIC + "/hooks/twilio/voice")
+    assert s == 200
+    s, _ = t.post(PUBLIC + "/hooks/twilio/voice?ev=record&seq=3",
+                  {"RecordingUrl": "http://127.0.0.1:9/none", "Digits": ""})
+    assert s == 200
+    assert cloud_server.counts() == before
+    assert len(cloud_server.signatures()) == 1
+
+
+def test_same_caller_again_is_already_signed(cloud_server, audio):
+    api = RecordingApi(audio.name.read_bytes())
+    try:
+        verbs = run_call(cloud_server, api, "CA22222222222222222222222222222222", "0470 12 34 56")
+    finally:
+        api.close()
+    assert "Record" not in verbs, verbs
+    assert cloud_server.counts() == (1, 0)
+
+
+def test_withheld_caller_counts_as_unverified(cloud_server, audio):
+    api = RecordingApi(audio.name.read_bytes())
+    try:
+        run_call(cloud_server, api, "CA33333333333333333333333333333333", "anonymous")
+    finally:
+        api.close()
+    assert cloud_server.wait_counts((1, 1)) == (1, 1)

@@ -37,7 +37,7 @@ def as_campaign(flow: str, *, slug: str, helpline: str) -> str:
             body.append(line.replace("[", "[campaign.flow.", 1))
         elif not in_table:
             if stripped.startswith("helpline"):
-                line = 'helpline = "%s"' % helpline
+                line = 'helpline = "%s"' % helpline if helpline else ""
             top.append(line)
         else:
             body.append(line)
@@ -161,3 +161,37 @@ def test_trilingual_flow_end_to_end(server_factory, audio, tmp_path):
         assert srv.wait_counts((2, 0), slug="belgium") == (2, 0)
     finally:
         helpline.stop()
+
+
+def test_press_1_to_sign_flow(server_factory, audio, tmp_path):
+    cfg = as_campaign(documented_flow("Example: press 1 to sign"), slug="belgium", helpline="")
+    cfg = cfg.replace("seconds = 2", "seconds = 1", 1)
+    files = {"greeting.wav": audio.greeting, "story.wav": audio.story}
+    srv = server_factory("press1", cfg, files=files)
+    quiet = audio.quiet
+
+    # The caller hears the story and the count, then presses 1 when asked.
+    a = Call(srv, "+32470000701", quiet, tmp_path)
+    a.at_step("ask", timeout=30)
+    a.pj.press("1")
+    a.wait_for(r"result=Counted \{ number: 1 \}")
+    a.at_step("number")
+    r = a.pj.wait()
+    assert r.result["hung_up_by"] == "remote", r.summary()
+    assert srv.counts("belgium") == (1, 0)
+    sig = srv.signatures("belgium")[0]
+    assert sig["speech_ms"] == 0  # signed by a key: no voice was asked for
+
+    # Barge-in: "1" during the story skips straight to the signature.
+    b = Call(srv, "+32470000702", quiet, tmp_path)
+    b.at_step("story")
+    b.pj.press("1")
+    b.wait_for(r"result=Counted \{ number: 2 \}", timeout=10)
+    b.pj.wait()
+
+    # A caller who presses nothing does not sign.
+    c = Call(srv, "+32470000703", quiet, tmp_path)
+    c.wait_for(r"call ended .*outcome=\w+", timeout=60)
+    assert "result=Counted" not in c.log()
+    c.pj.wait()
+    assert srv.counts("belgium") == (2, 0)

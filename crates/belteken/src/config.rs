@@ -88,6 +88,9 @@ struct CampaignSection {
     language_by_did: BTreeMap<String, String>,
     /// The campaign's own call flow (docs/flows.md); default: the voicemail.
     flow: Option<FlowToml>,
+    /// The page's title and transcript in other languages: `[campaign.texts.fr]`.
+    #[serde(default)]
+    texts: BTreeMap<String, TextSection>,
     /// "all_non_invalid" (default) or "valid_only": which signatures the public count shows.
     count_policy: Option<String>,
     /// Days after `closes` when recordings, then signatures, are removed (default: kept).
@@ -102,6 +105,13 @@ struct CampaignSection {
     threshold_flanders: Option<u64>,
     threshold_wallonia: Option<u64>,
     threshold_brussels: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TextSection {
+    title: String,
+    transcript: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +161,8 @@ pub struct CampaignSettings {
     pub did_languages: HashMap<String, Lang>,
     /// The registry's policy for this campaign (count, retention, contact, thresholds).
     pub registry: store::CampaignSettings,
+    /// (language, title, transcript) for the page in other languages.
+    pub translations: Vec<(String, String, String)>,
 }
 
 /// Everything the server needs, validated.
@@ -282,6 +294,11 @@ fn demo_campaign() -> CampaignSettings {
         goal: None,
         did_languages: HashMap::new(),
         registry: store::CampaignSettings::default(),
+        translations: vec![(
+            "nl".into(),
+            "Demo: bel en teken".into(),
+            DEMO_TRANSCRIPT_NL.trim().into(),
+        )],
     }
 }
 
@@ -462,6 +479,22 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             })?;
             did_languages.insert(did.clone(), lang);
         }
+        let mut translations = Vec::new();
+        for (lang, t) in &c.texts {
+            if lang.parse::<Lang>().is_err() || *lang == c.language {
+                return Err(err(
+                    &format!("texts.{lang}"),
+                    "must be nl, fr or en, other than the campaign's language".into(),
+                ));
+            }
+            if t.title.trim().is_empty() {
+                return Err(err(
+                    &format!("texts.{lang}"),
+                    "title must not be empty".into(),
+                ));
+            }
+            translations.push((lang.clone(), t.title.clone(), t.transcript.clone()));
+        }
         let mut registry = store::CampaignSettings {
             closes_at: closes,
             recordings_days: c.recordings_days,
@@ -593,6 +626,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             goal: c.goal,
             did_languages,
             registry,
+            translations,
         });
     }
     if campaigns.is_empty() {

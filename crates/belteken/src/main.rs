@@ -482,6 +482,15 @@ async fn serve(settings: Settings) -> Result<()> {
             transcript: c.transcript.clone(),
             language: c.language.clone(),
             goal: c.goal,
+            translations: c
+                .translations
+                .iter()
+                .map(|(language, title, transcript)| web::Translation {
+                    language: language.clone(),
+                    title: title.clone(),
+                    transcript: transcript.clone(),
+                })
+                .collect(),
         });
     }
 

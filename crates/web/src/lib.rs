@@ -33,6 +33,17 @@ pub struct CampaignView {
     pub language: String,
     /// The number of signatures the campaign aims for, shown as progress.
     pub goal: Option<u64>,
+    /// The title and transcript in other languages ("nl", "fr", "en"); the page picks one
+    /// from `?lang=` or Accept-Language and links to the others.
+    pub translations: Vec<Translation>,
+}
+
+/// A campaign's texts in one more language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub language: String,
+    pub title: String,
+    pub transcript: String,
 }
 
 /// Everything the handlers read. Cheap to clone.

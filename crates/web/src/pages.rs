@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::html::{escape, path_segment, tel_target};
@@ -66,11 +66,85 @@ const NL: Labels = Labels {
     not_found_text: "Op dit adres is geen campagne.",
 };
 
+const FR: Labels = Labels {
+    lang: "fr",
+    call_heading: "Appelez pour signer",
+    how: "Appelez, écoutez, et dites votre nom après le bip : c'est ainsi que vous signez la pétition.",
+    sip_intro: "Depuis un téléphone ou une application SIP :",
+    count_heading: "Signatures à ce jour",
+    goal: "Objectif :",
+    unverified: "Signatures non vérifiées :",
+    unverified_note: "comptées à part : ces appelants ont masqué leur numéro.",
+    story_heading: "Ce que vous entendrez",
+    all_campaigns: "Toutes les campagnes",
+    footer: "Une ligne de pétition téléphonique, avec belteken.",
+    not_found_title: "Campagne introuvable",
+    not_found_text: "Il n'y a pas de campagne à cette adresse.",
+};
+
 fn labels(language: &str) -> &'static Labels {
     match language {
         "nl" => &NL,
+        "fr" => &FR,
         _ => &EN,
     }
+}
+
+/// The language names shown in the switch, in their own language.
+fn language_name(code: &str) -> &str {
+    match code {
+        "nl" => "Nederlands",
+        "fr" => "Français",
+        "en" => "English",
+        other => other,
+    }
+}
+
+/// `?lang=` on a campaign page.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The language to show: `?lang=` if the campaign has it, else the first of Accept-Language
+/// (by quality) it has, else the campaign's own.
+fn pick_language<'a>(view: &'a CampaignView, asked: Option<&str>, accept: Option<&str>) -> &'a str {
+    let has = |code: &str| -> Option<&'a str> {
+        if view.language == code {
+            return Some(view.language.as_str());
+        }
+        view.translations
+            .iter()
+            .find(|t| t.language == code)
+            .map(|t| t.language.as_str())
+    };
+    if let Some(found) = asked.and_then(has) {
+        return found;
+    }
+    if let Some(accept) = accept {
+        let mut ranges: Vec<(f32, String)> = accept
+            .split(',')
+            .take(20)
+            .filter_map(|part| {
+                let mut bits = part.trim().split(';');
+                let tag = bits.next()?.trim().to_ascii_lowercase();
+                let q = bits
+                    .find_map(|b| {
+                        b.trim()
+                            .strip_prefix("q=")
+                            .and_then(|q| q.parse::<f32>().ok())
+                    })
+                    .unwrap_or(1.0);
+                let primary = tag.split('-').next().unwrap_or("").to_string();
+                (q > 0.0).then_some((q, primary))
+            })
+            .collect();
+        ranges.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+        if let Some(found) = ranges.iter().find_map(|(_, tag)| has(tag)) {
+            return found;
+        }
+    }
+    view.language.as_str()
 }
 
 /// The document around a page's `<main>` content. `title` and `main` must already be HTML.
@@ -130,18 +204,67 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /c/{slug}`: the public page of one campaign.
-pub(crate) async fn campaign(State(state): State<AppState>, Path(slug): Path<String>) -> Response {
+pub(crate) async fn campaign(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(query): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
     match state.web.campaign(&slug) {
-        Some(view) => page(StatusCode::OK, PAGE_CACHE, campaign_page(view, &state)),
+        Some(view) => {
+            let accept = headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok());
+            let language = pick_language(view, query.lang.as_deref(), accept);
+            let mut response = page(
+                StatusCode::OK,
+                PAGE_CACHE,
+                campaign_page(view, language, &state),
+            );
+            response.headers_mut().insert(
+                header::VARY,
+                header::HeaderValue::from_static("Accept-Language"),
+            );
+            response
+        }
         None => not_found_page(),
     }
 }
 
-fn campaign_page(view: &CampaignView, state: &AppState) -> String {
-    let labels = labels(&view.language);
+fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> String {
+    let labels = labels(language);
+    let (title, transcript) = match view.translations.iter().find(|t| t.language == language) {
+        Some(t) => (t.title.as_str(), t.transcript.as_str()),
+        None => (view.title.as_str(), view.transcript.as_str()),
+    };
     let counts = state.web.hub.current(&view.slug);
-    let title = escape(&view.title);
-    let mut main = format!("<h1>{title}</h1>\n");
+    let title = escape(title);
+    let mut main = String::new();
+    if !view.translations.is_empty() {
+        let mut codes = vec![view.language.as_str()];
+        codes.extend(view.translations.iter().map(|t| t.language.as_str()));
+        let _ = write!(
+            main,
+            "<nav class=\"languages\" aria-label=\"Language\"><ul>"
+        );
+        for code in codes {
+            let name = escape(language_name(code));
+            let code_e = escape(code);
+            if code == language {
+                let _ = write!(
+                    main,
+                    "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\" aria-current=\"page\">{name}</a></li>"
+                );
+            } else {
+                let _ = write!(
+                    main,
+                    "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\">{name}</a></li>"
+                );
+            }
+        }
+        main.push_str("</ul></nav>\n");
+    }
+    let _ = writeln!(main, "<h1>{title}</h1>");
 
     // Writing to a String cannot fail, hence the ignored results below.
     let _ = write!(
@@ -206,7 +329,7 @@ data-events=\"{events}\">{signatures}</span></p>\n\
         "<section class=\"story\" aria-labelledby=\"story-heading\">\n\
 <h2 id=\"story-heading\">{}</h2>\n{}</section>\n",
         labels.story_heading,
-        paragraphs(&view.transcript)
+        paragraphs(transcript)
     );
 
     document(&title, &main, labels)

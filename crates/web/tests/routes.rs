@@ -27,6 +27,11 @@ fn campaigns() -> Vec<CampaignView> {
             transcript: "First paragraph.\n\nSecond <b>bold</b> & more.".into(),
             language: "en".into(),
             goal: Some(1000),
+            translations: vec![web::Translation {
+                language: "fr".into(),
+                title: "Démo : appeler et signer".into(),
+                transcript: "Premier paragraphe.".into(),
+            }],
         },
         CampaignView {
             slug: "evil".into(),
@@ -36,6 +41,7 @@ fn campaigns() -> Vec<CampaignView> {
             transcript: "<script>alert('t')</script>".into(),
             language: "nl".into(),
             goal: None,
+            translations: Vec::new(),
         },
     ]
 }
@@ -463,4 +469,42 @@ async fn health_and_metrics_include_the_status() {
         "{text}"
     );
     assert!(text.contains("belteken_sse_streams 0\n"), "{text}");
+}
+
+async fn page_with(app: Router, uri: &str, accept: Option<&str>) -> String {
+    let mut req = axum::http::Request::builder().uri(uri);
+    if let Some(a) = accept {
+        req = req.header("accept-language", a);
+    }
+    let response = app
+        .oneshot(req.body(axum::body::Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["vary"], "Accept-Language");
+    text(response).await
+}
+
+#[tokio::test]
+async fn the_page_speaks_the_visitors_language_and_links_the_others() {
+    let app = router(state());
+    // Default: the campaign's own language.
+    let en = page_with(app.clone(), "/c/demo", None).await;
+    assert!(
+        en.contains("<html lang=\"en\">") && en.contains("<h1>Demo: call and sign</h1>"),
+        "{en}"
+    );
+    assert!(en.contains("hreflang=\"fr\">Français</a>"), "{en}");
+    assert!(en.contains("aria-current=\"page\">English</a>"), "{en}");
+    // Accept-Language, by quality; unknown languages are skipped.
+    let fr = page_with(app.clone(), "/c/demo", Some("de-DE, fr-BE;q=0.8, en;q=0.5")).await;
+    assert!(fr.contains("<html lang=\"fr\">"), "{fr}");
+    assert!(fr.contains("<h1>Démo : appeler et signer</h1>"), "{fr}");
+    assert!(fr.contains("<p>Premier paragraphe.</p>"), "{fr}");
+    assert!(fr.contains("Signatures à ce jour"), "{fr}");
+    // ?lang= wins over the header; a language the campaign lacks is ignored.
+    let en2 = page_with(app.clone(), "/c/demo?lang=en", Some("fr")).await;
+    assert!(en2.contains("<html lang=\"en\">"), "{en2}");
+    let en3 = page_with(app, "/c/demo?lang=xx", None).await;
+    assert!(en3.contains("<html lang=\"en\">"), "{en3}");
 }

@@ -4,6 +4,7 @@ free-port picking. Every wait here is bounded. Traffic goes to 127.0.0.1 only.""
 from __future__ import annotations
 
 import json
+import re
 import os
 import random
 import shutil
@@ -96,9 +97,12 @@ def _pjcall_cmd(**kw) -> list[str]:
 
 def _parse_pj(rc: int, out: str) -> PjResult:
     res = PjResult(rc, out)
-    for line in out.splitlines():
-        if line.startswith("RESULT "):
-            res.result = json.loads(line[7:])
+    # PJSIP's own log can land on the same line as our RESULT: find it anywhere in a line.
+    for m in re.finditer(r"RESULT (\{[^\n]*?\})(?=\s|$)", out):
+        try:
+            res.result = json.loads(m.group(1))
+        except json.JSONDecodeError:
+            continue
     return res
 
 

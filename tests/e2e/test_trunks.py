@@ -105,6 +105,13 @@ def test_register_refresh_call_and_unregister(server_factory, kam, tmp_path, tra
         assert k.count("REGSTALE-FORCED") == 1, _tail(srv, k)
     # A refresh before the 10 s binding runs out (the cached nonce, the next nonce count).
     assert _wait_log(srv, r"registration refreshed trunk=kam", timeout=12), _tail(srv, k)
+    # The operator sees it on /healthz and /metrics.
+    status, health = srv.get_json("/healthz")
+    assert status == 200 and health["trunks"][0]["trunk"] == "kam", health
+    assert health["trunks"][0]["registration"] == "registered", health
+    assert health["trunks"][0]["registrations"] >= 2, health
+    _, metrics = srv.get("/metrics")
+    assert b'belteken_trunk_registered{trunk="kam"} 1' in metrics, metrics
 
     # A PJSIP caller dials the DID at the provider; Kamailio routes it to our binding.
     res = peers.pj_call(f"sip:{DID}@{k.uri_host}", caller="+32470000001", seconds=6,
@@ -131,6 +138,9 @@ def test_wrong_password_is_reported_and_retried_with_backoff(server_factory, kam
     delays = [float(re.search(r"retry_in_s=([0-9.]+)", l).group(1)) for l in fails[:3]]
     assert delays[0] >= 2 and delays[1] > delays[0] and delays[2] > delays[1], delays
     assert "registered trunk" not in srv.log_text()
+    status, health = srv.get_json("/healthz")
+    assert health["trunks"][0]["registration"] == "failed", health
+    assert "401" in (health["trunks"][0]["last_error"] or ""), health
     # The password never reaches the log.
     assert "Pw-9f3kq-bad" not in srv.log_text()
     assert k.count("REGFAIL") >= 2

@@ -293,6 +293,7 @@ fn cloud_router(
 /// The SIP channel's figures, for `/healthz` and `/metrics`.
 struct SipStatus {
     stats: Arc<sip::Stats>,
+    registrations: sip::Registrations,
 }
 
 impl web::Status for SipStatus {
@@ -306,6 +307,22 @@ impl web::Status for SipStatus {
             "draining".into(),
             self.stats.draining.load(Ordering::Relaxed).into(),
         );
+        let trunks: Vec<serde_json::Value> = self
+            .registrations
+            .snapshot()
+            .into_iter()
+            .map(|r| {
+                serde_json::json!({
+                    "trunk": r.trunk,
+                    "registration": r.status.as_str(),
+                    "registrations": r.registrations,
+                    "consecutive_failures": r.consecutive_failures,
+                    "last_error": r.last_error,
+                    "expires_in_seconds": r.expires_at.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok()).map(|d| d.as_secs()),
+                })
+            })
+            .collect();
+        m.insert("trunks".into(), trunks.into());
         m
     }
 
@@ -349,6 +366,26 @@ impl web::Status for SipStatus {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
+        }
+        let regs = self.registrations.snapshot();
+        if !regs.is_empty() {
+            out.push_str("# HELP belteken_trunk_registered Whether the trunk's registration is in force (1) or not (0).\n# TYPE belteken_trunk_registered gauge\n");
+            for r in &regs {
+                let up = u8::from(r.status == sip::RegistrationStatus::Registered);
+                let _ = writeln!(
+                    out,
+                    "belteken_trunk_registered{{trunk=\"{}\"}} {up}",
+                    r.trunk
+                );
+            }
+            out.push_str("# HELP belteken_trunk_registration_failures Failures since the last successful registration.\n# TYPE belteken_trunk_registration_failures gauge\n");
+            for r in &regs {
+                let _ = writeln!(
+                    out,
+                    "belteken_trunk_registration_failures{{trunk=\"{}\"}} {}",
+                    r.trunk, r.consecutive_failures
+                );
+            }
         }
     }
 }
@@ -525,6 +562,7 @@ async fn serve(settings: Settings) -> Result<()> {
             shutdown: Some(stop_rx.clone()),
             status: Some(Arc::new(SipStatus {
                 stats: sip_server.stats(),
+                registrations: sip_server.registration_states(),
             })),
             ..web::Options::default()
         },

@@ -247,6 +247,25 @@ def test_did_from_diversion(server_factory):
     assert _wait_log(srv, rf"INVITE accepted trunk=carrier called={re.escape(DID)}"), _tail(srv)
 
 
+def test_unknown_did_from_a_trunk_goes_to_the_default_campaign(server_factory):
+    cfg = _campaign(ring_seconds=10) + _static_trunk() + '\n[server]\ndefault_campaign = "demo"\n'
+    srv = server_factory("default-campaign", cfg)
+    raw = peers.RawSipAt(srv.sip_port, PROVIDER_IP)
+    try:
+        resps = _ring_then_cancel(raw, _invite(raw, srv, "+3250123456"))
+    finally:
+        raw.close()
+    assert 180 in [r.status for r in resps], _tail(srv)
+    assert _wait_log(srv, r"INVITE accepted trunk=carrier called=\+3250123456 campaign=demo"), _tail(srv)
+    # Without a trunk the same call is still a 404 (no default for strangers).
+    raw = peers.RawSipAt(srv.sip_port, "127.0.0.1")
+    try:
+        resps = raw.transact(_invite(raw, srv, "+3250123456"), timeout=5)
+    finally:
+        raw.close()
+    assert resps and resps[-1].status in (403, 404), resps
+
+
 def test_untrusted_drop_gives_no_answer(server_factory):
     cfg = _campaign() + _static_trunk() + '\n[sip]\nuntrusted = "drop"\n'
     srv = server_factory("drop", cfg)

@@ -52,6 +52,8 @@ struct ServerSection {
     max_calls: Option<usize>,
     max_call_seconds: Option<u64>,
     drain_seconds: Option<u64>,
+    /// The campaign for numbers a trunk delivers that no campaign owns (default: 404).
+    default_campaign: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +181,7 @@ pub struct Settings {
     pub campaigns: Vec<CampaignSettings>,
     /// PostgreSQL URL; None: SQLite in the data dir.
     pub store_url: Option<String>,
+    pub default_campaign: Option<String>,
     /// Trunks, TLS, RTP ports and rate limits of the SIP channel.
     pub sip_edge: crate::trunks::SipEdge,
     /// Cloud telephony providers (issue 7); None: no webhooks.
@@ -632,6 +635,15 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     if campaigns.is_empty() {
         campaigns.push(demo_campaign());
     }
+    let default_campaign = raw.server.default_campaign.clone();
+    if let Some(slug) = &default_campaign {
+        if !campaigns.iter().any(|c| &c.slug == slug) {
+            return Err(server_err(
+                "default_campaign",
+                format!("no campaign has the slug {slug:?}"),
+            ));
+        }
+    }
     let all_dids: Vec<String> = campaigns.iter().flat_map(|c| c.dids.clone()).collect();
     let sip_edge = crate::trunks::validate(raw.trunks, raw.sip, &all_dids, text, file, base)?;
     // cloud telephony (issue 7)
@@ -656,6 +668,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         drain: Duration::from_secs(drain_seconds),
         campaigns,
         store_url: raw.store.url,
+        default_campaign,
         sip_edge,
         cloud,
     })

@@ -538,6 +538,7 @@ async fn serve(settings: Settings) -> Result<()> {
         max_call: settings.max_call,
         trunks: settings.sip_edge.trunks.clone(),
         edge: settings.sip_edge.edge.clone(),
+        default_campaign: settings.default_campaign.clone(),
     })
     .await?;
     let http = tokio::net::TcpListener::bind(settings.http_listen)

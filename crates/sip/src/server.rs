@@ -88,6 +88,8 @@ pub struct SipConfig {
     /// The trunks; none: calls from anywhere are taken (the demo).
     pub trunks: Vec<TrunkConfig>,
     pub edge: EdgeConfig,
+    /// The campaign for numbers a trunk delivers that no campaign owns (else 404).
+    pub default_campaign: Option<String>,
 }
 
 pub use crate::campaign::{Campaign, CampaignAudio};
@@ -664,7 +666,15 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
     let found = candidates
         .iter()
         .filter(|d| allowed_here(d))
-        .find_map(|d| ctx.campaign_for(d).map(|c| (d.clone(), c)));
+        .find_map(|d| ctx.campaign_for(d).map(|c| (d.clone(), c)))
+        .or_else(|| {
+            // A number a trunk delivers that no campaign owns goes to the default campaign,
+            // when one is configured; callers from no trunk still get 404.
+            trunk.as_ref()?;
+            let slug = ctx.config.default_campaign.as_deref()?;
+            let called = candidates.first().cloned().unwrap_or_default();
+            ctx.campaign_for(slug).map(|c| (called, c))
+        });
     let Some((called, campaign)) = found else {
         // The called user is a campaign slug or DID, not a caller number: safe to log.
         let called = candidates.first().map_or("", String::as_str);

@@ -211,7 +211,16 @@ async fn facts(
         already_signed,
         anonymous,
         outside_dates: campaign.outside_dates(SystemTime::now()),
-        line_full: false,
+        // The last tenth of `max_calls`: a flow can take a shorter route (sign first, a brief
+        // message) so that nobody who got through is lost while the line is nearly full.
+        line_full: {
+            let max = ctx.config.max_calls;
+            let in_progress = ctx
+                .stats
+                .calls_in_progress
+                .load(std::sync::atomic::Ordering::Relaxed);
+            in_progress > max.saturating_sub(max / 10)
+        },
         language: campaign.did_languages.get(called).copied(),
         count: ctx.services.hub.current(&campaign.slug).signatures,
         signature_number: None,

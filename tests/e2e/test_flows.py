@@ -195,3 +195,61 @@ def test_press_1_to_sign_flow(server_factory, audio, tmp_path):
     assert "result=Counted" not in c.log()
     c.pj.wait()
     assert srv.counts("belgium") == (2, 0)
+
+
+CONTACT_FLOW = """
+[[campaign]]
+slug = "belgium"
+title = "Contact test"
+keep_contact = true
+
+[campaign.flow]
+languages = ["en"]
+
+[[campaign.flow.step]]
+name = "ask"
+kind = "menu"
+prompt = "press_1_to_sign"
+choices = { "1" = "contact", "2" = "record" }
+timeout_seconds = 5
+retries = 0
+next = "record"
+
+[[campaign.flow.step]]
+name = "contact"
+kind = "play"
+prompt = "signed"
+contact = true
+next = "record"
+
+[[campaign.flow.step]]
+name = "record"
+kind = "record"
+silence_seconds = 1
+
+[[campaign.flow.step]]
+name = "sign"
+kind = "sign"
+speech_ms = 500
+
+[[campaign.flow.step]]
+name = "bye"
+kind = "hangup"
+prompt = "goodbye"
+"""
+
+
+def test_contact_is_kept_encrypted_only_for_callers_who_ask(server_factory, audio, tmp_path):
+    srv = server_factory("contact", CONTACT_FLOW)
+    speaking = wavs.delayed(audio.name, 0.6, tmp_path / "name-now.wav", tail_seconds=1)
+    for caller, digit in (("+32470000801", "1"), ("+32470000802", "2")):
+        c = Call(srv, caller, speaking, tmp_path)
+        c.at_step("ask")
+        c.pj.press(digit)
+        c.at_step("record")
+        c.pj.speak()
+        c.wait_for(r"result=Counted")
+        c.pj.wait()
+    rows = srv.query("SELECT contact IS NOT NULL FROM signatures ORDER BY id")
+    assert rows == [(1,), (0,)], rows
+    assert (srv.dir / "data" / "contact.key").stat().st_mode & 0o777 == 0o600

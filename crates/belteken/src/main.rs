@@ -583,10 +583,19 @@ async fn serve(settings: Settings) -> Result<()> {
             })
             .await
     });
+    let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
+        let path = settings.data_dir.join("contact.key");
+        Some(Arc::new(
+            store::ContactKey::load_or_create(&path).context("cannot load contact.key")?,
+        ))
+    } else {
+        None
+    };
     let services = sip::Services {
         store: store.clone(),
         hub: hub.clone(),
         secret,
+        contact_key,
     };
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
     let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));

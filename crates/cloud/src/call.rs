@@ -680,7 +680,8 @@ fn advance(
                 | Action::Answer
                 | Action::StopPlayback
                 | Action::StopRecording
-                | Action::SetLanguage(_) => {}
+                | Action::SetLanguage(_)
+                | Action::KeepContact => {}
             }
         }
     }

@@ -138,6 +138,9 @@ pub enum Action {
     Hangup,
     /// The call's language is now this (for logs and the call's record).
     SetLanguage(Lang),
+    /// The caller asked to be contacted again: their signature, made after this, keeps
+    /// their number encrypted when the campaign allows it.
+    KeepContact,
 }
 
 /// How the call went, for logs and the funnel.
@@ -454,8 +457,12 @@ impl Engine {
             StepKind::Play {
                 prompts,
                 barge_in,
+                contact,
                 next,
             } => {
+                if *contact {
+                    self.actions.push_back(Action::KeepContact);
+                }
                 if *barge_in && self.typeahead.is_some() {
                     return self.enter(now, *next);
                 }

@@ -122,6 +122,8 @@ pub struct StepToml {
     // play, say_*, menu, language, transfer, withdraw, hangup
     pub prompt: Option<OneOrMany>,
     pub barge_in: Option<bool>,
+    // play: the caller asked to be contacted again (reached from a menu choice)
+    pub contact: Option<bool>,
     // say_number
     pub number: Option<NumberToml>,
     // menu, language
@@ -172,6 +174,7 @@ impl StepToml {
         add(self.seconds.is_some(), "seconds");
         add(self.prompt.is_some(), "prompt");
         add(self.barge_in.is_some(), "barge_in");
+        add(self.contact.is_some(), "contact");
         add(self.number.is_some(), "number");
         add(self.choices.is_some(), "choices");
         add(self.timeout_seconds.is_some(), "timeout_seconds");
@@ -217,7 +220,8 @@ fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
     ];
     Some(match kind {
         "ring" => &["seconds"],
-        "play" | "say_count" => &["prompt", "barge_in"],
+        "play" => &["prompt", "barge_in", "contact"],
+        "say_count" => &["prompt", "barge_in"],
         "say_number" => &["prompt", "barge_in", "number"],
         "menu" => &["prompt", "choices", ASK[0], ASK[1], ASK[2], ASK[3]],
         "language" => &[
@@ -308,6 +312,8 @@ pub enum StepKind {
     Play {
         prompts: Vec<String>,
         barge_in: bool,
+        /// Entering this step records that the caller asked to be contacted again.
+        contact: bool,
         next: StepId,
     },
     /// Say the campaign's count, after `prompts`.
@@ -999,6 +1005,7 @@ impl StepBuilder<'_> {
                 StepKind::Play {
                     prompts,
                     barge_in: s.barge_in.unwrap_or(false),
+                    contact: s.contact.unwrap_or(false),
                     next: self.next()?,
                 }
             }

@@ -731,3 +731,54 @@ fn any_input_sequence_is_safe() {
         assert_ne!(c.engine.outcome(), Outcome::InProgress);
     }
 }
+
+#[test]
+fn a_contact_step_asks_to_keep_the_number_only_when_the_caller_chooses_it() {
+    let text = r#"
+[[step]]
+name = "ask"
+kind = "menu"
+prompt = "press_1_to_sign"
+choices = { "1" = "contact", "2" = "record" }
+timeout_seconds = 3
+retries = 0
+next = "record"
+
+[[step]]
+name = "contact"
+kind = "play"
+prompt = "signed"
+contact = true
+next = "record"
+
+[[step]]
+name = "record"
+kind = "record"
+
+[[step]]
+name = "sign"
+kind = "sign"
+speech_ms = 500
+
+[[step]]
+name = "bye"
+kind = "hangup"
+prompt = "goodbye"
+"#;
+    let flow = spec(text);
+    for (digit, wants) in [('1', true), ('2', false)] {
+        let (mut call, _) = Call::new(flow.clone(), CallFacts::default());
+        let after_digit = call.send(Input::Digit(digit));
+        assert_eq!(
+            after_digit.contains(&Action::KeepContact),
+            wants,
+            "digit {digit}: {after_digit:?}"
+        );
+    }
+    // The key is checked at load time like every other.
+    assert!(flow::spec::FlowSpec::parse(
+        "t",
+        "[[step]]\nname = \"a\"\nkind = \"say_count\"\ncontact = true\n"
+    )
+    .is_err());
+}

@@ -38,6 +38,8 @@ pub(crate) enum CallEvent {
 }
 
 pub(crate) struct CallSetup {
+    /// The caller's number, encrypted, for when they ask to be contacted again.
+    pub contact: Option<store::SealedContact>,
     pub transport: &'static str,
     /// The number (or user) called, which picked the campaign.
     pub called: String,
@@ -97,6 +99,7 @@ fn spawn_sign(
     caller: &Arc<store::CallerIdentity>,
     trust: crate::trunk::CallerTrust,
     take: Option<Take>,
+    contact: Option<store::SealedContact>,
     call_id: &str,
 ) -> oneshot::Receiver<SignResult> {
     let (done_tx, done_rx) = oneshot::channel();
@@ -127,7 +130,7 @@ fn spawn_sign(
                 crate::trunk::CallerTrust::Withheld => store::Trust::Withheld,
             }),
             flow_version: Some(flow_version),
-            contact: None,
+            contact,
         };
         let result = match services.store.sign(signature) {
             Ok(outcome) => {
@@ -237,6 +240,7 @@ async fn answer_of<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
 
 pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let CallSetup {
+        mut contact,
         transport,
         called,
         ctx,
@@ -300,6 +304,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
     let mut transferring: Option<oneshot::Receiver<bool>> = None;
     let mut step = String::new();
+    let mut wants_contact = false;
     // One timer for the whole call, reset on each turn (the flow's timers and max_call).
     let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
     tokio::pin!(sleep);
@@ -387,6 +392,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         &caller,
                         trust,
                         take.take(),
+                        if wants_contact { contact.take() } else { None },
                         &call_id,
                     ));
                 }
@@ -408,6 +414,10 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         info!(call = %call_id, ok, "REFER to the helpline");
                         let _ = done_tx.send(ok);
                     });
+                }
+                Action::KeepContact => {
+                    wants_contact = true;
+                    info!(call = %call_id, "caller asked to be contacted");
                 }
                 Action::SetLanguage(lang) => {
                     debug!(call = %call_id, %lang, "language");

@@ -100,6 +100,8 @@ pub struct Services {
     pub store: Arc<dyn store::Store>,
     pub hub: store::CountHub,
     pub secret: Arc<store::Secret>,
+    /// Encrypts the number of callers who ask to be contacted (campaigns with keep_contact).
+    pub contact_key: Option<Arc<store::ContactKey>>,
 }
 
 /// Live figures of the channel.
@@ -720,6 +722,12 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         trunk.is_some(),
     );
     let caller = store::identify_caller(raw_user, &campaign.default_region, &ctx.services.secret);
+    // Sealed (encrypted) now, kept only if the flow hears the caller ask to be contacted.
+    let sealed_contact = ctx
+        .services
+        .contact_key
+        .as_ref()
+        .and_then(|k| k.seal(raw_user, &campaign.default_region));
     drop((pai, rpid, privacy, from));
     let trust = if matches!(caller, store::CallerIdentity::Withheld) {
         CallerTrust::Withheld
@@ -777,6 +785,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         debug!(error = %e, "could not send 100 Trying");
     }
     let setup = CallSetup {
+        contact: sealed_contact,
         called: called.clone(),
         transport: match transport {
             rsipstack::sip::Transport::Udp => "udp",

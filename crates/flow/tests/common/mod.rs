@@ -117,6 +117,7 @@ pub fn describe(actions: &[Action]) -> Vec<String> {
             Action::Transfer { uri } => format!("transfer:{uri}"),
             Action::Hangup => "hangup".to_owned(),
             Action::SetLanguage(l) => format!("lang:{l}"),
+            Action::KeepContact => "keep-contact".to_string(),
         })
         .collect()
 }

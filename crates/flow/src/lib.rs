@@ -6,15 +6,11 @@
 //!   speech, timer, hangup, store answers) into actions (ring, play, record, sign, transfer,
 //!   hang up). It owns no socket and reads no clock: time comes in as an argument.
 //! - [`say`]: numbers up to 999,999,999 as recorded word clips in Dutch, French and English.
-//! - [`skeleton`]: the walking skeleton's fixed flow, re-exported at the crate root until the
-//!   SIP channel switches to the engine.
 
 pub mod engine;
 pub mod lang;
 pub mod prompts;
 pub mod say;
-pub mod skeleton;
 pub mod spec;
 
 pub use lang::Lang;
-pub use skeleton::{Action, Call, Event, FlowConfig, Outcome, PromptId, RecordSpec, SignResult};

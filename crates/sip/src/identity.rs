@@ -31,12 +31,6 @@ pub fn uri_user(header_value: &str) -> Option<&str> {
     Some(user)
 }
 
-/// The caller's user part: P-Asserted-Identity first (its first value), else From.
-pub fn caller_user<'a>(pai: Option<&'a str>, from: Option<&'a str>) -> Option<&'a str> {
-    pai.and_then(|v| uri_user(v.split(',').next().unwrap_or(v)))
-        .or_else(|| from.and_then(uri_user))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,18 +59,5 @@ mod tests {
         assert_eq!(uri_user(""), None);
         assert_eq!(uri_user("<>"), None);
         assert_eq!(uri_user("><sip:a@b"), None);
-    }
-
-    #[test]
-    fn asserted_identity_wins_over_from() {
-        assert_eq!(
-            caller_user(
-                Some("<sip:+3221234567@trunk>, <tel:+3221234567>"),
-                Some("<sip:x@y>")
-            ),
-            Some("+3221234567")
-        );
-        assert_eq!(caller_user(None, Some("<sip:x@y>")), Some("x"));
-        assert_eq!(caller_user(Some("nonsense"), Some("<sip:x@y>")), Some("x"));
     }
 }

@@ -90,6 +90,8 @@ struct CampaignSection {
     language_by_did: BTreeMap<String, String>,
     /// The campaign's own call flow (docs/flows.md); default: the voicemail.
     flow: Option<FlowToml>,
+    /// A directory with the campaign's own number clips (`{lang}/{token}.wav`).
+    numbers_dir: Option<PathBuf>,
     /// The page's title and transcript in other languages: `[campaign.texts.fr]`.
     #[serde(default)]
     texts: BTreeMap<String, TextSection>,
@@ -165,6 +167,8 @@ pub struct CampaignSettings {
     pub registry: store::CampaignSettings,
     /// (language, title, transcript) for the page in other languages.
     pub translations: Vec<(String, String, String)>,
+    /// The campaign's own number clips, relative to `base`.
+    pub numbers_dir: Option<PathBuf>,
 }
 
 /// Everything the server needs, validated.
@@ -297,6 +301,7 @@ fn demo_campaign() -> CampaignSettings {
         goal: None,
         did_languages: HashMap::new(),
         registry: store::CampaignSettings::default(),
+        numbers_dir: None,
         translations: vec![(
             "nl".into(),
             "Demo: bel en teken".into(),
@@ -630,6 +635,15 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             did_languages,
             registry,
             translations,
+            numbers_dir: match c.numbers_dir {
+                Some(d) if !base.join(&d).is_dir() => {
+                    return Err(err(
+                        "numbers_dir",
+                        format!("no such directory: {}", base.join(&d).display()),
+                    ))
+                }
+                other => other,
+            },
         });
     }
     if campaigns.is_empty() {

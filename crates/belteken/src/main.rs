@@ -497,7 +497,7 @@ async fn serve(settings: Settings) -> Result<()> {
     for c in &settings.campaigns {
         hub.reset(&c.slug, store.counts(&c.slug)?);
         let (campaign_audio, flow_version) =
-            audio::load_campaign(&c.flow, &c.base, &mut audio_cache)
+            audio::load_campaign(&c.flow, &c.base, c.numbers_dir.as_deref(), &mut audio_cache)
                 .with_context(|| format!("campaign {}", c.slug))?;
         info!(campaign = %c.slug, flow_version = %flow_version, "campaign loaded");
         campaigns.push(Arc::new(sip::Campaign {

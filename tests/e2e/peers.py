@@ -110,7 +110,7 @@ def _parse_pj(rc: int, out: str) -> PjResult:
 CALLERS_USED: set[str] = set()
 
 
-def _note_caller(user: str) -> None:
+def note_caller(user: str) -> None:
     if any(ch.isdigit() for ch in user):
         CALLERS_USED.add(user)
 
@@ -121,7 +121,7 @@ def pj_call(uri: str, *, caller: str = "pjcall", seconds: float = 30, play=None,
             from_uri: str | None = None, display: str | None = None,
             log: Path | None = None) -> PjResult:
     """Place one call with pjsua2 and wait for it to end (bounded by `seconds` + a margin)."""
-    _note_caller(caller)
+    note_caller(caller)
     cmd = _pjcall_cmd(uri=uri, caller=caller, from_uri=from_uri, display=display, seconds=seconds, play=play,
                       rec=rec, dtmf=dtmf, hangup_after_ms=hangup_after_ms,
                       dtmf_plan=dtmf_plan, linger_ms=linger_ms,
@@ -144,7 +144,7 @@ class PjInteractive:
 
     def __init__(self, uri: str, *, caller: str, play, seconds: float = 60, rec=None,
                  linger_ms: int | None = None, log: Path):
-        _note_caller(caller)
+        note_caller(caller)
         self.seconds = seconds + (linger_ms or 0) / 1000
         self.log = Path(log)
         cmd = _pjcall_cmd(uri=uri, caller=caller, seconds=seconds, play=play, rec=rec,
@@ -395,7 +395,7 @@ def baresip_call(workdir: Path, uri: str, *, user: str, play: Path, seconds: flo
                  hangup_after_s: float | None = None) -> BaresipResult:
     """Dial uri from a fresh baresip whose account user is `user`, wait for CALL_CLOSED (the far
     end hangs up) or hang up after hangup_after_s / seconds, then quit baresip."""
-    _note_caller(user)
+    note_caller(user)
     b = Baresip(workdir, user=user, play=play)
     try:
         b.dial(uri)

@@ -565,6 +565,7 @@ async fn serve(settings: Settings) -> Result<()> {
                 stats: sip_server.stats(),
                 registrations: sip_server.registration_states(),
             })),
+            store: Some(store.clone()),
             ..web::Options::default()
         },
     );

@@ -81,6 +81,9 @@ pub struct Options {
     pub shutdown: Option<watch::Receiver<bool>>,
     /// The rest of the server's figures, for `/healthz` and `/metrics`.
     pub status: Option<Arc<dyn Status>>,
+    /// The registry, for what is not served from the count hub (statistics, the console).
+    /// Its methods block: handlers call them through `spawn_blocking`.
+    pub store: Option<Arc<dyn store::Store>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -89,6 +92,7 @@ impl std::fmt::Debug for Options {
             .field("max_event_streams", &self.max_event_streams)
             .field("shutdown", &self.shutdown.is_some())
             .field("status", &self.status.is_some())
+            .field("store", &self.store.is_some())
             .finish()
     }
 }
@@ -99,6 +103,7 @@ impl Default for Options {
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
             shutdown: None,
             status: None,
+            store: None,
         }
     }
 }
@@ -111,6 +116,7 @@ struct AppState {
     max_event_streams: usize,
     shutdown: Option<watch::Receiver<bool>>,
     status: Option<Arc<dyn Status>>,
+    store: Option<Arc<dyn store::Store>>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -127,6 +133,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         max_event_streams: permits,
         shutdown: options.shutdown,
         status: options.status,
+        store: options.store,
     };
     Router::new()
         .route("/healthz", get(api::healthz))

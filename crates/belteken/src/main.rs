@@ -556,7 +556,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = web::router_with(
         web::WebState {
-            campaigns: Arc::new(views),
+            campaigns: web::Campaigns::new(views),
             hub: hub.clone(),
         },
         web::Options {

@@ -36,7 +36,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(4096);
     out.push_str("# HELP belteken_signatures Signatures counted, per campaign.\n# TYPE belteken_signatures gauge\n");
-    for c in state.web.campaigns.iter() {
+    for c in state.web.campaigns.snapshot().iter() {
         let n = state.web.hub.current(&c.slug);
         let _ = writeln!(
             out,
@@ -45,7 +45,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         );
     }
     out.push_str("# HELP belteken_signatures_unverified Unverified signatures (withheld caller ID), per campaign.\n# TYPE belteken_signatures_unverified gauge\n");
-    for c in state.web.campaigns.iter() {
+    for c in state.web.campaigns.snapshot().iter() {
         let n = state.web.hub.current(&c.slug);
         let _ = writeln!(
             out,
@@ -109,12 +109,9 @@ struct ListJson<'a> {
 /// `GET /api/campaigns`: `{"campaigns":[…]}`, each element shaped like the single-campaign
 /// answer.
 pub(crate) async fn list(State(state): State<AppState>) -> Response {
-    let campaigns: Vec<CampaignJson<'_>> = state
-        .web
-        .campaigns
-        .iter()
-        .map(|c| campaign_json(c, &state))
-        .collect();
+    let snapshot = state.web.campaigns.snapshot();
+    let campaigns: Vec<CampaignJson<'_>> =
+        snapshot.iter().map(|c| campaign_json(c, &state)).collect();
     (
         [(header::CACHE_CONTROL, COUNT_CACHE)],
         Json(ListJson { campaigns }),
@@ -127,7 +124,7 @@ pub(crate) async fn campaign(State(state): State<AppState>, Path(slug): Path<Str
     match state.web.campaign(&slug) {
         Some(view) => (
             [(header::CACHE_CONTROL, COUNT_CACHE)],
-            Json(campaign_json(view, &state)),
+            Json(campaign_json(&view, &state)),
         )
             .into_response(),
         None => error(StatusCode::NOT_FOUND, "unknown campaign"),

@@ -9,7 +9,7 @@ mod events;
 mod html;
 mod pages;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
@@ -46,16 +46,54 @@ pub struct Translation {
     pub transcript: String,
 }
 
+/// The campaigns the pages show, replaceable while the server runs (a campaign edited in the
+/// console shows its new texts on the next request). Cheap to clone: clones share the list.
+#[derive(Clone, Default)]
+pub struct Campaigns(Arc<RwLock<Arc<Vec<CampaignView>>>>);
+
+impl Campaigns {
+    pub fn new(views: Vec<CampaignView>) -> Self {
+        Campaigns(Arc::new(RwLock::new(Arc::new(views))))
+    }
+
+    /// The list as it is now; later changes do not affect the snapshot.
+    pub fn snapshot(&self) -> Arc<Vec<CampaignView>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The campaign with this slug, as it is now.
+    pub fn get(&self, slug: &str) -> Option<CampaignView> {
+        self.snapshot().iter().find(|c| c.slug == slug).cloned()
+    }
+
+    /// Replaces the campaign with the same slug (or adds it).
+    pub fn replace(&self, view: CampaignView) {
+        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<CampaignView> = guard.as_ref().clone();
+        match list.iter_mut().find(|c| c.slug == view.slug) {
+            Some(old) => *old = view,
+            None => list.push(view),
+        }
+        *guard = Arc::new(list);
+    }
+}
+
+impl From<Vec<CampaignView>> for Campaigns {
+    fn from(views: Vec<CampaignView>) -> Self {
+        Campaigns::new(views)
+    }
+}
+
 /// Everything the handlers read. Cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
-    pub campaigns: Arc<Vec<CampaignView>>,
+    pub campaigns: Campaigns,
     pub hub: store::CountHub,
 }
 
 impl WebState {
-    fn campaign(&self, slug: &str) -> Option<&CampaignView> {
-        self.campaigns.iter().find(|c| c.slug == slug)
+    fn campaign(&self, slug: &str) -> Option<CampaignView> {
+        self.campaigns.get(slug)
     }
 }
 
@@ -66,6 +104,58 @@ pub trait Status: Send + Sync + 'static {
     fn health(&self) -> serde_json::Map<String, serde_json::Value>;
     /// Prometheus text exposition lines (with their `# HELP`/`# TYPE`), appended to `/metrics`.
     fn metrics(&self, out: &mut String);
+}
+
+/// What a campaign team may change from the console. The binary carries it out: it validates,
+/// keeps the change in the store (so that it survives a restart and reaches every node) and
+/// puts it in effect for the next page view and the next call. The methods block: handlers
+/// call them through `spawn_blocking`. Errors are messages for the person at the form.
+pub trait CampaignAdmin: Send + Sync + 'static {
+    /// The editable fields of a campaign as they are now; None for an unknown campaign.
+    fn edit_form(&self, slug: &str) -> Option<CampaignEdit>;
+    /// Applies an edit made by `actor` (a console user name, for the audit log).
+    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, actor: &str) -> Result<(), String>;
+    /// The campaign's replaceable audio clips (e.g. "story", "greeting") per language.
+    fn clips(&self, slug: &str) -> Vec<ClipInfo>;
+    /// Converts uploaded audio (WAV, MP3, OGG or FLAC, as the file came) and puts it in place
+    /// of the clip; the next call plays it under a new flow version.
+    fn upload_clip(
+        &self,
+        slug: &str,
+        clip: &str,
+        language: &str,
+        data: &[u8],
+        actor: &str,
+    ) -> Result<ClipInfo, String>;
+    /// A clip as callers hear it (8 kHz WAV), for playback in the browser.
+    fn clip_wav(&self, slug: &str, clip: &str, language: &str) -> Option<Vec<u8>>;
+}
+
+/// A campaign's editable fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CampaignEdit {
+    /// Title and transcript per language; the first is the campaign's main language.
+    pub texts: Vec<Translation>,
+    /// Display number, e.g. "+32 2 000 00 00".
+    pub number: Option<String>,
+    pub goal: Option<u64>,
+    /// When the line opens and closes (RFC 3339 UTC); outside them callers hear the closed
+    /// message.
+    pub opens: Option<String>,
+    pub closes: Option<String>,
+}
+
+/// One replaceable audio clip of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipInfo {
+    /// The prompt's name in the flow, e.g. "story".
+    pub name: String,
+    pub language: String,
+    pub duration_ms: u64,
+    /// The flow version calls get now (it changes with every upload).
+    pub flow_version: String,
+    /// Whether the clip was uploaded from the console (else it comes from the config).
+    pub uploaded: bool,
 }
 
 /// Default for [`Options::max_event_streams`].
@@ -84,6 +174,8 @@ pub struct Options {
     /// The registry, for what is not served from the count hub (statistics, the console).
     /// Its methods block: handlers call them through `spawn_blocking`.
     pub store: Option<Arc<dyn store::Store>>,
+    /// Campaign editing from the console.
+    pub admin: Option<Arc<dyn CampaignAdmin>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -93,6 +185,7 @@ impl std::fmt::Debug for Options {
             .field("shutdown", &self.shutdown.is_some())
             .field("status", &self.status.is_some())
             .field("store", &self.store.is_some())
+            .field("admin", &self.admin.is_some())
             .finish()
     }
 }
@@ -104,12 +197,14 @@ impl Default for Options {
             shutdown: None,
             status: None,
             store: None,
+            admin: None,
         }
     }
 }
 
 /// The state each handler gets: the public state plus the limits.
 #[derive(Clone)]
+#[allow(dead_code)] // store and admin: read by the console
 struct AppState {
     web: WebState,
     event_streams: Arc<Semaphore>,
@@ -117,6 +212,7 @@ struct AppState {
     shutdown: Option<watch::Receiver<bool>>,
     status: Option<Arc<dyn Status>>,
     store: Option<Arc<dyn store::Store>>,
+    admin: Option<Arc<dyn CampaignAdmin>>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -134,6 +230,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         shutdown: options.shutdown,
         status: options.status,
         store: options.store,
+        admin: options.admin,
     };
     Router::new()
         .route("/healthz", get(api::healthz))

@@ -177,7 +177,7 @@ fn page(status: StatusCode, cache: &'static str, body: String) -> Response {
 
 /// `GET /`: every campaign, with a link to its page.
 pub(crate) async fn index(State(state): State<AppState>) -> Response {
-    let campaigns = &state.web.campaigns;
+    let campaigns = state.web.campaigns.snapshot();
     // One language for the list when all campaigns share it; English otherwise.
     let language = match campaigns.first() {
         Some(first) if campaigns.iter().all(|c| c.language == first.language) => {
@@ -215,11 +215,11 @@ pub(crate) async fn campaign(
             let accept = headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok());
-            let language = pick_language(view, query.lang.as_deref(), accept);
+            let language = pick_language(&view, query.lang.as_deref(), accept);
             let mut response = page(
                 StatusCode::OK,
                 PAGE_CACHE,
-                campaign_page(view, language, &state),
+                campaign_page(&view, language, &state),
             );
             response.headers_mut().insert(
                 header::VARY,

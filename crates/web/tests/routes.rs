@@ -48,7 +48,7 @@ fn campaigns() -> Vec<CampaignView> {
 
 fn state() -> WebState {
     WebState {
-        campaigns: Arc::new(campaigns()),
+        campaigns: campaigns().into(),
         hub: CountHub::default(),
     }
 }

@@ -10,6 +10,7 @@
 mod caller;
 mod class;
 mod contact;
+mod edits;
 mod export;
 mod group;
 mod hub;
@@ -27,6 +28,10 @@ pub use caller::{
 };
 pub use class::{BelgianRegion, NumberClass, NumberKind, PREFIX_BLOCK_MIN_NUMBERS};
 pub use contact::{ContactKey, SealedContact, CONTACT_KEY_FILE};
+pub use edits::{
+    CampaignEdits, NewClip, StoredClip, MAX_ACTOR_BYTES, MAX_CLIP_BYTES, MAX_CLIP_LANGUAGE_BYTES,
+    MAX_CLIP_NAME_BYTES, MAX_EDIT_BYTES,
+};
 pub use export::export;
 pub use group::{MAX_GROUP_BYTES, MAX_GROUP_SIGNATURES, MAX_PENDING_SIGNATURES};
 pub use hub::{CountHub, MAX_HUB_CAMPAIGNS};
@@ -332,6 +337,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Deletes the call states that expired by `now`; returns how many.
     fn purge_calls(&self, now: SystemTime) -> Result<u64, StoreError>;
+
+    /// Campaign edits (see the `edits` module): stores the campaign's edit document, replacing
+    /// the previous one, with an audit entry naming `actor` (not the contents); returns the new
+    /// edit version.
+    fn save_campaign_edit(
+        &self,
+        slug: &str,
+        document: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError>;
+    /// The campaign's edit document and edit version.
+    fn campaign_edits(&self, slug: &str) -> Result<CampaignEdits, StoreError>;
+    /// Stores a converted clip in place of the campaign's clip of that name and language, with
+    /// an audit entry; returns the new edit version.
+    fn save_clip(&self, slug: &str, clip: &NewClip, actor: &str) -> Result<i64, StoreError>;
+    /// The campaign's uploaded clips, by name and language.
+    fn clips(&self, slug: &str) -> Result<Vec<StoredClip>, StoreError>;
+    /// Drops the campaign's edit document and uploaded clips (back to the configuration file),
+    /// with an audit entry; returns the new edit version.
+    fn reset_campaign_edits(&self, slug: &str, actor: &str) -> Result<i64, StoreError>;
+    /// Every campaign's edit version (slug, version), for servers that poll for edits.
+    fn edit_versions(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// How many signatures of the campaign the filter selects (the preview of a review).
     fn preview(&self, slug: &str, filter: &SignatureFilter) -> Result<u64, StoreError> {

@@ -26,15 +26,16 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
+use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::sqlite::{retention_str, row_from_parts, settings_from_row, RowParts};
 use crate::{
     scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
     validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
-    CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature, RetentionStep, ReviewAction,
-    SealedContact, SignOutcome, SignatureRow, SignatureState, Store, StoreError, StoredRecording,
-    COUNTER_SHARDS,
+    CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
+    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRow, SignatureState, Store,
+    StoreError, StoredClip, StoredRecording, COUNTER_SHARDS,
 };
 
 /// How long connecting may take when the URL does not say.
@@ -129,6 +130,20 @@ CREATE TABLE cloud_calls (
     expires_at BIGINT NOT NULL
 );
 CREATE INDEX cloud_calls_expiry ON cloud_calls (expires_at);
+",
+    // Campaign edits and uploaded clips (edits.rs).
+    "
+ALTER TABLE campaigns ADD COLUMN edit_version BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN edit_document TEXT NULL;
+CREATE TABLE campaign_clips (
+    campaign_id BIGINT NOT NULL REFERENCES campaigns(id),
+    name        TEXT NOT NULL,
+    language    TEXT NOT NULL,
+    wav         BYTEA NOT NULL,
+    duration_ms BIGINT NOT NULL CHECK (duration_ms >= 0),
+    uploaded_at TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, name, language)
+);
 ",
 ];
 
@@ -459,6 +474,18 @@ async fn audit(
     )
     .await?;
     Ok(())
+}
+
+/// Increments the campaign's edit version; returns the new one.
+async fn bump_edit_version(tx: &Transaction<'_>, campaign_id: i64) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one(
+            "UPDATE campaigns SET edit_version = edit_version + 1 WHERE id = $1
+             RETURNING edit_version",
+            &[&campaign_id],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// See the SQLite backend's `find_key`.
@@ -1162,6 +1189,153 @@ impl Store for PgStore {
                 Ok(tx
                     .execute("DELETE FROM cloud_calls WHERE expires_at <= $1", &[&now])
                     .await?)
+            })
+        })
+    }
+
+    fn save_campaign_edit(
+        &self,
+        slug: &str,
+        document: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        validate_document(document)?;
+        validate_actor(actor)?;
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let version = bump_edit_version(tx, c.id).await?;
+                tx.execute(
+                    "UPDATE campaigns SET edit_document = $2 WHERE id = $1",
+                    &[&c.id, &document],
+                )
+                .await?;
+                let detail = actor_detail(actor, "texts and settings");
+                audit(tx, Some(slug), "campaign_edit", &detail).await?;
+                Ok(version)
+            })
+        })
+    }
+
+    fn campaign_edits(&self, slug: &str) -> Result<CampaignEdits, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT edit_version, edit_document FROM campaigns WHERE slug = $1",
+                        &[&slug],
+                    )
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+                Ok(CampaignEdits {
+                    version: row.try_get(0)?,
+                    document: row.try_get(1)?,
+                })
+            })
+        })
+    }
+
+    fn save_clip(&self, slug: &str, clip: &NewClip, actor: &str) -> Result<i64, StoreError> {
+        validate_clip(clip)?;
+        validate_actor(actor)?;
+        let duration = i64::try_from(clip.duration_ms).unwrap_or(i64::MAX);
+        let now = time::rfc3339_utc(SystemTime::now());
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let version = bump_edit_version(tx, c.id).await?;
+                tx.execute(
+                    "INSERT INTO campaign_clips
+                       (campaign_id, name, language, wav, duration_ms, uploaded_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (campaign_id, name, language) DO UPDATE SET
+                       wav = excluded.wav, duration_ms = excluded.duration_ms,
+                       uploaded_at = excluded.uploaded_at",
+                    &[
+                        &c.id,
+                        &clip.name,
+                        &clip.language,
+                        &clip.wav,
+                        &duration,
+                        &now,
+                    ],
+                )
+                .await?;
+                let what = format!(
+                    "clip {} ({}), {} ms",
+                    clip.name, clip.language, clip.duration_ms
+                );
+                audit(tx, Some(slug), "clip_upload", &actor_detail(actor, &what)).await?;
+                Ok(version)
+            })
+        })
+    }
+
+    fn clips(&self, slug: &str) -> Result<Vec<StoredClip>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT name, language, wav, duration_ms, uploaded_at FROM campaign_clips
+                         WHERE campaign_id = $1 ORDER BY name, language",
+                        &[&c.id],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StoredClip {
+                            name: r.try_get(0)?,
+                            language: r.try_get(1)?,
+                            wav: r.try_get(2)?,
+                            duration_ms: u64::try_from(r.try_get::<_, i64>(3)?).unwrap_or(0),
+                            uploaded_at: r.try_get(4)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn reset_campaign_edits(&self, slug: &str, actor: &str) -> Result<i64, StoreError> {
+        validate_actor(actor)?;
+        self.write(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let version = bump_edit_version(tx, c.id).await?;
+                tx.execute(
+                    "UPDATE campaigns SET edit_document = NULL WHERE id = $1",
+                    &[&c.id],
+                )
+                .await?;
+                let clips = tx
+                    .execute(
+                        "DELETE FROM campaign_clips WHERE campaign_id = $1",
+                        &[&c.id],
+                    )
+                    .await?;
+                let what = format!("reset to the configuration ({clips} clips dropped)");
+                audit(
+                    tx,
+                    Some(slug),
+                    "campaign_reset",
+                    &actor_detail(actor, &what),
+                )
+                .await?;
+                Ok(version)
+            })
+        })
+    }
+
+    fn edit_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT slug, edit_version FROM campaigns ORDER BY id", &[])
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
             })
         })
     }

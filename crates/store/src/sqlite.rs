@@ -15,14 +15,16 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::{
     scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
     validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
-    CallerKey, CampaignSettings, CountPolicy, Counts, NewSignature, NumberKind, RegionThresholds,
-    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRetention, SignatureRow,
-    SignatureState, Store, StoreError, StoredRecording, Trust, COUNTER_SHARDS,
+    CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
+    NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
+    SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredClip,
+    StoredRecording, Trust, COUNTER_SHARDS,
 };
 
 /// How long a connection waits for another writer (another process on the same file).
@@ -147,6 +149,18 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX cloud_calls_expiry ON cloud_calls (expires_at);",
+    // 4: campaign edits and uploaded clips (edits.rs).
+    "ALTER TABLE campaigns ADD COLUMN edit_version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE campaigns ADD COLUMN edit_document TEXT NULL;
+    CREATE TABLE campaign_clips (
+        campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
+        name        TEXT NOT NULL,
+        language    TEXT NOT NULL,
+        wav         BLOB NOT NULL,
+        duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+        uploaded_at TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, name, language)
+    );",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -334,6 +348,15 @@ fn audit(
         ],
     )?;
     Ok(())
+}
+
+/// Increments the campaign's edit version; returns the new one.
+fn bump_edit_version(conn: &Connection, campaign_id: i64) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "UPDATE campaigns SET edit_version = edit_version + 1 WHERE id = ?1 RETURNING edit_version",
+        [campaign_id],
+        |r| r.get(0),
+    )?)
 }
 
 /// Which of `key` / `previous` has a signature in the campaign: Some(true) the current key,
@@ -970,6 +993,123 @@ impl Store for SqliteStore {
             )?;
             Ok(n as u64)
         })
+    }
+
+    fn save_campaign_edit(
+        &self,
+        slug: &str,
+        document: &str,
+        actor: &str,
+    ) -> Result<i64, StoreError> {
+        validate_document(document)?;
+        validate_actor(actor)?;
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let version = bump_edit_version(tx, c.id)?;
+            tx.execute(
+                "UPDATE campaigns SET edit_document = ?2 WHERE id = ?1",
+                params![c.id, document],
+            )?;
+            audit(
+                tx,
+                Some(slug),
+                "campaign_edit",
+                &actor_detail(actor, "texts and settings"),
+            )?;
+            Ok(version)
+        })
+    }
+
+    fn campaign_edits(&self, slug: &str) -> Result<CampaignEdits, StoreError> {
+        self.read_tx(|tx| {
+            let row: Option<(i64, Option<String>)> = tx
+                .query_row(
+                    "SELECT edit_version, edit_document FROM campaigns WHERE slug = ?1",
+                    [slug],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (version, document) =
+                row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
+            Ok(CampaignEdits { version, document })
+        })
+    }
+
+    fn save_clip(&self, slug: &str, clip: &NewClip, actor: &str) -> Result<i64, StoreError> {
+        validate_clip(clip)?;
+        validate_actor(actor)?;
+        let duration = i64::try_from(clip.duration_ms).unwrap_or(i64::MAX);
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let version = bump_edit_version(tx, c.id)?;
+            tx.execute(
+                "INSERT INTO campaign_clips (campaign_id, name, language, wav, duration_ms, uploaded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (campaign_id, name, language) DO UPDATE SET
+                   wav = excluded.wav, duration_ms = excluded.duration_ms,
+                   uploaded_at = excluded.uploaded_at",
+                params![
+                    c.id,
+                    clip.name,
+                    clip.language,
+                    clip.wav,
+                    duration,
+                    time::rfc3339_utc(SystemTime::now())
+                ],
+            )?;
+            let what = format!("clip {} ({}), {} ms", clip.name, clip.language, clip.duration_ms);
+            audit(tx, Some(slug), "clip_upload", &actor_detail(actor, &what))?;
+            Ok(version)
+        })
+    }
+
+    fn clips(&self, slug: &str) -> Result<Vec<StoredClip>, StoreError> {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT name, language, wav, duration_ms, uploaded_at FROM campaign_clips
+                 WHERE campaign_id = ?1 ORDER BY name, language",
+            )?;
+            let rows = stmt.query_map([c.id], |r| {
+                Ok(StoredClip {
+                    name: r.get(0)?,
+                    language: r.get(1)?,
+                    wav: r.get(2)?,
+                    duration_ms: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    uploaded_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn reset_campaign_edits(&self, slug: &str, actor: &str) -> Result<i64, StoreError> {
+        validate_actor(actor)?;
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let version = bump_edit_version(tx, c.id)?;
+            tx.execute(
+                "UPDATE campaigns SET edit_document = NULL WHERE id = ?1",
+                [c.id],
+            )?;
+            let clips = tx.execute("DELETE FROM campaign_clips WHERE campaign_id = ?1", [c.id])?;
+            let what = format!("reset to the configuration ({clips} clips dropped)");
+            audit(
+                tx,
+                Some(slug),
+                "campaign_reset",
+                &actor_detail(actor, &what),
+            )?;
+            Ok(version)
+        })
+    }
+
+    fn edit_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare_cached("SELECT slug, edit_version FROM campaigns ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {

@@ -124,6 +124,7 @@ conformance!(
     anomalies_flag_bursts,
     export_zip,
     cloud_call_state,
+    campaign_edits_and_clips,
 );
 
 #[test]

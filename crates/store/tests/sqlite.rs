@@ -40,6 +40,7 @@ conformance!(
     anomalies_flag_bursts,
     export_zip,
     cloud_call_state,
+    campaign_edits_and_clips,
 );
 
 #[test]
@@ -107,7 +108,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 3); // 3: cloud_calls (issue 7)
+    assert_eq!(version, 4); // 3: cloud_calls (issue 7), 4: campaign edits and clips
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

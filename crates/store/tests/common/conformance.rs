@@ -739,3 +739,110 @@ pub fn cloud_call_state(store: &dyn Store) {
     let huge = vec![0u8; store::MAX_CALL_STATE_BYTES + 1];
     assert!(store.save_call("twilio:CA3", 0, &huge, later).is_err());
 }
+
+pub fn campaign_edits_and_clips(store: &dyn Store) {
+    store.ensure_campaign("ed", "Edited").expect("campaign");
+    store.ensure_campaign("other", "Other").expect("campaign");
+    let fresh = store.campaign_edits("ed").expect("edits");
+    assert_eq!(fresh, store::CampaignEdits::default());
+    assert!(store.clips("ed").expect("clips").is_empty());
+    assert!(matches!(
+        store.campaign_edits("nope"),
+        Err(StoreError::UnknownCampaign(_))
+    ));
+
+    // An edit document replaces the previous one and bumps the version.
+    let v1 = store
+        .save_campaign_edit("ed", r#"{"goal":10}"#, "alice")
+        .expect("edit");
+    let v2 = store
+        .save_campaign_edit("ed", r#"{"goal":20}"#, "alice")
+        .expect("edit");
+    assert!(v2 > v1 && v1 > 0, "{v1} {v2}");
+    let e = store.campaign_edits("ed").expect("edits");
+    assert_eq!(
+        (e.version, e.document.as_deref()),
+        (v2, Some(r#"{"goal":20}"#))
+    );
+
+    // Clips: one per name and language, replaced by a new upload.
+    let clip = |name: &str, lang: &str, n: usize, ms: u64| store::NewClip {
+        name: name.into(),
+        language: lang.into(),
+        wav: wav(n),
+        duration_ms: ms,
+    };
+    let v3 = store
+        .save_clip("ed", &clip("story", "en", 1000, 1500), "bob")
+        .expect("clip");
+    store
+        .save_clip("ed", &clip("story", "nl", 2000, 2500), "bob")
+        .expect("clip");
+    let v5 = store
+        .save_clip("ed", &clip("story", "en", 3000, 3500), "bob")
+        .expect("clip");
+    assert!(v3 > v2 && v5 > v3);
+    let clips = store.clips("ed").expect("clips");
+    assert_eq!(clips.len(), 2, "{clips:?}");
+    let en = clips.iter().find(|c| c.language == "en").expect("en clip");
+    assert_eq!(
+        (en.name.as_str(), en.wav.len(), en.duration_ms),
+        ("story", 3000, 3500)
+    );
+    assert!(en.uploaded_at.ends_with('Z'), "{}", en.uploaded_at);
+    assert!(store.clips("other").expect("clips").is_empty());
+
+    // Polling sees every campaign's version; the other campaign was never edited.
+    let versions = store.edit_versions().expect("versions");
+    assert!(versions.contains(&("ed".to_string(), v5)), "{versions:?}");
+    assert!(versions.contains(&("other".to_string(), 0)), "{versions:?}");
+
+    // Limits: nothing is written and the version stays.
+    let too_big = vec![b' '; store::MAX_EDIT_BYTES + 1];
+    let too_big = String::from_utf8(too_big).expect("ascii");
+    assert!(store.save_campaign_edit("ed", &too_big, "alice").is_err());
+    assert!(store.save_campaign_edit("ed", "{}", "").is_err());
+    assert!(store
+        .save_clip(
+            "ed",
+            &clip("story", "en", store::MAX_CLIP_BYTES + 1, 1),
+            "bob"
+        )
+        .is_err());
+    assert!(store
+        .save_clip("ed", &clip("", "en", 10, 1), "bob")
+        .is_err());
+    assert!(store
+        .save_clip("ed", &clip("story", "", 10, 1), "bob")
+        .is_err());
+    assert!(store
+        .save_clip("nope", &clip("story", "en", 10, 1), "bob")
+        .is_err());
+    assert_eq!(store.campaign_edits("ed").expect("edits").version, v5);
+
+    // Reset goes back to the configuration: no document, no clips, a newer version.
+    let v6 = store.reset_campaign_edits("ed", "carol").expect("reset");
+    assert!(v6 > v5);
+    let e = store.campaign_edits("ed").expect("edits");
+    assert_eq!((e.version, e.document), (v6, None));
+    assert!(store.clips("ed").expect("clips").is_empty());
+
+    // Every change is audited with who and what, never the contents.
+    let log = store.audit_log(Some("ed")).expect("audit");
+    let actions: Vec<&str> = log.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "campaign_edit",
+            "campaign_edit",
+            "clip_upload",
+            "clip_upload",
+            "clip_upload",
+            "campaign_reset"
+        ]
+    );
+    assert!(log[0].detail.contains("alice"), "{:?}", log[0]);
+    assert!(!log[0].detail.contains("goal"), "{:?}", log[0]);
+    assert!(log[2].detail.contains("story (en)") && log[2].detail.contains("bob"));
+    assert!(log[5].detail.contains("2 clips"), "{:?}", log[5]);
+}

@@ -1,7 +1,7 @@
 //! A campaign as the SIP channel runs it: its flow and its audio, loaded once, shared by calls.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use flow::engine::PromptRef;
@@ -71,5 +71,81 @@ impl Campaign {
     /// Whether `now` falls outside the campaign's dates.
     pub fn outside_dates(&self, now: SystemTime) -> bool {
         self.opens.is_some_and(|t| now < t) || self.closes.is_some_and(|t| now >= t)
+    }
+}
+
+/// The campaigns the SIP channel answers for, replaceable while it runs: a campaign edited
+/// in the console is swapped in for the next call, while calls in progress keep the
+/// `Arc<Campaign>` they started with. Cheap to clone: clones share the list.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignList(Arc<RwLock<Arc<Vec<Arc<Campaign>>>>>);
+
+impl CampaignList {
+    pub fn new(campaigns: Vec<Arc<Campaign>>) -> Self {
+        CampaignList(Arc::new(RwLock::new(Arc::new(campaigns))))
+    }
+
+    /// The list as it is now; later changes do not affect the snapshot.
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Campaign>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The campaign with this slug, as it is now.
+    pub fn get(&self, slug: &str) -> Option<Arc<Campaign>> {
+        self.snapshot().iter().find(|c| c.slug == slug).cloned()
+    }
+
+    /// Replaces the campaign with the same slug (or adds it).
+    pub fn replace(&self, campaign: Arc<Campaign>) {
+        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<Arc<Campaign>> = guard.as_ref().clone();
+        match list.iter_mut().find(|c| c.slug == campaign.slug) {
+            Some(old) => *old = campaign,
+            None => list.push(campaign),
+        }
+        *guard = Arc::new(list);
+    }
+}
+
+impl From<Vec<Arc<Campaign>>> for CampaignList {
+    fn from(campaigns: Vec<Arc<Campaign>>) -> Self {
+        CampaignList::new(campaigns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn campaign(slug: &str, version: &str) -> Arc<Campaign> {
+        Arc::new(Campaign {
+            slug: slug.into(),
+            dids: Vec::new(),
+            did_languages: HashMap::new(),
+            default_region: "BE".into(),
+            flow: Arc::new(
+                FlowSpec::parse(slug, "[[step]]\nname = \"end\"\nkind = \"hangup\"\n")
+                    .expect("flow"),
+            ),
+            audio: Arc::default(),
+            flow_version: version.into(),
+            opens: None,
+            closes: None,
+        })
+    }
+
+    #[test]
+    fn a_replaced_campaign_is_seen_by_the_next_lookup_only() {
+        let list = CampaignList::from(vec![campaign("a", "v1"), campaign("b", "v1")]);
+        let in_progress = list.get("a").expect("a");
+        let before = list.snapshot();
+        list.replace(campaign("a", "v2"));
+        assert_eq!(list.get("a").expect("a").flow_version, "v2");
+        assert_eq!(in_progress.flow_version, "v1");
+        assert_eq!(before[0].flow_version, "v1");
+        assert_eq!(list.get("b").expect("b").flow_version, "v1");
+        list.replace(campaign("c", "v1"));
+        assert_eq!(list.snapshot().len(), 3);
+        assert!(list.get("nope").is_none());
     }
 }

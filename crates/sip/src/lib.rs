@@ -19,7 +19,8 @@ pub mod trunk;
 pub use ratelimit::RateLimits;
 pub use register::{RegistrationState, RegistrationStatus, Registrations};
 pub use server::{
-    Campaign, CampaignAudio, EdgeConfig, Services, SipConfig, SipError, SipServer, Stats,
+    Campaign, CampaignAudio, CampaignList, EdgeConfig, Services, SipConfig, SipError, SipServer,
+    Stats,
 };
 pub use tls::TlsSettings;
 pub use trunk::{

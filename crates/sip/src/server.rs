@@ -92,7 +92,7 @@ pub struct SipConfig {
     pub default_campaign: Option<String>,
 }
 
-pub use crate::campaign::{Campaign, CampaignAudio};
+pub use crate::campaign::{Campaign, CampaignAudio, CampaignList};
 
 /// What calls need from the rest of the server.
 #[derive(Clone)]
@@ -222,10 +222,11 @@ impl SipServer {
         self.stats.clone()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes. `campaigns` may be a [`CampaignList`] the caller
+    /// keeps, to swap campaigns while the channel runs.
     pub async fn run(
         self,
-        campaigns: Vec<Arc<Campaign>>,
+        campaigns: impl Into<CampaignList>,
         services: Services,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SipError> {
@@ -253,7 +254,7 @@ impl SipServer {
         let registration_tasks = self.start_registrations(&registering);
         let ctx = Arc::new(Context {
             config: self.config.clone(),
-            campaigns,
+            campaigns: campaigns.into(),
             services,
             dialogs,
             state_tx,
@@ -289,7 +290,7 @@ impl SipServer {
 
 pub(crate) struct Context {
     pub config: SipConfig,
-    pub campaigns: Vec<Arc<Campaign>>,
+    pub campaigns: CampaignList,
     pub services: Services,
     pub dialogs: Arc<DialogLayer>,
     pub state_tx: DialogStateSender,
@@ -305,6 +306,7 @@ impl Context {
     fn campaign_for(&self, user: &str) -> Option<Arc<Campaign>> {
         let wanted = trunk::normalize_did(user);
         self.campaigns
+            .snapshot()
             .iter()
             .find(|c| c.slug == user || c.dids.iter().any(|d| trunk::normalize_did(d) == wanted))
             .cloned()

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use flow::spec::{FlowSpec, PromptSource};
+use flow::Lang;
 use media::audio::Prompt;
 use sha2::{Digest, Sha256};
 
@@ -65,28 +66,59 @@ pub fn load_campaign(
     numbers_dir: Option<&Path>,
     cache: &mut Cache,
 ) -> Result<(sip::CampaignAudio, String)> {
+    load_campaign_with(spec, base, numbers_dir, &Uploaded::new(), cache)
+}
+
+/// Uploaded clips (8 kHz samples, already trimmed and normalised) by prompt name and language;
+/// each takes the place of the flow's own file for that prompt.
+pub type Uploaded = HashMap<(String, Lang), Arc<Prompt>>;
+
+/// [`load_campaign`] with uploaded clips in place of the campaign's own files. The flow version
+/// hashes what callers hear, so it changes with every clip that changes.
+pub fn load_campaign_with(
+    spec: &FlowSpec,
+    base: &Path,
+    numbers_dir: Option<&Path>,
+    uploaded: &Uploaded,
+    cache: &mut Cache,
+) -> Result<(sip::CampaignAudio, String)> {
     let mut audio = sip::CampaignAudio::default();
     let mut version = Sha256::new();
     version.update(format!("{spec:?}").as_bytes());
     for (name, lang, source) in spec.required_prompts() {
-        let prompt = match source {
-            PromptSource::Beep => cache.get_or_load("beep".into(), || {
-                Ok(media::audio::tone(BEEP_HZ, BEEP_LENGTH, BEEP_AMPLITUDE))
-            })?,
-            PromptSource::System => {
-                let path = format!("prompts/{}/{name}.wav", lang.code());
-                cache.get_or_load(path.clone(), || decode_builtin(&path))?
-            }
-            PromptSource::File(file) => match file.strip_prefix(BUILTIN) {
-                Some(path) => cache.get_or_load(path.to_string(), || decode_builtin(path))?,
-                None => {
-                    let full = base.join(file);
-                    let key = full.display().to_string();
-                    cache.get_or_load(key, || {
-                        media::import::import_file(&full)
-                            .with_context(|| format!("prompt {name} ({lang})"))
-                    })?
+        let upload = match source {
+            PromptSource::File(_) => uploaded.get(&(name.to_string(), lang)).cloned(),
+            _ => None,
+        };
+        let prompt = match (upload, source) {
+            (Some(prompt), _) => {
+                // Hash all of an uploaded clip: two uploads may share their first frame.
+                let mut h = Sha256::new();
+                for i in 0..prompt.frames() {
+                    h.update(prompt.frame(media::Codec::Pcmu, i).unwrap_or_default());
                 }
+                version.update(h.finalize());
+                prompt
+            }
+            (None, source) => match source {
+                PromptSource::Beep => cache.get_or_load("beep".into(), || {
+                    Ok(media::audio::tone(BEEP_HZ, BEEP_LENGTH, BEEP_AMPLITUDE))
+                })?,
+                PromptSource::System => {
+                    let path = format!("prompts/{}/{name}.wav", lang.code());
+                    cache.get_or_load(path.clone(), || decode_builtin(&path))?
+                }
+                PromptSource::File(file) => match file.strip_prefix(BUILTIN) {
+                    Some(path) => cache.get_or_load(path.to_string(), || decode_builtin(path))?,
+                    None => {
+                        let full = base.join(file);
+                        let key = full.display().to_string();
+                        cache.get_or_load(key, || {
+                            media::import::import_file(&full)
+                                .with_context(|| format!("prompt {name} ({lang})"))
+                        })?
+                    }
+                },
             },
         };
         version.update(name.as_bytes());
@@ -129,6 +161,80 @@ pub fn load_campaign(
     let digest = version.finalize();
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok((audio, hex))
+}
+
+/// Largest upload accepted for conversion, in bytes (a long story as a high-rate WAV).
+pub const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+/// Longest clip after trimming.
+pub const MAX_CLIP_DURATION: Duration = Duration::from_secs(10 * 60);
+
+/// An upload converted to what callers hear.
+pub struct Converted {
+    /// 8 kHz mono, trimmed and loudness-normalised, as a 16-bit WAV file (for the store and
+    /// for playback).
+    pub wav: Vec<u8>,
+    pub duration: Duration,
+}
+
+/// Converts uploaded audio (WAV, MP3, OGG/Vorbis or FLAC, told apart by content) as prompt
+/// files are imported: decoded to 8 kHz mono, trimmed, loudness-normalised. The error says
+/// what is wrong in words for the person who uploaded it.
+pub fn convert_upload(data: &[u8]) -> Result<Converted, String> {
+    if data.is_empty() {
+        return Err("the file is empty".into());
+    }
+    if data.len() > MAX_UPLOAD_BYTES {
+        return Err(format!(
+            "the file is too big ({} MiB; at most {} MiB)",
+            data.len() / (1024 * 1024),
+            MAX_UPLOAD_BYTES / (1024 * 1024)
+        ));
+    }
+    let decoded = media::audio::decode_bytes(data, None).map_err(|e| match e {
+        media::audio::AudioError::Decode(_)
+        | media::audio::AudioError::NoAudioTrack
+        | media::audio::AudioError::UnknownSampleRate => {
+            "this is not an audio file belteken can read (use WAV, MP3, OGG or FLAC)".to_string()
+        }
+        media::audio::AudioError::TooLong { max } => {
+            format!(
+                "the audio is too long (at most {} minutes)",
+                max.as_secs() / 60
+            )
+        }
+        other => format!("cannot convert the audio: {other}"),
+    })?;
+    let samples = media::import::prepare(&decoded).map_err(|e| match e {
+        media::audio::AudioError::Silent { .. } => "the audio is silent".to_string(),
+        other => format!("cannot convert the audio: {other}"),
+    })?;
+    let duration =
+        Duration::from_millis(samples.len() as u64 * 1000 / u64::from(media::SAMPLE_RATE_HZ));
+    if duration > MAX_CLIP_DURATION {
+        return Err(format!(
+            "the audio is too long ({} s; at most {} minutes)",
+            duration.as_secs(),
+            MAX_CLIP_DURATION.as_secs() / 60
+        ));
+    }
+    let wav = media::wav::pcm16_mono(&samples, media::SAMPLE_RATE_HZ);
+    Ok(Converted { wav, duration })
+}
+
+/// A stored clip (an 8 kHz WAV written by [`convert_upload`]) as a prompt.
+pub fn prompt_from_wav(wav: &[u8]) -> Result<Arc<Prompt>> {
+    let samples = media::audio::decode_wav_bytes(wav).context("stored clip")?;
+    Ok(Arc::new(Prompt::from_samples(&samples)))
+}
+
+/// The prompts of a flow that an upload may replace: the campaign's own (file) prompts, by
+/// name and language, in the flow's order.
+pub fn replaceable_prompts(spec: &FlowSpec) -> Vec<(String, Lang)> {
+    spec.required_prompts()
+        .into_iter()
+        .filter(|(_, _, src)| matches!(src, PromptSource::File(_)))
+        .map(|(name, lang, _)| (name.to_string(), lang))
+        .collect()
 }
 
 #[cfg(test)]
@@ -180,5 +286,82 @@ mod tests {
             "{:?}",
             seven.duration()
         );
+    }
+
+    #[test]
+    fn uploads_are_converted_or_refused_in_plain_words() {
+        let tone = media::audio::tone(440.0, Duration::from_millis(2000), 3000);
+        let mut padded = vec![0i16; 4000];
+        padded.extend(&tone);
+        padded.extend(vec![0i16; 4000]);
+        let wav = media::wav::pcm16_mono(&padded, 8000);
+        let c = convert_upload(&wav).expect("converts");
+        // Trimmed: the half seconds of silence around the tone are gone.
+        assert!(
+            (1900..=2200).contains(&c.duration.as_millis()),
+            "{:?}",
+            c.duration
+        );
+        let samples = media::audio::decode_wav_bytes(&c.wav).expect("wav");
+        assert_eq!(samples.len() as u128, c.duration.as_millis() * 8);
+        // Normalised: louder than it came.
+        let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        assert!(peak > 3000, "{peak}");
+
+        let err = convert_upload(b"<html>not audio</html>")
+            .err()
+            .expect("refused");
+        assert!(err.contains("not an audio file"), "{err}");
+        let err = convert_upload(&[]).err().expect("refused");
+        assert!(err.contains("empty"), "{err}");
+        let silent = media::wav::pcm16_mono(&[0i16; 16000], 8000);
+        let err = convert_upload(&silent).err().expect("refused");
+        assert!(err.contains("silent"), "{err}");
+        let huge = vec![0u8; MAX_UPLOAD_BYTES + 1];
+        let err = convert_upload(&huge).err().expect("refused");
+        assert!(err.contains("too big"), "{err}");
+    }
+
+    #[test]
+    fn an_uploaded_clip_replaces_the_file_and_changes_the_flow_version() {
+        let settings = crate::config::defaults();
+        let c = &settings.campaigns[0];
+        let replaceable = replaceable_prompts(&c.flow);
+        assert!(
+            replaceable.contains(&("story".to_string(), Lang::En)),
+            "{replaceable:?}"
+        );
+        let mut cache = Cache::default();
+        let (_, v1) = load_campaign(&c.flow, &c.base, None, &mut cache).expect("loads");
+        let tone = media::audio::tone(523.0, Duration::from_millis(3000), 8000);
+        let converted = convert_upload(&media::wav::pcm16_mono(&tone, 8000)).expect("converts");
+        let prompt = prompt_from_wav(&converted.wav).expect("prompt");
+        let mut uploaded = Uploaded::new();
+        uploaded.insert(("story".into(), Lang::En), prompt.clone());
+        let (audio, v2) =
+            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+        assert_ne!(v1, v2);
+        let story = audio
+            .resolve(&flow::engine::PromptRef::Prompt {
+                name: "story".into(),
+                lang: Lang::En,
+            })
+            .expect("story");
+        assert!(Arc::ptr_eq(&story, &prompt));
+        // Another clip of the same length gives yet another version; the same clip, the same.
+        let other = media::audio::tone(700.0, Duration::from_millis(3000), 8000);
+        let other = convert_upload(&media::wav::pcm16_mono(&other, 8000)).expect("converts");
+        uploaded.insert(
+            ("story".into(), Lang::En),
+            prompt_from_wav(&other.wav).expect("prompt"),
+        );
+        let (_, v3) =
+            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+        assert_ne!(v3, v2);
+        assert_ne!(v3, v1);
+        uploaded.insert(("story".into(), Lang::En), prompt);
+        let (_, v4) =
+            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+        assert_eq!(v4, v2);
     }
 }

@@ -1,6 +1,8 @@
 //! The belteken binary: command line, configuration, sockets, runtime and shutdown.
 
 mod audio;
+mod campaign_admin;
+mod campaign_cli;
 mod config;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
@@ -56,6 +58,12 @@ enum Command {
     },
     #[command(flatten)]
     Registry(registry_cli::RegistryCommand),
+    /// Campaign texts, dates, goal and audio as edited while the line runs (as the console
+    /// does); a running server picks changes up within seconds.
+    Campaign {
+        #[command(subcommand)]
+        command: campaign_cli::CampaignCommand,
+    },
     /// Audio tools.
     Audio {
         #[command(subcommand)]
@@ -120,6 +128,9 @@ fn open_store(settings: &Settings) -> Result<Arc<dyn store::Store>> {
         store.ensure_campaign(&c.slug, &c.title)?;
         store.configure_campaign(&c.slug, &c.registry)?;
     }
+    // Campaign edits made at run time win over the file (closing time, title).
+    campaign_admin::Editor::new(settings.campaigns.clone(), store.clone(), None)
+        .apply_to_store()?;
     Ok(store)
 }
 
@@ -202,6 +213,11 @@ fn main() -> Result<()> {
             let store = open_store(&settings)?;
             let secret = load_secret(&settings)?;
             registry_cli::run(cmd, store.as_ref(), &secret)
+        }
+        Command::Campaign { command } => {
+            let settings = load_settings(command.common())?;
+            let store = open_store(&settings)?;
+            campaign_cli::run(command, &settings, store)
         }
         Command::Recount { common } => {
             let settings = load_settings(&common)?;
@@ -531,6 +547,21 @@ async fn serve(settings: Settings) -> Result<()> {
         });
     }
 
+    // Stored campaign edits (console, `belteken campaign`) on top of the file; kept up to date
+    // while serving by `campaign_admin::follow`.
+    let sip_campaigns = sip::CampaignList::new(campaigns);
+    let web_campaigns = web::Campaigns::new(views.clone());
+    let editor = Arc::new(campaign_admin::Editor::new(
+        settings.campaigns.clone(),
+        store.clone(),
+        Some(campaign_admin::Live {
+            sip: sip_campaigns.clone(),
+            web: web_campaigns.clone(),
+        }),
+    ));
+    editor.sync()?;
+    let campaigns = sip_campaigns.snapshot();
+
     let sip_server = sip::SipServer::bind(sip::SipConfig {
         listen: settings.sip_listen,
         advertise,
@@ -556,7 +587,7 @@ async fn serve(settings: Settings) -> Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = web::router_with(
         web::WebState {
-            campaigns: web::Campaigns::new(views),
+            campaigns: web_campaigns,
             hub: hub.clone(),
         },
         web::Options {
@@ -566,6 +597,7 @@ async fn serve(settings: Settings) -> Result<()> {
                 registrations: sip_server.registration_states(),
             })),
             store: Some(store.clone()),
+            admin: Some(editor.clone()),
             ..web::Options::default()
         },
     );
@@ -601,9 +633,10 @@ async fn serve(settings: Settings) -> Result<()> {
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
     let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));
     let retention_task = tokio::spawn(run_retention(store.clone()));
+    let edits_task = tokio::spawn(campaign_admin::follow(editor));
     let sip_stats = sip_server.stats();
     let mut sip_stop = stop_rx.clone();
-    let sip_task = tokio::spawn(sip_server.run(campaigns, services, async move {
+    let sip_task = tokio::spawn(sip_server.run(sip_campaigns, services, async move {
         let _ = sip_stop.wait_for(|s| *s).await;
     }));
 
@@ -631,6 +664,7 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     sync_task.abort();
     retention_task.abort();
+    edits_task.abort();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_LIMIT, async {
         let _ = sip_task.await;

@@ -802,7 +802,8 @@ mod tests {
         let (dir, store) = temp_store();
         let a = node(&store);
         let good = a.editor.edit_form("demo").expect("form");
-        let cases: Vec<(fn(&mut web::CampaignEdit), &str)> = vec![
+        type Change = fn(&mut web::CampaignEdit);
+        let cases: Vec<(Change, &str)> = vec![
             (|f| f.texts[0].title = String::new(), "empty"),
             (|f| f.texts[0].title = "x".repeat(201), "too long"),
             (

@@ -7,8 +7,13 @@ flow version; a title and goal set with the command line show on the API and the
 seconds; bad uploads are refused in words and change nothing; a reset brings the file back."""
 from __future__ import annotations
 
+import csv
+import io
 import math
+import os
+import random
 import re
+import zipfile
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +27,7 @@ from server import Server, binary, campaign_toml
 
 BEFORE_CALLER = "+32470000201"
 AFTER_CALLER = "+32470000202"
+PG_CALLER = "+32470000203"
 CALL_LIMIT_S = 40
 TONE_HZ = 660
 PICKUP_S = 5.0  # an edit made on the store is in effect on a running server within this
@@ -215,3 +221,46 @@ def test_reset_brings_back_the_file(srv, state):
     assert actions[-1] == "campaign_reset", actions
     assert "campaign_edit" in actions and "clip_upload" in actions, actions
     assert srv.alive()
+
+
+@pytest.mark.skipif(not os.environ.get("BELTEKEN_TEST_PG_URL") and not os.environ.get("CI"),
+                    reason="PostgreSQL test server not configured (set BELTEKEN_TEST_PG_URL)")
+def test_two_nodes_on_postgres_follow_an_upload_made_on_the_command_line(server_factory, audio,
+                                                                          tmp_path):
+    url = os.environ.get("BELTEKEN_TEST_PG_URL")
+    assert url, "CI must provide BELTEKEN_TEST_PG_URL (.ci/run starts PostgreSQL)"
+    slug = "ed%06d" % random.randrange(10**6)
+    cfg = '[store]\nurl = "%s"\n\n' % url + campaign_toml(
+        slug=slug, ring_seconds=1, silence_seconds=1, record_max_seconds=10,
+        prompts={"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.wav"})
+    a = server_factory("edit-pg-a", cfg, files=audio.prompts)
+    b = server_factory("edit-pg-b", cfg, files=audio.prompts)
+    story = tmp_path / "story.ogg"
+    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", str(story), "synth", str(STORY_S),
+                    "sine", str(TONE_HZ), "vol", "0.3"], check=True, timeout=30)
+    p = cli(a, "upload", "--campaign", slug, "--clip", "story", "--lang", "en", str(story))
+    new_flow = re.search(r"flow version ([0-9a-f]+)", p.stdout).group(1)
+    title = "Gedeelde campagne"
+    cli(a, "set", "--campaign", slug, "--title", title)
+    # Both nodes follow within seconds: the texts on the API, the audio in their logs.
+    for node in (a, b):
+        wait_for("the node shows the new title",
+                 lambda: node.get_json(f"/api/campaigns/{slug}")[1]["title"] == title, srv=node)
+        wait_for("the node applies the upload",
+                 lambda: any("campaign edit in effect" in l and new_flow in l
+                             for l in node.log_text().splitlines()), srv=node)
+    # A call to the other node hears the new story and signs under its flow version.
+    rec = tmp_path / "heard.wav"
+    r = peers.pj_call(b.uri(slug), caller=PG_CALLER, seconds=CALL_LIMIT_S, play=audio.speak,
+                      rec=rec, log=tmp_path / "pjcall.log")
+    assert r.confirmed, ctx(b, r)
+    assert b.wait_counts((1, 0), slug=slug) == (1, 0), ctx(b, r)
+    heard = wavs.read_wav(rec)
+    assert tone_seconds(heard, TONE_HZ) >= STORY_S - 0.6, heard.summary()
+    out = tmp_path / "export.zip"
+    subprocess.run([str(binary()), "export", "--config", str(a.config), "--data-dir", str(a.data),
+                    "--campaign", slug, "--out", str(out)], check=True, timeout=120,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with zipfile.ZipFile(out) as z:
+        rows = list(csv.DictReader(io.StringIO(z.read("signatures.csv").decode())))
+    assert [r["flow_version"] for r in rows] == [new_flow], rows

@@ -262,6 +262,8 @@ pub struct Editor {
     cache: Mutex<audio::Cache>,
     /// The edit version in effect here, per campaign.
     applied: Mutex<HashMap<String, i64>>,
+    /// One rebuild at a time, so that an older rebuild cannot swap in after a newer one.
+    reloading: Mutex<()>,
 }
 
 /// A campaign rebuilt from the file and the store.
@@ -284,6 +286,7 @@ impl Editor {
             live,
             cache: Mutex::default(),
             applied: Mutex::default(),
+            reloading: Mutex::default(),
         }
     }
 
@@ -356,6 +359,10 @@ impl Editor {
     /// Rebuilds the campaign and, in a running server, swaps it in for the next call and
     /// page view (calls in progress keep what they started with).
     fn reload(&self, c: &CampaignSettings) -> Result<Built> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let built = self.build(c)?;
         if let Some(live) = &self.live {
             let sip_uri = live.web.get(&c.slug).map(|v| v.sip_uri).unwrap_or_default();

@@ -118,7 +118,9 @@ pub trait CampaignAdmin: Send + Sync + 'static {
     /// The campaign's replaceable audio clips (e.g. "story", "greeting") per language.
     fn clips(&self, slug: &str) -> Vec<ClipInfo>;
     /// Converts uploaded audio (WAV, MP3, OGG or FLAC, as the file came) and puts it in place
-    /// of the clip; the next call plays it under a new flow version.
+    /// of the clip; the next call plays it under a new flow version. `clip` and `language` name
+    /// one of [`CampaignAdmin::clips`]. A file that is not audio, is silent, too big (64 MiB)
+    /// or too long (10 minutes) is refused with a message saying so, and nothing changes.
     fn upload_clip(
         &self,
         slug: &str,

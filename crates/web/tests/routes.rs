@@ -1,6 +1,5 @@
 //! The router end to end through `tower::ServiceExt::oneshot`: pages, JSON API, SSE, headers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};

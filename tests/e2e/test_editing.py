@@ -15,6 +15,7 @@ import random
 import re
 import zipfile
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from server import Server, binary, campaign_toml
 BEFORE_CALLER = "+32470000201"
 AFTER_CALLER = "+32470000202"
 PG_CALLER = "+32470000203"
+DURING_CALLER = "+32470000204"
 CALL_LIMIT_S = 40
 TONE_HZ = 660
 PICKUP_S = 5.0  # an edit made on the store is in effect on a running server within this
@@ -221,6 +223,46 @@ def test_reset_brings_back_the_file(srv, state):
     assert actions[-1] == "campaign_reset", actions
     assert "campaign_edit" in actions and "clip_upload" in actions, actions
     assert srv.alive()
+
+
+
+def test_a_call_in_progress_keeps_the_story_it_started_with(srv, audio, tmp_path, state):
+    """Uploaded while a caller's phone rings: that call still hears the file's story and signs
+    under the file's flow version; the upload is for the next call."""
+    assert show(srv)["flow"] == state["file_flow"]
+    story = tmp_path / "story.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", str(story), "synth", str(STORY_S),
+                    "sine", str(TONE_HZ), "vol", "0.3"], check=True, timeout=30)
+    accepted = srv.log_text().count("INVITE accepted")
+    rec = tmp_path / "heard.wav"
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", peers.pj_call(
+        srv.uri(), caller=DURING_CALLER, seconds=CALL_LIMIT_S, play=audio.speak, rec=rec,
+        log=tmp_path / "pjcall.log")))
+    t.start()
+    try:
+        wait_for("the call is accepted", lambda: srv.log_text().count("INVITE accepted") > accepted,
+                 timeout=10, srv=srv)
+        t0 = time.monotonic()
+        p = cli(srv, "upload", "--clip", "story", "--lang", "en", str(story))
+        new_flow = re.search(r"flow version ([0-9a-f]+)", p.stdout).group(1)
+        assert new_flow != state["file_flow"]
+        wait_for("the server applies the upload",
+                 lambda: any("campaign edit in effect" in l and new_flow in l
+                             for l in srv.log_text().splitlines()), srv=srv)
+        # Swapped while the call rings or greets (1 s ring + 2 s greeting): before its story.
+        swapped_after = time.monotonic() - t0
+        assert t.is_alive() and swapped_after < 2.8, f"swapped {swapped_after:.1f} s after the answer"
+    finally:
+        t.join(CALL_LIMIT_S + 30)
+    r = result.get("r")
+    assert r is not None and r.confirmed, ctx(srv, *(x for x in [r] if x))
+    assert srv.wait_counts((3, 0)) == (3, 0), ctx(srv, r)
+    heard = wavs.read_wav(rec)
+    assert tone_seconds(heard, TONE_HZ) < 0.5, heard.summary()
+    assert last_flow_version(srv) == state["file_flow"], ctx(srv, r)
+    assert show(srv)["flow"] == new_flow
+    cli(srv, "reset")
 
 
 @pytest.mark.skipif(not os.environ.get("BELTEKEN_TEST_PG_URL") and not os.environ.get("CI"),

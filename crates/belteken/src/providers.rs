@@ -14,6 +14,8 @@
 //! ```
 //! A campaign is reached by its `dids` (the provider's `To`, in E.164).
 
+use std::path::{Path, PathBuf};
+
 use serde::Deserialize;
 
 use crate::config::{CampaignSettings, ConfigError};
@@ -27,6 +29,9 @@ pub struct CloudSection {
     /// Attempts to fetch a recording (default 5), the first pause between them (default 500 ms).
     fetch_attempts: Option<u32>,
     fetch_pause_ms: Option<u64>,
+    /// Extra CA certificates (PEM) trusted for the providers' APIs beside the system's
+    /// (a private CA, a TLS-intercepting proxy, tests). Relative to the config file.
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,22 +41,38 @@ struct TwilioSection {
     auth_token: Option<String>,
     /// Read the auth token from this environment variable instead (kept out of the file).
     auth_token_env: Option<String>,
+    /// Delete Twilio's copy of a recording once the signature is stored (default true).
+    delete_recordings: Option<bool>,
+    /// The REST API (default `https://api.twilio.com`).
+    api_base: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TelnyxSection {
     public_key: String,
+    /// API key (v2), for deleting Telnyx's copy of a recording.
+    api_key: Option<String>,
+    api_key_env: Option<String>,
+    /// Delete Telnyx's copy of a recording once the signature is stored (default true; needs
+    /// the API key).
+    delete_recordings: Option<bool>,
+    /// The REST API (default `https://api.telnyx.com`).
+    api_base: Option<String>,
+    /// How far `telnyx-timestamp` may be from the clock, in seconds (default 300).
+    timestamp_tolerance_seconds: Option<u64>,
 }
 
 /// The validated `[cloud]` section.
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
     pub public_url: String,
-    pub twilio: Option<(String, String)>,
-    pub telnyx_public_key: Option<String>,
+    pub twilio: Option<cloud::TwilioAccount>,
+    pub telnyx: Option<cloud::TelnyxAccount>,
     pub fetch_attempts: u32,
     pub fetch_pause: std::time::Duration,
+    /// The API client, trusting the system's CAs and `ca_file`.
+    pub http: cloud::fetch::Client,
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
@@ -60,11 +81,44 @@ fn line_of(text: &str, needle: &str) -> usize {
         .unwrap_or(1)
 }
 
+/// A secret given inline or through an environment variable: exactly one of the two.
+fn secret(
+    inline: Option<String>,
+    env: Option<String>,
+    required: bool,
+) -> Result<Option<String>, String> {
+    let v = match (inline, env) {
+        (Some(v), None) => v,
+        (None, Some(var)) => {
+            std::env::var(&var).map_err(|_| format!("environment variable {var} is not set"))?
+        }
+        (None, None) if !required => return Ok(None),
+        _ => return Err("set exactly one of the value and its _env variable".into()),
+    };
+    let v = v.trim().to_string();
+    if v.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(Some(v))
+}
+
+/// A provider's API base URL: https (or http, for a local test API), no trailing slash.
+fn api_base(raw: Option<String>, default: &str) -> Result<String, String> {
+    let url = raw.unwrap_or_else(|| default.to_string());
+    let url = url.trim().trim_end_matches('/').to_string();
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#', ' '])
+    {
+        return Err("must be an http(s):// URL without query".into());
+    }
+    Ok(url)
+}
+
 pub fn validate(
     raw: Option<CloudSection>,
     campaigns: &[CampaignSettings],
     text: &str,
     file: &str,
+    base: &Path,
 ) -> Result<Option<CloudSettings>, ConfigError> {
     let Some(raw) = raw else {
         return Ok(None);
@@ -89,28 +143,19 @@ pub fn validate(
             if !t.account_sid.starts_with("AC") {
                 return Err(err("twilio.account_sid", "must start with AC".into()));
             }
-            let token = match (t.auth_token, t.auth_token_env) {
-                (Some(tok), None) => tok,
-                (None, Some(var)) => std::env::var(&var).map_err(|_| {
-                    err(
-                        "twilio.auth_token_env",
-                        format!("environment variable {var} is not set"),
-                    )
-                })?,
-                _ => {
-                    return Err(err(
-                        "twilio.auth_token",
-                        "set exactly one of auth_token and auth_token_env".into(),
-                    ))
-                }
-            };
-            if token.trim().is_empty() {
-                return Err(err("twilio.auth_token", "must not be empty".into()));
-            }
-            Some((t.account_sid, token.trim().to_string()))
+            let token = secret(t.auth_token, t.auth_token_env, true)
+                .map_err(|m| err("twilio.auth_token", m))?
+                .unwrap_or_default();
+            Some(cloud::TwilioAccount {
+                account_sid: t.account_sid,
+                auth_token: token,
+                api_base: api_base(t.api_base, "https://api.twilio.com")
+                    .map_err(|m| err("twilio.api_base", m))?,
+                delete_recordings: t.delete_recordings.unwrap_or(true),
+            })
         }
     };
-    let telnyx_public_key = match raw.telnyx {
+    let telnyx = match raw.telnyx {
         None => None,
         Some(t) => {
             use base64_check::is_ed25519_key;
@@ -121,10 +166,33 @@ pub fn validate(
                         .into(),
                 ));
             }
-            Some(t.public_key.trim().to_string())
+            let api_key =
+                secret(t.api_key, t.api_key_env, false).map_err(|m| err("telnyx.api_key", m))?;
+            let delete_recordings = t.delete_recordings.unwrap_or(true);
+            if delete_recordings && api_key.is_none() {
+                return Err(err(
+                    "telnyx",
+                    "deleting Telnyx's copy of the recordings (delete_recordings, on by default) needs api_key or api_key_env; or set delete_recordings = false".into(),
+                ));
+            }
+            let tolerance = t.timestamp_tolerance_seconds.unwrap_or(300);
+            if !(10..=3600).contains(&tolerance) {
+                return Err(err(
+                    "telnyx.timestamp_tolerance_seconds",
+                    "must be between 10 and 3600".into(),
+                ));
+            }
+            Some(cloud::TelnyxAccount {
+                public_key: t.public_key.trim().to_string(),
+                api_key,
+                api_base: api_base(t.api_base, "https://api.telnyx.com")
+                    .map_err(|m| err("telnyx.api_base", m))?,
+                delete_recordings,
+                timestamp_tolerance: std::time::Duration::from_secs(tolerance),
+            })
         }
     };
-    if twilio.is_none() && telnyx_public_key.is_none() {
+    if twilio.is_none() && telnyx.is_none() {
         return Err(err("twilio", "configure at least one provider".into()));
     }
     // A step a provider cannot carry out is an error now, not during a call: the providers
@@ -153,12 +221,24 @@ pub fn validate(
     if pause > 10_000 {
         return Err(err("fetch_pause_ms", "must be at most 10000".into()));
     }
+    let extra_ca = match raw.ca_file {
+        None => None,
+        Some(p) => {
+            let p = if p.is_absolute() { p } else { base.join(p) };
+            Some(
+                std::fs::read(&p)
+                    .map_err(|e| err("ca_file", format!("cannot read {}: {e}", p.display())))?,
+            )
+        }
+    };
+    let http = cloud::fetch::Client::new(extra_ca.as_deref()).map_err(|m| err("ca_file", m))?;
     Ok(Some(CloudSettings {
         public_url: url,
         twilio,
-        telnyx_public_key,
+        telnyx,
         fetch_attempts,
         fetch_pause: std::time::Duration::from_millis(pause),
+        http,
     }))
 }
 
@@ -181,12 +261,12 @@ mod tests {
     #[test]
     fn needs_a_provider_and_a_url() {
         let t: CloudSection = toml::from_str("public_url = \"https://x.org/\"").expect("toml");
-        assert!(validate(Some(t), &[], "", "f").is_err());
+        assert!(validate(Some(t), &[], "", "f", Path::new(".")).is_err());
         let t: CloudSection = toml::from_str(
             "public_url = \"https://x.org/\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"",
         )
         .expect("toml");
-        let s = validate(Some(t), &[], "", "f")
+        let s = validate(Some(t), &[], "", "f", Path::new("."))
             .expect("valid")
             .expect("some");
         assert_eq!(s.public_url, "https://x.org");
@@ -194,6 +274,6 @@ mod tests {
             "public_url = \"ftp://x\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"",
         )
         .expect("toml");
-        assert!(validate(Some(t), &[], "", "f").is_err());
+        assert!(validate(Some(t), &[], "", "f", Path::new(".")).is_err());
     }
 }

@@ -110,6 +110,19 @@ struct Take {
     wav_b64: String,
     speech_ms: u64,
     length_ms: u64,
+    /// The provider's name of the recording (deleted there once the signature is stored).
+    #[serde(default)]
+    sid: Option<String>,
+    /// The provider account it belongs to (Telnyx's `AccountSid`).
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// A provider copy of a recording to delete, once the call's state is saved.
+#[derive(Debug, Clone)]
+struct Deletion {
+    sid: String,
+    account: Option<String>,
 }
 
 /// What the store keeps of a call between webhooks (JSON). No phone number: the caller is
@@ -131,6 +144,9 @@ pub struct CallRecord {
     take: Option<Take>,
     awaits: u32,
     hung_up: bool,
+    /// Provider copies this webhook is done with (not stored: carried out after the save).
+    #[serde(skip)]
+    deletes: Vec<Deletion>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -239,7 +255,7 @@ fn authenticate(
                     .and_then(|v| v.to_str().ok()),
                 body,
                 now,
-                300,
+                account.timestamp_tolerance.as_secs(),
             )
         }
     };
@@ -297,6 +313,14 @@ async fn handle(
     };
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || process(&st, &req, &call_id, fetched)).await;
+    let result = result.map(|r| {
+        r.map(|(answer, deletes)| {
+            for d in deletes {
+                tokio::spawn(delete_recording(state.clone(), provider, d));
+            }
+            answer
+        })
+    });
     match result {
         Ok(Ok(Some(answer))) => xml(answer),
         Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
@@ -330,25 +354,114 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
         url.to_string()
     };
     let auth = match (req.provider, &state.twilio) {
-        (Provider::Twilio, Some(a)) => Some((a.account_sid.as_str(), a.auth_token.as_str())),
-        _ => None,
+        (Provider::Twilio, Some(a)) => {
+            crate::fetch::Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str())
+        }
+        _ => crate::fetch::Auth::None,
     };
     let attempts = if req.ev == "await" {
         1
     } else {
         state.fetch_attempts
     };
-    let bytes = match crate::fetch::get(&url, auth, attempts, state.fetch_pause).await {
+    let bytes = match state
+        .http
+        .request(
+            crate::fetch::Method::Get,
+            &url,
+            auth,
+            attempts,
+            state.fetch_pause,
+        )
+        .await
+    {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "recording not fetched");
             return None;
         }
     };
-    tokio::task::spawn_blocking(move || take_of(&bytes))
+    let sid = req
+        .param("RecordingSid")
+        .filter(|s| valid_sid(s))
+        .map(str::to_owned);
+    let account = req
+        .param("AccountSid")
+        .filter(|s| valid_sid(s))
+        .map(str::to_owned);
+    let mut take = tokio::task::spawn_blocking(move || take_of(&bytes))
         .await
         .ok()
-        .flatten()
+        .flatten()?;
+    take.sid = sid;
+    take.account = account;
+    Some(take)
+}
+
+/// Whether a provider's id (recording SID, account SID, UUID) is safe to put in a URL path.
+fn valid_sid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Deletes the provider's copy of a recording, retried a bounded number of times; failures are
+/// logged (with the provider and the error, nothing about the caller).
+async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
+    use crate::fetch::{Auth, FetchError, Method};
+    let (url, auth) = match provider {
+        Provider::Twilio => {
+            let Some(a) = state.twilio.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            (
+                format!(
+                    "{}/2010-04-01/Accounts/{}/Recordings/{}.json",
+                    a.api_base, a.account_sid, d.sid
+                ),
+                Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str()),
+            )
+        }
+        Provider::Telnyx => {
+            let Some(a) = state.telnyx.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            let (Some(key), Some(account)) = (a.api_key.as_deref(), d.account.as_deref()) else {
+                warn!(
+                    provider = provider.name(),
+                    "recording not deleted at the provider: no API key or account"
+                );
+                return;
+            };
+            (
+                format!(
+                    "{}/v2/texml/Accounts/{account}/Recordings/{}.json",
+                    a.api_base, d.sid
+                ),
+                Auth::Bearer(key),
+            )
+        }
+    };
+    match state
+        .http
+        .request(
+            Method::Delete,
+            &url,
+            auth,
+            state.fetch_attempts,
+            state.fetch_pause,
+        )
+        .await
+    {
+        // Gone already (a retried delete, or deleted by hand) is as good.
+        Ok(_) | Err(FetchError::Status(404)) => {
+            info!(
+                provider = provider.name(),
+                "provider's copy of the recording deleted"
+            );
+        }
+        Err(e) => {
+            warn!(provider = provider.name(), error = %e, "provider's copy of the recording not deleted");
+        }
+    }
 }
 
 /// Converts a fetched recording to the stored form (8 kHz 16-bit WAV, like a native one)
@@ -378,6 +491,8 @@ fn take_of(bytes: &[u8]) -> Option<Take> {
         wav_b64: base64::engine::general_purpose::STANDARD.encode(wav),
         speech_ms: u64::try_from(rec.speech().as_millis()).unwrap_or(u64::MAX),
         length_ms: samples.len() as u64 / 8,
+        sid: None,
+        account: None,
     })
 }
 
@@ -387,6 +502,18 @@ fn process(
     req: &Request,
     call_id: &str,
     fetched: Option<Take>,
+) -> Result<(Option<String>, Vec<Deletion>), store::StoreError> {
+    let mut deletes = Vec::new();
+    let answer = process_state(state, req, call_id, fetched, &mut deletes)?;
+    Ok((answer, deletes))
+}
+
+fn process_state(
+    state: &CloudState,
+    req: &Request,
+    call_id: &str,
+    fetched: Option<Take>,
+    deletes: &mut Vec<Deletion>,
 ) -> Result<Option<String>, store::StoreError> {
     for _ in 0..SAVE_RETRIES {
         let now = SystemTime::now();
@@ -433,6 +560,7 @@ fn process(
         let data = serde_json::to_vec(&rec).unwrap_or_default();
         let expires = now + state.max_call + CALL_STATE_TTL;
         if state.store.save_call(call_id, version, &data, expires)? {
+            *deletes = std::mem::take(&mut rec.deletes);
             return Ok(match req.hook {
                 Hook::Voice => Some(answer),
                 _ => None,
@@ -479,6 +607,7 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
         take: None,
         awaits: 0,
         hung_up: false,
+        deletes: Vec::new(),
     })
 }
 
@@ -568,6 +697,16 @@ fn inputs_of(
         out.push(Some(LoggedInput::Hangup));
     }
     out
+}
+
+/// Queues the deletion of a take's provider copy.
+fn queue_deletion(rec: &mut CallRecord, t: &Take) {
+    if let Some(sid) = &t.sid {
+        rec.deletes.push(Deletion {
+            sid: sid.clone(),
+            account: t.account.clone(),
+        });
+    }
 }
 
 /// Replays the call, feeds `inputs`, carries out the actions; returns the answer.
@@ -660,7 +799,12 @@ fn advance(
                         status_callback: String::new(),
                     });
                 }
-                Action::DiscardRecording => rec.take = None,
+                Action::DiscardRecording => {
+                    // A take the flow throws away is deleted at the provider as well.
+                    if let Some(t) = rec.take.take() {
+                        queue_deletion(rec, &t);
+                    }
+                }
                 Action::Sign => {
                     let r = sign(state, campaign, req, rec);
                     feed(&mut engine, rec, at_ms, LoggedInput::signed(r));
@@ -749,6 +893,7 @@ fn sign(
     rec: &mut CallRecord,
 ) -> SignResult {
     let take = rec.take.take();
+    let ids = take.as_ref().map(|t| (t.sid.clone(), t.account.clone()));
     let (wav, speech_ms) = match take.and_then(|t| {
         base64::engine::general_purpose::STANDARD
             .decode(t.wav_b64)
@@ -775,6 +920,11 @@ fn sign(
     };
     match state.store.sign(signature) {
         Ok(outcome) => {
+            // The signature is stored with its own copy of the recording: the provider's copy
+            // goes (once this webhook's state is saved).
+            if let Some((Some(sid), account)) = ids {
+                rec.deletes.push(Deletion { sid, account });
+            }
             let counts = outcome.counts();
             state.hub.publish(&campaign.slug, counts);
             let r = match outcome {

@@ -62,10 +62,24 @@ impl Campaign {
 /// Twilio account settings.
 #[derive(Clone)]
 pub struct TwilioAccount {
-    /// Account SID: the user name when fetching recordings; requests must name it.
+    /// Account SID: the user name for the REST API; requests must name it.
     pub account_sid: String,
-    /// Signs the webhooks (HMAC-SHA1) and is the password for fetching recordings.
+    /// Signs the webhooks (HMAC-SHA1) and is the password for the REST API.
     pub auth_token: String,
+    /// The REST API base, `https://api.twilio.com`.
+    pub api_base: String,
+    /// Delete Twilio's copy of a recording once the signature is stored.
+    pub delete_recordings: bool,
+}
+
+impl std::fmt::Debug for TwilioAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioAccount")
+            .field("account_sid", &self.account_sid)
+            .field("api_base", &self.api_base)
+            .field("delete_recordings", &self.delete_recordings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Telnyx (TeXML) account settings.
@@ -73,8 +87,24 @@ pub struct TwilioAccount {
 pub struct TelnyxAccount {
     /// The account's Ed25519 public key (base64), from the portal.
     pub public_key: String,
-    /// API key, sent as the bearer... (recordings are fetched with basic auth below).
+    /// API key (v2, a bearer token): deletes recordings.
     pub api_key: Option<String>,
+    /// The REST API base, `https://api.telnyx.com`.
+    pub api_base: String,
+    /// Delete Telnyx's copy of a recording once the signature is stored.
+    pub delete_recordings: bool,
+    /// How far `telnyx-timestamp` may be from the clock.
+    pub timestamp_tolerance: Duration,
+}
+
+impl std::fmt::Debug for TelnyxAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxAccount")
+            .field("public_key", &self.public_key)
+            .field("api_base", &self.api_base)
+            .field("delete_recordings", &self.delete_recordings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything the webhook handlers need.
@@ -95,6 +125,8 @@ pub struct CloudState {
     /// Fetch attempts for a recording, and the first pause between them.
     pub fetch_attempts: u32,
     pub fetch_pause: Duration,
+    /// The client for the providers' APIs (recordings), with its trust roots.
+    pub http: fetch::Client,
 }
 
 impl CloudState {

@@ -25,6 +25,15 @@ class Seen:
     auth: str | None
 
 
+def resource(path: str) -> str:
+    """The resource a request path names: without the query and the format extension."""
+    p = path.split("?", 1)[0]
+    for ext in (".wav", ".json", ".mp3"):
+        if p.endswith(ext):
+            return p[: -len(ext)]
+    return p
+
+
 class ProviderApi:
     def __init__(self, workdir: Path, auth_check, tls: bool = True):
         """auth_check(authorization_header) -> bool decides who may read and delete."""
@@ -47,11 +56,7 @@ class ProviderApi:
                     self.wfile.write(body)
 
             def _key(self) -> str:
-                p = self.path.split("?", 1)[0]
-                for ext in (".wav", ".json", ".mp3"):
-                    if p.endswith(ext):
-                        return p[: -len(ext)]
-                return p
+                return resource(self.path)
 
             def do_GET(self):  # noqa: N802
                 auth = self.headers.get("Authorization")
@@ -101,8 +106,8 @@ class ProviderApi:
         """Serves wav at base+path (with or without an extension); DELETE of delete_path (default
         the same path) removes it. Returns the full URL without extension."""
         with self.lock:
-            self.recordings[path] = wav
-            self.deletable.add(delete_path or path)
+            self.recordings[resource(path)] = wav
+            self.deletable.add(resource(delete_path or path))
         return self.base + path
 
     def seen(self, method: str, path_prefix: str) -> list[Seen]:

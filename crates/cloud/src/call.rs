@@ -353,10 +353,18 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
     } else {
         url.to_string()
     };
-    let auth = match (req.provider, &state.twilio) {
-        (Provider::Twilio, Some(a)) => {
+    // Twilio serves recordings with the account's credentials; Telnyx's RecordingUrl is a
+    // pre-signed link (the API key only goes to Telnyx's own API).
+    let auth = match (req.provider, &state.twilio, &state.telnyx) {
+        (Provider::Twilio, Some(a), _) => {
             crate::fetch::Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str())
         }
+        (Provider::Telnyx, _, Some(a)) => match &a.api_key {
+            Some(key) if url.starts_with(&format!("{}/", a.api_base)) => {
+                crate::fetch::Auth::Bearer(key.as_str())
+            }
+            _ => crate::fetch::Auth::None,
+        },
         _ => crate::fetch::Auth::None,
     };
     let attempts = if req.ev == "await" {
@@ -881,7 +889,12 @@ fn advance(
             }
         }
     };
-    let answer = twiml::render(&next);
+    let dialect = if rec.provider == Provider::Telnyx.name() {
+        twiml::Dialect::Telnyx
+    } else {
+        twiml::Dialect::Twilio
+    };
+    let answer = twiml::render_for(&next, dialect);
     rec.last_answer = answer.clone();
     answer
 }

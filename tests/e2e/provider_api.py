@@ -23,6 +23,7 @@ class Seen:
     method: str
     path: str
     auth: str | None
+    authorized: bool  # what auth_check said
 
 
 def resource(path: str) -> str:
@@ -60,9 +61,10 @@ class ProviderApi:
 
             def do_GET(self):  # noqa: N802
                 auth = self.headers.get("Authorization")
+                ok = outer.auth_check(auth)
                 with outer.lock:
-                    outer.requests.append(Seen("GET", self.path, auth))
-                if not outer.auth_check(auth):
+                    outer.requests.append(Seen("GET", self.path, auth, ok))
+                if not ok:
                     return self._reply(401, b'{"message":"Authenticate"}')
                 with outer.lock:
                     wav = outer.recordings.get(self._key())
@@ -73,9 +75,10 @@ class ProviderApi:
 
             def do_DELETE(self):  # noqa: N802
                 auth = self.headers.get("Authorization")
+                ok = outer.auth_check(auth)
                 with outer.lock:
-                    outer.requests.append(Seen("DELETE", self.path, auth))
-                if not outer.auth_check(auth):
+                    outer.requests.append(Seen("DELETE", self.path, auth, ok))
+                if not ok:
                     return self._reply(401, b'{"message":"Authenticate"}')
                 with outer.lock:
                     key = self._key()

@@ -278,6 +278,7 @@ fn cloud_router(
         secret: secret.clone(),
         twilio: c.twilio.clone(),
         telnyx: c.telnyx.clone(),
+        vonage: c.vonage.clone(),
         max_call: settings.max_call,
         fetch_attempts: c.fetch_attempts,
         fetch_pause: c.fetch_pause,

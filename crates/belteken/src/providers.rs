@@ -1,4 +1,4 @@
-//! The `[cloud]` section of the config: cloud telephony providers (Twilio, Telnyx TeXML)
+//! The `[cloud]` section of the config: cloud telephony providers (Twilio, Telnyx TeXML, Vonage)
 //! whose webhooks run the campaigns' flows (crates/cloud, docs/cloud.md).
 //!
 //! ```toml
@@ -11,6 +11,12 @@
 //!
 //! [cloud.telnyx]
 //! public_key = "base64 Ed25519 public key"
+//! api_key_env = "TELNYX_API_KEY"           # deletes Telnyx's copy of the recordings
+//!
+//! [cloud.vonage]
+//! application_id = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+//! private_key_file = "private.key"
+//! signature_secret_env = "VONAGE_SIGNATURE_SECRET"
 //! ```
 //! A campaign is reached by its `dids` (the provider's `To`, in E.164).
 
@@ -26,6 +32,7 @@ pub struct CloudSection {
     public_url: String,
     twilio: Option<TwilioSection>,
     telnyx: Option<TelnyxSection>,
+    vonage: Option<VonageSection>,
     /// Attempts to fetch a recording (default 5), the first pause between them (default 500 ms).
     fetch_attempts: Option<u32>,
     fetch_pause_ms: Option<u64>,
@@ -63,12 +70,31 @@ struct TelnyxSection {
     timestamp_tolerance_seconds: Option<u64>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VonageSection {
+    application_id: String,
+    /// The application's private key (PEM), as downloaded when the application was made.
+    /// Relative to the config file.
+    private_key_file: PathBuf,
+    /// The account's signature secret (Settings > API settings), for signed webhooks.
+    signature_secret: Option<String>,
+    signature_secret_env: Option<String>,
+    /// Delete Vonage's copy of a recording once the signature is stored (default true).
+    delete_recordings: Option<bool>,
+    /// The API (default `https://api.nexmo.com`).
+    api_base: Option<String>,
+    /// How far a webhook JWT's `iat` may be from the clock, in seconds (default 300).
+    jwt_tolerance_seconds: Option<u64>,
+}
+
 /// The validated `[cloud]` section.
 #[derive(Debug, Clone)]
 pub struct CloudSettings {
     pub public_url: String,
     pub twilio: Option<cloud::TwilioAccount>,
     pub telnyx: Option<cloud::TelnyxAccount>,
+    pub vonage: Option<cloud::VonageAccount>,
     pub fetch_attempts: u32,
     pub fetch_pause: std::time::Duration,
     /// The API client, trusting the system's CAs and `ca_file`.
@@ -192,7 +218,55 @@ pub fn validate(
             })
         }
     };
-    if twilio.is_none() && telnyx.is_none() {
+    let vonage = match raw.vonage {
+        None => None,
+        Some(v) => {
+            let id = v.application_id.trim().to_string();
+            if id.len() != 36 || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+                return Err(err(
+                    "vonage.application_id",
+                    "must be the application's id (a UUID) from the Vonage dashboard".into(),
+                ));
+            }
+            let path = if v.private_key_file.is_absolute() {
+                v.private_key_file
+            } else {
+                base.join(v.private_key_file)
+            };
+            let pem = std::fs::read(&path).map_err(|e| {
+                err(
+                    "vonage.private_key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let key = cloud::sig::RsaSigner::from_pem(&pem).map_err(|m| {
+                err(
+                    "vonage.private_key_file",
+                    format!("{}: {m}", path.display()),
+                )
+            })?;
+            let secret = secret(v.signature_secret, v.signature_secret_env, true)
+                .map_err(|m| err("vonage.signature_secret", m))?
+                .unwrap_or_default();
+            let tolerance = v.jwt_tolerance_seconds.unwrap_or(300);
+            if !(10..=3600).contains(&tolerance) {
+                return Err(err(
+                    "vonage.jwt_tolerance_seconds",
+                    "must be between 10 and 3600".into(),
+                ));
+            }
+            Some(cloud::VonageAccount {
+                application_id: id,
+                private_key: std::sync::Arc::new(key),
+                signature_secret: secret,
+                api_base: api_base(v.api_base, "https://api.nexmo.com")
+                    .map_err(|m| err("vonage.api_base", m))?,
+                delete_recordings: v.delete_recordings.unwrap_or(true),
+                jwt_tolerance: std::time::Duration::from_secs(tolerance),
+            })
+        }
+    };
+    if twilio.is_none() && telnyx.is_none() && vonage.is_none() {
         return Err(err("twilio", "configure at least one provider".into()));
     }
     // A step a provider cannot carry out is an error now, not during a call: the providers
@@ -236,6 +310,7 @@ pub fn validate(
         public_url: url,
         twilio,
         telnyx,
+        vonage,
         fetch_attempts,
         fetch_pause: std::time::Duration::from_millis(pause),
         http,

@@ -23,6 +23,9 @@ const SAVE_RETRIES: usize = 4;
 /// Pauses (of 2 s) the caller waits for a recording the provider has not made available yet.
 const MAX_AWAITS: u32 = 5;
 
+/// How much earlier than the flow's timer a provider's wait may end and still count as it.
+const EARLY_WAKE_MS: u64 = 1500;
+
 /// Caller IDs the providers send for a withheld number.
 const WITHHELD: &[&str] = &[
     "anonymous",
@@ -116,6 +119,9 @@ struct Take {
     /// The provider account it belongs to (Telnyx's `AccountSid`).
     #[serde(default)]
     account: Option<String>,
+    /// Where it was fetched (Vonage deletes the file at the same URL).
+    #[serde(default)]
+    url: Option<String>,
 }
 
 /// A provider copy of a recording to delete, once the call's state is saved.
@@ -123,6 +129,7 @@ struct Take {
 struct Deletion {
     sid: String,
     account: Option<String>,
+    url: Option<String>,
 }
 
 /// What the store keeps of a call between webhooks (JSON). No phone number: the caller is
@@ -160,6 +167,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 enum Provider {
     Twilio,
     Telnyx,
+    Vonage,
 }
 
 impl Provider {
@@ -167,6 +175,41 @@ impl Provider {
         match self {
             Provider::Twilio => "twilio",
             Provider::Telnyx => "telnyx",
+            Provider::Vonage => "vonage",
+        }
+    }
+
+    fn from_name(name: &str) -> Provider {
+        match name {
+            "telnyx" => Provider::Telnyx,
+            "vonage" => Provider::Vonage,
+            _ => Provider::Twilio,
+        }
+    }
+
+    /// The answer in this provider's language.
+    fn render(self, next: &Next) -> String {
+        match self {
+            Provider::Twilio => twiml::render_for(next, twiml::Dialect::Twilio),
+            Provider::Telnyx => twiml::render_for(next, twiml::Dialect::Telnyx),
+            Provider::Vonage => crate::ncco::render(next),
+        }
+    }
+
+    /// The path of the webhook that the answers' callbacks go to.
+    fn callback_path(self) -> &'static str {
+        match self {
+            Provider::Twilio => "/hooks/twilio/voice",
+            Provider::Telnyx => "/hooks/telnyx/voice",
+            Provider::Vonage => "/hooks/vonage/event",
+        }
+    }
+
+    fn recording_path(self) -> &'static str {
+        match self {
+            Provider::Twilio => "/hooks/twilio/recording",
+            Provider::Telnyx => "/hooks/telnyx/recording",
+            Provider::Vonage => "/hooks/vonage/event?ev=recording",
         }
     }
 }
@@ -201,12 +244,98 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "forbidden\n").into_response()
 }
 
-fn xml(body: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
+fn answer(provider: Provider, body: String) -> Response {
+    let ctype = match provider {
+        Provider::Vonage => "application/json",
+        Provider::Twilio | Provider::Telnyx => "application/xml; charset=utf-8",
+    };
+    ([(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+/// Vonage's JSON (or, for a GET answer webhook, query) fields under the names the rest of
+/// this module uses (Twilio's): `conversation_uuid` is the call (every event carries it),
+/// numbers get their `+` (Vonage sends `447700900000`), `dtmf.digits`, `recording_url`,
+/// `recording_uuid`, and the caller's leg's terminal `status`. `None`: not a Vonage request.
+fn vonage_params(body: &[u8], query: &str, ev: &str) -> Option<Vec<(String, String)>> {
+    let fields: Vec<(String, serde_json::Value)> = if body.is_empty() {
+        form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().collect(),
+            _ => return None,
+        }
+    };
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let number = |n: String| {
+        if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+            format!("+{n}")
+        } else {
+            n
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(c) = get("conversation_uuid") {
+        out.push(("CallSid".to_string(), c));
+    }
+    if let Some(f) = get("from") {
+        out.push(("From".to_string(), number(f)));
+    }
+    if let Some(t) = get("to") {
+        out.push(("To".to_string(), number(t)));
+    }
+    if let Some(serde_json::Value::Object(dtmf)) =
+        fields.iter().find(|(k, _)| k == "dtmf").map(|(_, v)| v)
+    {
+        if let Some(serde_json::Value::String(d)) = dtmf.get("digits") {
+            out.push(("Digits".to_string(), d.clone()));
+        }
+    }
+    if let Some(u) = get("recording_url") {
+        out.push(("RecordingUrl".to_string(), u));
+    }
+    if let Some(u) = get("recording_uuid") {
+        out.push(("RecordingSid".to_string(), u));
+    }
+    let status = get("status").unwrap_or_default();
+    let inbound = get("direction").is_none_or(|d| d == "inbound");
+    match ev {
+        // The helpline leg's events (connect's synchronous eventUrl).
+        "dial" => {
+            let s = match status.as_str() {
+                "completed" => "completed",
+                "failed" | "rejected" | "busy" | "timeout" | "unanswered" | "cancelled" => "failed",
+                _ => "",
+            };
+            out.push(("DialCallStatus".to_string(), s.to_string()));
+        }
+        // The caller's own leg (the other leg's events come to the same URL).
+        "" if inbound => {
+            let s = match status.as_str() {
+                "completed" => Some("completed"),
+                "busy" => Some("busy"),
+                "failed" | "rejected" => Some("failed"),
+                "timeout" | "unanswered" => Some("no-answer"),
+                "cancelled" => Some("canceled"),
+                _ => None,
+            };
+            if let Some(s) = s {
+                out.push(("CallStatus".to_string(), s.to_string()));
+            }
+        }
+        _ => {}
+    }
+    Some(out)
 }
 
 /// Authenticates the request; `None` when it must be refused (403).
@@ -218,8 +347,11 @@ fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Request> {
-    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let query = uri.query().unwrap_or("");
+    let mut params: Vec<(String, String)> = match provider {
+        Provider::Vonage => Vec::new(),
+        Provider::Twilio | Provider::Telnyx => form_urlencoded::parse(body).into_owned().collect(),
+    };
     let ok = match provider {
         Provider::Twilio => {
             let Some(account) = &state.twilio else {
@@ -258,6 +390,21 @@ fn authenticate(
                 account.timestamp_tolerance.as_secs(),
             )
         }
+        Provider::Vonage => {
+            let Some(account) = &state.vonage else {
+                return None;
+            };
+            let now = unix_ms(SystemTime::now()) / 1000;
+            crate::sig::vonage_valid(
+                &account.signature_secret,
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+                body,
+                now,
+                account.jwt_tolerance.as_secs(),
+            )
+        }
     };
     if !ok {
         warn!(
@@ -274,6 +421,19 @@ fn authenticate(
             "ev" => ev = v.into_owned(),
             "seq" => seq = v.parse().ok(),
             _ => {}
+        }
+    }
+    let mut hook = hook;
+    if provider == Provider::Vonage {
+        params = vonage_params(body, query, &ev)?;
+        // One event URL for everything: the call's own events, and the callbacks of the
+        // answers (`ev`), the recording's among them.
+        if hook == Hook::Status {
+            hook = match ev.as_str() {
+                "" => Hook::Status,
+                "recording" => Hook::Recording,
+                _ => Hook::Voice,
+            };
         }
     }
     Some(Request {
@@ -297,6 +457,10 @@ async fn handle(
     let Some(req) = authenticate(&state, provider, hook, &uri, &headers, &body) else {
         return forbidden();
     };
+    // The helpline leg ringing or answering changes nothing yet.
+    if req.ev == "dial" && req.param("DialCallStatus") == Some("") {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let Some(call_sid) = req.param("CallSid").map(str::to_owned) else {
         return (StatusCode::BAD_REQUEST, "no CallSid\n").into_response();
     };
@@ -322,7 +486,7 @@ async fn handle(
         })
     });
     match result {
-        Ok(Ok(Some(answer))) => xml(answer),
+        Ok(Ok(Some(body))) => answer(provider, body),
         Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => {
             warn!(error = %e, "webhook failed");
@@ -367,6 +531,14 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
         },
         _ => crate::fetch::Auth::None,
     };
+    let vonage_jwt = match (req.provider, &state.vonage) {
+        (Provider::Vonage, Some(a)) => vonage_jwt_for(a, &url),
+        _ => None,
+    };
+    let auth = match &vonage_jwt {
+        Some(jwt) => crate::fetch::Auth::Bearer(jwt.as_str()),
+        None => auth,
+    };
     let attempts = if req.ev == "await" {
         1
     } else {
@@ -403,7 +575,25 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
         .flatten()?;
     take.sid = sid;
     take.account = account;
+    take.url = Some(url);
     Some(take)
+}
+
+/// The application JWT for a Vonage API URL: only for the configured API and Vonage's hosts
+/// (`https://*.nexmo.com`, `https://*.vonage.com`), never for another host.
+fn vonage_jwt_for(a: &crate::VonageAccount, url: &str) -> Option<String> {
+    let host = url
+        .strip_prefix("https://")
+        .map(|r| r.split(['/', '?', ':']).next().unwrap_or(""))
+        .unwrap_or("");
+    let vonage_host = [".nexmo.com", ".vonage.com"]
+        .iter()
+        .any(|d| host.ends_with(d));
+    if !(vonage_host || url.starts_with(&format!("{}/", a.api_base))) {
+        return None;
+    }
+    a.private_key
+        .vonage_jwt(&a.application_id, unix_ms(SystemTime::now()) / 1000)
 }
 
 /// Whether a provider's id (recording SID, account SID, UUID) is safe to put in a URL path.
@@ -415,7 +605,25 @@ fn valid_sid(s: &str) -> bool {
 /// logged (with the provider and the error, nothing about the caller).
 async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
     use crate::fetch::{Auth, FetchError, Method};
+    let jwt;
     let (url, auth) = match provider {
+        Provider::Vonage => {
+            let Some(a) = state.vonage.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            let Some(url) = d.url.clone() else {
+                return;
+            };
+            let Some(token) = vonage_jwt_for(a, &url) else {
+                warn!(
+                    provider = provider.name(),
+                    "recording not deleted at the provider: not a Vonage URL"
+                );
+                return;
+            };
+            jwt = token;
+            (url, Auth::Bearer(jwt.as_str()))
+        }
         Provider::Twilio => {
             let Some(a) = state.twilio.as_ref().filter(|a| a.delete_recordings) else {
                 return;
@@ -501,6 +709,7 @@ fn take_of(bytes: &[u8]) -> Option<Take> {
         length_ms: samples.len() as u64 / 8,
         sid: None,
         account: None,
+        url: None,
     })
 }
 
@@ -529,13 +738,13 @@ fn process_state(
         let (version, mut rec) = match loaded {
             Some(s) => match serde_json::from_slice::<CallRecord>(&s.data) {
                 Ok(r) => (s.version, r),
-                Err(_) => return Ok(Some(twiml::render(&Next::Hangup))),
+                Err(_) => return Ok(Some(req.provider.render(&Next::Hangup))),
             },
             None => {
                 if req.hook != Hook::Voice || !req.ev.is_empty() {
                     // Unknown or expired call.
                     return Ok(match req.hook {
-                        Hook::Voice => Some(twiml::render(&Next::Hangup)),
+                        Hook::Voice => Some(req.provider.render(&Next::Hangup)),
                         _ => None,
                     });
                 }
@@ -543,13 +752,13 @@ fn process_state(
                     Some(r) => (0, r),
                     None => {
                         info!(provider = req.provider.name(), "call to an unknown number");
-                        return Ok(Some(twiml::render(&Next::Hangup)));
+                        return Ok(Some(req.provider.render(&Next::Hangup)));
                     }
                 }
             }
         };
         let Some(campaign) = state.campaign(&rec.slug).cloned() else {
-            return Ok(Some(twiml::render(&Next::Hangup)));
+            return Ok(Some(req.provider.render(&Next::Hangup)));
         };
         // A repeated webhook (the provider retried, or someone replays a signed request)
         // gets the same answer and changes nothing.
@@ -713,6 +922,7 @@ fn queue_deletion(rec: &mut CallRecord, t: &Take) {
         rec.deletes.push(Deletion {
             sid: sid.clone(),
             account: t.account.clone(),
+            url: t.url.clone(),
         });
     }
 }
@@ -760,13 +970,17 @@ fn advance(
         match input {
             Some(i) => feed(&mut engine, rec, now_ms, *i),
             None => {
-                // The wait is over: the timer, at its time if the provider came back early.
+                // The wait is over: the timer, at its time if the provider came back a little
+                // early. Much earlier (a provider's wait is shorter than the flow's) is not the
+                // timer yet: the answer below waits again for the rest.
                 let due = engine
                     .poll_timeout()
                     .map(|t| u64::try_from(t.duration_since(base).as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(now_ms)
-                    .max(now_ms);
-                feed(&mut engine, rec, due, LoggedInput::Timer);
+                    .unwrap_or(now_ms);
+                if due > now_ms + EARLY_WAKE_MS {
+                    continue;
+                }
+                feed(&mut engine, rec, due.max(now_ms), LoggedInput::Timer);
             }
         }
         // Carry out what the engine asks until it waits on the caller or the provider.
@@ -838,11 +1052,11 @@ fn advance(
         }
     }
     let seq = rec.log.len();
+    let provider = Provider::from_name(&rec.provider);
     let hook = |ev: &str| {
-        format!(
-            "{}/hooks/{}/voice?ev={ev}&seq={seq}",
-            state.public_url, rec.provider
-        )
+        let path = provider.callback_path();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{}{path}{sep}ev={ev}&seq={seq}", state.public_url)
     };
     let next = if rec.hung_up {
         Next::Empty
@@ -864,7 +1078,7 @@ fn advance(
                 max_seconds,
                 silence_seconds,
                 action: hook("record"),
-                status_callback: format!("{}/hooks/{}/recording", state.public_url, rec.provider),
+                status_callback: format!("{}{}", state.public_url, provider.recording_path()),
             },
             Some(Next::Dial { uri, .. }) => Next::Dial {
                 uri,
@@ -889,12 +1103,7 @@ fn advance(
             }
         }
     };
-    let dialect = if rec.provider == Provider::Telnyx.name() {
-        twiml::Dialect::Telnyx
-    } else {
-        twiml::Dialect::Twilio
-    };
-    let answer = twiml::render_for(&next, dialect);
+    let answer = provider.render(&next);
     rec.last_answer = answer.clone();
     answer
 }
@@ -906,7 +1115,9 @@ fn sign(
     rec: &mut CallRecord,
 ) -> SignResult {
     let take = rec.take.take();
-    let ids = take.as_ref().map(|t| (t.sid.clone(), t.account.clone()));
+    let ids = take
+        .as_ref()
+        .map(|t| (t.sid.clone(), t.account.clone(), t.url.clone()));
     let (wav, speech_ms) = match take.and_then(|t| {
         base64::engine::general_purpose::STANDARD
             .decode(t.wav_b64)
@@ -922,10 +1133,7 @@ fn sign(
         caller,
         recording_wav: wav,
         speech_ms: u32::try_from(speech_ms).unwrap_or(u32::MAX),
-        channel: match req.provider {
-            Provider::Twilio => "twilio",
-            Provider::Telnyx => "telnyx",
-        },
+        channel: req.provider.name(),
         // The provider asserts the caller ID (the store keeps a withheld caller Withheld).
         trust: Some(store::Trust::NetworkAsserted),
         flow_version: Some(campaign.flow_version.clone()),
@@ -935,8 +1143,8 @@ fn sign(
         Ok(outcome) => {
             // The signature is stored with its own copy of the recording: the provider's copy
             // goes (once this webhook's state is saved).
-            if let Some((Some(sid), account)) = ids {
-                rec.deletes.push(Deletion { sid, account });
+            if let Some((Some(sid), account, url)) = ids {
+                rec.deletes.push(Deletion { sid, account, url });
             }
             let counts = outcome.counts();
             state.hub.publish(&campaign.slug, counts);
@@ -1095,4 +1303,23 @@ pub(crate) async fn telnyx_recording(
     body: Bytes,
 ) -> Response {
     handle(s, Provider::Telnyx, Hook::Recording, uri, headers, body).await
+}
+
+pub(crate) async fn vonage_answer(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Vonage, Hook::Voice, uri, headers, body).await
+}
+
+/// The application's event URL and the answers' callbacks (`ev`).
+pub(crate) async fn vonage_event(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Vonage, Hook::Status, uri, headers, body).await
 }

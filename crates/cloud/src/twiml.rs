@@ -64,10 +64,6 @@ pub enum Dialect {
     Telnyx,
 }
 
-pub fn render(next: &Next) -> String {
-    render_for(next, Dialect::Twilio)
-}
-
 pub fn render_for(next: &Next, dialect: Dialect) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>");
     match next {
@@ -164,16 +160,22 @@ mod tests {
 
     #[test]
     fn escapes_and_renders() {
-        let x = render(&Next::Play {
-            urls: vec!["https://h/p?a=1&b=2".into()],
-            action: "https://h/hooks/twilio/voice?ev=played&seq=2".into(),
-        });
+        let x = render_for(
+            &Next::Play {
+                urls: vec!["https://h/p?a=1&b=2".into()],
+                action: "https://h/hooks/twilio/voice?ev=played&seq=2".into(),
+            },
+            Dialect::Twilio,
+        );
         assert!(x.contains("<Play>https://h/p?a=1&amp;b=2</Play>"));
         assert!(x.contains("ev=played&amp;seq=2</Redirect>"));
-        let d = render(&Next::Dial {
-            uri: "tel:+3220000000".into(),
-            action: "a".into(),
-        });
+        let d = render_for(
+            &Next::Dial {
+                uri: "tel:+3220000000".into(),
+                action: "a".into(),
+            },
+            Dialect::Twilio,
+        );
         assert!(d.contains("<Number>+3220000000</Number>"));
         let r = Next::Record {
             max_seconds: 30,

@@ -1,0 +1,291 @@
+"""Channel conformance: the documented flows give the same result through every channel.
+
+One server carries two campaigns: the Glenn-style voicemail (the default flow: story, beep,
+say your name, at least half a second of speech signs) and "press 1 to sign" of docs/flows.md
+(a menu: a key during the story signs). Each is called over native SIP (pjsua2), and through
+Twilio, Telnyx and Vonage by clients that play those providers (cloud_providers.py) against
+local HTTPS provider APIs (provider_api.py). For every channel the registry must end up the
+same: one counted signature per caller, unverified for a withheld number, marked with its
+channel and trust, a repeat caller counted once, and for the voicemail the recording that was
+served (cloud: the provider's WAV exactly; SIP: the caller's voice after G.711).
+
+Then a burst: 500 calls through the providers' webhooks at once, bounded in time, lose
+nothing and count nothing twice."""
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import peers
+import wavs
+from cloud_providers import PUBLIC, Telnyx, Twilio, Vonage, vonage_api_jwt_ok
+from provider_api import ProviderApi, resource
+from server import campaign_toml
+from test_flows import as_campaign, documented_flow
+
+TWILIO_SID = "AC" + "c0ffee" * 5 + "01"
+TWILIO_TOKEN = "conformance-auth-token"
+TELNYX_ACCOUNT = "f5586561-8ff0-4291-a51b-c7dfe4139ff9"
+TELNYX_KEY = "KEYconformance"
+VONAGE_APP = "bbbbbbbb-cccc-dddd-eeee-0123456789ab"
+VONAGE_SECRET = "conformance-signature-secret"
+
+VOICEMAIL_DID = "+3220000010"
+PRESS1_DID = "+3220000011"
+
+CHANNELS = ["sip", "twilio", "telnyx", "vonage"]
+# A direct SIP call (no trunk asserting the caller ID) has only its From header.
+SIP_TRUST = "from"
+
+
+class Env:
+    def __init__(self, srv, api, storage, telnyx_key, audio):
+        self.srv, self.api, self.storage, self.telnyx_key, self.audio = srv, api, storage, telnyx_key, audio
+
+    def provider(self, channel: str, did: str):
+        if channel == "twilio":
+            return Twilio(self.srv, did, TWILIO_SID, TWILIO_TOKEN)
+        if channel == "telnyx":
+            return Telnyx(self.srv, did, TELNYX_ACCOUNT, self.telnyx_key)
+        return Vonage(self.srv, did, VONAGE_SECRET, VONAGE_APP)
+
+    def recording(self, channel: str) -> tuple[str, str, str]:
+        """(RecordingUrl, id, the resource a DELETE must reach) as each provider hands it over."""
+        wav = self.audio.name.read_bytes()
+        if channel == "twilio":
+            sid = "RE" + uuid.uuid4().hex
+            path = f"/2010-04-01/Accounts/{TWILIO_SID}/Recordings/{sid}"
+            return self.api.add_recording(path, wav), sid, path
+        if channel == "telnyx":
+            sid = str(uuid.uuid4())
+            url = self.storage.add_recording(f"/texml-recordings/{sid}.wav?X-Amz-Signature=s", wav)
+            path = f"/v2/texml/Accounts/{TELNYX_ACCOUNT}/Recordings/{sid}"
+            self.api.add_recording(path, wav)
+            return url, sid, path
+        sid = str(uuid.uuid4())
+        path = f"/v1/files/{sid}"
+        return self.api.add_recording(path, wav), sid, path
+
+
+@pytest.fixture(scope="module")
+def env(server_factory, audio, tmp_path_factory):
+    d = tmp_path_factory.mktemp("conformance")
+    app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (d / "vonage.key").write_bytes(app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    pub = app_key.public_key()
+
+    def api_auth(a: str | None) -> bool:
+        import base64
+        basic = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
+        return a in (basic, f"Bearer {TELNYX_KEY}") or vonage_api_jwt_ok(a, pub, VONAGE_APP)
+
+    # One local API stands in for the three providers' APIs (their paths do not overlap).
+    api = ProviderApi(d / "api", api_auth)
+    storage = ProviderApi(d / "storage", lambda a: a is None)
+    (d / "cas.pem").write_bytes(api.ca.read_bytes() + storage.ca.read_bytes())
+    telnyx_key = Ed25519PrivateKey.generate()
+    tpub = Telnyx(None, "", "", telnyx_key).public_key_b64
+
+    voicemail = campaign_toml(slug="voicemail", ring_seconds=1, silence_seconds=1, record_max_seconds=10,
+                              prompts={"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.wav"},
+                              extra=f'dids = ["{VOICEMAIL_DID}"]\n')
+    press1 = as_campaign(documented_flow("Example: press 1 to sign"), slug="press1", helpline="")
+    press1 = press1.replace('title = "Trilingual test line"\n',
+                            f'title = "Press 1 line"\ndefault_region = "BE"\ndids = ["{PRESS1_DID}"]\n')
+    cfg = voicemail + "\n" + press1 + f"""
+[cloud]
+public_url = "{PUBLIC}"
+fetch_attempts = 4
+fetch_pause_ms = 200
+ca_file = "cas.pem"
+
+[cloud.twilio]
+account_sid = "{TWILIO_SID}"
+auth_token = "{TWILIO_TOKEN}"
+api_base = "{api.base}"
+
+[cloud.telnyx]
+public_key = "{tpub}"
+api_key = "{TELNYX_KEY}"
+api_base = "{api.base}"
+
+[cloud.vonage]
+application_id = "{VONAGE_APP}"
+private_key_file = "vonage.key"
+signature_secret = "{VONAGE_SECRET}"
+api_base = "{api.base}"
+"""
+    files = dict(audio.prompts)
+    files["cas.pem"] = d / "cas.pem"
+    files["vonage.key"] = d / "vonage.key"
+    srv = server_factory("conformance", cfg, files=files)
+    yield Env(srv, api, storage, telnyx_key, audio)
+    api.close()
+    storage.close()
+
+
+def caller_for(channel: str, n: int) -> str:
+    return "+324706%d%04d" % (CHANNELS.index(channel) + 1, n)
+
+
+def rows(srv, slug: str) -> list[tuple]:
+    return srv.query(
+        "SELECT s.channel, s.verified, s.trust, s.speech_ms, s.recording FROM signatures s "
+        "JOIN campaigns c ON c.id = s.campaign_id WHERE c.slug = ? ORDER BY s.id", (slug,))
+
+
+def voicemail_call(env: Env, channel: str, caller: str, tmp_path) -> dict:
+    """One voicemail call; returns what the channel handed over (for the assertions)."""
+    if channel == "sip":
+        r = peers.pj_call(env.srv.uri("voicemail"), caller=caller, seconds=40, play=env.audio.speak,
+                          rec=tmp_path / f"heard-{caller[-4:]}.wav", log=tmp_path / f"pj-{caller[-4:]}.log")
+        assert r.confirmed, r
+        return {}
+    p = env.provider(channel, VOICEMAIL_DID)
+    url, sid, path = env.recording(channel)
+    res = p.call(caller, recording=(url, sid))
+    return {"path": path, "res": res}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_voicemail_flow_signs_the_same_on_every_channel(env, channel, tmp_path):
+    srv = env.srv
+    before = len(rows(srv, "voicemail"))
+    got = voicemail_call(env, channel, caller_for(channel, 1), tmp_path)
+    deadline = time.monotonic() + 15
+    while len(rows(srv, "voicemail")) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = rows(srv, "voicemail")[before:]
+    assert len(new) == 1, (new, srv.log_text()[-3000:])
+    ch, verified, trust, speech_ms, rec = new[0]
+    assert ch == channel
+    assert verified == 1
+    assert trust == SIP_TRUST if channel == "sip" else trust == "network"
+    assert speech_ms >= 500
+    stored = wavs.read_wav(rec)
+    assert stored.rate == 8000
+    spoken = wavs.read_wav(env.audio.name)
+    if channel == "sip":
+        # The caller's voice through G.711: about as long and as loud as what was spoken.
+        v, vr = stored.voiced()
+        sv, _ = spoken.voiced()
+        assert abs(v - sv) < 0.6 and vr > 800, (stored.summary(), spoken.summary())
+    else:
+        # The provider's recording, stored exactly as served.
+        assert stored.samples == spoken.samples, (stored.summary(), spoken.summary())
+        dels = env.api.wait_seen("DELETE", got["path"])
+        assert dels and dels[0].authorized, env.api.requests[-5:]
+        assert resource(got["path"]) in env.api.deleted
+    # A repeat call from the same number is already signed: nothing more is counted.
+    if channel == "sip":
+        voicemail_call(env, channel, caller_for(channel, 1), tmp_path)
+    else:
+        res = env.provider(channel, VOICEMAIL_DID).call(caller_for(channel, 1))
+        assert not res.recordings  # not asked to record again
+    assert len(rows(srv, "voicemail")) == before + 1
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_withheld_number_is_unverified_on_every_channel(env, channel, tmp_path):
+    srv = env.srv
+    withheld = {"sip": "anonymous", "twilio": "+266696687", "telnyx": "anonymous", "vonage": "Unknown"}
+    before = rows(srv, "voicemail")
+    if channel == "sip":
+        r = peers.pj_call(srv.uri("voicemail"), caller="anonymous", seconds=40, play=env.audio.speak,
+                          rec=tmp_path / "heard-anon.wav", log=tmp_path / "pj-anon.log")
+        assert r.confirmed, r
+    else:
+        url, sid, _ = env.recording(channel)
+        env.provider(channel, VOICEMAIL_DID).call(withheld[channel], recording=(url, sid))
+    deadline = time.monotonic() + 15
+    while len(rows(srv, "voicemail")) < len(before) + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = rows(srv, "voicemail")[len(before):]
+    assert len(new) == 1 and new[0][0] == channel and new[0][1] == 0, (new, srv.log_text()[-3000:])
+    assert new[0][2] == "withheld"
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_menu_flow_signs_with_a_key_on_every_channel(env, channel, tmp_path):
+    srv = env.srv
+    before = len(rows(srv, "press1"))
+    caller = caller_for(channel, 2)
+    if channel == "sip":
+        r = peers.pj_call(srv.uri("press1"), caller=caller, seconds=25, dtmf="1",
+                          rec=tmp_path / "heard-p1.wav", log=tmp_path / "pj-p1.log")
+        assert r.confirmed, r
+    else:
+        res = env.provider(channel, PRESS1_DID).call(caller, keys=["1"])
+        assert not res.recordings
+    deadline = time.monotonic() + 15
+    while len(rows(srv, "press1")) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = rows(srv, "press1")[before:]
+    assert len(new) == 1, (new, srv.log_text()[-3000:])
+    assert new[0][0] == channel and new[0][1] == 1
+    # Without a key the caller does not sign (the menu times out, then goodbye).
+    if channel != "sip":
+        env.provider(channel, PRESS1_DID).call(caller_for(channel, 3), keys=[])
+        assert len(rows(srv, "press1")) == before + 1
+
+
+def test_counts_agree_across_channels(env):
+    # Every channel's signatures are in the one registry and its public count.
+    srv = env.srv
+    for slug in ("voicemail", "press1"):
+        r = rows(srv, slug)
+        counted = sum(1 for x in r if x[1] == 1)
+        unverified = sum(1 for x in r if x[1] == 0)
+        assert srv.wait_counts((counted, unverified), slug=slug) == (counted, unverified)
+    chans = {x[0] for x in rows(srv, "voicemail")}
+    assert chans == set(CHANNELS), chans
+
+
+BURST = 500
+
+
+def test_burst_of_500_webhook_calls_loses_nothing(env):
+    """500 callers through the three providers at once (the press-1 flow: every webhook of
+    each call, signed), each call's first webhook sent twice (a provider retry): exactly 500
+    signatures more, each counted once, within a time bound."""
+    srv = env.srv
+    before = srv.counts("press1")
+    chans = ["twilio", "telnyx", "vonage"]
+
+    def one(i: int):
+        ch = chans[i % 3]
+        p = env.provider(ch, PRESS1_DID)
+        caller = "+3247%07d" % (1000000 + i)
+        sid = None
+        if ch == "twilio":
+            sid = "CA" + uuid.uuid4().hex
+            # The retried first webhook, before the call goes on.
+            params = p.base_params(sid, caller)
+            s, _ = p.post(PUBLIC + p.voice_path, params)
+            assert s == 200
+        res = p.call(caller, keys=["1"], call_sid=sid)
+        assert all(s in (200, 204) for s in res.statuses), res.statuses
+        return ch
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=64) as pool:
+        done = list(pool.map(one, range(BURST)))
+    elapsed = time.monotonic() - t0
+    assert len(done) == BURST
+    want = (before[0] + BURST, before[1])
+    assert srv.wait_counts(want, slug="press1", timeout=30) == want, srv.log_text()[-3000:]
+    r = rows(srv, "press1")
+    by = {c: sum(1 for x in r if x[0] == c) for c in chans}
+    assert sum(by.values()) >= BURST and all(v >= BURST // 3 for v in by.values()), by
+    # Distinct callers: the registry holds each once.
+    keys = srv.query("SELECT count(*), count(DISTINCT caller_key) FROM signatures s "
+                     "JOIN campaigns c ON c.id = s.campaign_id WHERE c.slug = 'press1'")[0]
+    assert keys[0] == keys[1], keys
+    assert elapsed < 180, f"500 calls took {elapsed:.0f} s"

@@ -43,6 +43,9 @@ class CallResult:
     played: list[str] = field(default_factory=list)  # prompt URLs, in order
     recordings: list[str] = field(default_factory=list)  # recording ids handed over
     statuses: list[int] = field(default_factory=list)
+    # A transfer the call ended in: (callback URL, target as the provider would dial it).
+    dial: tuple[str, str] | None = None
+    base: dict = field(default_factory=dict)  # the call's own parameters
 
 
 class Provider:
@@ -90,7 +93,7 @@ class Provider:
         call_sid = call_sid or self.new_call_sid()
         base = self.base_params(call_sid, caller)
         keys = list(keys)
-        res = CallResult()
+        res = CallResult(base=base)
 
         def post(url, extra=None):
             p = dict(base)
@@ -141,7 +144,12 @@ class Provider:
                     break
                 elif v.tag in ("Pause",):
                     continue
-                elif v.tag in ("Hangup", "Dial"):
+                elif v.tag == "Dial":
+                    target = v[0]
+                    res.dial = (v.get("action"), f"{target.tag}:{target.text}")
+                    nxt = None
+                    break
+                elif v.tag == "Hangup":
                     nxt = None
                     break
             if nxt is None:
@@ -149,8 +157,9 @@ class Provider:
             if nxt != "have-body":
                 status, body = post(nxt[0], nxt[1])
                 assert status == 200, body
-        s, _ = post(PUBLIC + self.status_path, {"CallStatus": "completed", "CallDuration": "12"})
-        assert s in (200, 204)
+        if res.dial is None:
+            s, _ = post(PUBLIC + self.status_path, {"CallStatus": "completed", "CallDuration": "12"})
+            assert s in (200, 204)
         return res
 
     def empty_gather_calls_action(self, gather) -> bool:
@@ -337,9 +346,9 @@ class Vonage:
         call_uuid = str(uuid.uuid4())
         conv = call_sid or "CON-" + str(uuid.uuid4())
         keys = list(keys)
-        res = CallResult()
         base = {"from": self.msisdn(caller), "to": self.msisdn(self.did), "uuid": call_uuid,
                 "conversation_uuid": conv}
+        res = CallResult(base=base)
 
         def event(url, body):
             s, b = self.request("POST", url, body)
@@ -388,6 +397,8 @@ class Vonage:
                     nxt = json.loads(b)
                     break
                 elif kind == "connect":
+                    ep = a["endpoint"][0]
+                    res.dial = (a["eventUrl"][0], f"{ep['type']}:{ep.get('uri') or ep.get('number')}")
                     nxt = None
                     break
                 else:
@@ -395,7 +406,8 @@ class Vonage:
             if nxt is None:
                 break
             ncco = nxt
-        s, _ = event(PUBLIC + "/hooks/vonage/event", dict(base, status="completed", direction="inbound",
-                                                           duration="12", timestamp=now()))
-        assert s in (200, 204)
+        if res.dial is None:
+            s, _ = event(PUBLIC + "/hooks/vonage/event", dict(base, status="completed", direction="inbound",
+                                                               duration="12", timestamp=now()))
+            assert s in (200, 204)
         return res

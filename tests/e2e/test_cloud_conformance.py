@@ -38,6 +38,8 @@ VONAGE_SECRET = "conformance-signature-secret"
 
 VOICEMAIL_DID = "+3220000010"
 PRESS1_DID = "+3220000011"
+HELPLINE_DID = "+3220000012"
+HELPLINE = "sip:helpline@example.org"
 
 CHANNELS = ["sip", "twilio", "telnyx", "vonage"]
 # A direct SIP call (no trunk asserting the caller ID) has only its From header.
@@ -99,7 +101,10 @@ def env(server_factory, audio, tmp_path_factory):
     press1 = as_campaign(documented_flow("Example: press 1 to sign"), slug="press1", helpline="")
     press1 = press1.replace('title = "Trilingual test line"\n',
                             f'title = "Press 1 line"\ndefault_region = "BE"\ndids = ["{PRESS1_DID}"]\n')
-    cfg = voicemail + "\n" + press1 + f"""
+    helpline = campaign_toml(slug="helpline", ring_seconds=1, silence_seconds=1, record_max_seconds=10,
+                             prompts={"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.wav"},
+                             extra=f'dids = ["{HELPLINE_DID}"]\nhelpline = "{HELPLINE}"\n')
+    cfg = voicemail + "\n" + press1 + "\n" + helpline + f"""
 [cloud]
 public_url = "{PUBLIC}"
 fetch_attempts = 4
@@ -234,6 +239,38 @@ def test_menu_flow_signs_with_a_key_on_every_channel(env, channel, tmp_path):
     if channel != "sip":
         env.provider(channel, PRESS1_DID).call(caller_for(channel, 3), keys=[])
         assert len(rows(srv, "press1")) == before + 1
+
+
+@pytest.mark.parametrize("channel", ["twilio", "telnyx", "vonage"])
+def test_helpline_transfer_and_its_failure(env, channel):
+    # The voicemail with a helpline: after signing, 0 in the thank-you menu transfers. The
+    # provider dials the helpline's SIP URI; when nobody answers, the caller hears that the
+    # transfer failed and goodbye, as on SIP.
+    import json
+    import xml.etree.ElementTree as ET
+    srv = env.srv
+    before = len(rows(srv, "helpline"))
+    p = env.provider(channel, HELPLINE_DID)
+    url, sid, _ = env.recording(channel)
+    res = p.call(caller_for(channel, 4), keys=["0"], recording=(url, sid))
+    assert res.dial is not None, (res.verbs, srv.log_text()[-3000:])
+    action, target = res.dial
+    assert target.lower() == "sip:" + HELPLINE, target
+    assert any(u.endswith("/connecting.wav") for u in res.played), res.played
+    assert len(rows(srv, "helpline")) == before + 1  # signed before the transfer
+    if channel == "vonage":
+        # The helpline leg rings (nothing changes), then is not answered.
+        ring = dict(res.base, status="ringing", direction="outbound")
+        assert p.request("POST", action, ring)[0] == 204
+        s, body = p.request("POST", action, dict(ring, status="timeout"))
+        assert s == 200, body
+        urls = [a["streamUrl"][0] for a in json.loads(body) if a["action"] == "stream"]
+    else:
+        s, body = p.post(action, dict(res.base, DialCallStatus="no-answer", DialCallDuration="0"))
+        assert s == 200, body
+        urls = [v.text for v in ET.fromstring(body) if v.tag == "Play"]
+    assert any(u.endswith("/transfer_failed.wav") for u in urls), (body, srv.log_text()[-2000:])
+    assert len(rows(srv, "helpline")) == before + 1
 
 
 def test_counts_agree_across_channels(env):

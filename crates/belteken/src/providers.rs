@@ -351,4 +351,87 @@ mod tests {
         .expect("toml");
         assert!(validate(Some(t), &[], "", "f", Path::new(".")).is_err());
     }
+
+    fn check(toml_text: &str, base: &Path) -> Result<Option<CloudSettings>, ConfigError> {
+        let t: CloudSection = toml::from_str(toml_text).expect("toml");
+        validate(Some(t), &[], toml_text, "f", base)
+    }
+
+    const KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
+    #[test]
+    fn telnyx_deletion_needs_an_api_key() {
+        let base = "public_url = \"https://x.org\"\n[telnyx]\n";
+        let e = check(&format!("{base}public_key = \"{KEY}\""), Path::new("."))
+            .expect_err("no api key");
+        assert_eq!(e.key, "cloud.telnyx");
+        assert!(e.message.contains("api_key"), "{}", e.message);
+        let s = check(
+            &format!("{base}public_key = \"{KEY}\"\ndelete_recordings = false"),
+            Path::new("."),
+        )
+        .expect("valid")
+        .expect("some");
+        let t = s.telnyx.expect("telnyx");
+        assert!(!t.delete_recordings);
+        assert_eq!(t.api_base, "https://api.telnyx.com");
+        let s = check(
+            &format!("{base}public_key = \"{KEY}\"\napi_key = \"KEY1\""),
+            Path::new("."),
+        )
+        .expect("valid")
+        .expect("some");
+        assert!(s.telnyx.expect("telnyx").delete_recordings);
+        assert!(check(&format!("{base}public_key = \"short\""), Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn vonage_needs_a_loadable_key() {
+        let dir = std::env::temp_dir().join(format!("belteken-vonage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(
+            dir.join("bad.key"),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let cfg = |file: &str, id: &str| {
+            format!(
+                "public_url = \"https://x.org\"\n[vonage]\napplication_id = \"{id}\"\nprivate_key_file = \"{file}\"\nsignature_secret = \"s\""
+            )
+        };
+        let id = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+        let e = check(&cfg("missing.key", id), &dir).expect_err("missing");
+        assert_eq!(e.key, "cloud.vonage.private_key_file");
+        let e = check(&cfg("bad.key", id), &dir).expect_err("bad key");
+        assert_eq!(e.key, "cloud.vonage.private_key_file");
+        let e = check(&cfg("bad.key", "not-a-uuid"), &dir).expect_err("bad id");
+        assert_eq!(e.key, "cloud.vonage.application_id");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn secrets_from_the_environment() {
+        let t = "public_url = \"https://x.org\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token_env = \"BELTEKEN_TEST_SURELY_UNSET_VAR\"";
+        let e = check(t, Path::new(".")).expect_err("unset");
+        assert!(
+            e.message.contains("BELTEKEN_TEST_SURELY_UNSET_VAR"),
+            "{}",
+            e.message
+        );
+        let both = "public_url = \"https://x.org\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"\nauth_token_env = \"X\"";
+        assert!(check(both, Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn extra_ca_file_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("belteken-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("empty.pem"), "nothing here\n").expect("write");
+        let t = "public_url = \"https://x.org\"\nca_file = \"empty.pem\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"";
+        let e = check(t, &dir).expect_err("no certs");
+        assert_eq!(e.key, "cloud.ca_file");
+        let t = "public_url = \"https://x.org\"\nca_file = \"missing.pem\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"";
+        assert_eq!(check(t, &dir).expect_err("missing").key, "cloud.ca_file");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

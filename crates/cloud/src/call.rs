@@ -1323,3 +1323,68 @@ pub(crate) async fn vonage_event(
 ) -> Response {
     handle(s, Provider::Vonage, Hook::Status, uri, headers, body).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn vonage_fields() {
+        // An input event as Vonage documents it.
+        let body = br#"{"speech":{"results":[]},"dtmf":{"digits":"1","timed_out":false},"from":"447700900000","to":"447700900001","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab","timestamp":"2020-01-01T14:00:00.000Z"}"#;
+        let p = vonage_params(body, "ev=gather&seq=3", "gather").expect("json");
+        assert_eq!(
+            get(&p, "CallSid"),
+            Some("CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+        );
+        assert_eq!(get(&p, "From"), Some("+447700900000"));
+        assert_eq!(get(&p, "To"), Some("+447700900001"));
+        assert_eq!(get(&p, "Digits"), Some("1"));
+        // A GET answer webhook: the query.
+        let p = vonage_params(
+            b"",
+            "to=447700900001&from=Unknown&conversation_uuid=CON-1",
+            "",
+        )
+        .expect("query");
+        assert_eq!(get(&p, "From"), Some("Unknown"));
+        assert!(is_withheld(get(&p, "From").expect("from")));
+        // The caller's leg ends; the other leg's end is not the caller's.
+        let done = br#"{"status":"completed","direction":"inbound","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(done, "", "").expect("json");
+        assert_eq!(get(&p, "CallStatus"), Some("completed"));
+        let other = br#"{"status":"completed","direction":"outbound","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(other, "", "").expect("json");
+        assert_eq!(get(&p, "CallStatus"), None);
+        // The helpline leg: only final states count.
+        let ringing = br#"{"status":"ringing","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(ringing, "ev=dial", "dial").expect("json");
+        assert_eq!(get(&p, "DialCallStatus"), Some(""));
+        let timeout = br#"{"status":"timeout","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(timeout, "ev=dial", "dial").expect("json");
+        assert_eq!(get(&p, "DialCallStatus"), Some("failed"));
+        // A recording event.
+        let r = br#"{"recording_url":"https://api.nexmo.com/v1/files/aaaaaaaa-bbbb-cccc-dddd-0123456789ab","recording_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","size":12222,"conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(r, "ev=recording", "recording").expect("json");
+        assert_eq!(
+            get(&p, "RecordingSid"),
+            Some("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+        );
+        // Not JSON, or not an object: refused.
+        assert!(vonage_params(b"[1,2]", "", "").is_none());
+        assert!(vonage_params(b"to=1", "", "").is_none());
+    }
+
+    #[test]
+    fn ids_safe_in_paths() {
+        assert!(valid_sid("RE0123456789abcdef0123456789abcdef"));
+        assert!(valid_sid("35094891-3290-4142-b2c2-b2eda57534cf"));
+        for bad in ["", "../x", "a/b", "a?b", "a b", &"x".repeat(65)] {
+            assert!(!valid_sid(bad), "{bad}");
+        }
+    }
+}

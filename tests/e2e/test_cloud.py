@@ -250,3 +250,18 @@ def test_recording_from_an_untrusted_certificate_is_not_fetched(server_factory, 
     finally:
         other.close()
         trusted.close()
+
+
+def test_caller_hanging_up_after_their_name_still_signs(cloud_server, audio, twilio_api):
+    # The caller says their name and hangs up during the Record: Twilio requests the Record's
+    # action with Digits=hangup and CallStatus=completed; the recording is fetched and signs.
+    from cloud_providers import Twilio as TwilioDriver
+    before = cloud_server.counts()
+    sid = "RE55555555555555555555555555555555"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
+    d = TwilioDriver(cloud_server, DID, SID, TOKEN)
+    res = d.call("+32470123999", recording=(url, sid), hangup_in_record=True)
+    assert "Record" in res.verbs
+    want = (before[0] + 1, before[1])
+    assert cloud_server.wait_counts(want) == want, cloud_server.log_text()[-3000:]
+    assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")

@@ -125,3 +125,36 @@ def test_withheld_caller_is_unverified(srv, audio, vonage_api):
     v.call("Unknown", recording=(url, sid))
     assert srv.wait_counts((1, 1)) == (1, 1), srv.log_text()[-3000:]
     assert [s["channel"] for s in srv.signatures()] == ["vonage", "vonage"]
+
+
+def test_recording_event_after_the_record_action(srv, audio, vonage_api):
+    # Vonage sends the recording's event when the file is ready, which may be after the NCCO
+    # went on: the caller waits (an input of a few seconds) and the flow signs once it came.
+    v = vonage(srv)
+    before = srv.counts()
+    url, sid = recording(vonage_api, audio.name.read_bytes())
+    res = v.call("+32470666004", recording=(url, sid), recording_late=True)
+    assert "late-recording-event" in res.verbs, res.verbs
+    want = (before[0] + 1, before[1])
+    assert srv.wait_counts(want) == want, srv.log_text()[-3000:]
+
+
+def test_answer_by_post_and_replayed_events(srv):
+    # The answer webhook configured as POST (JSON body, payload_hash signed), and an input
+    # event replayed with its valid token: the same NCCO back, nothing advanced.
+    v = vonage(srv)
+    conv = "CON-" + str(uuid.uuid4())
+    base = {"from": "32470666005", "to": v.msisdn(DID), "uuid": str(uuid.uuid4()),
+            "conversation_uuid": conv, "region_url": "https://api-eu-3.vonage.com"}
+    s, body = v.request("POST", PUBLIC + "/hooks/vonage/answer", base)
+    assert s == 200, body
+    ncco = json.loads(body)
+    back = [a for a in ncco if a["action"] == "input"][0]["eventUrl"][0]
+    ev = dict(base, dtmf={"digits": "", "timed_out": True}, timestamp="2026-11-29T02:00:00.000Z")
+    raw = json.dumps(ev).encode()
+    token = vonage_signed_jwt(SECRET, raw)
+    s1, b1 = v.request("POST", back, ev, token=token)
+    s2, b2 = v.request("POST", back, ev, token=token)
+    assert s1 == s2 == 200 and b1 == b2
+    state = srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (f"vonage:{conv}",))
+    assert state and state[0][0] == 2, state  # created, advanced once; the replay changed nothing

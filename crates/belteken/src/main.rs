@@ -269,7 +269,7 @@ fn cloud_router(
             }
         })
         .collect();
-    info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx.is_some(), "cloud telephony webhooks");
+    info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx.is_some(), vonage = c.vonage.is_some(), "cloud telephony webhooks");
     cloud::router(cloud::CloudState {
         public_url: c.public_url.clone(),
         campaigns: Arc::new(campaigns),

@@ -431,6 +431,136 @@ mod tests {
         assert_eq!(resolve(&t, "relative"), None);
     }
 
+    use std::sync::{Arc as StdArc, Mutex};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A one-route HTTP/1.1 server: answers every request with `reply(request head)` and
+    /// keeps the request heads.
+    async fn serve(
+        reply: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    ) -> (u16, StdArc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = StdArc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let reply = StdArc::new(reply);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = seen2.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut n = 0;
+                    while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => n += k,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    seen.lock().expect("lock").push(head.clone());
+                    let _ = sock.write_all(&reply(&head)).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn client() -> Client {
+        // Plain http:// in these tests; any root will do.
+        Client {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_stay_with_their_origin() {
+        let (storage, storage_seen) =
+            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+        let (api, api_seen) = serve(move |_| {
+            format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes()
+        })
+        .await;
+        let body = client()
+            .request(
+                Method::Get,
+                &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
+                Auth::Basic("AC1", "token"),
+                1,
+                Duration::from_millis(1),
+            )
+            .await
+            .expect("fetched");
+        assert_eq!(body, b"RIFF");
+        let api_head = api_seen.lock().expect("lock")[0].to_ascii_lowercase();
+        assert!(api_head.contains("authorization: basic "), "{api_head}");
+        let storage_head = storage_seen.lock().expect("lock")[0].to_ascii_lowercase();
+        assert!(!storage_head.contains("authorization"), "{storage_head}");
+    }
+
+    #[tokio::test]
+    async fn size_limit_and_retries() {
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_FETCH_BYTES + 1
+        );
+        let (port, seen) = serve(move |_| big.clone().into_bytes()).await;
+        let e = client()
+            .request(
+                Method::Get,
+                &format!("http://127.0.0.1:{port}/big.wav"),
+                Auth::None,
+                3,
+                Duration::from_millis(1),
+            )
+            .await
+            .expect_err("too big");
+        assert!(matches!(e, FetchError::Body), "{e}");
+        assert_eq!(
+            seen.lock().expect("lock").len(),
+            1,
+            "a too large body is not retried"
+        );
+        // Not ready yet (404): retried; a DELETE's 404 (gone already) is not.
+        let (port, seen) =
+            serve(|_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        let url = format!("http://127.0.0.1:{port}/RE1.wav");
+        let e = client()
+            .request(Method::Get, &url, Auth::None, 3, Duration::from_millis(1))
+            .await
+            .expect_err("404");
+        assert!(matches!(e, FetchError::Status(404)));
+        assert_eq!(seen.lock().expect("lock").len(), 3);
+        let _ = client()
+            .request(
+                Method::Delete,
+                &url,
+                Auth::None,
+                3,
+                Duration::from_millis(1),
+            )
+            .await;
+        let heads = seen.lock().expect("lock");
+        assert_eq!(heads.len(), 4);
+        assert!(
+            heads[3].starts_with("DELETE /RE1.wav HTTP/1.1"),
+            "{}",
+            heads[3]
+        );
+    }
+
     #[test]
     fn roots_are_required() {
         assert!(Client::with_roots(b"", None).is_err());

@@ -2,10 +2,12 @@
 
 It signs every request as Twilio does (X-Twilio-Signature over the public URL and the sorted
 form parameters), follows the TwiML it gets back (Play: fetch the prompt and check it is a WAV;
-Gather: post the Digits, here none; Record: post a RecordingUrl served by a local HTTP server
-the way Twilio's API serves it, then the recording status callback; Redirect: follow), and
-checks that the signature is counted and its recording stored. The public URL is a name the
-server never binds (https://line.example.test), as behind a reverse proxy."""
+Gather: post the Digits, here none; Record: post a RecordingUrl served by a local HTTPS server
+the way Twilio's API serves it (basic auth, `.wav`, a certificate from a test CA given as
+`ca_file`), then the recording status callback; Redirect: follow), and checks that the
+signature is counted, its recording stored and Twilio's copy deleted (DELETE
+.../Recordings/{sid}.json). The public URL is a name the server never binds
+(https://line.example.test), as behind a reverse proxy."""
 from __future__ import annotations
 
 import base64

@@ -2,18 +2,18 @@
 
 It signs every request as Twilio does (X-Twilio-Signature over the public URL and the sorted
 form parameters), follows the TwiML it gets back (Play: fetch the prompt and check it is a WAV;
-Gather: post the Digits, here none; Record: post a RecordingUrl served by a local HTTP server
-the way Twilio's API serves it, then the recording status callback; Redirect: follow), and
-checks that the signature is counted and its recording stored. The public URL is a name the
-server never binds (https://line.example.test), as behind a reverse proxy."""
+Gather: post the Digits, here none; Record: post a RecordingUrl served by a local HTTPS server
+the way Twilio's API serves it (basic auth, `.wav`, a certificate from a test CA given as
+`ca_file`), then the recording status callback; Redirect: follow), and checks that the
+signature is counted, its recording stored and Twilio's copy deleted (DELETE
+.../Recordings/{sid}.json). The public URL is a name the server never binds
+(https://line.example.test), as behind a reverse proxy."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import http.client
-import http.server
-import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -21,6 +21,7 @@ import pytest
 
 import peers
 from peers import LOOPBACK
+from provider_api import ProviderApi
 from server import campaign_toml
 
 PUBLIC = "https://line.example.test"
@@ -72,63 +73,45 @@ class Twilio:
         return self.server.get(url[len(PUBLIC):])
 
 
-class RecordingApi:
-    """Serves one WAV at /2010-04-01/Accounts/{SID}/Recordings/RE1.wav, with basic auth."""
-
-    def __init__(self, wav: bytes):
-        self.wav = wav
-        self.requests: list[tuple[str, str | None]] = []
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.requests.append((self.path, self.headers.get("Authorization")))
-                want = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
-                if self.headers.get("Authorization") != want:
-                    self.send_response(401)
-                    self.end_headers()
-                    return
-                if not self.path.endswith("/Recordings/RE1.wav"):
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "audio/x-wav")
-                self.send_header("Content-Length", str(len(outer.wav)))
-                self.end_headers()
-                self.wfile.write(outer.wav)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), H)
-        self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}/2010-04-01/Accounts/{SID}/Recordings/RE1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
+def twilio_auth_ok(header: str | None) -> bool:
+    return header == "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
 
 
-def config(audio) -> str:
+def config(audio, api: ProviderApi) -> str:
     return campaign_toml(prompts={"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.wav"},
                          extra=f'dids = ["{DID}"]\n') + f"""
 [cloud]
 public_url = "{PUBLIC}/"
 fetch_attempts = 3
 fetch_pause_ms = 200
+ca_file = "{api.ca}"
 
 [cloud.twilio]
 account_sid = "{SID}"
 auth_token = "{TOKEN}"
+api_base = "{api.base}"
 """
 
 
 @pytest.fixture(scope="module")
-def cloud_server(server_factory, audio):
-    return server_factory("cloud", config(audio), files=audio.prompts)
+def twilio_api(tmp_path_factory):
+    """Twilio's REST API over HTTPS, its certificate from a test CA given as `ca_file`."""
+    api = ProviderApi(tmp_path_factory.mktemp("twilio-api"), twilio_auth_ok)
+    yield api
+    api.close()
 
 
-def run_call(server, api: RecordingApi, call_sid: str, caller: str) -> list[str]:
+@pytest.fixture(scope="module")
+def cloud_server(server_factory, audio, twilio_api):
+    return server_factory("cloud", config(audio, twilio_api), files=audio.prompts)
+
+
+def recording(api: ProviderApi, wav: bytes, sid: str) -> str:
+    """A recording as Twilio announces it: RecordingUrl without extension (.wav fetches WAV)."""
+    return api.add_recording(f"/2010-04-01/Accounts/{SID}/Recordings/{sid}", wav)
+
+
+def run_call(server, rec_url: str | None, rec_sid: str, call_sid: str, caller: str) -> list[str]:
     t = Twilio(server, call_sid, caller)
     status, body = t.post(PUBLIC + "/hooks/twilio/voice")
     assert status == 200, body
@@ -152,12 +135,13 @@ def run_call(server, api: RecordingApi, call_sid: str, caller: str) -> list[str]
                 nxt = (v.get("action"), {"Digits": ""})
                 break
             elif v.tag == "Record":
-                s, b = t.post(v.get("action"), {"RecordingUrl": api.url, "RecordingDuration": "3",
-                                                "RecordingSid": "RE1", "Digits": ""})
+                assert rec_url, "a Record the test did not expect"
+                s, b = t.post(v.get("action"), {"RecordingUrl": rec_url, "RecordingDuration": "3",
+                                                "RecordingSid": rec_sid, "Digits": ""})
                 assert s == 200, b
                 # The recording status callback comes beside the call's flow.
                 cb = t.post(v.get("recordingStatusCallback"),
-                            {"RecordingUrl": api.url, "RecordingSid": "RE1",
+                            {"RecordingUrl": rec_url, "RecordingSid": rec_sid,
                              "RecordingStatus": "completed", "RecordingDuration": "3",
                              "RecordingChannels": "1", "RecordingSource": "RecordVerb"})
                 assert cb[0] in (200, 204), cb
@@ -196,12 +180,13 @@ def test_unsigned_and_wrongly_signed_are_refused(cloud_server):
     assert cloud_server.counts() == (0, 0)
 
 
-def test_twilio_call_signs_with_its_recording(cloud_server, audio):
-    api = RecordingApi(audio.name.read_bytes())
-    try:
-        verbs = run_call(cloud_server, api, "CA11111111111111111111111111111111", "+32470123456")
-    finally:
-        api.close()
+def test_twilio_call_signs_with_its_recording(cloud_server, audio, twilio_api):
+    # The recording comes from the provider's API over HTTPS (a certificate from the test CA
+    # named by ca_file), fetched with the account's credentials, then deleted there.
+    sid = "RE11111111111111111111111111111111"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
+    assert url.startswith("https://")
+    verbs = run_call(cloud_server, url, sid, "CA11111111111111111111111111111111", "+32470123456")
     assert "Record" in verbs and "Play" in verbs and "Hangup" in verbs, (verbs, cloud_server.log_text()[-3000:])
     assert cloud_server.wait_counts((1, 0)) == (1, 0)
     st, js = cloud_server.get_json("/api/campaigns/demo")
@@ -214,8 +199,13 @@ def test_twilio_call_signs_with_its_recording(cloud_server, audio):
     assert rec[:4] == b"RIFF" and len(rec) > 8000  # the caller's voice, not a placeholder
     trust = cloud_server.query("SELECT trust FROM signatures")[0][0]
     assert trust == "network"
-    # The recording was fetched with the account's credentials.
-    assert api.requests and all(a and a.startswith("Basic ") for _, a in api.requests)
+    # Fetched as WAV over HTTPS with the account's credentials.
+    gets = twilio_api.seen("GET", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.wav")
+    assert gets and all(twilio_auth_ok(g.auth) for g in gets), twilio_api.requests
+    # Twilio's copy is deleted once the signature is stored: DELETE .../Recordings/{sid}.json.
+    deletes = twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
+    assert deletes and twilio_auth_ok(deletes[0].auth), (twilio_api.requests, cloud_server.log_text()[-2000:])
+    assert f"/2010-04-01/Accounts/{SID}/Recordings/{sid}" in twilio_api.deleted
 
 
 def test_replayed_webhooks_change_nothing(cloud_server, audio):
@@ -233,19 +223,47 @@ def test_replayed_webhooks_change_nothing(cloud_server, audio):
 
 
 def test_same_caller_again_is_already_signed(cloud_server, audio):
-    api = RecordingApi(audio.name.read_bytes())
-    try:
-        verbs = run_call(cloud_server, api, "CA22222222222222222222222222222222", "0470 12 34 56")
-    finally:
-        api.close()
+    verbs = run_call(cloud_server, None, "", "CA22222222222222222222222222222222", "0470 12 34 56")
     assert "Record" not in verbs, verbs
     assert cloud_server.counts() == (1, 0)
 
 
-def test_withheld_caller_counts_as_unverified(cloud_server, audio):
-    api = RecordingApi(audio.name.read_bytes())
-    try:
-        run_call(cloud_server, api, "CA33333333333333333333333333333333", "anonymous")
-    finally:
-        api.close()
+def test_withheld_caller_counts_as_unverified(cloud_server, audio, twilio_api):
+    sid = "RE33333333333333333333333333333333"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
+    run_call(cloud_server, url, sid, "CA33333333333333333333333333333333", "anonymous")
     assert cloud_server.wait_counts((1, 1)) == (1, 1)
+    assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
+
+
+def test_recording_from_an_untrusted_certificate_is_not_fetched(server_factory, audio, tmp_path):
+    # The same API with a certificate from a CA the server does not trust: the fetch fails
+    # (TLS verification), nothing is signed with a recording that could not be checked.
+    other = ProviderApi(tmp_path / "other", twilio_auth_ok)
+    trusted = ProviderApi(tmp_path / "trusted", twilio_auth_ok)
+    try:
+        srv = server_factory("cloud-untrusted", config(audio, trusted), files=audio.prompts)
+        sid = "RE44444444444444444444444444444444"
+        url = other.add_recording(f"/2010-04-01/Accounts/{SID}/Recordings/{sid}", audio.name.read_bytes())
+        run_call(srv, url, sid, "CA44444444444444444444444444444444", "+32470999888")
+        assert "recording not fetched" in srv.log_text()
+        assert srv.counts() == (0, 0)
+        assert not other.seen("GET", "/")  # the handshake failed before any request
+    finally:
+        other.close()
+        trusted.close()
+
+
+def test_caller_hanging_up_after_their_name_still_signs(cloud_server, audio, twilio_api):
+    # The caller says their name and hangs up during the Record: Twilio requests the Record's
+    # action with Digits=hangup and CallStatus=completed; the recording is fetched and signs.
+    from cloud_providers import Twilio as TwilioDriver
+    before = cloud_server.counts()
+    sid = "RE55555555555555555555555555555555"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
+    d = TwilioDriver(cloud_server, DID, SID, TOKEN)
+    res = d.call("+32470123999", recording=(url, sid), hangup_in_record=True)
+    assert "Record" in res.verbs
+    want = (before[0] + 1, before[1])
+    assert cloud_server.wait_counts(want) == want, cloud_server.log_text()[-3000:]
+    assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")

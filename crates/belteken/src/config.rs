@@ -661,7 +661,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     let all_dids: Vec<String> = campaigns.iter().flat_map(|c| c.dids.clone()).collect();
     let sip_edge = crate::trunks::validate(raw.trunks, raw.sip, &all_dids, text, file, base)?;
     // cloud telephony (issue 7)
-    let cloud = crate::providers::validate(raw.cloud, &campaigns, text, file)?;
+    let cloud = crate::providers::validate(raw.cloud, &campaigns, text, file, base)?;
     Ok(Settings {
         sip_listen: raw
             .server

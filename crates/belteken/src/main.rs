@@ -285,24 +285,20 @@ fn cloud_router(
             }
         })
         .collect();
-    info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx_public_key.is_some(), "cloud telephony webhooks");
+    info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx.is_some(), vonage = c.vonage.is_some(), "cloud telephony webhooks");
     cloud::router(cloud::CloudState {
         public_url: c.public_url.clone(),
         campaigns: Arc::new(campaigns),
         store: store.clone(),
         hub: hub.clone(),
         secret: secret.clone(),
-        twilio: c.twilio.as_ref().map(|(sid, token)| cloud::TwilioAccount {
-            account_sid: sid.clone(),
-            auth_token: token.clone(),
-        }),
-        telnyx: c.telnyx_public_key.as_ref().map(|k| cloud::TelnyxAccount {
-            public_key: k.clone(),
-            api_key: None,
-        }),
+        twilio: c.twilio.clone(),
+        telnyx: c.telnyx.clone(),
+        vonage: c.vonage.clone(),
         max_call: settings.max_call,
         fetch_attempts: c.fetch_attempts,
         fetch_pause: c.fetch_pause,
+        http: c.http.clone(),
     })
 }
 

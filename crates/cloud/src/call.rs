@@ -23,6 +23,9 @@ const SAVE_RETRIES: usize = 4;
 /// Pauses (of 2 s) the caller waits for a recording the provider has not made available yet.
 const MAX_AWAITS: u32 = 5;
 
+/// How much earlier than the flow's timer a provider's wait may end and still count as it.
+const EARLY_WAKE_MS: u64 = 1500;
+
 /// Caller IDs the providers send for a withheld number.
 const WITHHELD: &[&str] = &[
     "anonymous",
@@ -110,6 +113,23 @@ struct Take {
     wav_b64: String,
     speech_ms: u64,
     length_ms: u64,
+    /// The provider's name of the recording (deleted there once the signature is stored).
+    #[serde(default)]
+    sid: Option<String>,
+    /// The provider account it belongs to (Telnyx's `AccountSid`).
+    #[serde(default)]
+    account: Option<String>,
+    /// Where it was fetched (Vonage deletes the file at the same URL).
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// A provider copy of a recording to delete, once the call's state is saved.
+#[derive(Debug, Clone)]
+struct Deletion {
+    sid: String,
+    account: Option<String>,
+    url: Option<String>,
 }
 
 /// What the store keeps of a call between webhooks (JSON). No phone number: the caller is
@@ -131,6 +151,9 @@ pub struct CallRecord {
     take: Option<Take>,
     awaits: u32,
     hung_up: bool,
+    /// Provider copies this webhook is done with (not stored: carried out after the save).
+    #[serde(skip)]
+    deletes: Vec<Deletion>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -144,6 +167,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 enum Provider {
     Twilio,
     Telnyx,
+    Vonage,
 }
 
 impl Provider {
@@ -151,6 +175,41 @@ impl Provider {
         match self {
             Provider::Twilio => "twilio",
             Provider::Telnyx => "telnyx",
+            Provider::Vonage => "vonage",
+        }
+    }
+
+    fn from_name(name: &str) -> Provider {
+        match name {
+            "telnyx" => Provider::Telnyx,
+            "vonage" => Provider::Vonage,
+            _ => Provider::Twilio,
+        }
+    }
+
+    /// The answer in this provider's language.
+    fn render(self, next: &Next) -> String {
+        match self {
+            Provider::Twilio => twiml::render_for(next, twiml::Dialect::Twilio),
+            Provider::Telnyx => twiml::render_for(next, twiml::Dialect::Telnyx),
+            Provider::Vonage => crate::ncco::render(next),
+        }
+    }
+
+    /// The path of the webhook that the answers' callbacks go to.
+    fn callback_path(self) -> &'static str {
+        match self {
+            Provider::Twilio => "/hooks/twilio/voice",
+            Provider::Telnyx => "/hooks/telnyx/voice",
+            Provider::Vonage => "/hooks/vonage/event",
+        }
+    }
+
+    fn recording_path(self) -> &'static str {
+        match self {
+            Provider::Twilio => "/hooks/twilio/recording",
+            Provider::Telnyx => "/hooks/telnyx/recording",
+            Provider::Vonage => "/hooks/vonage/event?ev=recording",
         }
     }
 }
@@ -185,12 +244,98 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "forbidden\n").into_response()
 }
 
-fn xml(body: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
+fn answer(provider: Provider, body: String) -> Response {
+    let ctype = match provider {
+        Provider::Vonage => "application/json",
+        Provider::Twilio | Provider::Telnyx => "application/xml; charset=utf-8",
+    };
+    ([(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+/// Vonage's JSON (or, for a GET answer webhook, query) fields under the names the rest of
+/// this module uses (Twilio's): `conversation_uuid` is the call (every event carries it),
+/// numbers get their `+` (Vonage sends `447700900000`), `dtmf.digits`, `recording_url`,
+/// `recording_uuid`, and the caller's leg's terminal `status`. `None`: not a Vonage request.
+fn vonage_params(body: &[u8], query: &str, ev: &str) -> Option<Vec<(String, String)>> {
+    let fields: Vec<(String, serde_json::Value)> = if body.is_empty() {
+        form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().collect(),
+            _ => return None,
+        }
+    };
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    let number = |n: String| {
+        if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) {
+            format!("+{n}")
+        } else {
+            n
+        }
+    };
+    let mut out = Vec::new();
+    if let Some(c) = get("conversation_uuid") {
+        out.push(("CallSid".to_string(), c));
+    }
+    if let Some(f) = get("from") {
+        out.push(("From".to_string(), number(f)));
+    }
+    if let Some(t) = get("to") {
+        out.push(("To".to_string(), number(t)));
+    }
+    if let Some(serde_json::Value::Object(dtmf)) =
+        fields.iter().find(|(k, _)| k == "dtmf").map(|(_, v)| v)
+    {
+        if let Some(serde_json::Value::String(d)) = dtmf.get("digits") {
+            out.push(("Digits".to_string(), d.clone()));
+        }
+    }
+    if let Some(u) = get("recording_url") {
+        out.push(("RecordingUrl".to_string(), u));
+    }
+    if let Some(u) = get("recording_uuid") {
+        out.push(("RecordingSid".to_string(), u));
+    }
+    let status = get("status").unwrap_or_default();
+    let inbound = get("direction").is_none_or(|d| d == "inbound");
+    match ev {
+        // The helpline leg's events (connect's synchronous eventUrl).
+        "dial" => {
+            let s = match status.as_str() {
+                "completed" => "completed",
+                "failed" | "rejected" | "busy" | "timeout" | "unanswered" | "cancelled" => "failed",
+                _ => "",
+            };
+            out.push(("DialCallStatus".to_string(), s.to_string()));
+        }
+        // The caller's own leg (the other leg's events come to the same URL).
+        "" if inbound => {
+            let s = match status.as_str() {
+                "completed" => Some("completed"),
+                "busy" => Some("busy"),
+                "failed" | "rejected" => Some("failed"),
+                "timeout" | "unanswered" => Some("no-answer"),
+                "cancelled" => Some("canceled"),
+                _ => None,
+            };
+            if let Some(s) = s {
+                out.push(("CallStatus".to_string(), s.to_string()));
+            }
+        }
+        _ => {}
+    }
+    Some(out)
 }
 
 /// Authenticates the request; `None` when it must be refused (403).
@@ -202,8 +347,11 @@ fn authenticate(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Request> {
-    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
     let query = uri.query().unwrap_or("");
+    let mut params: Vec<(String, String)> = match provider {
+        Provider::Vonage => Vec::new(),
+        Provider::Twilio | Provider::Telnyx => form_urlencoded::parse(body).into_owned().collect(),
+    };
     let ok = match provider {
         Provider::Twilio => {
             let Some(account) = &state.twilio else {
@@ -239,7 +387,22 @@ fn authenticate(
                     .and_then(|v| v.to_str().ok()),
                 body,
                 now,
-                300,
+                account.timestamp_tolerance.as_secs(),
+            )
+        }
+        Provider::Vonage => {
+            let Some(account) = &state.vonage else {
+                return None;
+            };
+            let now = unix_ms(SystemTime::now()) / 1000;
+            crate::sig::vonage_valid(
+                &account.signature_secret,
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok()),
+                body,
+                now,
+                account.jwt_tolerance.as_secs(),
             )
         }
     };
@@ -258,6 +421,19 @@ fn authenticate(
             "ev" => ev = v.into_owned(),
             "seq" => seq = v.parse().ok(),
             _ => {}
+        }
+    }
+    let mut hook = hook;
+    if provider == Provider::Vonage {
+        params = vonage_params(body, query, &ev)?;
+        // One event URL for everything: the call's own events, and the callbacks of the
+        // answers (`ev`), the recording's among them.
+        if hook == Hook::Status {
+            hook = match ev.as_str() {
+                "" => Hook::Status,
+                "recording" => Hook::Recording,
+                _ => Hook::Voice,
+            };
         }
     }
     Some(Request {
@@ -281,6 +457,10 @@ async fn handle(
     let Some(req) = authenticate(&state, provider, hook, &uri, &headers, &body) else {
         return forbidden();
     };
+    // The helpline leg ringing or answering changes nothing yet.
+    if req.ev == "dial" && req.param("DialCallStatus") == Some("") {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let Some(call_sid) = req.param("CallSid").map(str::to_owned) else {
         return (StatusCode::BAD_REQUEST, "no CallSid\n").into_response();
     };
@@ -297,8 +477,16 @@ async fn handle(
     };
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || process(&st, &req, &call_id, fetched)).await;
+    let result = result.map(|r| {
+        r.map(|(answer, deletes)| {
+            for d in deletes {
+                tokio::spawn(delete_recording(state.clone(), provider, d));
+            }
+            answer
+        })
+    });
     match result {
-        Ok(Ok(Some(answer))) => xml(answer),
+        Ok(Ok(Some(body))) => answer(provider, body),
         Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
         Ok(Err(e)) => {
             warn!(error = %e, "webhook failed");
@@ -329,26 +517,167 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
     } else {
         url.to_string()
     };
-    let auth = match (req.provider, &state.twilio) {
-        (Provider::Twilio, Some(a)) => Some((a.account_sid.as_str(), a.auth_token.as_str())),
+    // Twilio serves recordings with the account's credentials; Telnyx's RecordingUrl is a
+    // pre-signed link (the API key only goes to Telnyx's own API).
+    let auth = match (req.provider, &state.twilio, &state.telnyx) {
+        (Provider::Twilio, Some(a), _) => {
+            crate::fetch::Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str())
+        }
+        (Provider::Telnyx, _, Some(a)) => match &a.api_key {
+            Some(key) if url.starts_with(&format!("{}/", a.api_base)) => {
+                crate::fetch::Auth::Bearer(key.as_str())
+            }
+            _ => crate::fetch::Auth::None,
+        },
+        _ => crate::fetch::Auth::None,
+    };
+    let vonage_jwt = match (req.provider, &state.vonage) {
+        (Provider::Vonage, Some(a)) => vonage_jwt_for(a, &url),
         _ => None,
+    };
+    let auth = match &vonage_jwt {
+        Some(jwt) => crate::fetch::Auth::Bearer(jwt.as_str()),
+        None => auth,
     };
     let attempts = if req.ev == "await" {
         1
     } else {
         state.fetch_attempts
     };
-    let bytes = match crate::fetch::get(&url, auth, attempts, state.fetch_pause).await {
+    let bytes = match state
+        .http
+        .request(
+            crate::fetch::Method::Get,
+            &url,
+            auth,
+            attempts,
+            state.fetch_pause,
+        )
+        .await
+    {
         Ok(b) => b,
         Err(e) => {
             warn!(error = %e, "recording not fetched");
             return None;
         }
     };
-    tokio::task::spawn_blocking(move || take_of(&bytes))
+    let sid = req
+        .param("RecordingSid")
+        .filter(|s| valid_sid(s))
+        .map(str::to_owned);
+    let account = req
+        .param("AccountSid")
+        .filter(|s| valid_sid(s))
+        .map(str::to_owned);
+    let mut take = tokio::task::spawn_blocking(move || take_of(&bytes))
         .await
         .ok()
-        .flatten()
+        .flatten()?;
+    take.sid = sid;
+    take.account = account;
+    take.url = Some(url);
+    Some(take)
+}
+
+/// The application JWT for a Vonage API URL: only for the configured API and Vonage's hosts
+/// (`https://*.nexmo.com`, `https://*.vonage.com`), never for another host.
+fn vonage_jwt_for(a: &crate::VonageAccount, url: &str) -> Option<String> {
+    let host = url
+        .strip_prefix("https://")
+        .map(|r| r.split(['/', '?', ':']).next().unwrap_or(""))
+        .unwrap_or("");
+    let vonage_host = [".nexmo.com", ".vonage.com"]
+        .iter()
+        .any(|d| host.ends_with(d));
+    if !(vonage_host || url.starts_with(&format!("{}/", a.api_base))) {
+        return None;
+    }
+    a.private_key
+        .vonage_jwt(&a.application_id, unix_ms(SystemTime::now()) / 1000)
+}
+
+/// Whether a provider's id (recording SID, account SID, UUID) is safe to put in a URL path.
+fn valid_sid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Deletes the provider's copy of a recording, retried a bounded number of times; failures are
+/// logged (with the provider and the error, nothing about the caller).
+async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
+    use crate::fetch::{Auth, FetchError, Method};
+    let jwt;
+    let (url, auth) = match provider {
+        Provider::Vonage => {
+            let Some(a) = state.vonage.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            let Some(url) = d.url.clone() else {
+                return;
+            };
+            let Some(token) = vonage_jwt_for(a, &url) else {
+                warn!(
+                    provider = provider.name(),
+                    "recording not deleted at the provider: not a Vonage URL"
+                );
+                return;
+            };
+            jwt = token;
+            (url, Auth::Bearer(jwt.as_str()))
+        }
+        Provider::Twilio => {
+            let Some(a) = state.twilio.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            (
+                format!(
+                    "{}/2010-04-01/Accounts/{}/Recordings/{}.json",
+                    a.api_base, a.account_sid, d.sid
+                ),
+                Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str()),
+            )
+        }
+        Provider::Telnyx => {
+            let Some(a) = state.telnyx.as_ref().filter(|a| a.delete_recordings) else {
+                return;
+            };
+            let (Some(key), Some(account)) = (a.api_key.as_deref(), d.account.as_deref()) else {
+                warn!(
+                    provider = provider.name(),
+                    "recording not deleted at the provider: no API key or account"
+                );
+                return;
+            };
+            (
+                format!(
+                    "{}/v2/texml/Accounts/{account}/Recordings/{}.json",
+                    a.api_base, d.sid
+                ),
+                Auth::Bearer(key),
+            )
+        }
+    };
+    match state
+        .http
+        .request(
+            Method::Delete,
+            &url,
+            auth,
+            state.fetch_attempts,
+            state.fetch_pause,
+        )
+        .await
+    {
+        // Gone already (a retried delete, or deleted by hand) is as good.
+        Ok(_) | Err(FetchError::Status(404)) => {
+            info!(
+                provider = provider.name(),
+                "provider's copy of the recording deleted"
+            );
+        }
+        Err(e) => {
+            warn!(provider = provider.name(), error = %e, "provider's copy of the recording not deleted");
+        }
+    }
 }
 
 /// Converts a fetched recording to the stored form (8 kHz 16-bit WAV, like a native one)
@@ -378,6 +707,9 @@ fn take_of(bytes: &[u8]) -> Option<Take> {
         wav_b64: base64::engine::general_purpose::STANDARD.encode(wav),
         speech_ms: u64::try_from(rec.speech().as_millis()).unwrap_or(u64::MAX),
         length_ms: samples.len() as u64 / 8,
+        sid: None,
+        account: None,
+        url: None,
     })
 }
 
@@ -387,6 +719,18 @@ fn process(
     req: &Request,
     call_id: &str,
     fetched: Option<Take>,
+) -> Result<(Option<String>, Vec<Deletion>), store::StoreError> {
+    let mut deletes = Vec::new();
+    let answer = process_state(state, req, call_id, fetched, &mut deletes)?;
+    Ok((answer, deletes))
+}
+
+fn process_state(
+    state: &CloudState,
+    req: &Request,
+    call_id: &str,
+    fetched: Option<Take>,
+    deletes: &mut Vec<Deletion>,
 ) -> Result<Option<String>, store::StoreError> {
     for _ in 0..SAVE_RETRIES {
         let now = SystemTime::now();
@@ -394,13 +738,13 @@ fn process(
         let (version, mut rec) = match loaded {
             Some(s) => match serde_json::from_slice::<CallRecord>(&s.data) {
                 Ok(r) => (s.version, r),
-                Err(_) => return Ok(Some(twiml::render(&Next::Hangup))),
+                Err(_) => return Ok(Some(req.provider.render(&Next::Hangup))),
             },
             None => {
                 if req.hook != Hook::Voice || !req.ev.is_empty() {
                     // Unknown or expired call.
                     return Ok(match req.hook {
-                        Hook::Voice => Some(twiml::render(&Next::Hangup)),
+                        Hook::Voice => Some(req.provider.render(&Next::Hangup)),
                         _ => None,
                     });
                 }
@@ -408,13 +752,13 @@ fn process(
                     Some(r) => (0, r),
                     None => {
                         info!(provider = req.provider.name(), "call to an unknown number");
-                        return Ok(Some(twiml::render(&Next::Hangup)));
+                        return Ok(Some(req.provider.render(&Next::Hangup)));
                     }
                 }
             }
         };
         let Some(campaign) = state.campaign(&rec.slug).cloned() else {
-            return Ok(Some(twiml::render(&Next::Hangup)));
+            return Ok(Some(req.provider.render(&Next::Hangup)));
         };
         // A repeated webhook (the provider retried, or someone replays a signed request)
         // gets the same answer and changes nothing.
@@ -433,6 +777,7 @@ fn process(
         let data = serde_json::to_vec(&rec).unwrap_or_default();
         let expires = now + state.max_call + CALL_STATE_TTL;
         if state.store.save_call(call_id, version, &data, expires)? {
+            *deletes = std::mem::take(&mut rec.deletes);
             return Ok(match req.hook {
                 Hook::Voice => Some(answer),
                 _ => None,
@@ -479,6 +824,7 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
         take: None,
         awaits: 0,
         hung_up: false,
+        deletes: Vec::new(),
     })
 }
 
@@ -570,6 +916,17 @@ fn inputs_of(
     out
 }
 
+/// Queues the deletion of a take's provider copy.
+fn queue_deletion(rec: &mut CallRecord, t: &Take) {
+    if let Some(sid) = &t.sid {
+        rec.deletes.push(Deletion {
+            sid: sid.clone(),
+            account: t.account.clone(),
+            url: t.url.clone(),
+        });
+    }
+}
+
 /// Replays the call, feeds `inputs`, carries out the actions; returns the answer.
 fn advance(
     state: &CloudState,
@@ -613,13 +970,17 @@ fn advance(
         match input {
             Some(i) => feed(&mut engine, rec, now_ms, *i),
             None => {
-                // The wait is over: the timer, at its time if the provider came back early.
+                // The wait is over: the timer, at its time if the provider came back a little
+                // early. Much earlier (a provider's wait is shorter than the flow's) is not the
+                // timer yet: the answer below waits again for the rest.
                 let due = engine
                     .poll_timeout()
                     .map(|t| u64::try_from(t.duration_since(base).as_millis()).unwrap_or(u64::MAX))
-                    .unwrap_or(now_ms)
-                    .max(now_ms);
-                feed(&mut engine, rec, due, LoggedInput::Timer);
+                    .unwrap_or(now_ms);
+                if due > now_ms + EARLY_WAKE_MS {
+                    continue;
+                }
+                feed(&mut engine, rec, due.max(now_ms), LoggedInput::Timer);
             }
         }
         // Carry out what the engine asks until it waits on the caller or the provider.
@@ -660,7 +1021,12 @@ fn advance(
                         status_callback: String::new(),
                     });
                 }
-                Action::DiscardRecording => rec.take = None,
+                Action::DiscardRecording => {
+                    // A take the flow throws away is deleted at the provider as well.
+                    if let Some(t) = rec.take.take() {
+                        queue_deletion(rec, &t);
+                    }
+                }
                 Action::Sign => {
                     let r = sign(state, campaign, req, rec);
                     feed(&mut engine, rec, at_ms, LoggedInput::signed(r));
@@ -686,11 +1052,11 @@ fn advance(
         }
     }
     let seq = rec.log.len();
+    let provider = Provider::from_name(&rec.provider);
     let hook = |ev: &str| {
-        format!(
-            "{}/hooks/{}/voice?ev={ev}&seq={seq}",
-            state.public_url, rec.provider
-        )
+        let path = provider.callback_path();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{}{path}{sep}ev={ev}&seq={seq}", state.public_url)
     };
     let next = if rec.hung_up {
         Next::Empty
@@ -712,7 +1078,7 @@ fn advance(
                 max_seconds,
                 silence_seconds,
                 action: hook("record"),
-                status_callback: format!("{}/hooks/{}/recording", state.public_url, rec.provider),
+                status_callback: format!("{}{}", state.public_url, provider.recording_path()),
             },
             Some(Next::Dial { uri, .. }) => Next::Dial {
                 uri,
@@ -737,7 +1103,7 @@ fn advance(
             }
         }
     };
-    let answer = twiml::render(&next);
+    let answer = provider.render(&next);
     rec.last_answer = answer.clone();
     answer
 }
@@ -749,6 +1115,9 @@ fn sign(
     rec: &mut CallRecord,
 ) -> SignResult {
     let take = rec.take.take();
+    let ids = take
+        .as_ref()
+        .map(|t| (t.sid.clone(), t.account.clone(), t.url.clone()));
     let (wav, speech_ms) = match take.and_then(|t| {
         base64::engine::general_purpose::STANDARD
             .decode(t.wav_b64)
@@ -764,10 +1133,7 @@ fn sign(
         caller,
         recording_wav: wav,
         speech_ms: u32::try_from(speech_ms).unwrap_or(u32::MAX),
-        channel: match req.provider {
-            Provider::Twilio => "twilio",
-            Provider::Telnyx => "telnyx",
-        },
+        channel: req.provider.name(),
         // The provider asserts the caller ID (the store keeps a withheld caller Withheld).
         trust: Some(store::Trust::NetworkAsserted),
         flow_version: Some(campaign.flow_version.clone()),
@@ -775,6 +1141,11 @@ fn sign(
     };
     match state.store.sign(signature) {
         Ok(outcome) => {
+            // The signature is stored with its own copy of the recording: the provider's copy
+            // goes (once this webhook's state is saved).
+            if let Some((Some(sid), account, url)) = ids {
+                rec.deletes.push(Deletion { sid, account, url });
+            }
             let counts = outcome.counts();
             state.hub.publish(&campaign.slug, counts);
             let r = match outcome {
@@ -932,4 +1303,88 @@ pub(crate) async fn telnyx_recording(
     body: Bytes,
 ) -> Response {
     handle(s, Provider::Telnyx, Hook::Recording, uri, headers, body).await
+}
+
+pub(crate) async fn vonage_answer(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Vonage, Hook::Voice, uri, headers, body).await
+}
+
+/// The application's event URL and the answers' callbacks (`ev`).
+pub(crate) async fn vonage_event(
+    State(s): State<CloudState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(s, Provider::Vonage, Hook::Status, uri, headers, body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn vonage_fields() {
+        // An input event as Vonage documents it.
+        let body = br#"{"speech":{"results":[]},"dtmf":{"digits":"1","timed_out":false},"from":"447700900000","to":"447700900001","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab","timestamp":"2020-01-01T14:00:00.000Z"}"#;
+        let p = vonage_params(body, "ev=gather&seq=3", "gather").expect("json");
+        assert_eq!(
+            get(&p, "CallSid"),
+            Some("CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+        );
+        assert_eq!(get(&p, "From"), Some("+447700900000"));
+        assert_eq!(get(&p, "To"), Some("+447700900001"));
+        assert_eq!(get(&p, "Digits"), Some("1"));
+        // A GET answer webhook: the query.
+        let p = vonage_params(
+            b"",
+            "to=447700900001&from=Unknown&conversation_uuid=CON-1",
+            "",
+        )
+        .expect("query");
+        assert_eq!(get(&p, "From"), Some("Unknown"));
+        assert!(is_withheld(get(&p, "From").expect("from")));
+        // The caller's leg ends; the other leg's end is not the caller's.
+        let done = br#"{"status":"completed","direction":"inbound","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(done, "", "").expect("json");
+        assert_eq!(get(&p, "CallStatus"), Some("completed"));
+        let other = br#"{"status":"completed","direction":"outbound","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(other, "", "").expect("json");
+        assert_eq!(get(&p, "CallStatus"), None);
+        // The helpline leg: only final states count.
+        let ringing = br#"{"status":"ringing","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(ringing, "ev=dial", "dial").expect("json");
+        assert_eq!(get(&p, "DialCallStatus"), Some(""));
+        let timeout = br#"{"status":"timeout","conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(timeout, "ev=dial", "dial").expect("json");
+        assert_eq!(get(&p, "DialCallStatus"), Some("failed"));
+        // A recording event.
+        let r = br#"{"recording_url":"https://api.nexmo.com/v1/files/aaaaaaaa-bbbb-cccc-dddd-0123456789ab","recording_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","size":12222,"conversation_uuid":"CON-1"}"#;
+        let p = vonage_params(r, "ev=recording", "recording").expect("json");
+        assert_eq!(
+            get(&p, "RecordingSid"),
+            Some("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")
+        );
+        // Not JSON, or not an object: refused.
+        assert!(vonage_params(b"[1,2]", "", "").is_none());
+        assert!(vonage_params(b"to=1", "", "").is_none());
+    }
+
+    #[test]
+    fn ids_safe_in_paths() {
+        assert!(valid_sid("RE0123456789abcdef0123456789abcdef"));
+        assert!(valid_sid("35094891-3290-4142-b2c2-b2eda57534cf"));
+        for bad in ["", "../x", "a/b", "a?b", "a b", &"x".repeat(65)] {
+            assert!(!valid_sid(bad), "{bad}");
+        }
+    }
 }

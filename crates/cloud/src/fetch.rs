@@ -1,107 +1,569 @@
-//! Fetching a provider's recording over HTTP/1.1 (hyper), with basic auth, a size limit,
-//! a timeout and retries.
+//! The provider API client: fetching a recording and deleting the provider's copy, over
+//! HTTP/1.1 (hyper) with TLS (rustls), with credentials, a size limit, a timeout and retries.
 //!
-//! Plain `http://` only in this version: `https://` (the providers' real APIs) needs a TLS
-//! connector with root certificates, which is not wired yet (see docs/cloud.md).
+//! Trust roots: the system's CA bundle (Debian's `ca-certificates`, the same file the SIP
+//! trunks use), read once at start, plus an optional extra CA file from the config (a private
+//! or test CA). Not `webpki-roots`: that would compile a second, frozen copy of the roots into
+//! the binary, while the distribution's bundle is kept current by the system's updates; and
+//! not `rustls-native-certs`: on Linux it reads the same files, through two more crates.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// Largest recording fetched, in bytes (the store takes at most this much after conversion).
 pub const MAX_FETCH_BYTES: usize = 8 * 1024 * 1024;
+/// Largest answer body read for other requests (a DELETE's JSON).
+const MAX_OTHER_BYTES: usize = 64 * 1024;
 /// One attempt's time limit.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Redirects followed (a provider may answer the recording URL with one to its storage).
+const MAX_REDIRECTS: usize = 3;
+
+/// Where the system's CA bundle is looked for (Debian/Ubuntu first, then Fedora/RHEL, Alpine
+/// and BSD layouts).
+pub const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("unsupported URL (http:// only)")]
+    #[error("unsupported URL (http:// or https:// with a host)")]
     Url,
     #[error("connection failed: {0}")]
     Connect(String),
+    #[error("TLS failed: {0}")]
+    Tls(String),
     #[error("HTTP status {0}")]
     Status(u16),
     #[error("body larger than the limit or unreadable")]
     Body,
     #[error("timed out")]
     Timeout,
+    #[error("too many redirects")]
+    Redirects,
 }
 
-/// GETs `url` once with HTTP basic auth `user:password`.
-pub async fn get_once(url: &str, auth: Option<(&str, &str)>) -> Result<Vec<u8>, FetchError> {
-    let rest = url.strip_prefix("http://").ok_or(FetchError::Url)?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err(FetchError::Url);
+impl FetchError {
+    /// Whether trying again may help (not for a refused URL, a client error or a bad body).
+    fn retryable(&self) -> bool {
+        match self {
+            FetchError::Url | FetchError::Body | FetchError::Redirects => false,
+            FetchError::Status(s) => *s == 404 || *s == 408 || *s == 429 || *s >= 500,
+            FetchError::Connect(_) | FetchError::Tls(_) | FetchError::Timeout => true,
+        }
     }
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+}
+
+/// How a request authenticates to the provider's API.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    None,
+    /// HTTP basic auth (Twilio: account SID and auth token).
+    Basic(&'a str, &'a str),
+    /// A bearer token (Telnyx API key, Vonage application JWT).
+    Bearer(&'a str),
+}
+
+/// The request method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Delete,
+}
+
+/// An HTTP(S) client for the providers' APIs. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fetch::Client")
+    }
+}
+
+impl Client {
+    /// A client trusting the system's CA bundle (the first of [`SYSTEM_CA_BUNDLES`] found)
+    /// and the certificates in `extra_ca_pem`. Fails when no root at all could be loaded or
+    /// the extra PEM holds no certificate.
+    pub fn new(extra_ca_pem: Option<&[u8]>) -> Result<Client, String> {
+        let system = SYSTEM_CA_BUNDLES
+            .iter()
+            .find_map(|p| std::fs::read(p).ok())
+            .unwrap_or_default();
+        Client::with_roots(&system, extra_ca_pem)
+    }
+
+    /// A client trusting exactly the certificates in `roots_pem` and `extra_ca_pem`.
+    pub fn with_roots(roots_pem: &[u8], extra_ca_pem: Option<&[u8]>) -> Result<Client, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        // A bundle may hold a certificate rustls cannot use: skip it, as browsers do.
+        let certs = CertificateDer::pem_slice_iter(roots_pem).filter_map(Result::ok);
+        let (_added, _ignored) = roots.add_parsable_certificates(certs);
+        if let Some(extra) = extra_ca_pem {
+            let mut n = 0;
+            for cert in CertificateDer::pem_slice_iter(extra) {
+                let cert = cert.map_err(|e| format!("extra CA file: {e}"))?;
+                roots.add(cert).map_err(|e| format!("extra CA file: {e}"))?;
+                n += 1;
+            }
+            if n == 0 {
+                return Err("extra CA file holds no certificate".into());
+            }
+        }
+        if roots.is_empty() {
+            return Err(format!(
+                "no CA certificates found (looked in {}); install ca-certificates or set an extra CA file",
+                SYSTEM_CA_BUNDLES.join(", ")
+            ));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Client {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// One request, following redirects (credentials only to the same origin); returns the body
+    /// of a 2xx answer, at most `limit` bytes.
+    pub async fn request_once(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        limit: usize,
+    ) -> Result<Vec<u8>, FetchError> {
+        let attempt = async {
+            let mut url = url.to_string();
+            let origin = Target::parse(&url)?.origin();
+            for _ in 0..=MAX_REDIRECTS {
+                let target = Target::parse(&url)?;
+                let same_origin = target.origin() == origin;
+                let auth = if same_origin { auth } else { Auth::None };
+                match self.send(method, &target, auth, limit).await? {
+                    Answer::Body(b) => return Ok(b),
+                    Answer::Redirect(location) => {
+                        url = resolve(&target, &location).ok_or(FetchError::Url)?;
+                    }
+                }
+            }
+            Err(FetchError::Redirects)
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, attempt)
+            .await
+            .map_err(|_| FetchError::Timeout)?
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        t: &Target,
+        auth: Auth<'_>,
+        limit: usize,
+    ) -> Result<Answer, FetchError> {
+        let stream = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?;
+        if t.tls {
+            let name =
+                ServerName::try_from(t.host.clone()).map_err(|e| FetchError::Tls(e.to_string()))?;
+            let tls = self
+                .tls
+                .connect(name, stream)
+                .await
+                .map_err(|e| FetchError::Tls(e.to_string()))?;
+            exchange(TokioIo::new(tls), method, t, auth, limit).await
+        } else {
+            exchange(TokioIo::new(stream), method, t, auth, limit).await
+        }
+    }
+
+    /// A request retried `attempts` times with a doubling pause while retrying may help
+    /// (the recording may not be ready at once).
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        attempts: u32,
+        first_pause: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        let limit = match method {
+            Method::Get => MAX_FETCH_BYTES,
+            Method::Delete => MAX_OTHER_BYTES,
+        };
+        let mut pause = first_pause;
+        let mut last = FetchError::Timeout;
+        for i in 0..attempts.max(1) {
+            if i > 0 {
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+            }
+            match self.request_once(method, url, auth, limit).await {
+                Ok(body) => return Ok(body),
+                // A DELETE's 404: the copy is gone already; no use asking again.
+                Err(e @ FetchError::Status(404)) if method == Method::Delete => return Err(e),
+                Err(e) if !e.retryable() => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+enum Answer {
+    Body(Vec<u8>),
+    Redirect(String),
+}
+
+async fn exchange<I>(
+    io: I,
+    method: Method,
+    t: &Target,
+    auth: Auth<'_>,
+    limit: usize,
+) -> Result<Answer, FetchError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| FetchError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let m = match method {
+        Method::Get => hyper::Method::GET,
+        Method::Delete => hyper::Method::DELETE,
     };
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(&addr)
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = hyper::Request::get(path).header(hyper::header::HOST, authority);
-        if let Some((user, password)) = auth {
+    let mut req = hyper::Request::builder()
+        .method(m)
+        .uri(t.path.as_str())
+        .header(hyper::header::HOST, t.host_header())
+        .header(hyper::header::USER_AGENT, "belteken");
+    match auth {
+        Auth::None => {}
+        Auth::Basic(user, password) => {
             let token =
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             req = req.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
         }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|_| FetchError::Url)?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(FetchError::Status(resp.status().as_u16()));
-        }
-        let body = Limited::new(resp.into_body(), MAX_FETCH_BYTES)
-            .collect()
-            .await
-            .map_err(|_| FetchError::Body)?;
-        Ok(body.to_bytes().to_vec())
-    };
-    tokio::time::timeout(FETCH_TIMEOUT, attempt)
-        .await
-        .map_err(|_| FetchError::Timeout)?
-}
-
-/// GETs `url`, retrying `attempts` times with a growing pause (the recording may not be
-/// ready at once). A refused URL is not retried.
-pub async fn get(
-    url: &str,
-    auth: Option<(&str, &str)>,
-    attempts: u32,
-    first_pause: Duration,
-) -> Result<Vec<u8>, FetchError> {
-    let mut pause = first_pause;
-    let mut last = FetchError::Timeout;
-    for i in 0..attempts.max(1) {
-        if i > 0 {
-            tokio::time::sleep(pause).await;
-            pause = pause.saturating_mul(2);
-        }
-        match get_once(url, auth).await {
-            Ok(body) => return Ok(body),
-            Err(FetchError::Url) => return Err(FetchError::Url),
-            Err(e) => last = e,
+        Auth::Bearer(token) => {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
     }
-    Err(last)
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| FetchError::Url)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| FetchError::Connect(e.to_string()))?;
+    let status = resp.status();
+    if status.is_redirection() && method == Method::Get {
+        if let Some(loc) = resp
+            .headers()
+            .get(hyper::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+        {
+            return Ok(Answer::Redirect(loc.to_string()));
+        }
+    }
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    if resp
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(FetchError::Body);
+    }
+    let body = Limited::new(resp.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|_| FetchError::Body)?;
+    Ok(Answer::Body(body.to_bytes().to_vec()))
+}
+
+/// A parsed `http(s)://host[:port]/path?query` URL (no user info).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, FetchError> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(FetchError::Url);
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
+            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+            None => (rest, "/".to_string()),
+        };
+        if authority.is_empty()
+            || authority.contains(['@', ' '])
+            || path.contains([' ', '#', '\r', '\n'])
+        {
+            return Err(FetchError::Url);
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or(FetchError::Url)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| FetchError::Url)?,
+                None if after.is_empty() => default_port,
+                None => return Err(FetchError::Url),
+            };
+            (h.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| FetchError::Url)?),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(FetchError::Url);
+        }
+        Ok(Target {
+            tls,
+            host,
+            port,
+            path,
+        })
+    }
+
+    fn origin(&self) -> (bool, String, u16) {
+        (self.tls, self.host.to_ascii_lowercase(), self.port)
+    }
+
+    fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == if self.tls { 443 } else { 80 } {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// The absolute URL a `Location` points at.
+fn resolve(base: &Target, location: &str) -> Option<String> {
+    if location.starts_with("https://") || location.starts_with("http://") {
+        return Some(location.to_string());
+    }
+    let scheme = if base.tls { "https" } else { "http" };
+    location
+        .starts_with('/')
+        .then(|| format!("{scheme}://{}{location}", base.host_header()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let t = Target::parse("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1.wav")
+            .expect("url");
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("api.twilio.com", 443));
+        assert_eq!(t.path, "/2010-04-01/Accounts/AC1/Recordings/RE1.wav");
+        assert_eq!(t.host_header(), "api.twilio.com");
+        let t = Target::parse("http://127.0.0.1:8080?x=1").expect("url");
+        assert_eq!((t.port, t.path.as_str()), (8080, "/?x=1"));
+        assert_eq!(t.host_header(), "127.0.0.1:8080");
+        let t = Target::parse("https://[::1]:8443/a").expect("url");
+        assert_eq!((t.host.as_str(), t.port), ("::1", 8443));
+        assert_eq!(t.host_header(), "[::1]:8443");
+        for bad in [
+            "ftp://x/",
+            "https://",
+            "https://user:pw@host/",
+            "https://h:notaport/",
+            "https://h/a b",
+            "file:///etc/passwd",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resolves_redirects() {
+        let t = Target::parse("https://api.example.com:8443/a").expect("url");
+        assert_eq!(
+            resolve(&t, "/b?c=1").as_deref(),
+            Some("https://api.example.com:8443/b?c=1")
+        );
+        assert_eq!(
+            resolve(&t, "https://s3.example.com/x").as_deref(),
+            Some("https://s3.example.com/x")
+        );
+        assert_eq!(resolve(&t, "relative"), None);
+    }
+
+    use std::sync::{Arc as StdArc, Mutex};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A one-route HTTP/1.1 server: answers every request with `reply(request head)` and
+    /// keeps the request heads.
+    async fn serve(
+        reply: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+    ) -> (u16, StdArc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = StdArc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let reply = StdArc::new(reply);
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen = seen2.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut n = 0;
+                    while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf[n..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => n += k,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    seen.lock().expect("lock").push(head.clone());
+                    let _ = sock.write_all(&reply(&head)).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        (port, seen)
+    }
+
+    fn client() -> Client {
+        // Plain http:// in these tests; any root will do.
+        Client {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            )),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_stay_with_their_origin() {
+        let (storage, storage_seen) =
+            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+        let (api, api_seen) = serve(move |_| {
+            format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes()
+        })
+        .await;
+        let body = client()
+            .request(
+                Method::Get,
+                &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
+                Auth::Basic("AC1", "token"),
+                1,
+                Duration::from_millis(1),
+            )
+            .await
+            .expect("fetched");
+        assert_eq!(body, b"RIFF");
+        let api_head = api_seen.lock().expect("lock")[0].to_ascii_lowercase();
+        assert!(api_head.contains("authorization: basic "), "{api_head}");
+        let storage_head = storage_seen.lock().expect("lock")[0].to_ascii_lowercase();
+        assert!(!storage_head.contains("authorization"), "{storage_head}");
+    }
+
+    #[tokio::test]
+    async fn size_limit_and_retries() {
+        let big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_FETCH_BYTES + 1
+        );
+        let (port, seen) = serve(move |_| big.clone().into_bytes()).await;
+        let e = client()
+            .request(
+                Method::Get,
+                &format!("http://127.0.0.1:{port}/big.wav"),
+                Auth::None,
+                3,
+                Duration::from_millis(1),
+            )
+            .await
+            .expect_err("too big");
+        assert!(matches!(e, FetchError::Body), "{e}");
+        assert_eq!(
+            seen.lock().expect("lock").len(),
+            1,
+            "a too large body is not retried"
+        );
+        // Not ready yet (404): retried; a DELETE's 404 (gone already) is not.
+        let (port, seen) =
+            serve(|_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
+        let url = format!("http://127.0.0.1:{port}/RE1.wav");
+        let e = client()
+            .request(Method::Get, &url, Auth::None, 3, Duration::from_millis(1))
+            .await
+            .expect_err("404");
+        assert!(matches!(e, FetchError::Status(404)));
+        assert_eq!(seen.lock().expect("lock").len(), 3);
+        let _ = client()
+            .request(
+                Method::Delete,
+                &url,
+                Auth::None,
+                3,
+                Duration::from_millis(1),
+            )
+            .await;
+        let heads = seen.lock().expect("lock");
+        assert_eq!(heads.len(), 4);
+        assert!(
+            heads[3].starts_with("DELETE /RE1.wav HTTP/1.1"),
+            "{}",
+            heads[3]
+        );
+    }
+
+    #[test]
+    fn roots_are_required() {
+        assert!(Client::with_roots(b"", None).is_err());
+        assert!(Client::with_roots(b"", Some(b"not a pem")).is_err());
+    }
 }

@@ -1,5 +1,5 @@
 //! Cloud telephony: the same campaigns and flows through provider webhooks (Twilio, Telnyx
-//! TeXML), next to the native SIP channel.
+//! TeXML, Vonage NCCO), next to the native SIP channel.
 //!
 //! Each webhook is one input to the call's [`flow::engine::Engine`]. The call's state between
 //! webhooks lives in the store ([`store::Store::save_call`]), so any node can answer the next
@@ -10,6 +10,7 @@
 
 mod call;
 pub mod fetch;
+mod ncco;
 pub mod sig;
 mod twiml;
 
@@ -62,10 +63,24 @@ impl Campaign {
 /// Twilio account settings.
 #[derive(Clone)]
 pub struct TwilioAccount {
-    /// Account SID: the user name when fetching recordings; requests must name it.
+    /// Account SID: the user name for the REST API; requests must name it.
     pub account_sid: String,
-    /// Signs the webhooks (HMAC-SHA1) and is the password for fetching recordings.
+    /// Signs the webhooks (HMAC-SHA1) and is the password for the REST API.
     pub auth_token: String,
+    /// The REST API base, `https://api.twilio.com`.
+    pub api_base: String,
+    /// Delete Twilio's copy of a recording once the signature is stored.
+    pub delete_recordings: bool,
+}
+
+impl std::fmt::Debug for TwilioAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioAccount")
+            .field("account_sid", &self.account_sid)
+            .field("api_base", &self.api_base)
+            .field("delete_recordings", &self.delete_recordings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Telnyx (TeXML) account settings.
@@ -73,8 +88,52 @@ pub struct TwilioAccount {
 pub struct TelnyxAccount {
     /// The account's Ed25519 public key (base64), from the portal.
     pub public_key: String,
-    /// API key, sent as the bearer... (recordings are fetched with basic auth below).
+    /// API key (v2, a bearer token): deletes recordings.
     pub api_key: Option<String>,
+    /// The REST API base, `https://api.telnyx.com`.
+    pub api_base: String,
+    /// Delete Telnyx's copy of a recording once the signature is stored.
+    pub delete_recordings: bool,
+    /// How far `telnyx-timestamp` may be from the clock.
+    pub timestamp_tolerance: Duration,
+}
+
+impl std::fmt::Debug for TelnyxAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxAccount")
+            .field("public_key", &self.public_key)
+            .field("api_base", &self.api_base)
+            .field("delete_recordings", &self.delete_recordings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Vonage (Voice API application) settings.
+#[derive(Clone)]
+pub struct VonageAccount {
+    /// The application's id: the JWTs for the API name it.
+    pub application_id: String,
+    /// The application's private key: signs the API JWTs (RS256) that fetch recordings.
+    pub private_key: Arc<sig::RsaSigner>,
+    /// The account's signature secret: signed webhooks are HS256 JWTs with it.
+    pub signature_secret: String,
+    /// The API base, `https://api.nexmo.com`; the application JWT is only sent to it and to
+    /// Vonage's own hosts.
+    pub api_base: String,
+    /// Delete Vonage's copy of a recording once the signature is stored.
+    pub delete_recordings: bool,
+    /// How far a webhook JWT's `iat` may be from the clock.
+    pub jwt_tolerance: Duration,
+}
+
+impl std::fmt::Debug for VonageAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VonageAccount")
+            .field("application_id", &self.application_id)
+            .field("api_base", &self.api_base)
+            .field("delete_recordings", &self.delete_recordings)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything the webhook handlers need.
@@ -90,11 +149,14 @@ pub struct CloudState {
     pub secret: Arc<store::Secret>,
     pub twilio: Option<TwilioAccount>,
     pub telnyx: Option<TelnyxAccount>,
+    pub vonage: Option<VonageAccount>,
     /// Longest call, after which the state expires.
     pub max_call: Duration,
     /// Fetch attempts for a recording, and the first pause between them.
     pub fetch_attempts: u32,
     pub fetch_pause: Duration,
+    /// The client for the providers' APIs (recordings), with its trust roots.
+    pub http: fetch::Client,
 }
 
 impl CloudState {
@@ -122,6 +184,11 @@ pub fn router(state: CloudState) -> Router {
         .route("/hooks/telnyx/voice", post(call::telnyx_voice))
         .route("/hooks/telnyx/status", post(call::telnyx_status))
         .route("/hooks/telnyx/recording", post(call::telnyx_recording))
+        .route(
+            "/hooks/vonage/answer",
+            get(call::vonage_answer).post(call::vonage_answer),
+        )
+        .route("/hooks/vonage/event", post(call::vonage_event))
         .route(
             "/hooks/prompts/{slug}/{kind}/{lang}/{file}",
             get(call::prompt_wav),

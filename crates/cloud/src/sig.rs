@@ -1,4 +1,5 @@
-//! Request signatures of the providers: Twilio (HMAC-SHA1), Telnyx (Ed25519).
+//! Request signatures of the providers: Twilio (HMAC-SHA1), Telnyx (Ed25519), Vonage (a JWT,
+//! HS256 with the account's signature secret); and the JWT (RS256) that Vonage's API wants.
 //!
 //! Every check is constant-time over the secret-derived bytes and never panics on what the
 //! network sent.
@@ -76,6 +77,144 @@ pub fn telnyx_valid(
         .is_ok()
 }
 
+fn b64url() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+/// Longest `Authorization` header looked at, in bytes.
+const MAX_JWT_BYTES: usize = 4096;
+
+/// Vonage's signed webhooks: `Authorization: Bearer <JWT>`, HS256 with the signature secret;
+/// its `iat` no further than `tolerance_secs` from `now_secs`, and for a request with a body,
+/// `payload_hash` the hex SHA-256 of the body. Any other `alg` is refused.
+pub fn vonage_valid(
+    signature_secret: &str,
+    authorization: Option<&str>,
+    body: &[u8],
+    now_secs: u64,
+    tolerance_secs: u64,
+) -> bool {
+    let Some(auth) = authorization else {
+        return false;
+    };
+    if auth.len() > MAX_JWT_BYTES {
+        return false;
+    }
+    let Some(token) = auth
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.trim().strip_prefix("bearer "))
+    else {
+        return false;
+    };
+    let mut parts = token.trim().split('.');
+    let (Some(h), Some(c), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let (Ok(header), Ok(claims), Ok(sig)) =
+        (b64url().decode(h), b64url().decode(c), b64url().decode(sig))
+    else {
+        return false;
+    };
+    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
+        return false;
+    };
+    if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+        return false;
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, signature_secret.as_bytes());
+    let signed_len = h.len() + 1 + c.len();
+    if hmac::verify(&key, &token.trim().as_bytes()[..signed_len], &sig).is_err() {
+        return false;
+    }
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&claims) else {
+        return false;
+    };
+    let Some(iat) = claims.get("iat").and_then(|v| v.as_u64()) else {
+        return false;
+    };
+    if iat.abs_diff(now_secs) > tolerance_secs {
+        return false;
+    }
+    if let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) {
+        if exp < now_secs {
+            return false;
+        }
+    }
+    if !body.is_empty() {
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        let want: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let Some(got) = claims.get("payload_hash").and_then(|v| v.as_str()) else {
+            return false;
+        };
+        if !constant_time_eq(want.as_bytes(), got.to_ascii_lowercase().as_bytes()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// A Vonage application's private key (RSA, PKCS#8 or PKCS#1 PEM), for the API's RS256 JWTs.
+pub struct RsaSigner {
+    key: ring::signature::RsaKeyPair,
+    rng: ring::rand::SystemRandom,
+}
+
+impl std::fmt::Debug for RsaSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RsaSigner(..)")
+    }
+}
+
+impl RsaSigner {
+    pub fn from_pem(pem: &[u8]) -> Result<RsaSigner, String> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+        let key = if let Ok(der) = PrivatePkcs8KeyDer::from_pem_slice(pem) {
+            ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
+                .map_err(|e| format!("not a usable RSA key: {e}"))?
+        } else if let Ok(der) = PrivatePkcs1KeyDer::from_pem_slice(pem) {
+            ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der())
+                .map_err(|e| format!("not a usable RSA key: {e}"))?
+        } else {
+            return Err("no PEM private key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)".into());
+        };
+        Ok(RsaSigner {
+            key,
+            rng: ring::rand::SystemRandom::new(),
+        })
+    }
+
+    /// A JWT for Vonage's API: RS256, `application_id`, `iat`, `exp` (5 minutes), `jti`.
+    pub fn vonage_jwt(&self, application_id: &str, now_secs: u64) -> Option<String> {
+        use ring::rand::SecureRandom as _;
+        let mut jti = [0u8; 16];
+        self.rng.fill(&mut jti).ok()?;
+        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let header = b64url().encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({
+            "application_id": application_id,
+            "iat": now_secs,
+            "exp": now_secs + 300,
+            "jti": jti,
+        });
+        let claims = b64url().encode(claims.to_string());
+        let signed = format!("{header}.{claims}");
+        let mut sig = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                signed.as_bytes(),
+                &mut sig,
+            )
+            .ok()?;
+        Some(format!("{signed}.{}", b64url().encode(sig)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +280,78 @@ mod tests {
             &params,
             Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ")
         ));
+    }
+
+    fn hs256(secret: &str, header: &str, claims: &serde_json::Value) -> String {
+        let h = b64url().encode(header);
+        let c = b64url().encode(claims.to_string());
+        let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+        let sig = hmac::sign(&key, format!("{h}.{c}").as_bytes());
+        format!("Bearer {h}.{c}.{}", b64url().encode(sig.as_ref()))
+    }
+
+    #[test]
+    fn rfc7515_hs256_example() {
+        // The published HS256 example of RFC 7515 appendix A.1 (its key and token): the HMAC
+        // and base64url handling used for Vonage's tokens verify it.
+        let key = b64url()
+            .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
+            .expect("key");
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let mut parts = token.split('.');
+        let (h, c, s) = (
+            parts.next().expect("h"),
+            parts.next().expect("c"),
+            parts.next().expect("s"),
+        );
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        let sig = b64url().decode(s).expect("sig");
+        assert!(hmac::verify(&k, format!("{h}.{c}").as_bytes(), &sig).is_ok());
+    }
+
+    #[test]
+    fn vonage_signed_webhooks() {
+        let body = br#"{"from":"447700900000","to":"447700900001","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab","status":"started","direction":"inbound","timestamp":"2020-01-01T14:00:00.000Z"}"#;
+        let hash: String = ring::digest::digest(&ring::digest::SHA256, body)
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let claims = serde_json::json!({
+            "iat": 1_700_000_000u64, "jti": "c5ba8f24-1a14-4c10-bfdf-3fbe8ce511b5",
+            "iss": "Vonage", "payload_hash": hash, "api_key": "abcd1234",
+            "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+        });
+        let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let good = hs256("secret", header, &claims);
+        let now = 1_700_000_030;
+        assert!(vonage_valid("secret", Some(&good), body, now, 300));
+        // Wrong secret, tampered body, too old, missing header, another alg, no hash.
+        assert!(!vonage_valid("other", Some(&good), body, now, 300));
+        assert!(!vonage_valid("secret", Some(&good), b"{}", now, 300));
+        assert!(!vonage_valid("secret", Some(&good), body, now + 3600, 300));
+        assert!(!vonage_valid("secret", None, body, now, 300));
+        let none_alg = hs256("secret", r#"{"alg":"none","typ":"JWT"}"#, &claims);
+        assert!(!vonage_valid("secret", Some(&none_alg), body, now, 300));
+        let rs = hs256("secret", r#"{"alg":"RS256","typ":"JWT"}"#, &claims);
+        assert!(!vonage_valid("secret", Some(&rs), body, now, 300));
+        let mut no_hash = claims.clone();
+        no_hash.as_object_mut().expect("obj").remove("payload_hash");
+        let t = hs256("secret", header, &no_hash);
+        assert!(!vonage_valid("secret", Some(&t), body, now, 300));
+        // A GET (no body) needs no payload hash.
+        assert!(vonage_valid("secret", Some(&t), b"", now, 300));
+        // Garbage never panics.
+        for bad in [
+            "Bearer",
+            "Bearer a.b",
+            "Bearer a.b.c.d",
+            "Basic x",
+            "Bearer ....",
+            "Bearer é.é.é",
+        ] {
+            assert!(!vonage_valid("secret", Some(bad), body, now, 300));
+        }
     }
 
     #[test]

@@ -56,7 +56,15 @@ pub enum Next {
     Empty,
 }
 
-pub fn render(next: &Next) -> String {
+/// Which provider reads the answer: TeXML is TwiML with a few differences (Telnyx records
+/// MP3 unless told `fileFormat="wav"`, has no `actionOnEmptyResult` and only `trim-silence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Twilio,
+    Telnyx,
+}
+
+pub fn render_for(next: &Next, dialect: Dialect) -> String {
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response>");
     match next {
         Next::Play { urls, action } => {
@@ -65,21 +73,30 @@ pub fn render(next: &Next) -> String {
             }
             let _ = write!(x, "<Redirect method=\"POST\">{}</Redirect>", esc(action));
         }
+        // A Gather without a key: Twilio calls the action (actionOnEmptyResult); Telnyx goes
+        // on to the next verb, the Redirect to the same action.
         Next::GatherPlay { urls, action } => {
             let _ = write!(
                 x,
-                "<Gather input=\"dtmf\" numDigits=\"1\" timeout=\"1\" actionOnEmptyResult=\"true\" method=\"POST\" action=\"{}\">",
+                "<Gather input=\"dtmf\" numDigits=\"1\" timeout=\"1\"{} method=\"POST\" action=\"{}\">",
+                empty_result(dialect),
                 esc(action)
             );
             for u in urls {
                 let _ = write!(x, "<Play>{}</Play>", esc(u));
             }
-            x.push_str("</Gather>");
+            let _ = write!(
+                x,
+                "</Gather><Redirect method=\"POST\">{}</Redirect>",
+                esc(action)
+            );
         }
         Next::Wait { seconds, action } => {
             let _ = write!(
                 x,
-                "<Gather input=\"dtmf\" numDigits=\"1\" timeout=\"{seconds}\" actionOnEmptyResult=\"true\" method=\"POST\" action=\"{}\"/>",
+                "<Gather input=\"dtmf\" numDigits=\"1\" timeout=\"{seconds}\"{} method=\"POST\" action=\"{}\"/><Redirect method=\"POST\">{}</Redirect>",
+                empty_result(dialect),
+                esc(action),
                 esc(action)
             );
         }
@@ -89,9 +106,13 @@ pub fn render(next: &Next) -> String {
             action,
             status_callback,
         } => {
+            let format = match dialect {
+                Dialect::Twilio => " trim=\"do-not-trim\"",
+                Dialect::Telnyx => " fileFormat=\"wav\"",
+            };
             let _ = write!(
                 x,
-                "<Record maxLength=\"{max_seconds}\" timeout=\"{silence_seconds}\" playBeep=\"false\" finishOnKey=\"#\" trim=\"do-not-trim\" method=\"POST\" action=\"{}\" recordingStatusCallback=\"{}\" recordingStatusCallbackMethod=\"POST\" recordingStatusCallbackEvent=\"completed\"/>",
+                "<Record maxLength=\"{max_seconds}\" timeout=\"{silence_seconds}\" playBeep=\"false\" finishOnKey=\"#\"{format} method=\"POST\" action=\"{}\" recordingStatusCallback=\"{}\" recordingStatusCallbackMethod=\"POST\" recordingStatusCallbackEvent=\"completed\"/>",
                 esc(action),
                 esc(status_callback)
             );
@@ -126,22 +147,50 @@ pub fn render(next: &Next) -> String {
     x
 }
 
+fn empty_result(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Twilio => " actionOnEmptyResult=\"true\"",
+        Dialect::Telnyx => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn escapes_and_renders() {
-        let x = render(&Next::Play {
-            urls: vec!["https://h/p?a=1&b=2".into()],
-            action: "https://h/hooks/twilio/voice?ev=played&seq=2".into(),
-        });
+        let x = render_for(
+            &Next::Play {
+                urls: vec!["https://h/p?a=1&b=2".into()],
+                action: "https://h/hooks/twilio/voice?ev=played&seq=2".into(),
+            },
+            Dialect::Twilio,
+        );
         assert!(x.contains("<Play>https://h/p?a=1&amp;b=2</Play>"));
         assert!(x.contains("ev=played&amp;seq=2</Redirect>"));
-        let d = render(&Next::Dial {
-            uri: "tel:+3220000000".into(),
-            action: "a".into(),
-        });
+        let d = render_for(
+            &Next::Dial {
+                uri: "tel:+3220000000".into(),
+                action: "a".into(),
+            },
+            Dialect::Twilio,
+        );
         assert!(d.contains("<Number>+3220000000</Number>"));
+        let r = Next::Record {
+            max_seconds: 30,
+            silence_seconds: 2,
+            action: "a".into(),
+            status_callback: "s".into(),
+        };
+        assert!(render_for(&r, Dialect::Telnyx).contains("fileFormat=\"wav\""));
+        assert!(!render_for(&r, Dialect::Twilio).contains("fileFormat"));
+        let g = Next::GatherPlay {
+            urls: vec!["u".into()],
+            action: "a".into(),
+        };
+        assert!(render_for(&g, Dialect::Twilio).contains("actionOnEmptyResult=\"true\""));
+        assert!(render_for(&g, Dialect::Telnyx)
+            .contains("</Gather><Redirect method=\"POST\">a</Redirect>"));
     }
 }

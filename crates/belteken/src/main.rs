@@ -262,33 +262,16 @@ fn main() -> Result<()> {
 /// The provider webhooks (crates/cloud) over the same campaigns, store and count (issue 7).
 fn cloud_router(
     c: &providers::CloudSettings,
-    campaigns: &[Arc<sip::Campaign>],
+    campaigns: cloud::Campaigns,
     settings: &Settings,
     store: &Arc<dyn store::Store>,
     hub: &store::CountHub,
     secret: &Arc<store::Secret>,
 ) -> axum::Router {
-    let campaigns = campaigns
-        .iter()
-        .map(|sc| {
-            let audio = sc.audio.clone();
-            cloud::Campaign {
-                slug: sc.slug.clone(),
-                dids: sc.dids.clone(),
-                did_languages: sc.did_languages.clone(),
-                default_region: sc.default_region.clone(),
-                flow: sc.flow.clone(),
-                flow_version: sc.flow_version.clone(),
-                opens: sc.opens,
-                closes: sc.closes,
-                prompts: Arc::new(move |r| audio.resolve(r)),
-            }
-        })
-        .collect();
     info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx.is_some(), vonage = c.vonage.is_some(), "cloud telephony webhooks");
     cloud::router(cloud::CloudState {
         public_url: c.public_url.clone(),
-        campaigns: Arc::new(campaigns),
+        campaigns,
         store: store.clone(),
         hub: hub.clone(),
         secret: secret.clone(),
@@ -300,6 +283,22 @@ fn cloud_router(
         fetch_pause: c.fetch_pause,
         http: c.http.clone(),
     })
+}
+
+/// The cloud channel's view of a campaign: the same flow and audio as the SIP channel's.
+pub(crate) fn cloud_campaign(sc: &sip::Campaign) -> cloud::Campaign {
+    let audio = sc.audio.clone();
+    cloud::Campaign {
+        slug: sc.slug.clone(),
+        dids: sc.dids.clone(),
+        did_languages: sc.did_languages.clone(),
+        default_region: sc.default_region.clone(),
+        flow: sc.flow.clone(),
+        flow_version: sc.flow_version.clone(),
+        opens: sc.opens,
+        closes: sc.closes,
+        prompts: Arc::new(move |r| audio.resolve(r)),
+    }
 }
 
 /// The SIP channel's figures, for `/healthz` and `/metrics`.
@@ -547,12 +546,20 @@ async fn serve(settings: Settings) -> Result<()> {
     // while serving by `campaign_admin::follow`.
     let sip_campaigns = sip::CampaignList::new(campaigns);
     let web_campaigns = web::Campaigns::new(views.clone());
+    let cloud_campaigns = cloud::Campaigns::new(
+        sip_campaigns
+            .snapshot()
+            .iter()
+            .map(|c| cloud_campaign(c))
+            .collect(),
+    );
     let editor = Arc::new(campaign_admin::Editor::new(
         settings.campaigns.clone(),
         store.clone(),
         Some(campaign_admin::Live {
             sip: sip_campaigns.clone(),
             web: web_campaigns.clone(),
+            cloud: cloud_campaigns.clone(),
         }),
     ));
     editor.sync()?;
@@ -601,7 +608,12 @@ async fn serve(settings: Settings) -> Result<()> {
     let app = match &settings.cloud {
         None => app,
         Some(c) => app.merge(cloud_router(
-            c, &campaigns, &settings, &store, &hub, &secret,
+            c,
+            cloud_campaigns,
+            &settings,
+            &store,
+            &hub,
+            &secret,
         )),
     };
     let mut web_stop = stop_rx.clone();

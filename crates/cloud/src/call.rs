@@ -757,7 +757,7 @@ fn process_state(
                 }
             }
         };
-        let Some(campaign) = state.campaign(&rec.slug).cloned() else {
+        let Some(campaign) = state.campaign(&rec.slug) else {
             return Ok(Some(req.provider.render(&Next::Hangup)));
         };
         // A repeated webhook (the provider retried, or someone replays a signed request)
@@ -794,7 +794,7 @@ fn process_state(
 fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<CallRecord> {
     let to = req.param("To").unwrap_or("");
     let campaign = state.campaign_by_did(to)?;
-    let caller = identity(state, campaign, req);
+    let caller = identity(state, &campaign, req);
     let anonymous = matches!(caller, store::CallerIdentity::Withheld);
     let already_signed = !anonymous
         && state

@@ -143,7 +143,7 @@ pub struct CloudState {
     /// slash), e.g. `https://line.example.org`; signatures are computed over it, so it must be
     /// exactly what the provider's console holds (also behind a reverse proxy).
     pub public_url: String,
-    pub campaigns: Arc<Vec<Campaign>>,
+    pub campaigns: Campaigns,
     pub store: Arc<dyn store::Store>,
     pub hub: store::CountHub,
     pub secret: Arc<store::Secret>,
@@ -160,15 +160,55 @@ pub struct CloudState {
 }
 
 impl CloudState {
-    fn campaign_by_did(&self, to: &str) -> Option<&Campaign> {
+    fn campaign_by_did(&self, to: &str) -> Option<Campaign> {
         let to = to.trim();
         self.campaigns
+            .snapshot()
             .iter()
             .find(|c| c.dids.iter().any(|d| d == to) || c.slug == to)
+            .cloned()
     }
 
-    fn campaign(&self, slug: &str) -> Option<&Campaign> {
-        self.campaigns.iter().find(|c| c.slug == slug)
+    fn campaign(&self, slug: &str) -> Option<Campaign> {
+        self.campaigns
+            .snapshot()
+            .iter()
+            .find(|c| c.slug == slug)
+            .cloned()
+    }
+}
+
+/// The campaigns the webhooks serve, replaceable while the server runs: an edit made in the
+/// console reaches the next call (a call in progress keeps the flow version it started with,
+/// since its state names it). Clones share the list.
+#[derive(Clone, Default)]
+pub struct Campaigns(Arc<std::sync::RwLock<Arc<Vec<Campaign>>>>);
+
+impl Campaigns {
+    pub fn new(campaigns: Vec<Campaign>) -> Self {
+        Campaigns(Arc::new(std::sync::RwLock::new(Arc::new(campaigns))))
+    }
+
+    /// The list as it is now.
+    pub fn snapshot(&self) -> Arc<Vec<Campaign>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the campaign with the same slug (or adds it).
+    pub fn replace(&self, campaign: Campaign) {
+        let mut guard = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut list: Vec<Campaign> = guard.as_ref().clone();
+        match list.iter_mut().find(|c| c.slug == campaign.slug) {
+            Some(old) => *old = campaign,
+            None => list.push(campaign),
+        }
+        *guard = Arc::new(list);
     }
 }
 

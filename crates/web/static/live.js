@@ -9,6 +9,7 @@
   var url = count.getAttribute("data-events");
   var unverified = document.getElementById("unverified");
   var progress = document.getElementById("progress");
+  var goalText = document.getElementById("goal-text");
   // Retry after the server turned us away (503) or the stream closed for good.
   var RETRY_MS = 30000;
 
@@ -32,6 +33,13 @@
       if (progress && typeof data.signatures === "number") {
         progress.value = Math.min(data.signatures, progress.max);
         progress.textContent = String(data.signatures);
+        if (goalText) {
+          var goal = Number(progress.max);
+          goalText.textContent = goalText.getAttribute("data-template")
+            .replace("{n}", String(data.signatures))
+            .replace("{goal}", String(goal))
+            .replace("{percent}", String(Math.floor(data.signatures * 100 / goal)));
+        }
       }
     });
     source.onerror = function () {

@@ -1,6 +1,5 @@
 //! The router end to end through `tower::ServiceExt::oneshot`: pages, JSON API, SSE, headers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
@@ -125,7 +124,7 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
 
     assert!(body.starts_with("<!doctype html>"), "{body}");
     assert!(body.contains("<html lang=\"en\">"), "{body}");
-    for landmark in ["<header>", "<main>", "<footer>"] {
+    for landmark in ["<header>", "<main id=\"main\" tabindex=\"-1\">", "<footer>"] {
         assert!(body.contains(landmark), "missing {landmark}: {body}");
     }
     assert!(body.contains("<h1>Demo: call and sign</h1>"), "{body}");
@@ -148,8 +147,10 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
     );
     assert!(
         body.contains(
-            "<span id=\"count\" aria-live=\"polite\" aria-atomic=\"true\" \
-             data-events=\"/api/campaigns/demo/events\">1234</span>"
+            "<p class=\"count\" role=\"status\" aria-live=\"polite\" aria-atomic=\"true\" \
+             aria-labelledby=\"count-heading\"><span id=\"count\" \
+             data-events=\"/api/campaigns/demo/events\">1234</span> \
+             <span class=\"unit\">signatures</span></p>"
         ),
         "{body}"
     );
@@ -165,6 +166,24 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
         body.contains("<script src=\"/static/live.js\" defer></script>"),
         "{body}"
     );
+    assert!(
+        body.contains("<a class=\"skip\" href=\"#main\">Skip to content</a>"),
+        "{body}"
+    );
+    assert!(body.contains("1234 of 1000 (123%)"), "{body}");
+    // Open Graph from the first sentence; no og:url without a configured public address.
+    assert!(
+        body.contains("<meta property=\"og:title\" content=\"Demo: call and sign\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<meta property=\"og:description\" content=\"First paragraph.\">"),
+        "{body}"
+    );
+    assert!(!body.contains("og:url"), "{body}");
+    assert!(!body.contains("og:image"), "{body}");
+    // Without a store there are no statistics to show.
+    assert!(!body.contains("class=\"chart\""), "{body}");
 }
 
 #[tokio::test]

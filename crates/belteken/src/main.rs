@@ -367,6 +367,7 @@ impl web::Status for SipStatus {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        sip::metrics::render(out);
         let regs = self.registrations.snapshot();
         if !regs.is_empty() {
             out.push_str("# HELP belteken_trunk_registered Whether the trunk's registration is in force (1) or not (0).\n# TYPE belteken_trunk_registered gauge\n");
@@ -566,6 +567,7 @@ async fn serve(settings: Settings) -> Result<()> {
                 registrations: sip_server.registration_states(),
             })),
             store: Some(store.clone()),
+            public_url: settings.public_url.clone(),
             ..web::Options::default()
         },
     );

@@ -610,6 +610,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
 }
 
 pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+    crate::metrics::response(status.code());
     if let Err(e) = tx.reply_with(status, headers, None).await {
         debug!(error = %e, "could not send a response");
     }
@@ -830,6 +831,7 @@ async fn dispatch_dialog_states(
             DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
             DialogState::Info(id, req, handle) => {
                 let digit = call::info_digit(&req.body);
+                crate::metrics::response(200);
                 let ok = handle.reply(StatusCode::OK).await;
                 if ok.is_err() {
                     debug!("INFO answer not sent");
@@ -840,6 +842,7 @@ async fn dispatch_dialog_states(
                 }
             }
             DialogState::Options(_, _, handle) => {
+                crate::metrics::response(200);
                 let _ = handle
                     .respond(
                         StatusCode::OK,
@@ -853,6 +856,7 @@ async fn dispatch_dialog_states(
             | DialogState::Message(_, _, handle)
             | DialogState::Notify(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
+                crate::metrics::response(405);
                 let _ = handle.reply(StatusCode::MethodNotAllowed).await;
                 continue;
             }
@@ -868,6 +872,7 @@ async fn dispatch_dialog_states(
             }
             None => {
                 if let CallEvent::Offer(_, handle) = event {
+                    crate::metrics::response(481);
                     let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
                 }
             }

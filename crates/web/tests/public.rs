@@ -385,3 +385,126 @@ fn no_api_route_is_mounted_outside_the_documented_table() {
         );
     }
 }
+
+/// Checks the Prometheus text exposition format (0.0.4): every sample belongs to a family
+/// announced by `# HELP` and `# TYPE` before it, names and labels are well formed, values are
+/// numbers, and no family is announced twice. Returns the samples.
+fn parse_exposition(text: &str) -> Vec<(String, f64)> {
+    let mut helped = std::collections::HashSet::new();
+    let mut typed = std::collections::HashMap::new();
+    let mut samples = Vec::new();
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            && !n.starts_with(|c: char| c.is_ascii_digit())
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().expect("name");
+            assert!(valid_name(name), "{line}");
+            assert!(helped.insert(name.to_owned()), "HELP twice: {line}");
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("name and type");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(
+                typed.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE twice: {line}"
+            );
+        } else if line.starts_with('#') || line.is_empty() {
+            continue;
+        } else {
+            let (series, value) = line.rsplit_once(' ').expect("series and value");
+            let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
+            let name = series.split('{').next().expect("name");
+            assert!(valid_name(name), "{line}");
+            if let Some(labels) = series.strip_prefix(name).filter(|l| !l.is_empty()) {
+                let inner = labels
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("labels: {line}"));
+                for pair in inner.split(',') {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("label: {line}"));
+                    assert!(valid_name(k), "{line}");
+                    assert!(
+                        v.starts_with('"') && v.ends_with('"') && v.len() >= 2,
+                        "{line}"
+                    );
+                }
+            }
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    let base = name.strip_suffix(suffix)?;
+                    (typed.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+                })
+                .unwrap_or(name);
+            assert!(typed.contains_key(family), "no # TYPE before {line}");
+            assert!(helped.contains(family), "no # HELP before {line}");
+            samples.push((series.to_owned(), value));
+        }
+    }
+    samples
+}
+
+struct HistogramStatus;
+
+impl web::Status for HistogramStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+    fn metrics(&self, out: &mut String) {
+        out.push_str(
+            "# HELP belteken_x_seconds X.\n# TYPE belteken_x_seconds histogram\n\
+belteken_x_seconds_bucket{le=\"0.1\"} 1\nbelteken_x_seconds_bucket{le=\"+Inf\"} 2\n\
+belteken_x_seconds_sum 0.35\nbelteken_x_seconds_count 2\n",
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_valid_prometheus_text() {
+    let state = state();
+    state.hub.publish(
+        "demo",
+        store::Counts {
+            signatures: 9,
+            unverified: 2,
+        },
+    );
+    let app = router_with(
+        state,
+        Options {
+            status: Some(Arc::new(HistogramStatus)),
+            ..Options::default()
+        },
+    );
+    let samples = parse_exposition(&text(get(app, "/metrics").await).await);
+    let value = |series: &str| {
+        samples
+            .iter()
+            .find(|(s, _)| s == series)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("{series} missing: {samples:?}"))
+    };
+    assert_eq!(value("belteken_signatures{campaign=\"demo\"}"), 9.0);
+    assert_eq!(
+        value("belteken_signatures_unverified{campaign=\"demo\"}"),
+        2.0
+    );
+    assert_eq!(value("belteken_x_seconds_count"), 2.0);
+}
+
+#[test]
+fn the_exposition_check_catches_a_sample_without_its_type() {
+    let bad = std::panic::catch_unwind(|| parse_exposition("belteken_orphan 1\n"));
+    assert!(bad.is_err());
+    let bad =
+        std::panic::catch_unwind(|| parse_exposition("# HELP a A.\n# TYPE a gauge\na{x=1} 1\n"));
+    assert!(bad.is_err(), "unquoted label value");
+}

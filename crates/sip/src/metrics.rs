@@ -130,7 +130,11 @@ pub fn render(out: &mut String) {
     );
     for state in CallState::ALL {
         let n = CALLS[state.index()].load(Ordering::Relaxed).max(0);
-        let _ = writeln!(out, "belteken_calls_active{{state=\"{}\"}} {n}", state.as_str());
+        let _ = writeln!(
+            out,
+            "belteken_calls_active{{state=\"{}\"}} {n}",
+            state.as_str()
+        );
     }
     out.push_str(
         "# HELP belteken_store_sign_seconds Time the store took to commit a signature durably.\n\

@@ -45,6 +45,7 @@ pub(crate) struct Labels {
     where_heading: &'static str,
     countries_caption: &'static str,
     col_country: &'static str,
+    col_region: &'static str,
     col_signatures: &'static str,
     other_countries: &'static str,
     regions_caption: &'static str,
@@ -84,6 +85,7 @@ const EN: Labels = Labels {
     where_heading: "Where the signatures come from",
     countries_caption: "By country",
     col_country: "Country",
+    col_region: "Region",
     col_signatures: "Signatures",
     other_countries: "Other or unknown",
     regions_caption: "Belgian landlines, by region",
@@ -122,6 +124,7 @@ const NL: Labels = Labels {
     where_heading: "Waar de handtekeningen vandaan komen",
     countries_caption: "Per land",
     col_country: "Land",
+    col_region: "Gewest",
     col_signatures: "Handtekeningen",
     other_countries: "Ander of onbekend",
     regions_caption: "Belgische vaste lijnen, per gewest",
@@ -160,6 +163,7 @@ const FR: Labels = Labels {
     where_heading: "D'où viennent les signatures",
     countries_caption: "Par pays",
     col_country: "Pays",
+    col_region: "Région",
     col_signatures: "Signatures",
     other_countries: "Autre ou inconnu",
     regions_caption: "Lignes fixes belges, par région",
@@ -569,23 +573,22 @@ aria-labelledby=\"count-heading\"><span id=\"count\" data-events=\"{events}\">{s
         paragraphs(transcript)
     );
 
-    let embed_src = format!(
-        "{}/static/embed.js",
-        state.public_url.as_deref().unwrap_or("")
-    );
-    let snippet = format!(
-        "<script src=\"{}\" data-campaign=\"{}\" data-lang=\"{}\" async></script>",
-        embed_src, view.slug, labels.lang
-    );
-    let _ = write!(
-        main,
-        "<section class=\"embed-code\" aria-labelledby=\"embed-heading\">\n\
+    // The embed code only makes sense with an absolute address to paste on another site.
+    if let Some(base) = state.public_url.as_deref() {
+        let snippet = format!(
+            "<script src=\"{base}/static/embed.js\" data-campaign=\"{}\" data-lang=\"{}\" async></script>",
+            view.slug, labels.lang
+        );
+        let _ = write!(
+            main,
+            "<section class=\"embed-code\" aria-labelledby=\"embed-heading\">\n\
 <h2 id=\"embed-heading\">{}</h2>\n<p><label for=\"embed-snippet\">{}</label></p>\n\
 <textarea id=\"embed-snippet\" readonly rows=\"3\">{}</textarea>\n</section>\n",
-        labels.embed_heading,
-        labels.embed_text,
-        escape(&snippet)
-    );
+            labels.embed_heading,
+            labels.embed_text,
+            escape(&snippet)
+        );
+    }
 
     document(
         &title,
@@ -618,13 +621,14 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
         return out;
     };
     let points = stats.cumulative();
-    let short = stats.bucket_secs < 86_400;
+    // Times alone for the first hours, dates with times for days, dates beyond.
+    let width = stats.bucket_secs;
     let x_label = move |t: u64| {
         let s = date_time(t);
-        if short {
-            s[11..].to_owned()
-        } else {
-            s[5..10].to_owned()
+        match width {
+            w if w <= 600 => s[11..].to_owned(),
+            w if w < 86_400 => s[5..].to_owned(),
+            _ => s[..10].to_owned(),
         }
     };
     let (start, end) = (
@@ -705,7 +709,7 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
     out.push_str(&share_table(
         "regions",
         labels.regions_caption,
-        labels.col_country,
+        labels.col_region,
         labels.col_signatures,
         &regions,
         region_total,

@@ -181,6 +181,10 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
         "{body}"
     );
     assert!(!body.contains("og:url"), "{body}");
+    assert!(
+        !body.contains("embed-snippet"),
+        "no embed code to paste elsewhere without an absolute address: {body}"
+    );
     assert!(!body.contains("og:image"), "{body}");
     // Without a store there are no statistics to show.
     assert!(!body.contains("class=\"chart\""), "{body}");

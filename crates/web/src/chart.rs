@@ -8,11 +8,12 @@ use std::fmt::Write as _;
 
 use crate::html::escape;
 
-/// Drawing size in SVG units; CSS scales it to the column's width.
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 260.0;
+/// Drawing size in SVG units; CSS scales it to the column's width (narrow, so that the
+/// labels stay readable when a phone shrinks it).
+const WIDTH: f64 = 480.0;
+const HEIGHT: f64 = 230.0;
 /// Room for the axis labels.
-const LEFT: f64 = 64.0;
+const LEFT: f64 = 60.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 36.0;
@@ -212,7 +213,7 @@ mod tests {
         assert!(svg.contains("&lt;1200&gt;"), "x labels are escaped: {svg}");
         assert!(!svg.contains("style="), "no inline style under the CSP");
         // The last point sits at the right edge and at the top of a 0..40 axis (step 10).
-        assert!(svg.contains("cx=\"620.0\" cy=\"16.0\""), "{svg}");
+        assert!(svg.contains("cx=\"460.0\" cy=\"16.0\""), "{svg}");
         assert!(svg.contains(">40</text>"));
     }
 

@@ -75,6 +75,16 @@ pub(crate) async fn page(
             labels.embed_link
         ),
     };
+    if let Some(goal) = view.goal.filter(|g| *g > 0) {
+        let _ = writeln!(
+            body,
+            "<p class=\"goal\"><progress id=\"progress\" max=\"{goal}\" value=\"{}\" \
+aria-label=\"{} {goal}\">{}</progress></p>",
+            counts.signatures.min(goal),
+            labels.goal,
+            counts.signatures
+        );
+    }
     let _ = write!(body, "<p>{call}</p>\n</main>\n</body>\n</html>\n");
     let mut response = (
         StatusCode::OK,

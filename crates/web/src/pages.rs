@@ -31,7 +31,7 @@ pub(crate) struct Labels {
     pub count_unit: &'static str,
     /// "{n} of {goal} ({percent}%)".
     goal_progress: &'static str,
-    goal: &'static str,
+    pub goal: &'static str,
     unverified: &'static str,
     unverified_note: &'static str,
     story_heading: &'static str,
@@ -53,6 +53,7 @@ pub(crate) struct Labels {
     /// "Figures as of {time} UTC; they follow the live count within seconds."
     as_of: &'static str,
     stats_pending: &'static str,
+    no_signatures: &'static str,
     embed_heading: &'static str,
     embed_text: &'static str,
     pub embed_link: &'static str,
@@ -92,6 +93,7 @@ const EN: Labels = Labels {
     regions: ["Brussels", "Flanders", "Wallonia"],
     as_of: "Figures as of {time} UTC; they follow the live count within seconds.",
     stats_pending: "These figures are being computed; reload in a few seconds.",
+    no_signatures: "No signatures yet: be the first to call.",
     embed_heading: "Show the counter on your site",
     embed_text: "Paste this where the counter should appear:",
     embed_link: "Sign by phone",
@@ -131,6 +133,7 @@ const NL: Labels = Labels {
     regions: ["Brussel", "Vlaanderen", "Wallonië"],
     as_of: "Cijfers van {time} UTC; ze volgen de live telling binnen enkele seconden.",
     stats_pending: "Deze cijfers worden berekend; herlaad over enkele seconden.",
+    no_signatures: "Nog geen handtekeningen: bel als eerste.",
     embed_heading: "Toon de teller op uw website",
     embed_text: "Plak dit waar de teller moet komen:",
     embed_link: "Teken per telefoon",
@@ -170,6 +173,7 @@ const FR: Labels = Labels {
     regions: ["Bruxelles", "Flandre", "Wallonie"],
     as_of: "Chiffres de {time} UTC ; ils suivent le compteur en direct à quelques secondes près.",
     stats_pending: "Ces chiffres sont en cours de calcul ; rechargez dans quelques secondes.",
+    no_signatures: "Pas encore de signatures : soyez le premier à appeler.",
     embed_heading: "Affichez le compteur sur votre site",
     embed_text: "Collez ceci là où le compteur doit apparaître :",
     embed_link: "Signez par téléphone",
@@ -620,6 +624,16 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
         );
         return out;
     };
+    if stats.signatures == 0 {
+        let time = store::rfc3339_utc(stats.as_of);
+        let _ = write!(
+            out,
+            "<p class=\"empty\">{}</p>\n<p class=\"as-of\">{}</p>\n</section>\n",
+            labels.no_signatures,
+            fill(labels.as_of, &[("time", &time[11..19])])
+        );
+        return out;
+    }
     let points = stats.cumulative();
     // Times alone for the first hours, dates with times for days, dates beyond.
     let width = stats.bucket_secs;

@@ -22,8 +22,9 @@ const REFRESH_MAX: Duration = Duration::from_secs(60);
 const REFRESH_DUTY_DIVISOR: u32 = 10;
 /// Points on the chart at most; the bucket width grows to keep within it.
 pub(crate) const MAX_BUCKETS: u64 = 120;
-/// Bucket widths tried in order (10 minutes, 1 hour, 6 hours, 1 day, 1 week), in seconds.
-const BUCKET_WIDTHS: [u64; 5] = [600, 3600, 6 * 3600, 86_400, 7 * 86_400];
+/// Bucket widths tried in order (1, 5 and 10 minutes, 1 and 6 hours, 1 day, 1 week), in
+/// seconds: a campaign's first hours are drawn minute by minute.
+const BUCKET_WIDTHS: [u64; 7] = [60, 300, 600, 3600, 6 * 3600, 86_400, 7 * 86_400];
 /// Countries listed by name at most; the rest are summed as "other".
 pub(crate) const MAX_COUNTRIES: usize = 8;
 
@@ -52,14 +53,16 @@ pub(crate) struct CampaignStats {
 
 impl CampaignStats {
     /// `(bucket end, running total)` for each bucket: the chart's points. The first point is
-    /// the start of the first bucket with the total 0.
+    /// the start of the first bucket with the total 0; the last bucket ends at `as_of`, not in
+    /// the future.
     pub fn cumulative(&self) -> Vec<(u64, u64)> {
         let mut points = Vec::with_capacity(self.per_bucket.len() + 1);
         let mut total = 0u64;
+        let now = unix_secs(self.as_of).max(self.first_bucket + 1);
         points.push((self.first_bucket, 0));
         for (i, n) in self.per_bucket.iter().enumerate() {
             total += n;
-            let end = self.first_bucket + (i as u64 + 1) * self.bucket_secs;
+            let end = (self.first_bucket + (i as u64 + 1) * self.bucket_secs).min(now);
             points.push((end, total));
         }
         points
@@ -314,8 +317,25 @@ mod tests {
             CountPolicy::AllNonInvalid,
             at("2026-01-01T10:30:00Z"),
         );
-        assert_eq!(short.bucket_secs, 600);
-        assert_eq!(short.per_bucket, vec![1, 2, 0, 0]);
+        assert_eq!(short.bucket_secs, 60);
+        assert_eq!(
+            short.per_bucket.len(),
+            26,
+            "10:05 to 10:30 minute by minute"
+        );
+        assert_eq!(
+            (
+                short.per_bucket[0],
+                short.per_bucket[10],
+                short.per_bucket[11]
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            short.cumulative().last(),
+            Some(&(unix_secs(at("2026-01-01T10:30:00Z")), 3)),
+            "the line ends now, not at the end of the current minute"
+        );
         assert_eq!(
             short.cumulative().last().map(|p| p.1),
             Some(3),

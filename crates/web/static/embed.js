@@ -25,7 +25,7 @@
   frame.src = src.href;
   frame.title = script.getAttribute("data-title") || titles[lang] || titles.en;
   frame.setAttribute("loading", "lazy");
-  frame.height = "170";
+  frame.height = "190";
   frame.style.border = "0";
   frame.style.display = "block";
   frame.style.width = "100%";

@@ -279,6 +279,10 @@ async fn the_embed_may_be_framed_anywhere_and_nothing_else_may() {
     assert!(body.contains("aria-live=\"polite\""), "{body}");
     assert!(body.contains(">Red het park</a>"), "{body}");
     assert!(body.contains("<a href=\"tel:+3220000000\">"), "{body}");
+    assert!(
+        body.contains("<progress id=\"progress\" max=\"100\" value=\"42\" aria-label=\"Doel: 100\">42</progress>"),
+        "{body}"
+    );
 
     let page = get(app.clone(), "/c/demo").await;
     assert!(header_of(&page, &header::CONTENT_SECURITY_POLICY).contains("frame-ancestors 'none'"));
@@ -507,4 +511,25 @@ fn the_exposition_check_catches_a_sample_without_its_type() {
     let bad =
         std::panic::catch_unwind(|| parse_exposition("# HELP a A.\n# TYPE a gauge\na{x=1} 1\n"));
     assert!(bad.is_err(), "unquoted label value");
+}
+
+#[tokio::test]
+async fn a_campaign_without_signatures_says_so_instead_of_an_empty_chart() {
+    let temp = TempStore::new("empty");
+    temp.store
+        .ensure_campaign("demo", "Demo")
+        .expect("campaign");
+    let app = router_with(
+        state(),
+        Options {
+            store: Some(temp.store.clone()),
+            ..Options::default()
+        },
+    );
+    let body = page_until(&app, "/c/demo", |b| b.contains("Figures as of")).await;
+    assert!(
+        body.contains("<p class=\"empty\">No signatures yet: be the first to call.</p>"),
+        "{body}"
+    );
+    assert!(!body.contains("class=\"chart\""), "{body}");
 }

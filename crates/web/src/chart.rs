@@ -52,12 +52,17 @@ pub(crate) fn nice_step(max: u64, ticks: u64) -> u64 {
 /// The number with thin spaces between thousands, as the page writes counts.
 pub(crate) fn group_digits(n: u64) -> String {
     let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(c);
+    // The leading group holds 1 to 3 digits, every later one 3 (written without
+    // `is_multiple_of`, which is newer than the workspace's rust-version).
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        r => r,
+    };
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
+    out.push_str(&digits[..head]);
+    for group in digits.as_bytes()[head..].chunks(3) {
+        out.push('\u{202f}');
+        out.extend(group.iter().map(|b| char::from(*b)));
     }
     out
 }

@@ -419,7 +419,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..ROWS / SIGNERS + 1 {
                         let n = t * (ROWS / SIGNERS + 1) + i;
-                        let number = if n.is_multiple_of(3) {
+                        let number = if matches!(n % 3, 0) {
                             format!("+322{n:07}")
                         } else {
                             format!("+3247{n:07}")

@@ -56,6 +56,8 @@ pub(crate) struct Labels {
     no_signatures: &'static str,
     embed_heading: &'static str,
     embed_text: &'static str,
+    embed_iframe_text: &'static str,
+    embed_title: &'static str,
     pub embed_link: &'static str,
     all_campaigns: &'static str,
     footer: &'static str,
@@ -96,6 +98,8 @@ const EN: Labels = Labels {
     no_signatures: "No signatures yet: be the first to call.",
     embed_heading: "Show the counter on your site",
     embed_text: "Paste this where the counter should appear:",
+    embed_iframe_text: "Or, where your site allows no scripts:",
+    embed_title: "Live signature count",
     embed_link: "Sign by phone",
     all_campaigns: "All campaigns",
     footer: "A phone petition line run with belteken.",
@@ -136,6 +140,8 @@ const NL: Labels = Labels {
     no_signatures: "Nog geen handtekeningen: bel als eerste.",
     embed_heading: "Toon de teller op uw website",
     embed_text: "Plak dit waar de teller moet komen:",
+    embed_iframe_text: "Of, als uw website geen scripts toelaat:",
+    embed_title: "Live teller van de handtekeningen",
     embed_link: "Teken per telefoon",
     all_campaigns: "Alle campagnes",
     footer: "Een telefonische petitielijn, gedraaid met belteken.",
@@ -176,6 +182,8 @@ const FR: Labels = Labels {
     no_signatures: "Pas encore de signatures : soyez le premier à appeler.",
     embed_heading: "Affichez le compteur sur votre site",
     embed_text: "Collez ceci là où le compteur doit apparaître :",
+    embed_iframe_text: "Ou, si votre site n'accepte pas de script :",
+    embed_title: "Compteur de signatures en direct",
     embed_link: "Signez par téléphone",
     all_campaigns: "Toutes les campagnes",
     footer: "Une ligne de pétition téléphonique, avec belteken.",
@@ -579,18 +587,28 @@ aria-labelledby=\"count-heading\"><span id=\"count\" data-events=\"{events}\">{s
 
     // The embed code only makes sense with an absolute address to paste on another site.
     if let Some(base) = state.public_url.as_deref() {
-        let snippet = format!(
-            "<script src=\"{base}/static/embed.js\" data-campaign=\"{}\" data-lang=\"{}\" async></script>",
-            view.slug, labels.lang
+        let slug = path_segment(&view.slug);
+        let script = format!(
+            "<script src=\"{base}/static/embed.js\" data-campaign=\"{slug}\" data-lang=\"{}\" async></script>",
+            labels.lang
+        );
+        let iframe = format!(
+            "<iframe src=\"{base}/embed/{slug}?lang={}\" title=\"{}\" width=\"100%\" height=\"190\" \
+style=\"border:0;max-width:24rem\" loading=\"lazy\"></iframe>",
+            labels.lang, labels.embed_title
         );
         let _ = write!(
             main,
             "<section class=\"embed-code\" aria-labelledby=\"embed-heading\">\n\
 <h2 id=\"embed-heading\">{}</h2>\n<p><label for=\"embed-snippet\">{}</label></p>\n\
-<textarea id=\"embed-snippet\" readonly rows=\"3\">{}</textarea>\n</section>\n",
+<textarea id=\"embed-snippet\" readonly rows=\"3\">{}</textarea>\n\
+<p><label for=\"embed-iframe\">{}</label></p>\n\
+<textarea id=\"embed-iframe\" readonly rows=\"3\">{}</textarea>\n</section>\n",
             labels.embed_heading,
             labels.embed_text,
-            escape(&snippet)
+            escape(&script),
+            labels.embed_iframe_text,
+            escape(&iframe)
         );
     }
 

@@ -244,6 +244,10 @@ async fn open_graph_tags_use_the_public_address_and_escape_the_texts() {
         body.contains("&lt;script src=&quot;https://sign.example.org/static/embed.js&quot; data-campaign=&quot;demo&quot;"),
         "{body}"
     );
+    assert!(
+        body.contains("&lt;iframe src=&quot;https://sign.example.org/embed/demo?lang=en&quot; title=&quot;Live signature count&quot;"),
+        "{body}"
+    );
     let nl = text(get(app, "/c/demo?lang=nl").await).await;
     assert!(
         nl.contains("<meta property=\"og:description\" content=\"Red het park.\">"),

@@ -283,6 +283,7 @@ def test_metrics_count_the_call(srv):
         assert m[f'belteken_calls_active{{state="{state}"}}'] == 0, m
     assert m["belteken_rtp_packets_sent_total"] >= 50 * 5, m
     assert "belteken_rtp_frames_late_total" in m
+    assert m["belteken_rtp_packets_sent_late_total"] <= m["belteken_rtp_packets_sent_total"], m
 
 
 def test_openapi_is_served_and_public_endpoints_are_cacheable(srv):

@@ -367,6 +367,12 @@ impl web::Status for SipStatus {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP belteken_rtp_packets_sent_late_total RTP packets sent more than 10 ms after their deadline.\n\
+# TYPE belteken_rtp_packets_sent_late_total counter\nbelteken_rtp_packets_sent_late_total {}",
+            s.rtp_packets_sent_late.load(Ordering::Relaxed)
+        );
         sip::metrics::render(out);
         let regs = self.registrations.snapshot();
         if !regs.is_empty() {

@@ -116,6 +116,8 @@ pub struct Stats {
     pub rtp_packets_sent: AtomicU64,
     /// RTP frames dropped because their send time had passed (the pacer fell behind).
     pub rtp_frames_late: AtomicU64,
+    /// RTP packets sent more than `media::stream::LATE_SEND` after their deadline.
+    pub rtp_packets_sent_late: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]

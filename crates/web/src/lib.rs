@@ -252,6 +252,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
             app.stats.clone(),
             store.clone(),
             app.web.campaigns.clone(),
+            app.web.hub.clone(),
             app.shutdown.clone(),
         ));
     }

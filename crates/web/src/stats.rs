@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use store::{BelgianRegion, CountPolicy, SignatureRow};
+use store::{BelgianRegion, CountHub, CountPolicy, Counts, SignatureRow};
 use tokio::sync::watch;
 
 use crate::Campaigns;
@@ -25,6 +25,9 @@ pub(crate) const MAX_BUCKETS: u64 = 120;
 /// Bucket widths tried in order (1, 5 and 10 minutes, 1 and 6 hours, 1 day, 1 week), in
 /// seconds: a campaign's first hours are drawn minute by minute.
 const BUCKET_WIDTHS: [u64; 7] = [60, 300, 600, 3600, 6 * 3600, 86_400, 7 * 86_400];
+/// A campaign whose live count has not changed is read again after this long at the latest
+/// (for changes that leave the count alone, such as an erasure and a new signature).
+const UNCHANGED_MAX_AGE: Duration = Duration::from_secs(30);
 /// Countries listed by name at most; the rest are summed as "other".
 pub(crate) const MAX_COUNTRIES: usize = 8;
 
@@ -188,15 +191,40 @@ impl StatsCache {
     }
 }
 
-/// Reads every campaign's rows and replaces its statistics; returns how long it took.
-async fn refresh(cache: &StatsCache, store: &Arc<dyn store::Store>, campaigns: &Campaigns) {
+/// When each campaign was last read, and its live count then.
+type Seen = HashMap<String, (Counts, Instant)>;
+
+/// Whether a campaign must be read again: its live count changed since `last`, or `last` is
+/// older than [`UNCHANGED_MAX_AGE`] (or there is none).
+pub(crate) fn stale(last: Option<&(Counts, Instant)>, counts: Counts, now: Instant) -> bool {
+    match last {
+        Some((seen, at)) => *seen != counts || now.duration_since(*at) >= UNCHANGED_MAX_AGE,
+        None => true,
+    }
+}
+
+/// Reads the rows of every campaign whose figures may have changed and replaces its
+/// statistics.
+async fn refresh(
+    cache: &StatsCache,
+    store: &Arc<dyn store::Store>,
+    campaigns: &Campaigns,
+    hub: &CountHub,
+    seen: &mut Seen,
+) {
     let slugs: Vec<String> = campaigns
         .snapshot()
         .iter()
         .map(|c| c.slug.clone())
         .collect();
     cache.retain(&slugs);
+    seen.retain(|k, _| slugs.contains(k));
     for slug in slugs {
+        // Taken before the read: a signature during it makes the next round read again.
+        let counts = hub.current(&slug);
+        if !stale(seen.get(&slug), counts, Instant::now()) {
+            continue;
+        }
         let s = store.clone();
         let name = slug.clone();
         let read = tokio::task::spawn_blocking(move || {
@@ -206,7 +234,10 @@ async fn refresh(cache: &StatsCache, store: &Arc<dyn store::Store>, campaigns: &
         })
         .await;
         match read {
-            Ok(Ok(stats)) => cache.put(slug, stats),
+            Ok(Ok(stats)) => {
+                cache.put(slug.clone(), stats);
+                seen.insert(slug, (counts, Instant::now()));
+            }
             Ok(Err(e)) => {
                 tracing::warn!(campaign = %slug, error = %e, "cannot compute the page statistics")
             }
@@ -226,11 +257,13 @@ pub(crate) async fn run(
     cache: StatsCache,
     store: Arc<dyn store::Store>,
     campaigns: Campaigns,
+    hub: CountHub,
     mut shutdown: Option<watch::Receiver<bool>>,
 ) {
+    let mut seen = Seen::new();
     loop {
         let started = Instant::now();
-        refresh(&cache, &store, &campaigns).await;
+        refresh(&cache, &store, &campaigns, &hub, &mut seen).await;
         let pause = pause_after(started.elapsed());
         match &mut shutdown {
             Some(stop) => {
@@ -388,6 +421,21 @@ mod tests {
             s.other_countries, 3,
             "two beyond the limit, one malformed code"
         );
+    }
+
+    #[test]
+    fn a_campaign_is_read_again_when_its_count_changes_or_its_figures_age() {
+        let t0 = Instant::now();
+        let c = |n| Counts {
+            signatures: n,
+            unverified: 0,
+        };
+        assert!(stale(None, c(0), t0));
+        let last = (c(5), t0);
+        assert!(!stale(Some(&last), c(5), t0 + Duration::from_secs(10)));
+        assert!(stale(Some(&last), c(6), t0 + Duration::from_secs(1)));
+        assert!(stale(Some(&last), c(4), t0 + Duration::from_secs(1)));
+        assert!(stale(Some(&last), c(5), t0 + UNCHANGED_MAX_AGE));
     }
 
     #[test]

@@ -146,8 +146,11 @@ async fn the_page_shows_counted_signatures_over_time_by_country_and_region() {
     ] {
         sign(store.as_ref(), number, &secret);
     }
+    let state = state();
+    let hub = state.hub.clone();
+    hub.reset("demo", store.counts("demo").expect("counts"));
     let app = router_with(
-        state(),
+        state,
         Options {
             store: Some(store.clone()),
             ..Options::default()
@@ -195,6 +198,9 @@ async fn the_page_shows_counted_signatures_over_time_by_country_and_region() {
     store
         .set_states("demo", &[dutch.id], SignatureState::Invalid, "test", "test")
         .expect("review");
+    // As the server's count sync does after a review: the live count drops, and with it the
+    // statistics are read again.
+    hub.reset("demo", store.counts("demo").expect("counts"));
     let body = page_until(&app, "/c/demo", |b| {
         b.contains("<desc id=\"chart-desc\">4 signatures")
     })

@@ -278,15 +278,19 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'; object-src 'none'";
 
 /// Added to every response, including errors and the fallback. A response that set its own
-/// policy (the embeddable counter, framable by any site) keeps it and may be framed.
+/// policy keeps it; only the embeddable counter's policy lets other sites frame it.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    let own_policy = headers.contains_key(header::CONTENT_SECURITY_POLICY);
-    if !own_policy {
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         );
+    }
+    let framable = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .is_some_and(|v| v == embed::EMBED_CONTENT_SECURITY_POLICY);
+    if !framable {
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     headers.insert(

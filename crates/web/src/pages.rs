@@ -648,7 +648,7 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
             out,
             "<p class=\"empty\">{}</p>\n<p class=\"as-of\">{}</p>\n</section>\n",
             labels.no_signatures,
-            fill(labels.as_of, &[("time", &time[11..19])])
+            fill(labels.as_of, &[("time", &as_of_time(&time))])
         );
         return out;
     }
@@ -750,9 +750,18 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
     let _ = write!(
         out,
         "</div>\n<p class=\"as-of\">{}</p>\n</section>\n",
-        fill(labels.as_of, &[("time", &time[11..19])])
+        fill(labels.as_of, &[("time", &as_of_time(&time))])
     );
     out
+}
+
+/// "HH:MM:SS" of an RFC 3339 UTC time, as a `<time>` element.
+fn as_of_time(rfc3339: &str) -> String {
+    format!(
+        "<time datetime=\"{}\">{}</time>",
+        escape(rfc3339),
+        escape(rfc3339.get(11..19).unwrap_or(rfc3339))
+    )
 }
 
 /// A table of names and counts with a bar per row showing its share of `total`.

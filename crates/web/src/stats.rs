@@ -5,7 +5,7 @@
 //! few seconds (less often when reading takes long), keeps only the signatures the campaign's
 //! count policy counts, and swaps the result in. The page says how old its figures are.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -211,6 +211,7 @@ async fn refresh(
     campaigns: &Campaigns,
     hub: &CountHub,
     seen: &mut Seen,
+    failing: &mut HashSet<String>,
 ) {
     let slugs: Vec<String> = campaigns
         .snapshot()
@@ -236,12 +237,22 @@ async fn refresh(
         match read {
             Ok(Ok(stats)) => {
                 cache.put(slug.clone(), stats);
+                if failing.remove(&slug) {
+                    tracing::info!(campaign = %slug, "page statistics computed again");
+                }
                 seen.insert(slug, (counts, Instant::now()));
             }
+            // Said once per failure, not every few seconds while the store is away.
             Ok(Err(e)) => {
-                tracing::warn!(campaign = %slug, error = %e, "cannot compute the page statistics")
+                if failing.insert(slug.clone()) {
+                    tracing::warn!(campaign = %slug, error = %e, "cannot compute the page statistics");
+                }
             }
-            Err(e) => tracing::warn!(campaign = %slug, error = %e, "statistics task failed"),
+            Err(e) => {
+                if failing.insert(slug.clone()) {
+                    tracing::warn!(campaign = %slug, error = %e, "statistics task failed");
+                }
+            }
         }
     }
 }
@@ -261,9 +272,10 @@ pub(crate) async fn run(
     mut shutdown: Option<watch::Receiver<bool>>,
 ) {
     let mut seen = Seen::new();
+    let mut failing = HashSet::new();
     loop {
         let started = Instant::now();
-        refresh(&cache, &store, &campaigns, &hub, &mut seen).await;
+        refresh(&cache, &store, &campaigns, &hub, &mut seen, &mut failing).await;
         let pause = pause_after(started.elapsed());
         match &mut shutdown {
             Some(stop) => {

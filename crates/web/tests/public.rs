@@ -187,7 +187,7 @@ async fn the_page_shows_counted_signatures_over_time_by_country_and_region() {
         body.contains("<tr><th scope=\"row\">Wallonia</th><td><span class=\"n\">1</span>"),
         "{body}"
     );
-    assert!(body.contains("Figures as of "), "{body}");
+    assert!(body.contains("Figures as of <time datetime=\""), "{body}");
 
     // A signature found invalid leaves the statistics at the next refresh.
     let rows = store.signature_rows("demo").expect("rows");

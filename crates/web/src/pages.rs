@@ -337,9 +337,11 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
     for c in campaigns.iter() {
         let _ = writeln!(
             main,
-            "<li><a href=\"/c/{}\">{}</a></li>",
+            "<li><a href=\"/c/{}\">{}</a> <span class=\"tally-line\">{} {}</span></li>",
             path_segment(&c.slug),
-            escape(&c.title)
+            escape(&c.title),
+            state.web.hub.current(&c.slug).signatures,
+            labels.count_unit
         );
     }
     main.push_str("</ul>\n");

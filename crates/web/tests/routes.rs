@@ -239,7 +239,7 @@ async fn index_links_every_campaign() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = text(response).await;
     assert!(
-        body.contains("<li><a href=\"/c/demo\">Demo: call and sign</a></li>"),
+        body.contains("<li><a href=\"/c/demo\">Demo: call and sign</a> <span class=\"tally-line\">0 signatures</span></li>"),
         "{body}"
     );
     assert!(

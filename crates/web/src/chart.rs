@@ -113,9 +113,16 @@ aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
                 None => break,
             }
         }
-        // X labels: evenly spaced times, the last at the right edge.
+        // X labels: evenly spaced times, the last at the right edge; a label equal to the one
+        // before (a span of a few minutes) is left out.
+        let mut previous: Option<String> = None;
         for i in 0..X_TICKS {
             let t = x0 + (x1 - x0) * i as u64 / (X_TICKS as u64 - 1);
+            let label = (self.x_label)(t);
+            if previous.as_deref() == Some(label.as_str()) {
+                continue;
+            }
+            previous = Some(label.clone());
             let anchor = match i {
                 0 => "start",
                 i if i == X_TICKS - 1 => "end",
@@ -129,7 +136,7 @@ aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
                 TOP + plot_h,
                 TOP + plot_h + 5.0,
                 HEIGHT - 10.0,
-                escape(&(self.x_label)(t))
+                escape(&label)
             );
         }
         svg.push_str("</g>");
@@ -220,6 +227,23 @@ mod tests {
         // The last point sits at the right edge and at the top of a 0..40 axis (step 10).
         assert!(svg.contains("cx=\"460.0\" cy=\"16.0\""), "{svg}");
         assert!(svg.contains(">40</text>"));
+    }
+
+    #[test]
+    fn repeated_time_labels_are_left_out() {
+        let points = [(0, 0), (90, 3)];
+        let label = |t: u64| format!("m{}", t / 60);
+        let svg = LineChart {
+            points: &points,
+            title: "t",
+            description: "d",
+            x_label: &label,
+            id: "c",
+        }
+        .render();
+        // Ticks at 0, 30, 60 and 90 s: m0, m0, m1, m1.
+        assert_eq!(svg.matches(">m0</text>").count(), 1, "{svg}");
+        assert_eq!(svg.matches(">m1</text>").count(), 1, "{svg}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ struct ServerSection {
     drain_seconds: Option<u64>,
     /// The campaign for numbers a trunk delivers that no campaign owns (default: 404).
     default_campaign: Option<String>,
+    /// The address the public reaches the web pages at, e.g. "https://sign.example.org".
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +192,8 @@ pub struct Settings {
     pub sip_edge: crate::trunks::SipEdge,
     /// Cloud telephony providers (issue 7); None: no webhooks.
     pub cloud: Option<crate::providers::CloudSettings>,
+    /// Public address of the web pages (no trailing slash), for link previews and the embed.
+    pub public_url: Option<String>,
 }
 
 /// A configuration error that names where it is.
@@ -392,6 +396,10 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     if drain_seconds > 3600 {
         return Err(server_err("drain_seconds", "must be at most 3600".into()));
     }
+    let public_url = match &raw.server.public_url {
+        None => None,
+        Some(url) => Some(public_url(url).map_err(|m| server_err("public_url", m.into()))?),
+    };
     let mut campaigns = Vec::new();
     for c in raw.campaigns {
         let slug = c.slug.clone();
@@ -685,7 +693,33 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         default_campaign,
         sip_edge,
         cloud,
+        public_url,
     })
+}
+
+/// Longest `public_url`, in bytes.
+const MAX_PUBLIC_URL_BYTES: usize = 200;
+
+/// `[server] public_url` checked: http(s), a host, no query, fragment, space or quote; the
+/// trailing slash dropped.
+fn public_url(url: &str) -> Result<String, &'static str> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or("must start with https:// or http://")?;
+    if trimmed.len() > MAX_PUBLIC_URL_BYTES {
+        return Err("is too long (at most 200 bytes)");
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err("must name a host, e.g. https://sign.example.org");
+    }
+    if rest.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '"' | '\'' | '<' | '>')
+    }) {
+        return Err("must be a plain address without query, fragment, spaces or quotes");
+    }
+    Ok(trimmed.to_owned())
 }
 
 #[cfg(test)]
@@ -702,6 +736,24 @@ mod tests {
         assert_eq!(s.campaigns.len(), 1);
         assert_eq!(s.campaigns[0].slug, "demo");
         assert_eq!(s.sip_listen, "127.0.0.1:5060".parse().expect("addr"));
+    }
+
+    #[test]
+    fn public_url_is_checked_and_loses_its_trailing_slash() {
+        let s = parse_str("[server]\npublic_url = \"https://sign.example.org/\"\n").expect("valid");
+        assert_eq!(s.public_url.as_deref(), Some("https://sign.example.org"));
+        assert_eq!(parse_str("").expect("valid").public_url, None);
+        for bad in [
+            "sign.example.org",
+            "https://",
+            "https://a.org/?x=1",
+            "https://a .org",
+            "ftp://a.org",
+        ] {
+            let e = parse_str(&format!("[server]\npublic_url = \"{bad}\"\n")).expect_err(bad);
+            assert_eq!(e.key, "server.public_url", "{e}");
+            assert_eq!(e.line, 2, "{e}");
+        }
     }
 
     #[test]

@@ -378,6 +378,13 @@ impl web::Status for SipStatus {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP belteken_rtp_packets_sent_late_total RTP packets sent more than 10 ms after their deadline.\n\
+# TYPE belteken_rtp_packets_sent_late_total counter\nbelteken_rtp_packets_sent_late_total {}",
+            s.rtp_packets_sent_late.load(Ordering::Relaxed)
+        );
+        sip::metrics::render(out);
         let regs = self.registrations.snapshot();
         if !regs.is_empty() {
             out.push_str("# HELP belteken_trunk_registered Whether the trunk's registration is in force (1) or not (0).\n# TYPE belteken_trunk_registered gauge\n");
@@ -601,6 +608,7 @@ async fn serve(settings: Settings) -> Result<()> {
             })),
             store: Some(store.clone()),
             admin: Some(editor.clone()),
+            public_url: settings.public_url.clone(),
             ..web::Options::default()
         },
     );

@@ -82,7 +82,13 @@ pub struct TickCounts {
     pub sent: u64,
     /// Frames dropped because the loop was more than the catch-up bound late.
     pub late: u64,
+    /// Frames sent more than [`LATE_SEND`] after their deadline (a catch-up burst's older
+    /// frames, or a loop that woke late).
+    pub sent_late: u64,
 }
+
+/// A frame sent this long after its deadline counts as sent late (half a frame).
+pub const LATE_SEND: Duration = Duration::from_millis(10);
 
 /// One call's media state.
 #[derive(Debug)]
@@ -267,6 +273,12 @@ impl Stream {
             let due = pacer.due(now);
             counts.sent = u64::from(due.frames);
             counts.late = due.skipped;
+            // Frame k of the burst is `due.late - k * FRAME_DURATION` late.
+            counts.sent_late = (0..due.frames)
+                .take_while(|k| {
+                    due.late.saturating_sub(FRAME_DURATION.saturating_mul(*k)) > LATE_SEND
+                })
+                .count() as u64;
             if due.skipped > 0 {
                 // Late (the loop stalled): keep the timestamps true, drop what is stale.
                 let skipped = u32::try_from(due.skipped).unwrap_or(u32::MAX / 2);
@@ -356,6 +368,24 @@ mod tests {
     }
 
     #[test]
+    fn counts_frames_sent_late_and_dropped() {
+        let t0 = crate::test_origin();
+        let a: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
+        let mut s = Stream::new(config(a), t0);
+        s.handle(t0, Command::Start { origin: t0 });
+        let on_time = s.on_tick(t0 + Duration::from_millis(2), |_, _| {});
+        assert_eq!((on_time.sent, on_time.late, on_time.sent_late), (1, 0, 0));
+        // 95 ms late for frame 1 (due at 20 ms): frames 1..=5 are due, the catch-up bound
+        // sends the newest 3 (deadlines 60, 80 and 100 ms) and drops 2. At 115 ms they are
+        // 55, 35 and 15 ms late: all three over the 10 ms bound.
+        let stalled = s.on_tick(t0 + Duration::from_millis(115), |_, _| {});
+        assert_eq!((stalled.sent, stalled.late, stalled.sent_late), (3, 2, 3));
+        // 8 ms after the next deadline (120 ms): sent, not late.
+        let next = s.on_tick(t0 + Duration::from_millis(128), |_, _| {});
+        assert_eq!((next.sent, next.late, next.sent_late), (1, 0, 0));
+    }
+
+    #[test]
     fn plays_prompts_on_deadlines_and_reports_the_end() {
         let t0 = crate::test_origin();
         let a: SocketAddr = "127.0.0.1:4000".parse().expect("addr");
@@ -373,7 +403,14 @@ mod tests {
         for n in 0..5u32 {
             let now = t0 + FRAME_DURATION * n;
             let c = s.on_tick(now, |p, to| sent.push((p.to_vec(), to)));
-            assert_eq!(c, TickCounts { sent: 1, late: 0 });
+            assert_eq!(
+                c,
+                TickCounts {
+                    sent: 1,
+                    late: 0,
+                    sent_late: 0
+                }
+            );
         }
         let parsed: Vec<_> = sent
             .iter()

@@ -132,7 +132,10 @@ fn spawn_sign(
             flow_version: Some(flow_version),
             contact,
         };
-        let result = match services.store.sign(signature) {
+        let sign_started = std::time::Instant::now();
+        let signed = services.store.sign(signature);
+        crate::metrics::sign_duration(sign_started.elapsed());
+        let result = match signed {
             Ok(outcome) => {
                 let counts = outcome.counts();
                 services.hub.publish(&slug, counts);
@@ -254,6 +257,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     } = setup;
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
+    let mut gauge = crate::metrics::CallGauge::new(crate::metrics::CallState::Ringing);
     let caller = Arc::new(caller);
     let withheld = matches!(*caller, store::CallerIdentity::Withheld);
     info!(call = %call_id, campaign = %campaign.slug, transport, withheld, trust = trust.as_str(), codec = chosen.codec.name(), "call");
@@ -278,6 +282,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         Ok(opened) => opened,
         Err(e) => {
             warn!(error = %e, "cannot open the call's RTP: 503");
+            crate::metrics::response(StatusCode::ServiceUnavailable.code());
             let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
             drive_invite(dialog.clone(), tx).await;
             return;
@@ -318,6 +323,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         while let Some(action) = call.poll_action() {
             match action {
                 Action::Ring => {
+                    crate::metrics::response(180);
                     if let Err(e) = dialog.ringing(None, None) {
                         debug!(error = %e, "180 not sent");
                     }
@@ -326,6 +332,8 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     if !answered && !terminated {
                         let body =
                             sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
+                        crate::metrics::response(200);
+                        gauge.set(crate::metrics::CallState::Answered);
                         if let Err(e) = dialog.accept(Some(sdp_headers()), Some(body.into_bytes()))
                         {
                             warn!(call = %call_id, error = %e, "200 not sent");
@@ -429,6 +437,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                                 debug!(error = %e, "BYE failed");
                             }
                         } else {
+                            crate::metrics::response(StatusCode::TemporarilyUnavailable.code());
                             let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
                         }
                         terminated = true;
@@ -449,12 +458,22 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             });
         }
         let waiting_on_store = signing.is_some() || withdrawing.is_some() || transferring.is_some();
+        gauge.set(if waiting_on_store {
+            crate::metrics::CallState::Waiting
+        } else if media.recording {
+            crate::metrics::CallState::Recording
+        } else if answered {
+            crate::metrics::CallState::Answered
+        } else {
+            crate::metrics::CallState::Ringing
+        });
         if call.is_done() && !waiting_on_store {
             if !terminated {
                 // The flow ended without saying goodbye on the wire: end the call.
                 if answered {
                     let _ = dialog.bye().await;
                 } else {
+                    crate::metrics::response(StatusCode::TemporarilyUnavailable.code());
                     let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
                 }
             }
@@ -562,10 +581,12 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                                 });
                                 sdp_version += 1;
                                 let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
+                                crate::metrics::response(200);
                                 let _ = handle.respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes())).await;
                             }
                             Err(e) => {
                                 debug!(error = %e, "re-INVITE offer refused");
+                                crate::metrics::response(488);
                                 let _ = handle.reply(StatusCode::NotAcceptableHere).await;
                             }
                         }

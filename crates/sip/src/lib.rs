@@ -7,6 +7,7 @@ mod call;
 mod campaign;
 pub mod digest;
 pub mod identity;
+pub mod metrics;
 pub mod ratelimit;
 pub mod register;
 mod rtp_engine;

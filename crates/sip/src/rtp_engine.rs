@@ -236,6 +236,7 @@ struct Slot {
     stats: Arc<Stats>,
     unflushed_sent: u64,
     unflushed_late: u64,
+    unflushed_sent_late: u64,
     /// The origin the stream was put in the wheel with.
     in_wheel: Option<Instant>,
 }
@@ -248,8 +249,12 @@ impl Slot {
         self.stats
             .rtp_frames_late
             .fetch_add(self.unflushed_late, Ordering::Relaxed);
+        self.stats
+            .rtp_packets_sent_late
+            .fetch_add(self.unflushed_sent_late, Ordering::Relaxed);
         self.unflushed_sent = 0;
         self.unflushed_late = 0;
+        self.unflushed_sent_late = 0;
     }
 
     /// Hands the stream's events to its call; returns false when the call is gone.
@@ -419,6 +424,7 @@ impl MediaThread {
                     stats,
                     unflushed_sent: 0,
                     unflushed_late: 0,
+                    unflushed_sent_late: 0,
                     in_wheel: None,
                 });
                 self.by_id.insert(id, index);
@@ -494,6 +500,7 @@ impl MediaThread {
                 });
                 slot.unflushed_sent += counts.sent;
                 slot.unflushed_late += counts.late;
+                slot.unflushed_sent_late += counts.sent_late;
                 if slot.unflushed_sent >= STATS_FLUSH_PACKETS {
                     slot.flush_stats();
                 }

@@ -116,6 +116,8 @@ pub struct Stats {
     pub rtp_packets_sent: AtomicU64,
     /// RTP frames dropped because their send time had passed (the pacer fell behind).
     pub rtp_frames_late: AtomicU64,
+    /// RTP packets sent more than `media::stream::LATE_SEND` after their deadline.
+    pub rtp_packets_sent_late: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -612,6 +614,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
 }
 
 pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+    crate::metrics::response(status.code());
     if let Err(e) = tx.reply_with(status, headers, None).await {
         debug!(error = %e, "could not send a response");
     }
@@ -832,6 +835,7 @@ async fn dispatch_dialog_states(
             DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
             DialogState::Info(id, req, handle) => {
                 let digit = call::info_digit(&req.body);
+                crate::metrics::response(200);
                 let ok = handle.reply(StatusCode::OK).await;
                 if ok.is_err() {
                     debug!("INFO answer not sent");
@@ -842,6 +846,7 @@ async fn dispatch_dialog_states(
                 }
             }
             DialogState::Options(_, _, handle) => {
+                crate::metrics::response(200);
                 let _ = handle
                     .respond(
                         StatusCode::OK,
@@ -855,6 +860,7 @@ async fn dispatch_dialog_states(
             | DialogState::Message(_, _, handle)
             | DialogState::Notify(_, _, handle)
             | DialogState::Publish(_, _, handle) => {
+                crate::metrics::response(405);
                 let _ = handle.reply(StatusCode::MethodNotAllowed).await;
                 continue;
             }
@@ -870,6 +876,7 @@ async fn dispatch_dialog_states(
             }
             None => {
                 if let CallEvent::Offer(_, handle) = event {
+                    crate::metrics::response(481);
                     let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
                 }
             }

@@ -141,3 +141,257 @@ pub(crate) fn error(status: StatusCode, message: &'static str) -> Response {
     )
         .into_response()
 }
+
+// The API's route table: the router mounts exactly these, and `/api/openapi.json` documents
+// exactly these. New JSON endpoints get an entry here (or in a table of their own, mounted
+// and documented the same way).
+
+use axum::routing::{get, MethodRouter};
+use serde_json::{json, Value};
+
+use crate::openapi::{reference, ApiResponse, ApiRoute, Schema};
+
+fn schema_campaign() -> Value {
+    json!({
+        "type": "object",
+        "required": ["slug", "title", "signatures", "unverified", "sip_uri", "number", "language"],
+        "additionalProperties": false,
+        "properties": {
+            "slug": { "type": "string", "description": "URL-safe identifier." },
+            "title": { "type": "string" },
+            "signatures": { "type": "integer", "minimum": 0,
+                            "description": "Counted signatures of callers with a known number." },
+            "unverified": { "type": "integer", "minimum": 0,
+                            "description": "Counted signatures of callers who withheld their number." },
+            "sip_uri": { "type": "string", "description": "SIP address to call directly." },
+            "number": { "type": ["string", "null"], "description": "Phone number to call, as displayed." },
+            "language": { "type": "string", "description": "The campaign's main language." },
+        },
+    })
+}
+
+fn schema_campaign_list() -> Value {
+    json!({
+        "type": "object",
+        "required": ["campaigns"],
+        "additionalProperties": false,
+        "properties": { "campaigns": { "type": "array", "items": reference("Campaign") } },
+    })
+}
+
+fn schema_error() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": { "error": { "type": "string" } },
+    })
+}
+
+fn schema_health() -> Value {
+    json!({
+        "type": "object",
+        "required": ["status"],
+        "properties": { "status": { "const": "ok" } },
+        "additionalProperties": true,
+        "description": "Plus the SIP channel's figures: calls_in_progress, draining, trunks.",
+    })
+}
+
+fn schema_count_event() -> Value {
+    json!({
+        "type": "string",
+        "description": "A stream of `event: count` messages whose `data` is \
+    `{\"signatures\":N,\"unverified\":M}`: the current count at once, then one per change \
+    (several quick changes may arrive as one with the newest count). Comment lines keep an idle \
+    stream open.",
+    })
+}
+
+fn schema_text() -> Value {
+    json!({ "type": "string" })
+}
+
+fn schema_openapi() -> Value {
+    json!({ "type": "object", "description": "This document." })
+}
+
+fn ref_campaign() -> Value {
+    reference("Campaign")
+}
+fn ref_campaign_list() -> Value {
+    reference("CampaignList")
+}
+fn ref_error() -> Value {
+    reference("Error")
+}
+fn ref_health() -> Value {
+    reference("Health")
+}
+
+/// The named schemas of the document.
+pub(crate) const SCHEMAS: &[&Schema] = &[
+    &Schema {
+        name: "Campaign",
+        schema: schema_campaign,
+    },
+    &Schema {
+        name: "CampaignList",
+        schema: schema_campaign_list,
+    },
+    &Schema {
+        name: "Error",
+        schema: schema_error,
+    },
+    &Schema {
+        name: "Health",
+        schema: schema_health,
+    },
+];
+
+const NOT_FOUND: ApiResponse = ApiResponse {
+    status: 404,
+    description: "No campaign with this slug.",
+    media: "application/json",
+    schema: ref_error,
+};
+const SLUG: &[(&str, &str)] = &[("slug", "The campaign's identifier.")];
+
+pub(crate) const LIST_ROUTE: ApiRoute = ApiRoute {
+    path: "/api/campaigns",
+    method: "get",
+    operation_id: "listCampaigns",
+    tag: "public",
+    summary: "Every campaign with its live count",
+    description: "Counts come from memory, never a database read per request.",
+    params: &[],
+    query: &[],
+    cache: COUNT_CACHE,
+    needs_auth: false,
+    responses: &[ApiResponse {
+        status: 200,
+        description: "The campaigns.",
+        media: "application/json",
+        schema: ref_campaign_list,
+    }],
+};
+
+pub(crate) const CAMPAIGN_ROUTE: ApiRoute = ApiRoute {
+    path: "/api/campaigns/{slug}",
+    method: "get",
+    operation_id: "getCampaign",
+    tag: "public",
+    summary: "One campaign with its live count",
+    description: "Counts come from memory, never a database read per request.",
+    params: SLUG,
+    query: &[],
+    cache: COUNT_CACHE,
+    needs_auth: false,
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "The campaign.",
+            media: "application/json",
+            schema: ref_campaign,
+        },
+        NOT_FOUND,
+    ],
+};
+
+pub(crate) const EVENTS_ROUTE: ApiRoute = ApiRoute {
+    path: "/api/campaigns/{slug}/events",
+    method: "get",
+    operation_id: "campaignEvents",
+    tag: "public",
+    summary: "The live count as Server-Sent Events",
+    description: "Open streams are limited; one more is refused with 503 and Retry-After. \
+Streams end when the server shuts down (browsers reconnect by themselves).",
+    params: SLUG,
+    query: &[],
+    cache: "no-cache",
+    needs_auth: false,
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "The event stream.",
+            media: "text/event-stream",
+            schema: schema_count_event,
+        },
+        NOT_FOUND,
+        ApiResponse {
+            status: 503,
+            description: "Too many open streams; retry after the Retry-After seconds.",
+            media: "application/json",
+            schema: ref_error,
+        },
+    ],
+};
+
+pub(crate) const OPENAPI_ROUTE: ApiRoute = ApiRoute {
+    path: "/api/openapi.json",
+    method: "get",
+    operation_id: "openapi",
+    tag: "public",
+    summary: "This document",
+    description: "OpenAPI 3.1, built from the routes the server mounts.",
+    params: &[],
+    query: &[],
+    cache: crate::openapi::OPENAPI_CACHE,
+    needs_auth: false,
+    responses: &[ApiResponse {
+        status: 200,
+        description: "The OpenAPI document.",
+        media: "application/json",
+        schema: schema_openapi,
+    }],
+};
+
+pub(crate) const HEALTHZ_ROUTE: ApiRoute = ApiRoute {
+    path: "/healthz",
+    method: "get",
+    operation_id: "health",
+    tag: "operations",
+    summary: "Whether the server is up, with the SIP channel's state",
+    description: "For load balancers and monitoring.",
+    params: &[],
+    query: &[],
+    cache: "no-store",
+    needs_auth: false,
+    responses: &[ApiResponse {
+        status: 200,
+        description: "Up.",
+        media: "application/json",
+        schema: ref_health,
+    }],
+};
+
+pub(crate) const METRICS_ROUTE: ApiRoute = ApiRoute {
+    path: "/metrics",
+    method: "get",
+    operation_id: "metrics",
+    tag: "operations",
+    summary: "Prometheus metrics",
+    description: "Text exposition format 0.0.4: calls, signatures, SIP responses, RTP, \
+registrations, store latency, open streams.",
+    params: &[],
+    query: &[],
+    cache: "no-store",
+    needs_auth: false,
+    responses: &[ApiResponse {
+        status: 200,
+        description: "The metrics.",
+        media: "text/plain; version=0.0.4",
+        schema: schema_text,
+    }],
+};
+
+/// The documented routes and their handlers, as the router mounts them.
+pub(crate) fn routes() -> Vec<(&'static ApiRoute, MethodRouter<AppState>)> {
+    vec![
+        (&HEALTHZ_ROUTE, get(healthz)),
+        (&METRICS_ROUTE, get(metrics)),
+        (&LIST_ROUTE, get(list)),
+        (&CAMPAIGN_ROUTE, get(campaign)),
+        (&EVENTS_ROUTE, get(crate::events::stream)),
+        (&OPENAPI_ROUTE, get(crate::openapi::serve)),
+    ]
+}

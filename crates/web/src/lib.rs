@@ -5,9 +5,13 @@
 //! signature. The router binds nothing; the binary serves it on a socket it bound.
 
 mod api;
+mod chart;
+mod embed;
 mod events;
 mod html;
+mod openapi;
 mod pages;
+mod stats;
 
 use std::sync::{Arc, RwLock};
 
@@ -178,6 +182,9 @@ pub struct Options {
     pub store: Option<Arc<dyn store::Store>>,
     /// Campaign editing from the console.
     pub admin: Option<Arc<dyn CampaignAdmin>>,
+    /// The address the public reaches this server at, e.g. "https://sign.example.org"
+    /// (no trailing slash), for Open Graph tags and the embed snippet; None: relative links.
+    pub public_url: Option<String>,
 }
 
 impl std::fmt::Debug for Options {
@@ -188,6 +195,7 @@ impl std::fmt::Debug for Options {
             .field("status", &self.status.is_some())
             .field("store", &self.store.is_some())
             .field("admin", &self.admin.is_some())
+            .field("public_url", &self.public_url)
             .finish()
     }
 }
@@ -200,6 +208,7 @@ impl Default for Options {
             status: None,
             store: None,
             admin: None,
+            public_url: None,
         }
     }
 }
@@ -215,6 +224,9 @@ struct AppState {
     status: Option<Arc<dyn Status>>,
     store: Option<Arc<dyn store::Store>>,
     admin: Option<Arc<dyn CampaignAdmin>>,
+    /// Page statistics, filled by a background task when there is a store.
+    stats: stats::StatsCache,
+    public_url: Option<String>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -233,17 +245,31 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         status: options.status,
         store: options.store,
         admin: options.admin,
+        stats: stats::StatsCache::default(),
+        public_url: options.public_url,
     };
-    Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
+    // The page statistics come from the store in the background (needs a Tokio runtime).
+    if let (Some(store), Ok(runtime)) = (&app.store, tokio::runtime::Handle::try_current()) {
+        runtime.spawn(stats::run(
+            app.stats.clone(),
+            store.clone(),
+            app.web.campaigns.clone(),
+            app.web.hub.clone(),
+            app.shutdown.clone(),
+        ));
+    }
+    // The JSON API, health and metrics: mounted from the table `/api/openapi.json` documents.
+    let mut routes = Router::new();
+    for (doc, handler) in api::routes() {
+        routes = routes.route(doc.path, handler);
+    }
+    routes
         .route("/", get(pages::index))
         .route("/c/{slug}", get(pages::campaign))
         .route("/static/live.js", get(pages::live_js))
         .route("/static/style.css", get(pages::style_css))
-        .route("/api/campaigns", get(api::list))
-        .route("/api/campaigns/{slug}", get(api::campaign))
-        .route("/api/campaigns/{slug}/events", get(events::stream))
+        .route("/static/embed.js", get(embed::script))
+        .route("/embed/{slug}", get(embed::page))
         .fallback(pages::fallback)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -253,13 +279,22 @@ pub fn router_with(state: WebState, options: Options) -> Router {
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'; object-src 'none'";
 
-/// Added to every response, including errors and the fallback.
+/// Added to every response, including errors and the fallback. A response that set its own
+/// policy keeps it; only the embeddable counter's policy lets other sites frame it.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
+    let framable = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .is_some_and(|v| v == embed::EMBED_CONTENT_SECURITY_POLICY);
+    if !framable {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -268,6 +303,5 @@ async fn security_headers(mut response: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }

@@ -6,8 +6,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use crate::html::{escape, path_segment, tel_target};
-use crate::{api, AppState, CampaignView};
+use crate::{api, chart, AppState, CampaignView};
 
 const LIVE_JS: &str = include_str!("../static/live.js");
 const STYLE_CSS: &str = include_str!("../static/style.css");
@@ -17,17 +19,46 @@ const PAGE_CACHE: &str = "no-cache";
 /// The static files are not versioned in their URL, so cache them only briefly.
 const STATIC_CACHE: &str = "public, max-age=300";
 
-/// The words on a page, in the campaign's language.
-struct Labels {
-    lang: &'static str,
+/// The words on a page, in the campaign's language. `{…}` marks a value filled in.
+pub(crate) struct Labels {
+    pub lang: &'static str,
+    skip: &'static str,
+    language_nav: &'static str,
     call_heading: &'static str,
     how: &'static str,
     sip_intro: &'static str,
     count_heading: &'static str,
-    goal: &'static str,
+    pub count_unit: &'static str,
+    /// "{n} of {goal} ({percent}%)".
+    goal_progress: &'static str,
+    pub goal: &'static str,
     unverified: &'static str,
     unverified_note: &'static str,
     story_heading: &'static str,
+    chart_heading: &'static str,
+    /// "{total} signatures from {start} to {end} (UTC)."
+    chart_desc: &'static str,
+    chart_table: &'static str,
+    col_period: &'static str,
+    col_new: &'static str,
+    col_total: &'static str,
+    where_heading: &'static str,
+    countries_caption: &'static str,
+    col_country: &'static str,
+    col_region: &'static str,
+    col_signatures: &'static str,
+    other_countries: &'static str,
+    regions_caption: &'static str,
+    regions: [&'static str; 3],
+    /// "Figures as of {time} UTC; they follow the live count within seconds."
+    as_of: &'static str,
+    stats_pending: &'static str,
+    no_signatures: &'static str,
+    embed_heading: &'static str,
+    embed_text: &'static str,
+    embed_iframe_text: &'static str,
+    embed_title: &'static str,
+    pub embed_link: &'static str,
     all_campaigns: &'static str,
     footer: &'static str,
     not_found_title: &'static str,
@@ -36,14 +67,40 @@ struct Labels {
 
 const EN: Labels = Labels {
     lang: "en",
+    skip: "Skip to content",
+    language_nav: "Language",
     call_heading: "Call to sign",
     how: "Call, listen, and say your name after the beep: that signs the petition.",
     sip_intro: "From a SIP phone or app:",
     count_heading: "Signatures so far",
+    count_unit: "signatures",
+    goal_progress: "{n} of {goal} ({percent}%)",
     goal: "Goal:",
     unverified: "Unverified signatures:",
     unverified_note: "counted apart: these callers withheld their number.",
     story_heading: "What you will hear",
+    chart_heading: "Signatures over time",
+    chart_desc: "{total} signatures from {start} to {end} (UTC).",
+    chart_table: "The figures as a table",
+    col_period: "From (UTC)",
+    col_new: "New",
+    col_total: "Total",
+    where_heading: "Where the signatures come from",
+    countries_caption: "By country",
+    col_country: "Country",
+    col_region: "Region",
+    col_signatures: "Signatures",
+    other_countries: "Other or unknown",
+    regions_caption: "Belgian landlines, by region",
+    regions: ["Brussels", "Flanders", "Wallonia"],
+    as_of: "Figures as of {time} UTC; they follow the live count within seconds.",
+    stats_pending: "These figures are being computed; reload in a few seconds.",
+    no_signatures: "No signatures yet: be the first to call.",
+    embed_heading: "Show the counter on your site",
+    embed_text: "Paste this where the counter should appear:",
+    embed_iframe_text: "Or, where your site allows no scripts:",
+    embed_title: "Live signature count",
+    embed_link: "Sign by phone",
     all_campaigns: "All campaigns",
     footer: "A phone petition line run with belteken.",
     not_found_title: "Campaign not found",
@@ -52,14 +109,40 @@ const EN: Labels = Labels {
 
 const NL: Labels = Labels {
     lang: "nl",
+    skip: "Naar de inhoud",
+    language_nav: "Taal",
     call_heading: "Bel om te tekenen",
     how: "Bel, luister en zeg uw naam na de pieptoon: zo tekent u de petitie.",
     sip_intro: "Vanaf een SIP-telefoon of -app:",
     count_heading: "Handtekeningen tot nu toe",
+    count_unit: "handtekeningen",
+    goal_progress: "{n} van {goal} ({percent}%)",
     goal: "Doel:",
     unverified: "Niet-geverifieerde handtekeningen:",
     unverified_note: "apart geteld: deze bellers hielden hun nummer verborgen.",
     story_heading: "Wat u zult horen",
+    chart_heading: "Handtekeningen in de tijd",
+    chart_desc: "{total} handtekeningen van {start} tot {end} (UTC).",
+    chart_table: "De cijfers als tabel",
+    col_period: "Vanaf (UTC)",
+    col_new: "Nieuw",
+    col_total: "Totaal",
+    where_heading: "Waar de handtekeningen vandaan komen",
+    countries_caption: "Per land",
+    col_country: "Land",
+    col_region: "Gewest",
+    col_signatures: "Handtekeningen",
+    other_countries: "Ander of onbekend",
+    regions_caption: "Belgische vaste lijnen, per gewest",
+    regions: ["Brussel", "Vlaanderen", "Wallonië"],
+    as_of: "Cijfers van {time} UTC; ze volgen de live telling binnen enkele seconden.",
+    stats_pending: "Deze cijfers worden berekend; herlaad over enkele seconden.",
+    no_signatures: "Nog geen handtekeningen: bel als eerste.",
+    embed_heading: "Toon de teller op uw website",
+    embed_text: "Plak dit waar de teller moet komen:",
+    embed_iframe_text: "Of, als uw website geen scripts toelaat:",
+    embed_title: "Live teller van de handtekeningen",
+    embed_link: "Teken per telefoon",
     all_campaigns: "Alle campagnes",
     footer: "Een telefonische petitielijn, gedraaid met belteken.",
     not_found_title: "Campagne niet gevonden",
@@ -68,26 +151,79 @@ const NL: Labels = Labels {
 
 const FR: Labels = Labels {
     lang: "fr",
+    skip: "Aller au contenu",
+    language_nav: "Langue",
     call_heading: "Appelez pour signer",
     how: "Appelez, écoutez, et dites votre nom après le bip : c'est ainsi que vous signez la pétition.",
     sip_intro: "Depuis un téléphone ou une application SIP :",
     count_heading: "Signatures à ce jour",
+    count_unit: "signatures",
+    goal_progress: "{n} sur {goal} ({percent} %)",
     goal: "Objectif :",
     unverified: "Signatures non vérifiées :",
     unverified_note: "comptées à part : ces appelants ont masqué leur numéro.",
     story_heading: "Ce que vous entendrez",
+    chart_heading: "Signatures au fil du temps",
+    chart_desc: "{total} signatures du {start} au {end} (UTC).",
+    chart_table: "Les chiffres en tableau",
+    col_period: "À partir de (UTC)",
+    col_new: "Nouvelles",
+    col_total: "Total",
+    where_heading: "D'où viennent les signatures",
+    countries_caption: "Par pays",
+    col_country: "Pays",
+    col_region: "Région",
+    col_signatures: "Signatures",
+    other_countries: "Autre ou inconnu",
+    regions_caption: "Lignes fixes belges, par région",
+    regions: ["Bruxelles", "Flandre", "Wallonie"],
+    as_of: "Chiffres de {time} UTC ; ils suivent le compteur en direct à quelques secondes près.",
+    stats_pending: "Ces chiffres sont en cours de calcul ; rechargez dans quelques secondes.",
+    no_signatures: "Pas encore de signatures : soyez le premier à appeler.",
+    embed_heading: "Affichez le compteur sur votre site",
+    embed_text: "Collez ceci là où le compteur doit apparaître :",
+    embed_iframe_text: "Ou, si votre site n'accepte pas de script :",
+    embed_title: "Compteur de signatures en direct",
+    embed_link: "Signez par téléphone",
     all_campaigns: "Toutes les campagnes",
     footer: "Une ligne de pétition téléphonique, avec belteken.",
     not_found_title: "Campagne introuvable",
     not_found_text: "Il n'y a pas de campagne à cette adresse.",
 };
 
-fn labels(language: &str) -> &'static Labels {
+pub(crate) fn labels(language: &str) -> &'static Labels {
     match language {
         "nl" => &NL,
         "fr" => &FR,
         _ => &EN,
     }
+}
+
+/// Names of the countries most campaigns see, per page language; others show their code.
+fn country_name(code: &str, language: &str) -> Option<&'static str> {
+    const NAMES: [(&str, [&str; 3]); 12] = [
+        ("BE", ["Belgium", "België", "Belgique"]),
+        ("NL", ["Netherlands", "Nederland", "Pays-Bas"]),
+        ("FR", ["France", "Frankrijk", "France"]),
+        ("DE", ["Germany", "Duitsland", "Allemagne"]),
+        ("LU", ["Luxembourg", "Luxemburg", "Luxembourg"]),
+        (
+            "GB",
+            ["United Kingdom", "Verenigd Koninkrijk", "Royaume-Uni"],
+        ),
+        ("IE", ["Ireland", "Ierland", "Irlande"]),
+        ("ES", ["Spain", "Spanje", "Espagne"]),
+        ("IT", ["Italy", "Italië", "Italie"]),
+        ("PT", ["Portugal", "Portugal", "Portugal"]),
+        ("CH", ["Switzerland", "Zwitserland", "Suisse"]),
+        ("US", ["United States", "Verenigde Staten", "États-Unis"]),
+    ];
+    let i = match language {
+        "nl" => 1,
+        "fr" => 2,
+        _ => 0,
+    };
+    NAMES.iter().find(|(c, _)| *c == code).map(|(_, n)| n[i])
 }
 
 /// The language names shown in the switch, in their own language.
@@ -103,12 +239,16 @@ fn language_name(code: &str) -> &str {
 /// `?lang=` on a campaign page.
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct LangQuery {
-    lang: Option<String>,
+    pub lang: Option<String>,
 }
 
 /// The language to show: `?lang=` if the campaign has it, else the first of Accept-Language
 /// (by quality) it has, else the campaign's own.
-fn pick_language<'a>(view: &'a CampaignView, asked: Option<&str>, accept: Option<&str>) -> &'a str {
+pub(crate) fn pick_language<'a>(
+    view: &'a CampaignView,
+    asked: Option<&str>,
+    accept: Option<&str>,
+) -> &'a str {
     let has = |code: &str| -> Option<&'a str> {
         if view.language == code {
             return Some(view.language.as_str());
@@ -147,8 +287,9 @@ fn pick_language<'a>(view: &'a CampaignView, asked: Option<&str>, accept: Option
     view.language.as_str()
 }
 
-/// The document around a page's `<main>` content. `title` and `main` must already be HTML.
-fn document(title: &str, main: &str, labels: &Labels) -> String {
+/// The document around a page's `<main>` content. `title`, `head` (extra `<head>` elements),
+/// `nav` (extra header content) and `main` must already be HTML.
+fn document(title: &str, head: &str, nav: &str, main: &str, labels: &Labels) -> String {
     format!(
         "<!doctype html>\n\
 <html lang=\"{lang}\">\n\
@@ -156,16 +297,19 @@ fn document(title: &str, main: &str, labels: &Labels) -> String {
 <meta charset=\"utf-8\">\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <title>{title}</title>\n\
+{head}\
 <link rel=\"stylesheet\" href=\"/static/style.css\">\n\
 <script src=\"/static/live.js\" defer></script>\n\
 </head>\n\
 <body>\n\
-<header><p class=\"brand\"><a href=\"/\">belteken</a></p></header>\n\
-<main>\n{main}</main>\n\
+<a class=\"skip\" href=\"#main\">{skip}</a>\n\
+<header><p class=\"brand\"><a href=\"/\">belteken</a></p>{nav}</header>\n\
+<main id=\"main\" tabindex=\"-1\">\n{main}</main>\n\
 <footer><p>{footer} <a href=\"/\">{all}</a></p></footer>\n\
 </body>\n\
 </html>\n",
         lang = labels.lang,
+        skip = labels.skip,
         footer = labels.footer,
         all = labels.all_campaigns,
     )
@@ -193,13 +337,15 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
     for c in campaigns.iter() {
         let _ = writeln!(
             main,
-            "<li><a href=\"/c/{}\">{}</a></li>",
+            "<li><a href=\"/c/{}\">{}</a> <span class=\"tally-line\">{} {}</span></li>",
             path_segment(&c.slug),
-            escape(&c.title)
+            escape(&c.title),
+            state.web.hub.current(&c.slug).signatures,
+            labels.count_unit
         );
     }
     main.push_str("</ul>\n");
-    let body = document(labels.all_campaigns, &main, labels);
+    let body = document(labels.all_campaigns, "", "", &main, labels);
     page(StatusCode::OK, PAGE_CACHE, body)
 }
 
@@ -231,47 +377,137 @@ pub(crate) async fn campaign(
     }
 }
 
-fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> String {
-    let labels = labels(language);
-    let (title, transcript) = match view.translations.iter().find(|t| t.language == language) {
+/// The campaign's texts in `language` (its own when it has no translation in it).
+pub(crate) fn texts<'a>(view: &'a CampaignView, language: &str) -> (&'a str, &'a str) {
+    match view.translations.iter().find(|t| t.language == language) {
         Some(t) => (t.title.as_str(), t.transcript.as_str()),
         None => (view.title.as_str(), view.transcript.as_str()),
-    };
+    }
+}
+
+/// The transcript's first sentence (up to [`MAX_SUMMARY_CHARS`]), for link previews.
+pub(crate) fn first_sentence(text: &str) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut end = flat.len();
+    let mut chars = flat.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if matches!(c, '.' | '!' | '?') && chars.peek().is_none_or(|(_, n)| *n == ' ') {
+            end = i + c.len_utf8();
+            break;
+        }
+    }
+    let sentence = &flat[..end];
+    if sentence.chars().count() <= MAX_SUMMARY_CHARS {
+        return sentence.to_owned();
+    }
+    let cut: String = sentence.chars().take(MAX_SUMMARY_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// Longest link-preview description, in characters.
+const MAX_SUMMARY_CHARS: usize = 200;
+
+/// `{name}` placeholders replaced in a label.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+/// The campaign's public address: under `public_url` when configured, else a path.
+pub(crate) fn campaign_url(state: &AppState, slug: &str) -> String {
+    format!(
+        "{}/c/{}",
+        state.public_url.as_deref().unwrap_or(""),
+        path_segment(slug)
+    )
+}
+
+/// Open Graph and Twitter card tags. No image: the server draws no PNG.
+fn preview_tags(view: &CampaignView, language: &str, state: &AppState) -> String {
+    let (title, transcript) = texts(view, language);
+    let title = escape(title);
+    let summary = escape(&first_sentence(transcript));
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "<meta name=\"description\" content=\"{summary}\">\n\
+<meta property=\"og:type\" content=\"website\">\n\
+<meta property=\"og:title\" content=\"{title}\">\n\
+<meta property=\"og:description\" content=\"{summary}\">\n\
+<meta property=\"og:locale\" content=\"{}\">\n\
+<meta name=\"twitter:card\" content=\"summary\">\n\
+<meta name=\"twitter:title\" content=\"{title}\">\n\
+<meta name=\"twitter:description\" content=\"{summary}\">",
+        escape(&og_locale(language))
+    );
+    if state.public_url.is_some() {
+        let url = escape(&format!(
+            "{}?lang={}",
+            campaign_url(state, &view.slug),
+            path_segment(language)
+        ));
+        let _ = writeln!(
+            head,
+            "<meta property=\"og:url\" content=\"{url}\">\n<link rel=\"canonical\" href=\"{url}\">"
+        );
+    }
+    head
+}
+
+/// "nl_BE"-style locale for Open Graph.
+fn og_locale(language: &str) -> String {
+    match language {
+        "nl" => "nl_BE".into(),
+        "fr" => "fr_BE".into(),
+        "en" => "en_GB".into(),
+        other => other.to_owned(),
+    }
+}
+
+fn language_nav(view: &CampaignView, language: &str, labels: &Labels) -> String {
+    if view.translations.is_empty() {
+        return String::new();
+    }
+    let mut codes = vec![view.language.as_str()];
+    codes.extend(view.translations.iter().map(|t| t.language.as_str()));
+    let mut nav = format!(
+        "<nav class=\"languages\" aria-label=\"{}\"><ul>",
+        labels.language_nav
+    );
+    for code in codes {
+        let name = escape(language_name(code));
+        let code_e = escape(code);
+        let current = if code == language {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            nav,
+            "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\"{current}>{name}</a></li>"
+        );
+    }
+    nav.push_str("</ul></nav>");
+    nav
+}
+
+fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> String {
+    let labels = labels(language);
+    let (title, transcript) = texts(view, language);
     let counts = state.web.hub.current(&view.slug);
     let title = escape(title);
     let mut main = String::new();
-    if !view.translations.is_empty() {
-        let mut codes = vec![view.language.as_str()];
-        codes.extend(view.translations.iter().map(|t| t.language.as_str()));
-        let _ = write!(
-            main,
-            "<nav class=\"languages\" aria-label=\"Language\"><ul>"
-        );
-        for code in codes {
-            let name = escape(language_name(code));
-            let code_e = escape(code);
-            if code == language {
-                let _ = write!(
-                    main,
-                    "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\" aria-current=\"page\">{name}</a></li>"
-                );
-            } else {
-                let _ = write!(
-                    main,
-                    "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\">{name}</a></li>"
-                );
-            }
-        }
-        main.push_str("</ul></nav>\n");
-    }
     let _ = writeln!(main, "<h1>{title}</h1>");
 
     // Writing to a String cannot fail, hence the ignored results below.
     let _ = write!(
         main,
         "<section class=\"call\" aria-labelledby=\"call-heading\">\n\
-<h2 id=\"call-heading\">{}</h2>\n<p>{}</p>\n",
-        labels.call_heading, labels.how
+<h2 id=\"call-heading\">{}</h2>\n",
+        labels.call_heading
     );
     if let Some(number) = &view.number {
         let shown = escape(number);
@@ -291,8 +527,8 @@ fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> Strin
     let sip = escape(&view.sip_uri);
     let _ = write!(
         main,
-        "<p class=\"sip\">{} <a href=\"{sip}\">{sip}</a></p>\n</section>\n",
-        labels.sip_intro
+        "<p>{}</p>\n<p class=\"sip\">{} <a href=\"{sip}\">{sip}</a></p>\n</section>\n",
+        labels.how, labels.sip_intro
     );
 
     let events = format!("/api/campaigns/{}/events", path_segment(&view.slug));
@@ -300,21 +536,36 @@ fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> Strin
         main,
         "<section class=\"tally\" aria-labelledby=\"count-heading\">\n\
 <h2 id=\"count-heading\">{heading}</h2>\n\
-<p class=\"count\"><span id=\"count\" aria-live=\"polite\" aria-atomic=\"true\" \
-data-events=\"{events}\">{signatures}</span></p>\n\
+<p class=\"count\" role=\"status\" aria-live=\"polite\" aria-atomic=\"true\" \
+aria-labelledby=\"count-heading\"><span id=\"count\" data-events=\"{events}\">{signatures}</span> \
+<span class=\"unit\">{unit}</span></p>\n\
 {goal}\
 <p class=\"unverified\">{unverified} <span id=\"unverified\">{unverified_n}</span> \
 <small>({note})</small></p>\n\
 </section>\n",
         heading = labels.count_heading,
+        unit = labels.count_unit,
         goal = match view.goal {
-            Some(goal) if goal > 0 => format!(
-                "<p class=\"goal\"><label for=\"progress\">{} {goal}</label> \
-<progress id=\"progress\" max=\"{goal}\" value=\"{}\">{}</progress></p>\n",
-                labels.goal,
-                counts.signatures.min(goal),
-                counts.signatures
-            ),
+            Some(goal) if goal > 0 => {
+                let percent = (counts.signatures.saturating_mul(100) / goal).to_string();
+                format!(
+                    "<p class=\"goal\"><label for=\"progress\">{} {goal}</label>\n\
+<progress id=\"progress\" max=\"{goal}\" value=\"{}\">{}</progress>\n\
+<span id=\"goal-text\" data-template=\"{}\">{}</span></p>\n",
+                    labels.goal,
+                    counts.signatures.min(goal),
+                    counts.signatures,
+                    escape(labels.goal_progress),
+                    fill(
+                        labels.goal_progress,
+                        &[
+                            ("n", &counts.signatures.to_string()),
+                            ("goal", &goal.to_string()),
+                            ("percent", &percent),
+                        ]
+                    )
+                )
+            }
             _ => String::new(),
         },
         events = escape(&events),
@@ -324,6 +575,10 @@ data-events=\"{events}\">{signatures}</span></p>\n\
         note = labels.unverified_note,
     );
 
+    if state.store.is_some() {
+        main.push_str(&statistics(view, labels, state));
+    }
+
     let _ = write!(
         main,
         "<section class=\"story\" aria-labelledby=\"story-heading\">\n\
@@ -332,7 +587,211 @@ data-events=\"{events}\">{signatures}</span></p>\n\
         paragraphs(transcript)
     );
 
-    document(&title, &main, labels)
+    // The embed code only makes sense with an absolute address to paste on another site.
+    if let Some(base) = state.public_url.as_deref() {
+        let slug = path_segment(&view.slug);
+        let script = format!(
+            "<script src=\"{base}/static/embed.js\" data-campaign=\"{slug}\" data-lang=\"{}\" async></script>",
+            labels.lang
+        );
+        let iframe = format!(
+            "<iframe src=\"{base}/embed/{slug}?lang={}\" title=\"{}\" width=\"100%\" height=\"190\" \
+style=\"border:0;max-width:24rem\" loading=\"lazy\"></iframe>",
+            labels.lang, labels.embed_title
+        );
+        let _ = write!(
+            main,
+            "<section class=\"embed-code\" aria-labelledby=\"embed-heading\">\n\
+<h2 id=\"embed-heading\">{}</h2>\n<p><label for=\"embed-snippet\">{}</label></p>\n\
+<textarea id=\"embed-snippet\" readonly rows=\"3\">{}</textarea>\n\
+<p><label for=\"embed-iframe\">{}</label></p>\n\
+<textarea id=\"embed-iframe\" readonly rows=\"3\">{}</textarea>\n</section>\n",
+            labels.embed_heading,
+            labels.embed_text,
+            escape(&script),
+            labels.embed_iframe_text,
+            escape(&iframe)
+        );
+    }
+
+    document(
+        &title,
+        &preview_tags(view, language, state),
+        &language_nav(view, language, labels),
+        &main,
+        labels,
+    )
+}
+
+/// "YYYY-MM-DD HH:MM" of a time in seconds (UTC).
+fn date_time(secs: u64) -> String {
+    let s = store::rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs));
+    format!("{} {}", &s[..10], &s[11..16])
+}
+
+/// The chart, the table behind it, and the counts per country and region, from the cache.
+fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String {
+    let mut out = format!(
+        "<section class=\"stats\" aria-labelledby=\"chart-heading\">\n\
+<h2 id=\"chart-heading\">{}</h2>\n",
+        labels.chart_heading
+    );
+    let Some(stats) = state.stats.get(&view.slug) else {
+        let _ = write!(
+            out,
+            "<p class=\"as-of\">{}</p>\n</section>\n",
+            labels.stats_pending
+        );
+        return out;
+    };
+    if stats.signatures == 0 {
+        let time = store::rfc3339_utc(stats.as_of);
+        let _ = write!(
+            out,
+            "<p class=\"empty\">{}</p>\n<p class=\"as-of\">{}</p>\n</section>\n",
+            labels.no_signatures,
+            fill(labels.as_of, &[("time", &as_of_time(&time))])
+        );
+        return out;
+    }
+    let points = stats.cumulative();
+    // Times alone for the first hours, dates with times for days, dates beyond.
+    let width = stats.bucket_secs;
+    let x_label = move |t: u64| {
+        let s = date_time(t);
+        match width {
+            w if w <= 600 => s[11..].to_owned(),
+            w if w < 86_400 => s[5..].to_owned(),
+            _ => s[..10].to_owned(),
+        }
+    };
+    let (start, end) = (
+        points.first().map(|p| p.0).unwrap_or(0),
+        points.last().map(|p| p.0).unwrap_or(0),
+    );
+    let desc = fill(
+        labels.chart_desc,
+        &[
+            ("total", &stats.signatures.to_string()),
+            ("start", &date_time(start)),
+            ("end", &date_time(end)),
+        ],
+    );
+    out.push_str(
+        &chart::LineChart {
+            points: &points,
+            title: labels.chart_heading,
+            description: &desc,
+            x_label: &x_label,
+            id: "chart",
+        }
+        .render(),
+    );
+    let _ = write!(
+        out,
+        "\n<details><summary>{}</summary>\n<table class=\"figures\">\n\
+<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>\n",
+        labels.chart_table, labels.col_period, labels.col_new, labels.col_total
+    );
+    let mut total = 0u64;
+    for (i, n) in stats.per_bucket.iter().enumerate() {
+        total += n;
+        if *n == 0 {
+            continue;
+        }
+        let from = stats.first_bucket + i as u64 * stats.bucket_secs;
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td>{n}</td><td>{total}</td></tr>",
+            date_time(from)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n</details>\n</section>\n");
+
+    let _ = write!(
+        out,
+        "<section class=\"where\" aria-labelledby=\"where-heading\">\n\
+<h2 id=\"where-heading\">{}</h2>\n<div class=\"tables\">\n",
+        labels.where_heading
+    );
+    let mut countries: Vec<(String, u64)> = stats
+        .countries
+        .iter()
+        .map(|(code, n)| {
+            let name = country_name(code, labels.lang).map_or_else(|| code.clone(), str::to_owned);
+            (name, *n)
+        })
+        .collect();
+    if stats.other_countries > 0 {
+        countries.push((labels.other_countries.to_owned(), stats.other_countries));
+    }
+    out.push_str(&share_table(
+        "countries",
+        labels.countries_caption,
+        labels.col_country,
+        labels.col_signatures,
+        &countries,
+        stats.signatures,
+    ));
+    let regions: Vec<(String, u64)> = stats
+        .regions
+        .iter()
+        .zip(labels.regions)
+        .map(|((_, n), name)| (name.to_owned(), *n))
+        .collect();
+    let region_total = regions.iter().map(|r| r.1).sum();
+    out.push_str(&share_table(
+        "regions",
+        labels.regions_caption,
+        labels.col_region,
+        labels.col_signatures,
+        &regions,
+        region_total,
+    ));
+    let time = store::rfc3339_utc(stats.as_of);
+    let _ = write!(
+        out,
+        "</div>\n<p class=\"as-of\">{}</p>\n</section>\n",
+        fill(labels.as_of, &[("time", &as_of_time(&time))])
+    );
+    out
+}
+
+/// "HH:MM:SS" of an RFC 3339 UTC time, as a `<time>` element.
+fn as_of_time(rfc3339: &str) -> String {
+    format!(
+        "<time datetime=\"{}\">{}</time>",
+        escape(rfc3339),
+        escape(rfc3339.get(11..19).unwrap_or(rfc3339))
+    )
+}
+
+/// A table of names and counts with a bar per row showing its share of `total`.
+fn share_table(
+    class: &str,
+    caption: &str,
+    name_col: &str,
+    count_col: &str,
+    rows: &[(String, u64)],
+    total: u64,
+) -> String {
+    let mut out = format!(
+        "<table class=\"share {class}\">\n<caption>{caption}</caption>\n\
+<thead><tr><th scope=\"col\">{name_col}</th><th scope=\"col\">{count_col}</th></tr></thead>\n<tbody>\n"
+    );
+    for (name, n) in rows {
+        // Bar length out of 100: the share, drawn as an SVG so the CSP needs no inline style.
+        let width = n.saturating_mul(100).checked_div(total).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td><span class=\"n\">{n}</span> \
+<svg class=\"bar\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" aria-hidden=\"true\">\
+<rect width=\"{width}\" height=\"8\"/></svg></td></tr>",
+            escape(name)
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
 }
 
 /// The transcript as `<p>` elements: blank lines separate paragraphs, single line breaks
@@ -362,7 +821,7 @@ fn not_found_page() -> Response {
         "<h1>{}</h1>\n<p>{} <a href=\"/\">{}</a></p>\n",
         labels.not_found_title, labels.not_found_text, labels.all_campaigns
     );
-    let body = document(labels.not_found_title, &main, labels);
+    let body = document(labels.not_found_title, "", "", &main, labels);
     page(StatusCode::NOT_FOUND, "no-store", body)
 }
 

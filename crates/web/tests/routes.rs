@@ -124,7 +124,7 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
 
     assert!(body.starts_with("<!doctype html>"), "{body}");
     assert!(body.contains("<html lang=\"en\">"), "{body}");
-    for landmark in ["<header>", "<main>", "<footer>"] {
+    for landmark in ["<header>", "<main id=\"main\" tabindex=\"-1\">", "<footer>"] {
         assert!(body.contains(landmark), "missing {landmark}: {body}");
     }
     assert!(body.contains("<h1>Demo: call and sign</h1>"), "{body}");
@@ -147,8 +147,10 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
     );
     assert!(
         body.contains(
-            "<span id=\"count\" aria-live=\"polite\" aria-atomic=\"true\" \
-             data-events=\"/api/campaigns/demo/events\">1234</span>"
+            "<p class=\"count\" role=\"status\" aria-live=\"polite\" aria-atomic=\"true\" \
+             aria-labelledby=\"count-heading\"><span id=\"count\" \
+             data-events=\"/api/campaigns/demo/events\">1234</span> \
+             <span class=\"unit\">signatures</span></p>"
         ),
         "{body}"
     );
@@ -164,6 +166,28 @@ async fn campaign_page_shows_title_number_sip_transcript_and_count() {
         body.contains("<script src=\"/static/live.js\" defer></script>"),
         "{body}"
     );
+    assert!(
+        body.contains("<a class=\"skip\" href=\"#main\">Skip to content</a>"),
+        "{body}"
+    );
+    assert!(body.contains("1234 of 1000 (123%)"), "{body}");
+    // Open Graph from the first sentence; no og:url without a configured public address.
+    assert!(
+        body.contains("<meta property=\"og:title\" content=\"Demo: call and sign\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<meta property=\"og:description\" content=\"First paragraph.\">"),
+        "{body}"
+    );
+    assert!(!body.contains("og:url"), "{body}");
+    assert!(
+        !body.contains("embed-snippet"),
+        "no embed code to paste elsewhere without an absolute address: {body}"
+    );
+    assert!(!body.contains("og:image"), "{body}");
+    // Without a store there are no statistics to show.
+    assert!(!body.contains("class=\"chart\""), "{body}");
 }
 
 #[tokio::test]
@@ -215,7 +239,7 @@ async fn index_links_every_campaign() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = text(response).await;
     assert!(
-        body.contains("<li><a href=\"/c/demo\">Demo: call and sign</a></li>"),
+        body.contains("<li><a href=\"/c/demo\">Demo: call and sign</a> <span class=\"tally-line\">0 signatures</span></li>"),
         "{body}"
     );
     assert!(

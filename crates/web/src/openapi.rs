@@ -1,0 +1,153 @@
+//! `/api/openapi.json`: the OpenAPI 3.1 document of the HTTP API, built from the same route
+//! table the router mounts ([`crate::api::routes`]), so a route cannot be served without
+//! being documented. Another module's routes join by adding their [`ApiRoute`] entries to
+//! that table (or to a table of their own passed to [`document`]).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use crate::AppState;
+
+/// The document changes only with a new release; a few minutes of caching is harmless.
+pub(crate) const OPENAPI_CACHE: &str = "public, max-age=300";
+
+/// One documented operation.
+pub(crate) struct ApiRoute {
+    /// The path as the router spells it, e.g. "/api/campaigns/{slug}" (also OpenAPI's syntax).
+    pub path: &'static str,
+    /// Lower-case HTTP method, e.g. "get".
+    pub method: &'static str,
+    pub operation_id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// Path parameters: name and meaning (all strings).
+    pub params: &'static [(&'static str, &'static str)],
+    /// Query parameters: name and meaning (all optional strings).
+    pub query: &'static [(&'static str, &'static str)],
+    /// The Cache-Control of a successful answer, stated in the document.
+    pub cache: &'static str,
+    /// Whether the caller needs a console session or an API token.
+    pub needs_auth: bool,
+    pub responses: &'static [ApiResponse],
+}
+
+/// One documented answer of an operation.
+pub(crate) struct ApiResponse {
+    pub status: u16,
+    pub description: &'static str,
+    /// Media type of the body, e.g. "application/json"; "" for none.
+    pub media: &'static str,
+    /// The body's JSON Schema, or a `$ref` to one of [`Schema`]s.
+    pub schema: fn() -> Value,
+}
+
+/// A named schema for `components.schemas`.
+pub(crate) struct Schema {
+    pub name: &'static str,
+    pub schema: fn() -> Value,
+}
+
+/// `{"$ref": "#/components/schemas/NAME"}`.
+pub(crate) fn reference(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The whole document for these routes and schemas.
+pub(crate) fn document(routes: &[&ApiRoute], schemas: &[&Schema]) -> Value {
+    let mut paths = Map::new();
+    for r in routes {
+        let mut responses = Map::new();
+        for resp in r.responses {
+            let mut answer = Map::new();
+            answer.insert("description".into(), resp.description.into());
+            if resp.status < 300 {
+                answer.insert(
+                    "headers".into(),
+                    json!({ "Cache-Control": {
+                        "description": format!("Always `{}`.", r.cache),
+                        "schema": { "type": "string" }
+                    }}),
+                );
+            }
+            if !resp.media.is_empty() {
+                answer.insert(
+                    "content".into(),
+                    json!({ resp.media: { "schema": (resp.schema)() } }),
+                );
+            }
+            responses.insert(resp.status.to_string(), Value::Object(answer));
+        }
+        let mut parameters: Vec<Value> = r
+            .params
+            .iter()
+            .map(|(name, description)| {
+                json!({ "name": name, "in": "path", "required": true,
+                        "description": description, "schema": { "type": "string" } })
+            })
+            .collect();
+        parameters.extend(r.query.iter().map(|(name, description)| {
+            json!({ "name": name, "in": "query", "required": false,
+                    "description": description, "schema": { "type": "string" } })
+        }));
+        let mut operation = json!({
+            "operationId": r.operation_id,
+            "tags": [r.tag],
+            "summary": r.summary,
+            "description": r.description,
+            "parameters": parameters,
+            "responses": responses,
+        });
+        if r.needs_auth {
+            operation["security"] = json!([{ "session": [] }, { "token": [] }]);
+        } else {
+            operation["security"] = json!([]);
+        }
+        let entry = paths
+            .entry(r.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(methods) = entry {
+            methods.insert(r.method.to_owned(), operation);
+        }
+    }
+    let mut components = Map::new();
+    for s in schemas {
+        components.insert(s.name.to_owned(), (s.schema)());
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "belteken",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP API of a belteken phone-petition server: campaigns, their \
+    live counts (also as Server-Sent Events), health and metrics. Public endpoints need no \
+    credentials and may be cached as their Cache-Control says.",
+            "license": { "name": "see the project's repository" },
+        },
+        "tags": [
+            { "name": "public", "description": "Campaigns and their counts; no credentials." },
+            { "name": "operations", "description": "Health and metrics for the operators." },
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "session": { "type": "apiKey", "in": "cookie", "name": "belteken_session",
+                             "description": "A console session (see /console)." },
+                "token": { "type": "http", "scheme": "bearer",
+                           "description": "An API token." },
+            },
+        },
+    })
+}
+
+/// `GET /api/openapi.json`.
+pub(crate) async fn serve(State(_state): State<AppState>) -> Response {
+    let routes = crate::api::routes();
+    let docs: Vec<&ApiRoute> = routes.iter().map(|(doc, _)| *doc).collect();
+    let body = document(&docs, crate::api::SCHEMAS);
+    ([(header::CACHE_CONTROL, OPENAPI_CACHE)], Json(body)).into_response()
+}

@@ -570,7 +570,6 @@ async fn serve(settings: Settings) -> Result<()> {
         }),
     ));
     editor.sync()?;
-    let campaigns = sip_campaigns.snapshot();
 
     let sip_server = sip::SipServer::bind(sip::SipConfig {
         listen: settings.sip_listen,

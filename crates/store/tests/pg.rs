@@ -124,6 +124,8 @@ conformance!(
     anomalies_flag_bursts,
     export_zip,
     cloud_call_state,
+    console_users_sessions_and_tokens,
+    call_summaries_give_funnel_and_curve,
 );
 
 #[test]

@@ -40,6 +40,8 @@ conformance!(
     anomalies_flag_bursts,
     export_zip,
     cloud_call_state,
+    console_users_sessions_and_tokens,
+    call_summaries_give_funnel_and_curve,
 );
 
 #[test]
@@ -107,7 +109,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 3); // 3: cloud_calls (issue 7)
+    assert_eq!(version, 4); // 3: cloud_calls (issue 7); 4: console users and call summaries
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

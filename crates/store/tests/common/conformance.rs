@@ -739,3 +739,213 @@ pub fn cloud_call_state(store: &dyn Store) {
     let huge = vec![0u8; store::MAX_CALL_STATE_BYTES + 1];
     assert!(store.save_call("twilio:CA3", 0, &huge, later).is_err());
 }
+
+pub fn console_users_sessions_and_tokens(store: &dyn Store) {
+    use store::{hash_password, token_hash, verify_password, Role, SessionLimits};
+    let hash = hash_password("a long enough password").expect("hash");
+    assert!(store
+        .add_console_user("alice", Role::Admin, &hash)
+        .expect("add"));
+    assert!(!store
+        .add_console_user("alice", Role::Reviewer, &hash)
+        .expect("add twice"));
+    assert!(store
+        .add_console_user("bob", Role::Reviewer, &hash)
+        .expect("add bob"));
+    assert!(store
+        .add_console_user("bad name!", Role::Admin, &hash)
+        .is_err());
+    let (alice, stored) = store.console_user("alice").expect("get").expect("alice");
+    assert_eq!(alice.role, Role::Admin);
+    assert!(verify_password("a long enough password", &stored));
+    assert!(store.console_user("carol").expect("get").is_none());
+    let names: Vec<String> = store
+        .console_users()
+        .expect("list")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    // Sessions: found by hash, touched, expired when idle or too old, ended on logout.
+    let limits = SessionLimits {
+        idle: Duration::from_secs(600),
+        absolute: Duration::from_secs(3600),
+    };
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let token = store::new_token();
+    let h = token_hash(&token);
+    store
+        .create_console_session(&h, "bob", "csrf-1", t0)
+        .expect("session");
+    let s = store
+        .console_session(&h, t0 + Duration::from_secs(500), limits)
+        .expect("lookup")
+        .expect("alive");
+    assert_eq!(
+        (s.user.as_str(), s.role, s.csrf.as_str()),
+        ("bob", Role::Reviewer, "csrf-1")
+    );
+    // Used at 500 s, so still alive at 1000 s (idle 500 s) ...
+    assert!(store
+        .console_session(&h, t0 + Duration::from_secs(1000), limits)
+        .expect("lookup")
+        .is_some());
+    // ... but not past the absolute limit, however busy.
+    assert!(store
+        .console_session(&h, t0 + Duration::from_secs(3600), limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store
+        .console_session(&h, t0, limits)
+        .expect("lookup")
+        .is_none());
+    let idle = token_hash(&store::new_token());
+    store
+        .create_console_session(&idle, "bob", "c", t0)
+        .expect("session");
+    assert!(store
+        .console_session(&idle, t0 + Duration::from_secs(601), limits)
+        .expect("lookup")
+        .is_none());
+    let out = token_hash(&store::new_token());
+    store
+        .create_console_session(&out, "alice", "c", t0)
+        .expect("session");
+    store.end_console_session(&out).expect("logout");
+    assert!(store
+        .console_session(&out, t0, limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store
+        .console_session("not-a-hash", t0, limits)
+        .expect("lookup")
+        .is_none());
+    // A password change ends the user's sessions.
+    let again = token_hash(&store::new_token());
+    store
+        .create_console_session(&again, "alice", "c", t0)
+        .expect("session");
+    assert!(store
+        .set_console_password("alice", &hash)
+        .expect("password"));
+    assert!(!store
+        .set_console_password("carol", &hash)
+        .expect("password"));
+    assert!(store
+        .console_session(&again, t0, limits)
+        .expect("lookup")
+        .is_none());
+
+    // API tokens.
+    let api = token_hash(&store::new_token());
+    assert!(store
+        .create_api_token(&api, "alice", "dashboard", t0)
+        .expect("token"));
+    assert!(!store
+        .create_api_token(&token_hash("x"), "alice", "dashboard", t0)
+        .expect("same label"));
+    assert!(!store
+        .create_api_token(&token_hash("y"), "carol", "x", t0)
+        .expect("unknown user"));
+    assert_eq!(
+        store.api_token_user(&api).expect("lookup").map(|u| u.name),
+        Some("alice".to_string())
+    );
+    assert_eq!(store.api_tokens().expect("list").len(), 1);
+    assert!(store
+        .delete_api_token("alice", "dashboard")
+        .expect("delete"));
+    assert!(store.api_token_user(&api).expect("lookup").is_none());
+
+    // Deleting a user ends their sessions and tokens.
+    let bobs = token_hash(&store::new_token());
+    store
+        .create_console_session(&bobs, "bob", "c", t0)
+        .expect("session");
+    let bob_api = token_hash(&store::new_token());
+    assert!(store
+        .create_api_token(&bob_api, "bob", "t", t0)
+        .expect("token"));
+    assert!(store.delete_console_user("bob").expect("delete"));
+    assert!(!store.delete_console_user("bob").expect("delete twice"));
+    assert!(store
+        .console_session(&bobs, t0, limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store.api_token_user(&bob_api).expect("lookup").is_none());
+
+    // Audit: user changes and what the console records, with numbers scrubbed.
+    store
+        .record_audit(
+            None,
+            "login",
+            "alice from 127.0.0.1, typed +32 470 12 34 56",
+        )
+        .expect("audit");
+    let log = store.audit_log(None).expect("audit log");
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    for a in [
+        "user created",
+        "password changed",
+        "API token created",
+        "user deleted",
+        "login",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    let last = log.last().expect("entry");
+    assert!(!last.detail.contains("470"), "{}", last.detail);
+    for e in &log {
+        assert!(!e.detail.contains("argon2"), "no hash in the audit log");
+    }
+}
+
+pub fn call_summaries_give_funnel_and_curve(store: &dyn Store) {
+    use store::CallSummary;
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let call =
+        |heard_ms: u64, answered: bool, completed: bool, signed: bool, version: &str| CallSummary {
+            campaign: "demo".into(),
+            flow_version: Some(version.into()),
+            channel: "sip".into(),
+            ended_at: Some(t0),
+            answered,
+            story_heard_ms: heard_ms,
+            story_completed: completed,
+            recorded: signed,
+            signed,
+        };
+    store
+        .record_calls(&[
+            call(0, false, false, false, "v1"),
+            call(500, true, false, false, "v1"),
+            call(2_400, true, false, false, "v1"),
+            call(3_100, true, true, true, "v1"),
+            call(3_900, true, true, false, "v2"),
+        ])
+        .expect("record");
+    let f = store.funnel("demo", None, None, None).expect("funnel");
+    assert_eq!(
+        (f.calls, f.answered, f.story_completed, f.recorded, f.signed),
+        (5, 4, 2, 1, 1)
+    );
+    // Seconds heard: 0, 2, 3, 3 → still listening at 0..=3: 4, 3, 3, 2.
+    assert_eq!(f.curve, vec![4, 3, 3, 2]);
+    let v1 = store
+        .funnel("demo", Some("v1"), None, None)
+        .expect("funnel");
+    assert_eq!((v1.calls, v1.answered, v1.signed), (4, 3, 1));
+    assert_eq!(v1.curve, vec![3, 2, 2, 1]);
+    let later = store
+        .funnel("demo", None, Some(t0 + Duration::from_secs(1)), None)
+        .expect("funnel");
+    assert_eq!(later, store::Funnel::default());
+    assert_eq!(
+        store.funnel("other", None, None, None).expect("funnel"),
+        store::Funnel::default()
+    );
+    let mut bad = call(0, true, false, false, "v1");
+    bad.campaign = String::new();
+    assert!(store.record_calls(&[bad]).is_err());
+}

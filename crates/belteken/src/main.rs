@@ -1,5 +1,6 @@
 //! The belteken binary: command line, configuration, sockets, runtime and shutdown.
 
+mod admin_cli;
 mod audio;
 mod config;
 mod providers; // cloud telephony (issue 7)
@@ -56,6 +57,11 @@ enum Command {
     },
     #[command(flatten)]
     Registry(registry_cli::RegistryCommand),
+    /// Console users and API tokens.
+    Admin {
+        #[command(subcommand)]
+        cmd: admin_cli::AdminCommand,
+    },
     /// Audio tools.
     Audio {
         #[command(subcommand)]
@@ -202,6 +208,11 @@ fn main() -> Result<()> {
             let store = open_store(&settings)?;
             let secret = load_secret(&settings)?;
             registry_cli::run(cmd, store.as_ref(), &secret)
+        }
+        Command::Admin { cmd } => {
+            let settings = load_settings(cmd.common())?;
+            let store = open_store(&settings)?;
+            admin_cli::run(cmd, store.as_ref())
         }
         Command::Recount { common } => {
             let settings = load_settings(&common)?;

@@ -5,6 +5,7 @@
 //! signature. The router binds nothing; the binary serves it on a socket it bound.
 
 mod api;
+mod console;
 mod events;
 mod html;
 mod pages;
@@ -176,6 +177,8 @@ pub struct Options {
     pub store: Option<Arc<dyn store::Store>>,
     /// Campaign editing from the console.
     pub admin: Option<Arc<dyn CampaignAdmin>>,
+    /// The caller key, for erasure by phone number from the console.
+    pub secret: Option<store::Secret>,
 }
 
 impl std::fmt::Debug for Options {
@@ -186,6 +189,7 @@ impl std::fmt::Debug for Options {
             .field("status", &self.status.is_some())
             .field("store", &self.store.is_some())
             .field("admin", &self.admin.is_some())
+            .field("secret", &self.secret.is_some())
             .finish()
     }
 }
@@ -198,13 +202,13 @@ impl Default for Options {
             status: None,
             store: None,
             admin: None,
+            secret: None,
         }
     }
 }
 
 /// The state each handler gets: the public state plus the limits.
 #[derive(Clone)]
-#[allow(dead_code)] // store and admin: read by the console
 struct AppState {
     web: WebState,
     event_streams: Arc<Semaphore>,
@@ -213,6 +217,7 @@ struct AppState {
     status: Option<Arc<dyn Status>>,
     store: Option<Arc<dyn store::Store>>,
     admin: Option<Arc<dyn CampaignAdmin>>,
+    secret: Option<store::Secret>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -231,6 +236,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         status: options.status,
         store: options.store,
         admin: options.admin,
+        secret: options.secret,
     };
     Router::new()
         .route("/healthz", get(api::healthz))
@@ -242,6 +248,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         .route("/api/campaigns", get(api::list))
         .route("/api/campaigns/{slug}", get(api::campaign))
         .route("/api/campaigns/{slug}/events", get(events::stream))
+        .merge(console::routes(app.clone()))
         .fallback(pages::fallback)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
@@ -254,10 +261,10 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; \
 /// Added to every response, including errors and the fallback.
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // The console sets its own (see console::layout::CONSOLE_CSP).
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -1,0 +1,194 @@
+//! The now view (the line's state, calls and signatures per minute) and the funnel with the
+//! listening curve.
+
+use std::time::{Duration, SystemTime};
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use super::charts;
+use super::layout::{blocking, page, store_of};
+use super::{Auth, Console};
+use crate::html::{escape, path_segment};
+
+/// Signatures per minute over the last hour, oldest minute first (60 values).
+fn per_minute(rows: &[store::SignatureRow], now: SystemTime) -> Vec<u64> {
+    let mut out = vec![0u64; 60];
+    for r in rows {
+        let Some(at) = store::parse_rfc3339(&r.created_at) else {
+            continue;
+        };
+        let Ok(ago) = now.duration_since(at) else {
+            continue;
+        };
+        let m = (ago.as_secs() / 60) as usize;
+        if m < 60 {
+            out[59 - m] += 1;
+        }
+    }
+    out
+}
+
+pub(crate) async fn now(State(console): State<Console>, Extension(auth): Extension<Auth>) -> Response {
+    let store = match store_of(&console, &auth) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let at = SystemTime::now();
+    let hour_ago = at - Duration::from_secs(3600);
+    let minute_ago = at - Duration::from_secs(60);
+    let figures = match blocking(&auth, move || {
+        let mut out = Vec::new();
+        for slug in store.campaigns()? {
+            let rows = store.signature_rows(&slug)?;
+            let sigs = per_minute(&rows, at);
+            let calls_hour = store.funnel(&slug, None, Some(hour_ago), None)?.calls;
+            let calls_minute = store.funnel(&slug, None, Some(minute_ago), None)?.calls;
+            out.push((slug, sigs, calls_hour, calls_minute));
+        }
+        Ok(out)
+    })
+    .await
+    {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let mut body = String::from("<section aria-labelledby=\"line\"><h2 id=\"line\">The line</h2>");
+    match &console.app.status {
+        Some(status) => {
+            body.push_str("<table><caption>Server state</caption><tbody>");
+            for (k, v) in status.health() {
+                let shown = match &v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                body.push_str(&format!(
+                    "<tr><th scope=\"row\">{}</th><td><code>{}</code></td></tr>",
+                    escape(&k),
+                    escape(&shown)
+                ));
+            }
+            body.push_str("</tbody></table>");
+        }
+        None => body.push_str("<p>No line status on this server.</p>"),
+    }
+    body.push_str("</section>");
+    for (slug, sigs, calls_hour, calls_minute) in &figures {
+        let last_minute = sigs.last().copied().unwrap_or(0);
+        let hour: u64 = sigs.iter().sum();
+        let id = format!("spm-{}", path_segment(slug));
+        let values: Vec<f64> = sigs.iter().map(|&v| v as f64).collect();
+        let chart = charts::line(
+            &id,
+            &format!("Signatures per minute, {slug}, last hour"),
+            &format!("{hour} signatures in the last hour, {last_minute} in the last minute"),
+            "minutes (0 = an hour ago, 59 = now)",
+            &values,
+            0.0,
+            &|v| format!("{v:.0}"),
+        );
+        body.push_str(&format!(
+            "<section><h2>{title}</h2><dl class=\"figures\">\
+             <dt>Calls, last minute</dt><dd>{calls_minute}</dd><dt>Calls, last hour</dt><dd>{calls_hour}</dd>\
+             <dt>Signatures, last minute</dt><dd>{last_minute}</dd><dt>Signatures, last hour</dt><dd>{hour}</dd></dl>\
+             {chart}</section>",
+            title = escape(slug)
+        ));
+    }
+    page(&auth, "Now", &body).into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct FunnelQuery {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// The funnel page: bars, the listening curve, and their tables.
+pub(crate) async fn funnel(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+    Path(slug): Path<String>,
+    Query(q): Query<FunnelQuery>,
+) -> Response {
+    let store = match store_of(&console, &auth) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let version = q.version.filter(|v| !v.trim().is_empty());
+    let s2 = slug.clone();
+    let v2 = version.clone();
+    let f = match blocking(&auth, move || store.funnel(&s2, v2.as_deref(), None, None)).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    body_of(&auth, &slug, version.as_deref(), &f)
+}
+
+fn body_of(auth: &Auth, slug: &str, version: Option<&str>, f: &store::Funnel) -> Response {
+    let steps: Vec<(String, u64)> = vec![
+        ("calls".into(), f.calls),
+        ("answered".into(), f.answered),
+        ("heard the story".into(), f.story_completed),
+        ("recorded".into(), f.recorded),
+        ("signed".into(), f.signed),
+    ];
+    let mut body = format!(
+        "<form method=\"get\" class=\"inline\"><label for=\"version\">Flow version</label>\
+         <input id=\"version\" name=\"version\" value=\"{}\" maxlength=\"64\"> <button>Show</button></form>",
+        escape(version.unwrap_or(""))
+    );
+    body.push_str("<div class=\"chart-with-table\">");
+    body.push_str(&charts::bars(
+        "funnel",
+        &format!("Funnel of {slug}"),
+        "How many calls reached each step; the table beside has the same figures.",
+        &steps,
+    ));
+    body.push_str("<table class=\"funnel\"><caption>Funnel</caption><thead><tr><th scope=\"col\">Step</th>\
+                   <th scope=\"col\">Calls</th><th scope=\"col\">Share of calls</th></tr></thead><tbody>");
+    for (label, n) in &steps {
+        let share = if f.calls > 0 { *n as f64 * 100.0 / f.calls as f64 } else { 0.0 };
+        body.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th><td>{n}</td><td>{share:.0}%</td></tr>",
+            escape(label)
+        ));
+    }
+    body.push_str("</tbody></table></div>");
+    let answered = f.curve.first().copied().unwrap_or(0);
+    if answered == 0 {
+        body.push_str("<p>No answered calls yet: the listening curve appears after the first.</p>");
+    } else {
+        let shares: Vec<f64> = f
+            .curve
+            .iter()
+            .map(|&n| n as f64 * 100.0 / answered as f64)
+            .collect();
+        body.push_str("<h2>Listening curve</h2><p>The share of answered callers still on the line at \
+                       each second of the story.</p><div class=\"chart-with-table\">");
+        body.push_str(&charts::line(
+            "curve",
+            &format!("Listening curve of {slug}"),
+            "Share of callers still listening per second of the story; the table beside has the figures.",
+            "seconds into the story",
+            &shares,
+            100.0,
+            &|v| format!("{v:.0}%"),
+        ));
+        body.push_str("<table class=\"curve\"><caption>Still listening</caption><thead><tr>\
+                       <th scope=\"col\">Second</th><th scope=\"col\">Callers</th><th scope=\"col\">Share</th></tr></thead><tbody>");
+        let step = (f.curve.len() / 30).max(1);
+        for (s, n) in f.curve.iter().enumerate() {
+            if s % step != 0 && s + 1 != f.curve.len() {
+                continue;
+            }
+            body.push_str(&format!(
+                "<tr><td>{s}</td><td>{n}</td><td>{:.0}%</td></tr>",
+                shares[s]
+            ));
+        }
+        body.push_str("</tbody></table></div>");
+    }
+    page(auth, &format!("Funnel: {slug}"), &body).into_response()
+}

@@ -190,7 +190,9 @@ fn read_password(from_stdin: bool) -> Result<String> {
         return Ok(password);
     }
     if !stdin.is_terminal() {
-        bail!("standard input is not a terminal: pass --password-stdin to read the password from it");
+        bail!(
+            "standard input is not a terminal: pass --password-stdin to read the password from it"
+        );
     }
     let first = prompt_hidden("New password: ")?;
     let second = prompt_hidden("Repeat it: ")?;

@@ -51,7 +51,9 @@ pub(crate) async fn queue(
                 .collect();
             Json(serde_json::json!({ "total": total, "signatures": items })).into_response()
         }
-        Err(store::StoreError::UnknownCampaign(_)) => json_error(StatusCode::NOT_FOUND, "unknown campaign"),
+        Err(store::StoreError::UnknownCampaign(_)) => {
+            json_error(StatusCode::NOT_FOUND, "unknown campaign")
+        }
         Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "store error"),
     }
 }
@@ -72,7 +74,10 @@ pub(crate) async fn judge(
         return json_error(StatusCode::SERVICE_UNAVAILABLE, "no store");
     };
     let Some(Json(body)) = body else {
-        return json_error(StatusCode::BAD_REQUEST, "send {\"state\": \"valid\"} as JSON");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "send {\"state\": \"valid\"} as JSON",
+        );
     };
     let Some(state) = judged_state(&body.state) else {
         return json_error(StatusCode::BAD_REQUEST, "unknown state");

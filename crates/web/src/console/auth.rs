@@ -87,8 +87,7 @@ fn client_ip(request_ext: &axum::http::Extensions) -> Option<IpAddr> {
 /// Compares two tokens in time independent of where they differ.
 pub(crate) fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -120,13 +119,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 /// A refusal: a redirect to the login page for a page, a status for everything else.
 fn refuse(method: &Method, path: &str, status: StatusCode, message: &str) -> Response {
-    if *method == Method::GET && !path.starts_with("/console/api/") && status == StatusCode::UNAUTHORIZED {
+    if *method == Method::GET
+        && !path.starts_with("/console/api/")
+        && status == StatusCode::UNAUTHORIZED
+    {
         return Redirect::to("/console/login").into_response();
     }
     if path.starts_with("/console/api/") {
         return layout::json_error(status, message);
     }
-    (status, layout::page_bare("Refused", &format!("<p>{}</p>", escape(message)))).into_response()
+    (
+        status,
+        layout::page_bare("Refused", &format!("<p>{}</p>", escape(message))),
+    )
+        .into_response()
 }
 
 /// The guard in front of every non-public console route.
@@ -138,7 +144,12 @@ pub(crate) async fn guard(
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let Some(store) = console.app.store.clone() else {
-        return refuse(&method, &path, StatusCode::SERVICE_UNAVAILABLE, "the console needs the store");
+        return refuse(
+            &method,
+            &path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console needs the store",
+        );
     };
     let headers = request.headers().clone();
     let bearer = headers
@@ -178,27 +189,47 @@ pub(crate) async fn guard(
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "console session lookup failed");
-            return refuse(&method, &path, StatusCode::SERVICE_UNAVAILABLE, "the store is not reachable");
+            return refuse(
+                &method,
+                &path,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is not reachable",
+            );
         }
         Err(_) => {
-            return refuse(&method, &path, StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+            return refuse(
+                &method,
+                &path,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            );
         }
     };
     if access == Access::Admin && !auth.is_admin() {
         return refuse(&method, &path, StatusCode::FORBIDDEN, "this needs an admin");
     }
     let mut request = request;
-    if method != Method::GET && method != Method::HEAD {
-        if auth.session.is_some() {
+    if method != Method::GET && method != Method::HEAD && auth.session.is_some() {
+        {
             if !same_origin(&headers) {
-                return refuse(&method, &path, StatusCode::FORBIDDEN, "the form came from another site");
+                return refuse(
+                    &method,
+                    &path,
+                    StatusCode::FORBIDDEN,
+                    "the form came from another site",
+                );
             }
             let (checked, rebuilt) = match csrf_of(request).await {
                 Ok(v) => v,
                 Err(response) => return response,
             };
             if !checked.is_some_and(|t| same_token(&t, &auth.csrf)) {
-                return refuse(&method, &path, StatusCode::FORBIDDEN, "the form's security token is missing or stale: reload the page and try again");
+                return refuse(
+                    &method,
+                    &path,
+                    StatusCode::FORBIDDEN,
+                    "the form's security token is missing or stale: reload the page and try again",
+                );
             }
             request = rebuilt;
         }
@@ -313,17 +344,29 @@ struct Limits {
     by_user: HashMap<String, (u32, Instant)>,
 }
 
-fn over<K: std::hash::Hash + Eq>(map: &HashMap<K, (u32, Instant)>, key: &K, max: u32, now: Instant) -> Option<Duration> {
+fn over<K: std::hash::Hash + Eq>(
+    map: &HashMap<K, (u32, Instant)>,
+    key: &K,
+    max: u32,
+    now: Instant,
+) -> Option<Duration> {
     let (n, start) = map.get(key)?;
     let elapsed = now.saturating_duration_since(*start);
     (*n >= max && elapsed < LIMIT_WINDOW).then(|| LIMIT_WINDOW - elapsed)
 }
 
-fn bump<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, (u32, Instant)>, key: K, now: Instant) {
+fn bump<K: std::hash::Hash + Eq + Clone>(
+    map: &mut HashMap<K, (u32, Instant)>,
+    key: K,
+    now: Instant,
+) {
     if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
         map.retain(|_, (_, start)| now.saturating_duration_since(*start) < LIMIT_WINDOW);
         if map.len() >= MAX_TRACKED {
-            let oldest = map.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| k.clone());
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, (_, s))| *s)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 map.remove(&k);
             }
@@ -338,7 +381,9 @@ fn bump<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, (u32, Instant)>, k
 
 impl LoginLimiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, Limits> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How long until this address or user may try again, if they are locked out now.
@@ -408,7 +453,11 @@ pub(crate) struct LoginForm {
 
 fn login_again(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
     let token = store::new_token();
-    let mut response = (status, page_bare("Sign in", &login_form(&token, Some(message)))).into_response();
+    let mut response = (
+        status,
+        page_bare("Sign in", &login_form(&token, Some(message))),
+    )
+        .into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, &token, Some(3600), secure(headers)),
@@ -423,7 +472,11 @@ pub(crate) async fn login(
 ) -> Response {
     let ip = client_ip(request.extensions());
     let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
-        return login_again(&headers, StatusCode::BAD_REQUEST, "The form was incomplete.");
+        return login_again(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "The form was incomplete.",
+        );
     };
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !same_token(expected, &form.csrf) || !same_origin(&headers) {
@@ -434,7 +487,11 @@ pub(crate) async fn login(
         );
     }
     let Some(store) = console.app.store.clone() else {
-        return login_again(&headers, StatusCode::SERVICE_UNAVAILABLE, "The console needs the store.");
+        return login_again(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The console needs the store.",
+        );
     };
     let user = form.user.trim().to_string();
     if let Some(wait) = console.limiter.blocked(ip, &user) {
@@ -447,33 +504,50 @@ pub(crate) async fn login(
     }
     let password = form.password;
     let limits_user = user.clone();
-    let address = ip.map(|a| a.to_string()).unwrap_or_else(|| "unknown address".into());
-    let outcome = tokio::task::spawn_blocking(move || -> Result<Option<(String, String)>, store::StoreError> {
-        let found = if store::validate_user_name(&user).is_ok() {
-            store.console_user(&user)?
-        } else {
-            None
-        };
-        let ok = match &found {
-            Some((_, hash)) => store::verify_password(&password, hash),
-            None => {
-                store::verify_password_dummy(&password);
-                false
+    let address = ip
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown address".into());
+    let outcome = tokio::task::spawn_blocking(
+        move || -> Result<Option<(String, String)>, store::StoreError> {
+            let found = if store::validate_user_name(&user).is_ok() {
+                store.console_user(&user)?
+            } else {
+                None
+            };
+            let ok = match &found {
+                Some((_, hash)) => store::verify_password(&password, hash),
+                None => {
+                    store::verify_password_dummy(&password);
+                    false
+                }
+            };
+            // The name typed is logged only when it is a well-formed user name (so a password
+            // typed into the wrong field stays out of the log as far as possible).
+            let shown = if store::validate_user_name(&user).is_ok() {
+                user.as_str()
+            } else {
+                "(malformed name)"
+            };
+            if !ok {
+                store.record_audit(
+                    None,
+                    "console login failed",
+                    &format!("{shown} from {address}"),
+                )?;
+                return Ok(None);
             }
-        };
-        // The name typed is logged only when it is a well-formed user name (so a password
-        // typed into the wrong field stays out of the log as far as possible).
-        let shown = if store::validate_user_name(&user).is_ok() { user.as_str() } else { "(malformed name)" };
-        if !ok {
-            store.record_audit(None, "console login failed", &format!("{shown} from {address}"))?;
-            return Ok(None);
-        }
-        let token = store::new_token();
-        let csrf = store::new_token();
-        store.create_console_session(&store::token_hash(&token), &user, &csrf, SystemTime::now())?;
-        store.record_audit(None, "console login", &format!("{user} from {address}"))?;
-        Ok(Some((token, csrf)))
-    })
+            let token = store::new_token();
+            let csrf = store::new_token();
+            store.create_console_session(
+                &store::token_hash(&token),
+                &user,
+                &csrf,
+                SystemTime::now(),
+            )?;
+            store.record_audit(None, "console login", &format!("{user} from {address}"))?;
+            Ok(Some((token, csrf)))
+        },
+    )
     .await;
     match outcome {
         Ok(Ok(Some((token, _)))) => {
@@ -481,19 +555,37 @@ pub(crate) async fn login(
             let mut response = Redirect::to("/console").into_response();
             let secure = secure(&headers);
             let h = response.headers_mut();
-            h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &token, None, secure));
-            h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0), secure));
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &token, None, secure),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_COOKIE, "", Some(0), secure),
+            );
             response
         }
         Ok(Ok(None)) => {
             console.limiter.failed(ip, &limits_user);
-            login_again(&headers, StatusCode::UNAUTHORIZED, "Wrong user name or password.")
+            login_again(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                "Wrong user name or password.",
+            )
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "console login failed on the store");
-            login_again(&headers, StatusCode::SERVICE_UNAVAILABLE, "The store is not reachable; try again.")
+            login_again(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The store is not reachable; try again.",
+            )
         }
-        Err(_) => login_again(&headers, StatusCode::INTERNAL_SERVER_ERROR, "Internal error."),
+        Err(_) => login_again(
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error.",
+        ),
     }
 }
 

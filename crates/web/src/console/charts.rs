@@ -105,7 +105,11 @@ pub(crate) fn line(
 ) -> String {
     let mut out = String::new();
     open(&mut out, id, title, desc);
-    let top = if y_max > 0.0 { y_max } else { nice_max(values.iter().cloned().fold(0.0, f64::max)) };
+    let top = if y_max > 0.0 {
+        y_max
+    } else {
+        nice_max(values.iter().cloned().fold(0.0, f64::max))
+    };
     y_axis(&mut out, top, y_fmt);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
@@ -147,7 +151,12 @@ mod tests {
 
     #[test]
     fn bars_are_accessible_and_escaped() {
-        let svg = bars("f", "Funnel <x>", "desc", &[("calls".into(), 10), ("<b>".into(), 3)]);
+        let svg = bars(
+            "f",
+            "Funnel <x>",
+            "desc",
+            &[("calls".into(), 10), ("<b>".into(), 3)],
+        );
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("role=\"img\""));
         assert!(svg.contains("<title id=\"f-t\">Funnel &lt;x&gt;</title>"));

@@ -27,9 +27,17 @@ fn admin_of(console: &Console, auth: &Auth) -> Result<std::sync::Arc<dyn Campaig
     })
 }
 
-async fn run<T: Send + 'static>(auth: &Auth, f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
+async fn run<T: Send + 'static>(
+    auth: &Auth,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
     tokio::task::spawn_blocking(f).await.map_err(|_| {
-        message(auth, StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "Internal error.")
+        message(
+            auth,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "Internal error.",
+        )
     })
 }
 
@@ -48,7 +56,12 @@ pub(crate) async fn form(
         Err(r) => return r,
     };
     let Some(edit) = edit else {
-        return message(&auth, StatusCode::NOT_FOUND, "Not found", "There is no such campaign.");
+        return message(
+            &auth,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such campaign.",
+        );
     };
     render(&auth, &slug, &edit, &clips, None)
 }
@@ -111,8 +124,10 @@ fn render(
         escape(edit.opens.as_deref().unwrap_or("")),
         escape(edit.closes.as_deref().unwrap_or("")),
     ));
-    body.push_str("<h2>Audio</h2><p>Upload WAV, MP3, OGG or FLAC; it is converted for the phone \
-                   and the next call hears it. Play it back below to check.</p>");
+    body.push_str(
+        "<h2>Audio</h2><p>Upload WAV, MP3, OGG or FLAC; it is converted for the phone \
+                   and the next call hears it. Play it back below to check.</p>",
+    );
     body.push_str("<table class=\"clips\"><caption>Clips</caption><thead><tr><th scope=\"col\">Clip</th>\
                    <th scope=\"col\">Language</th><th scope=\"col\">Length</th><th scope=\"col\">Source</th>\
                    <th scope=\"col\">Listen</th><th scope=\"col\">Replace</th></tr></thead><tbody>");
@@ -140,7 +155,11 @@ fn render(
 
 /// The edit as the form sent it, or a message for the person at the form.
 pub(crate) fn parse_edit(form: &HashMap<String, String>) -> Result<CampaignEdit, String> {
-    let get = |k: &str| form.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
     let mut texts = Vec::new();
     for i in 0..LANGUAGES.len() + 1 {
         let lang = get(&format!("lang{i}"));
@@ -245,21 +264,41 @@ pub(crate) async fn upload(
                 match field.bytes().await {
                     Ok(b) if b.len() <= MAX_UPLOAD_BYTES => data = Some(b.to_vec()),
                     Ok(_) => {
-                        return message(&auth, StatusCode::PAYLOAD_TOO_LARGE, "Not uploaded", "The file is larger than 25 MB.")
+                        return message(
+                            &auth,
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "Not uploaded",
+                            "The file is larger than 25 MB.",
+                        )
                     }
                     Err(_) => {
-                        return message(&auth, StatusCode::BAD_REQUEST, "Not uploaded", "The upload broke off or is larger than 25 MB.")
+                        return message(
+                            &auth,
+                            StatusCode::BAD_REQUEST,
+                            "Not uploaded",
+                            "The upload broke off or is larger than 25 MB.",
+                        )
                     }
                 }
             }
             Ok(None) => break,
             Err(_) => {
-                return message(&auth, StatusCode::BAD_REQUEST, "Not uploaded", "The upload broke off or is larger than 25 MB.")
+                return message(
+                    &auth,
+                    StatusCode::BAD_REQUEST,
+                    "Not uploaded",
+                    "The upload broke off or is larger than 25 MB.",
+                )
             }
         }
     }
     let Some(data) = data.filter(|d| !d.is_empty()) else {
-        return message(&auth, StatusCode::BAD_REQUEST, "Not uploaded", "Choose an audio file.");
+        return message(
+            &auth,
+            StatusCode::BAD_REQUEST,
+            "Not uploaded",
+            "Choose an audio file.",
+        );
     };
     let (s2, user) = (slug.clone(), auth.user.clone());
     let result = match run(&auth, move || {

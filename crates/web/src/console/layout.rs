@@ -79,9 +79,8 @@ pub(crate) fn page_bare(title: &str, body: &str) -> Html<String> {
 
 /// A console page: navigation for the user's role, the logout form, and `body`.
 pub(crate) fn page(auth: &Auth, title: &str, body: &str) -> Html<String> {
-    let mut nav = String::from(
-        "<a href=\"/console\">Campaigns</a><a href=\"/console/now\">Now</a>",
-    );
+    let mut nav =
+        String::from("<a href=\"/console\">Campaigns</a><a href=\"/console/now\">Now</a>");
     if auth.is_admin() {
         nav.push_str("<a href=\"/console/audit\">Audit log</a><a href=\"/console/export\">Export and erasure</a>");
     }
@@ -109,7 +108,15 @@ pub(crate) fn csrf_field(auth: &Auth) -> String {
 
 /// A page with a status and a message (errors for the person at the form).
 pub(crate) fn message(auth: &Auth, status: StatusCode, title: &str, text: &str) -> Response {
-    (status, page(auth, title, &format!("<p role=\"alert\">{}</p>", escape(text)))).into_response()
+    (
+        status,
+        page(
+            auth,
+            title,
+            &format!("<p role=\"alert\">{}</p>", escape(text)),
+        ),
+    )
+        .into_response()
 }
 
 /// The store, or the page saying the console cannot work without it.
@@ -177,14 +184,13 @@ pub(crate) async fn home(
         let mut out = Vec::new();
         for slug in store.campaigns()? {
             let counts = store.counts(&slug)?;
-            let pending = store
-                .preview(
-                    &slug,
-                    &store::SignatureFilter {
-                        state: Some(store::SignatureState::Pending),
-                        ..Default::default()
-                    },
-                )?;
+            let pending = store.preview(
+                &slug,
+                &store::SignatureFilter {
+                    state: Some(store::SignatureState::Pending),
+                    ..Default::default()
+                },
+            )?;
             out.push((slug, counts, pending));
         }
         Ok(out)

@@ -30,7 +30,10 @@ fn per_minute(rows: &[store::SignatureRow], now: SystemTime) -> Vec<u64> {
     out
 }
 
-pub(crate) async fn now(State(console): State<Console>, Extension(auth): Extension<Auth>) -> Response {
+pub(crate) async fn now(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+) -> Response {
     let store = match store_of(&console, &auth) {
         Ok(s) => s,
         Err(r) => return r,
@@ -149,7 +152,11 @@ fn body_of(auth: &Auth, slug: &str, version: Option<&str>, f: &store::Funnel) ->
     body.push_str("<table class=\"funnel\"><caption>Funnel</caption><thead><tr><th scope=\"col\">Step</th>\
                    <th scope=\"col\">Calls</th><th scope=\"col\">Share of calls</th></tr></thead><tbody>");
     for (label, n) in &steps {
-        let share = if f.calls > 0 { *n as f64 * 100.0 / f.calls as f64 } else { 0.0 };
+        let share = if f.calls > 0 {
+            *n as f64 * 100.0 / f.calls as f64
+        } else {
+            0.0
+        };
         body.push_str(&format!(
             "<tr><th scope=\"row\">{}</th><td>{n}</td><td>{share:.0}%</td></tr>",
             escape(label)
@@ -165,8 +172,10 @@ fn body_of(auth: &Auth, slug: &str, version: Option<&str>, f: &store::Funnel) ->
             .iter()
             .map(|&n| n as f64 * 100.0 / answered as f64)
             .collect();
-        body.push_str("<h2>Listening curve</h2><p>The share of answered callers still on the line at \
-                       each second of the story.</p><div class=\"chart-with-table\">");
+        body.push_str(
+            "<h2>Listening curve</h2><p>The share of answered callers still on the line at \
+                       each second of the story.</p><div class=\"chart-with-table\">",
+        );
         body.push_str(&charts::line(
             "curve",
             &format!("Listening curve of {slug}"),

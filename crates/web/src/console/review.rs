@@ -105,7 +105,11 @@ pub(crate) async fn queue(
     let mut body = String::new();
     body.push_str("<nav class=\"states\" aria-label=\"Signature state\">");
     for st in store::SignatureState::ALL {
-        let current = if st == state { " aria-current=\"page\"" } else { "" };
+        let current = if st == state {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
         body.push_str(&format!(
             "<a href=\"/console/review/{seg}?state={0}\"{current}>{0}</a>",
             st.as_str()
@@ -209,9 +213,12 @@ pub(crate) async fn judge(
                     .into_response()
             }
         }
-        Err(store::StoreError::UnknownCampaign(_)) => {
-            message(&auth, StatusCode::NOT_FOUND, "Not found", "There is no such campaign.")
-        }
+        Err(store::StoreError::UnknownCampaign(_)) => message(
+            &auth,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such campaign.",
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "review failed");
             message(
@@ -243,7 +250,12 @@ pub(crate) async fn recording(
             wav,
         )
             .into_response(),
-        Ok(None) => message(&auth, StatusCode::NOT_FOUND, "Not found", "No such recording."),
+        Ok(None) => message(
+            &auth,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "No such recording.",
+        ),
         Err(r) => r,
     }
 }
@@ -300,7 +312,13 @@ impl FilterForm {
         };
         Ok(store::SignatureFilter {
             prefix_block: opt(&self.prefix_block),
-            country: opt(&self.country).map(|c| if c == "none" { c } else { c.to_ascii_uppercase() }),
+            country: opt(&self.country).map(|c| {
+                if c == "none" {
+                    c
+                } else {
+                    c.to_ascii_uppercase()
+                }
+            }),
             trust,
             since: time(&self.since, "from")?,
             until: time(&self.until, "until")?,
@@ -309,16 +327,26 @@ impl FilterForm {
     }
 
     fn is_empty(&self) -> bool {
-        [&self.prefix_block, &self.country, &self.trust, &self.since, &self.until, &self.state]
-            .iter()
-            .all(|s| s.trim().is_empty())
+        [
+            &self.prefix_block,
+            &self.country,
+            &self.trust,
+            &self.since,
+            &self.until,
+            &self.state,
+        ]
+        .iter()
+        .all(|s| s.trim().is_empty())
     }
 }
 
 fn filter_fields(f: &FilterForm, hidden: bool) -> String {
     let field = |name: &str, label: &str, value: &str, hint: &str| {
         if hidden {
-            format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(value))
+            format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                escape(value)
+            )
         } else {
             format!(
                 "<label for=\"f-{name}\">{label}</label><input id=\"f-{name}\" name=\"{name}\" value=\"{}\" \
@@ -328,12 +356,42 @@ fn filter_fields(f: &FilterForm, hidden: bool) -> String {
         }
     };
     let mut out = String::new();
-    out.push_str(&field("prefix_block", "Prefix block", &f.prefix_block, "as the anomaly report shows it, e.g. +32 4701"));
-    out.push_str(&field("country", "Country", &f.country, "ISO code, e.g. BE, or none"));
-    out.push_str(&field("trust", "Trust", &f.trust, "network, from or withheld"));
-    out.push_str(&field("since", "From", &f.since, "YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC"));
-    out.push_str(&field("until", "Until", &f.until, "before this time, same format"));
-    out.push_str(&field("state", "State", &f.state, "pending, valid, invalid or fraudulent"));
+    out.push_str(&field(
+        "prefix_block",
+        "Prefix block",
+        &f.prefix_block,
+        "as the anomaly report shows it, e.g. +32 4701",
+    ));
+    out.push_str(&field(
+        "country",
+        "Country",
+        &f.country,
+        "ISO code, e.g. BE, or none",
+    ));
+    out.push_str(&field(
+        "trust",
+        "Trust",
+        &f.trust,
+        "network, from or withheld",
+    ));
+    out.push_str(&field(
+        "since",
+        "From",
+        &f.since,
+        "YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC",
+    ));
+    out.push_str(&field(
+        "until",
+        "Until",
+        &f.until,
+        "before this time, same format",
+    ));
+    out.push_str(&field(
+        "state",
+        "State",
+        &f.state,
+        "pending, valid, invalid or fraudulent",
+    ));
     out
 }
 
@@ -410,10 +468,20 @@ pub(crate) async fn bulk_apply(
         Err(m) => return message(&auth, StatusCode::BAD_REQUEST, "Not done", &m),
     };
     if form.is_empty() {
-        return message(&auth, StatusCode::BAD_REQUEST, "Not done", "Give at least one criterion.");
+        return message(
+            &auth,
+            StatusCode::BAD_REQUEST,
+            "Not done",
+            "Give at least one criterion.",
+        );
     }
     let Some(target) = judged_state(form.target.trim()) else {
-        return message(&auth, StatusCode::BAD_REQUEST, "Not done", "Choose the state to set.");
+        return message(
+            &auth,
+            StatusCode::BAD_REQUEST,
+            "Not done",
+            "Choose the state to set.",
+        );
     };
     if form.reason.trim().is_empty() {
         return message(&auth, StatusCode::BAD_REQUEST, "Not done", "Give a reason.");
@@ -425,9 +493,9 @@ pub(crate) async fn bulk_apply(
         Err(r) => return r,
     };
     let note = match form.expected.trim().parse::<u64>() {
-        Ok(n) if n != action.changed => format!(
-            " The preview showed {n}; signatures arrived or were judged in between."
-        ),
+        Ok(n) if n != action.changed => {
+            format!(" The preview showed {n}; signatures arrived or were judged in between.")
+        }
         _ => String::new(),
     };
     let body = format!(
@@ -581,7 +649,13 @@ pub(crate) async fn export(
     };
     let name: String = slug
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     (
         [
@@ -607,7 +681,12 @@ pub(crate) async fn erase(
         Err(r) => return r,
     };
     let Some(secret) = console.app.secret.clone() else {
-        return message(&auth, StatusCode::SERVICE_UNAVAILABLE, "Not done", "Erasure needs the caller key.");
+        return message(
+            &auth,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not done",
+            "Erasure needs the caller key.",
+        );
     };
     let campaign = form.get("campaign").cloned().unwrap_or_default();
     let region = form
@@ -632,7 +711,14 @@ pub(crate) async fn erase(
         store.record_audit(
             Some(&c2),
             "erasure request",
-            &format!("by {user}: {}", if erased { "erased" } else { "no signature found" }),
+            &format!(
+                "by {user}: {}",
+                if erased {
+                    "erased"
+                } else {
+                    "no signature found"
+                }
+            ),
         )?;
         Ok(Some(erased))
     })

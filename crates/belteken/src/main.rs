@@ -577,6 +577,7 @@ async fn serve(settings: Settings) -> Result<()> {
                 registrations: sip_server.registration_states(),
             })),
             store: Some(store.clone()),
+            secret: Some((*secret).clone()),
             ..web::Options::default()
         },
     );
@@ -589,7 +590,8 @@ async fn serve(settings: Settings) -> Result<()> {
     };
     let mut web_stop = stop_rx.clone();
     let web_task = tokio::spawn(async move {
-        axum::serve(http, app)
+        // The peer address feeds the console's login rate limit.
+        axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = web_stop.wait_for(|s| *s).await;
             })

@@ -591,11 +591,14 @@ async fn serve(settings: Settings) -> Result<()> {
     let mut web_stop = stop_rx.clone();
     let web_task = tokio::spawn(async move {
         // The peer address feeds the console's login rate limit.
-        axum::serve(http, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = web_stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = web_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
         let path = settings.data_dir.join("contact.key");
@@ -610,6 +613,7 @@ async fn serve(settings: Settings) -> Result<()> {
         hub: hub.clone(),
         secret,
         contact_key,
+        summaries: Some(store::CallSummaries::start(store.clone())?),
     };
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
     let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));

@@ -297,6 +297,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut call = Engine::new(campaign.flow.clone(), facts, Instant::now());
     let deadline = started + ctx.config.max_call;
     let mut answered = false;
+    let mut summary = crate::summary::Tracker::new(&campaign);
     let mut terminated = false;
     let mut invite_tx = Some(tx);
     let mut take: Option<Take> = None;
@@ -346,9 +347,11 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         })
                         .collect();
                     media.play += 1;
+                    summary.play(call.current_step(), now);
                     if prompts.is_empty() {
                         // Nothing to play: the prompt is over at once.
                         media.handle.command(Command::StopPlayback);
+                        summary.finished(now);
                         call.handle(now, Input::PromptFinished);
                     } else {
                         let play = media.play;
@@ -356,6 +359,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     }
                 }
                 Action::StopPlayback => {
+                    summary.stopped(now);
                     media.play += 1;
                     media.handle.command(Command::StopPlayback);
                 }
@@ -386,6 +390,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 }
                 Action::DiscardRecording => take = None,
                 Action::Sign => {
+                    summary.recorded |= take.is_some();
                     signing = Some(spawn_sign(
                         &ctx,
                         &campaign,
@@ -488,6 +493,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 match event {
                     StreamEvent::PromptFinished { play } => {
                         if play == media.play && !terminated {
+                            summary.finished(now);
                             call.handle(now, Input::PromptFinished);
                         }
                     }
@@ -496,6 +502,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             media.recording = false;
                             info!(call = %call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
                             let (t, input) = finish_recording(*recorder);
+                            summary.recorded = true;
                             take = Some(t);
                             call.handle(now, input);
                         }
@@ -574,6 +581,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             }
             result = answer_of(&mut signing) => {
                 signing = None;
+                summary.signed = matches!(result, Some(SignResult::Counted { .. } | SignResult::Unverified));
                 call.handle(Instant::now(), Input::Signed(result.unwrap_or(SignResult::Failed)));
             }
             result = answer_of(&mut withdrawing) => {
@@ -587,6 +595,10 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
     }
     media.handle.close();
+    summary.answered = answered;
+    if let Some(summaries) = &ctx.services.summaries {
+        summaries.record(summary.summary(&campaign, Instant::now()));
+    }
     info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
 }
 

@@ -102,6 +102,8 @@ pub struct Services {
     pub secret: Arc<store::Secret>,
     /// Encrypts the number of callers who ask to be contacted (campaigns with keep_contact).
     pub contact_key: Option<Arc<store::ContactKey>>,
+    /// Where each call's summary goes when it ends (the console's funnel).
+    pub summaries: Option<store::CallSummaries>,
 }
 
 /// Live figures of the channel.

@@ -334,3 +334,71 @@ mod tests {
         assert!(validate_token_hash(&token_hash(&a)).is_ok());
     }
 }
+
+/// Call summaries waiting for the writer, at most; more are dropped (and counted).
+pub const MAX_PENDING_SUMMARIES: usize = 10_000;
+/// How long the writer gathers summaries before one transaction writes them.
+pub const SUMMARY_BATCH_WINDOW: Duration = Duration::from_secs(1);
+
+/// Writes call summaries in batches on its own thread: a call's end costs a channel send,
+/// and the store one transaction (one flush) per [`SUMMARY_BATCH_WINDOW`] at most. Cheap to
+/// clone; the thread ends after the last clone is dropped, writing what is queued.
+#[derive(Clone)]
+pub struct CallSummaries {
+    tx: std::sync::mpsc::SyncSender<CallSummary>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CallSummaries {
+    pub fn start(store: std::sync::Arc<dyn crate::Store>) -> Result<CallSummaries, StoreError> {
+        use std::sync::atomic::Ordering;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<CallSummary>(MAX_PENDING_SUMMARIES);
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let failed_in_thread = failed.clone();
+        std::thread::Builder::new()
+            .name("store-call-summaries".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    let until = std::time::Instant::now() + SUMMARY_BATCH_WINDOW;
+                    while batch.len() < 1000 {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(s) => batch.push(s),
+                            Err(_) => break,
+                        }
+                    }
+                    if store.record_calls(&batch).is_err() {
+                        failed_in_thread.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                what: "start the call summary writer",
+                source,
+            })?;
+        Ok(CallSummaries {
+            tx,
+            dropped: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            failed,
+        })
+    }
+
+    /// Queues a summary without blocking; dropped (and counted) when the queue is full.
+    pub fn record(&self, summary: CallSummary) {
+        if self.tx.try_send(summary).is_err() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Summaries dropped because the queue was full, and lost because the store failed.
+    pub fn lost(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.dropped.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}

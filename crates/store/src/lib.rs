@@ -29,8 +29,8 @@ pub use caller::{
 pub use class::{BelgianRegion, NumberClass, NumberKind, PREFIX_BLOCK_MIN_NUMBERS};
 pub use console::{
     hash_password, new_token, token_hash, validate_user_name, verify_password,
-    verify_password_dummy, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
-    SessionLimits, MAX_CURVE_SECONDS, MIN_PASSWORD_CHARS,
+    verify_password_dummy, ApiTokenInfo, CallSummaries, CallSummary, ConsoleSession, ConsoleUser,
+    Funnel, Role, SessionLimits, MAX_CURVE_SECONDS, MIN_PASSWORD_CHARS,
 };
 pub use contact::{ContactKey, SealedContact, CONTACT_KEY_FILE};
 pub use export::export;

@@ -1,0 +1,110 @@
+//! How far a call got, for the console's funnel and listening curve: answered, how long the
+//! caller listened to the story, whether they heard it to the end, recorded and signed.
+//! Nothing about the caller.
+//!
+//! "The story" is the flow's `play` step with the longest audio (in the flow's first
+//! language): in a petition flow that is the recorded message the campaign is about.
+
+use std::time::Instant;
+
+use flow::engine::PromptRef;
+use flow::spec::StepKind;
+
+use crate::campaign::Campaign;
+
+/// The name of the campaign's story step, if its flow has a `play` step with audio.
+pub(crate) fn story_step(campaign: &Campaign) -> Option<String> {
+    let lang = *campaign.flow.languages().first()?;
+    campaign
+        .flow
+        .steps()
+        .iter()
+        .filter_map(|step| match &step.kind {
+            StepKind::Play { prompts, .. } => {
+                let length: std::time::Duration = prompts
+                    .iter()
+                    .filter_map(|name| {
+                        campaign.audio.resolve(&PromptRef::Prompt {
+                            name: name.clone(),
+                            lang,
+                        })
+                    })
+                    .map(|p| p.duration())
+                    .sum();
+                Some((length, step.name.clone()))
+            }
+            _ => None,
+        })
+        .filter(|(length, _)| !length.is_zero())
+        .max_by_key(|(length, _)| *length)
+        .map(|(_, name)| name)
+}
+
+/// Follows one call and builds its summary at the end.
+pub(crate) struct Tracker {
+    story: Option<String>,
+    /// When the story started playing, while it plays.
+    playing_since: Option<Instant>,
+    heard_ms: u64,
+    completed: bool,
+    pub answered: bool,
+    pub recorded: bool,
+    pub signed: bool,
+}
+
+impl Tracker {
+    pub fn new(campaign: &Campaign) -> Tracker {
+        Tracker {
+            story: story_step(campaign),
+            playing_since: None,
+            heard_ms: 0,
+            completed: false,
+            answered: false,
+            recorded: false,
+            signed: false,
+        }
+    }
+
+    fn stop(&mut self, now: Instant) {
+        if let Some(since) = self.playing_since.take() {
+            let ms = now.saturating_duration_since(since).as_millis();
+            self.heard_ms = self.heard_ms.max(u64::try_from(ms).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// A play starts in `step`; any earlier one is over.
+    pub fn play(&mut self, step: &str, now: Instant) {
+        self.stop(now);
+        if self.story.as_deref() == Some(step) {
+            self.playing_since = Some(now);
+        }
+    }
+
+    /// The current play was cut short (barge-in, hangup).
+    pub fn stopped(&mut self, now: Instant) {
+        self.stop(now);
+    }
+
+    /// The current play reached its end.
+    pub fn finished(&mut self, now: Instant) {
+        if self.playing_since.is_some() {
+            self.completed = true;
+        }
+        self.stop(now);
+    }
+
+    pub fn summary(mut self, campaign: &Campaign, now: Instant) -> store::CallSummary {
+        self.stop(now);
+        store::CallSummary {
+            campaign: campaign.slug.clone(),
+            flow_version: Some(campaign.flow_version.clone()),
+            channel: "sip".into(),
+            ended_at: Some(std::time::SystemTime::now()),
+            answered: self.answered,
+            story_heard_ms: self.heard_ms,
+            story_completed: self.completed,
+            recorded: self.recorded,
+            signed: self.signed,
+        }
+    }
+}

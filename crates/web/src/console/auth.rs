@@ -98,13 +98,15 @@ fn same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return true;
     };
+    // Under the pages' `Referrer-Policy: no-referrer` browsers send `Origin: null` on form
+    // posts: that says nothing either way, so the CSRF token alone decides.
     let source = headers
         .get(header::ORIGIN)
+        .filter(|v| v.as_bytes() != b"null")
         .or_else(|| headers.get(header::REFERER))
         .and_then(|v| v.to_str().ok());
     match source {
         None => true,
-        Some("null") => false,
         Some(s) => {
             let rest = s
                 .strip_prefix("https://")

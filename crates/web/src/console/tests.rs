@@ -481,6 +481,18 @@ async fn forms_without_their_csrf_token_are_refused() {
     )
     .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // `Origin: null` (what browsers send under no-referrer) leaves it to the token.
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/1")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, "null")
+            .body(Body::from("state=invalid"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A multipart upload without the token in its URL.
     let r = send(&f.app, upload_request(&cookie, None)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

@@ -334,6 +334,17 @@ impl web::Status for SipStatus {
             })
             .collect();
         m.insert("trunks".into(), trunks.into());
+        let by_step: Vec<serde_json::Value> = self
+            .stats
+            .calls_by_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|((campaign, step), n)| {
+                serde_json::json!({ "campaign": campaign, "step": step, "calls": n })
+            })
+            .collect();
+        m.insert("calls_by_step".into(), by_step.into());
         m
     }
 

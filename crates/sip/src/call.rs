@@ -313,6 +313,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     loop {
         let now = Instant::now();
         if call.current_step() != step {
+            crate::summary::move_step(&ctx.stats, &campaign.slug, &step, call.current_step());
             step = call.current_step().to_string();
             info!(call = %call_id, step = %step, lang = %call.language(), "step");
         }
@@ -595,6 +596,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
     }
     media.handle.close();
+    crate::summary::move_step(&ctx.stats, &campaign.slug, &step, "");
     summary.answered = answered;
     if let Some(summaries) = &ctx.services.summaries {
         summaries.record(summary.summary(&campaign, Instant::now()));

@@ -118,6 +118,8 @@ pub struct Stats {
     pub rtp_packets_sent: AtomicU64,
     /// RTP frames dropped because their send time had passed (the pacer fell behind).
     pub rtp_frames_late: AtomicU64,
+    /// Calls in progress per (campaign, flow step), for the console's now view.
+    pub calls_by_step: std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,12 +13,14 @@ const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 48.0;
 
+/// A round top for the y axis, at or above `max`, so that its four grid steps are whole
+/// numbers (counts never get a tick at 1.25).
 fn nice_max(max: f64) -> f64 {
-    if max <= 0.0 {
-        return 1.0;
+    if max <= 4.0 {
+        return 4.0;
     }
     let mag = 10f64.powf(max.log10().floor());
-    for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
+    for step in [1.0, 2.0, 4.0, 8.0, 10.0] {
         if step * mag >= max {
             return step * mag;
         }
@@ -173,5 +175,19 @@ mod tests {
         let svg = line("l", "t", "d", "seconds", &[100.0, 50.0, 25.0], 100.0, &fmt);
         assert!(svg.contains("100%"));
         assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn count_axes_have_whole_ticks() {
+        for (max, top) in [
+            (0.0, 4.0),
+            (3.0, 4.0),
+            (5.0, 8.0),
+            (12.0, 20.0),
+            (250.0, 400.0),
+        ] {
+            assert_eq!(nice_max(max), top, "{max}");
+            assert_eq!((top / 4.0).fract(), 0.0);
+        }
     }
 }

@@ -60,19 +60,27 @@ pub(crate) async fn now(
     let mut body = String::from("<section aria-labelledby=\"line\"><h2 id=\"line\">The line</h2>");
     match &console.app.status {
         Some(status) => {
+            let health = status.health();
+            let mut tables = String::new();
             body.push_str("<table><caption>Server state</caption><tbody>");
-            for (k, v) in status.health() {
-                let shown = match &v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                body.push_str(&format!(
-                    "<tr><th scope=\"row\">{}</th><td><code>{}</code></td></tr>",
-                    escape(&k),
-                    escape(&shown)
-                ));
+            for (k, v) in &health {
+                match v {
+                    serde_json::Value::Array(items) => tables.push_str(&table_of(k, items)),
+                    other => {
+                        let shown = match other {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        body.push_str(&format!(
+                            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+                            escape(&k.replace('_', " ")),
+                            escape(&shown)
+                        ));
+                    }
+                }
             }
             body.push_str("</tbody></table>");
+            body.push_str(&tables);
         }
         None => body.push_str("<p>No line status on this server.</p>"),
     }
@@ -100,6 +108,40 @@ pub(crate) async fn now(
         ));
     }
     page(&auth, "Now", &body).into_response()
+}
+
+/// A table of a list of JSON objects (e.g. the trunks, the calls per flow step).
+fn table_of(name: &str, items: &[serde_json::Value]) -> String {
+    let caption = escape(&name.replace('_', " "));
+    let Some(serde_json::Value::Object(first)) = items.first() else {
+        return format!("<p>{caption}: none.</p>");
+    };
+    let columns: Vec<&String> = first.keys().collect();
+    let mut out = format!(
+        "<table class=\"{}\"><caption>{caption}</caption><thead><tr>",
+        escape(name)
+    );
+    for c in &columns {
+        out.push_str(&format!(
+            "<th scope=\"col\">{}</th>",
+            escape(&c.replace('_', " "))
+        ));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for item in items {
+        out.push_str("<tr>");
+        for c in &columns {
+            let v = match item.get(c.as_str()) {
+                Some(serde_json::Value::String(s)) => s.clone(),
+                Some(serde_json::Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            };
+            out.push_str(&format!("<td>{}</td>", escape(&v)));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
 }
 
 #[derive(serde::Deserialize, Default)]

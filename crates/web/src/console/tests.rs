@@ -95,6 +95,25 @@ impl CampaignAdmin for FakeAdmin {
     }
 }
 
+struct FakeStatus;
+
+impl crate::Status for FakeStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("calls_in_progress".into(), 2.into());
+        m.insert(
+            "calls_by_step".into(),
+            serde_json::json!([{ "campaign": "demo", "step": "story", "calls": 2 }]),
+        );
+        m.insert(
+            "trunks".into(),
+            serde_json::json!([{ "trunk": "<trunk>", "registration": "registered" }]),
+        );
+        m
+    }
+    fn metrics(&self, _out: &mut String) {}
+}
+
 struct Fixture {
     _dir: Temp,
     store: Arc<dyn store::Store>,
@@ -151,6 +170,7 @@ fn fixture() -> Fixture {
         goal: None,
         translations: Vec::new(),
     };
+    let status = Arc::new(FakeStatus) as Arc<dyn crate::Status>;
     let app = router_with(
         WebState {
             campaigns: vec![view].into(),
@@ -160,6 +180,7 @@ fn fixture() -> Fixture {
             store: Some(store.clone()),
             admin: Some(admin.clone() as Arc<dyn CampaignAdmin>),
             secret: Some(secret),
+            status: Some(status),
             ..Options::default()
         },
     );
@@ -952,4 +973,13 @@ async fn now_and_funnel_pages_draw_svg() {
         "{html}"
     );
     assert!(html.contains("Calls, last hour</dt><dd>2</dd>"), "{html}");
+    assert!(html.contains("<caption>calls by step</caption>"), "{html}");
+    assert!(
+        html.contains("<td>2</td><td>demo</td><td>story</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>registered</td><td>&lt;trunk&gt;</td>"),
+        "{html}"
+    );
 }

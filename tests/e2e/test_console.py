@@ -245,3 +245,27 @@ def test_erasure_from_the_console(line):
     # Export is a ZIP for an admin.
     status, headers, body = _request(s, "POST", "/console/export/demo", f"csrf={csrf}", {"Cookie": cookie})
     assert status == 200 and headers["content-type"] == "application/zip" and body[:2] == b"PK"
+
+
+def test_now_shows_calls_by_flow_step(line, audio, tmp_path):
+    s = line
+    cookie, _ = _login_http(s, "rey")
+    import threading
+    result: dict = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", peers.pj_call(
+        s.uri(), caller="+31612000614", seconds=30, play=audio.speak, log=tmp_path / "pj.log")), daemon=True)
+    t.start()
+
+    def in_a_step():
+        status, _, body = _request(s, "GET", "/console/now", headers={"Cookie": cookie})
+        assert status == 200
+        html = body.decode()
+        return "<caption>calls by step</caption>" in html and "<td>1</td><td>demo</td>" in html
+    _wait(in_a_step, "the call on the now view", timeout=20)
+    t.join(40)
+    assert result["r"].confirmed, result["r"].summary()
+
+    def gone():
+        _, _, body = _request(s, "GET", "/console/now", headers={"Cookie": cookie})
+        return "calls by step: none." in body.decode()
+    _wait(gone, "the call gone from the now view", timeout=10)

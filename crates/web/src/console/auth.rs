@@ -403,7 +403,10 @@ impl LoginLimiter {
         if let Some(ip) = ip {
             bump(&mut l.by_address, ip, now);
         }
-        bump(&mut l.by_user, user.to_string(), now);
+        // Only well-formed names (at most 64 bytes) are remembered, so the map stays small.
+        if store::validate_user_name(user).is_ok() {
+            bump(&mut l.by_user, user.to_string(), now);
+        }
     }
 
     pub fn succeeded(&self, user: &str) {
@@ -504,6 +507,23 @@ pub(crate) async fn login(
             &format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
         );
     }
+    // Each check costs 19 MiB and tens of milliseconds: a few at a time; the rest wait their
+    // turn briefly or are told to try again.
+    let permit = match tokio::time::timeout(
+        Duration::from_secs(5),
+        console.verifying.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            return login_again(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many sign-ins at once. Try again in a moment.",
+            )
+        }
+    };
     let password = form.password;
     let limits_user = user.clone();
     let address = ip
@@ -523,6 +543,7 @@ pub(crate) async fn login(
                     false
                 }
             };
+            drop(permit);
             // The name typed is logged only when it is a well-formed user name (so a password
             // typed into the wrong field stays out of the log as far as possible).
             let shown = if store::validate_user_name(&user).is_ok() {

@@ -60,7 +60,12 @@ pub(crate) struct Console {
     pub app: AppState,
     pub limiter: Arc<auth::LoginLimiter>,
     pub limits: store::SessionLimits,
+    /// Password checks running at once, at most [`MAX_PASSWORD_CHECKS`].
+    pub verifying: Arc<tokio::sync::Semaphore>,
 }
+
+/// Password checks (argon2id, 19 MiB each) that may run at once.
+pub(crate) const MAX_PASSWORD_CHECKS: usize = 4;
 
 /// Largest audio file the upload form takes.
 pub(crate) const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
@@ -164,6 +169,7 @@ pub(crate) fn routes(app: AppState) -> Router<AppState> {
         app,
         limiter: Arc::new(auth::LoginLimiter::default()),
         limits: store::SessionLimits::default(),
+        verifying: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
     };
     let mut router: Router<Console> = Router::new();
     for route in table() {

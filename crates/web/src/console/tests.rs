@@ -983,3 +983,31 @@ async fn now_and_funnel_pages_draw_svg() {
         "{html}"
     );
 }
+
+#[test]
+fn the_login_limit_counts_per_address_and_per_name() {
+    let l = super::auth::LoginLimiter::default();
+    let a = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+    let b = Some(std::net::IpAddr::from([192, 0, 2, 2]));
+    // Many names from one address: the address is locked out, other addresses are not.
+    for i in 0..20 {
+        assert!(l.blocked(a, &format!("user{i}")).is_none(), "attempt {i}");
+        l.failed(a, &format!("user{i}"));
+    }
+    assert!(l.blocked(a, "someone-else").is_some());
+    assert!(l.blocked(b, "someone-else").is_none());
+    // One name from many addresses: the name is locked out everywhere; success clears it.
+    for i in 0..8u8 {
+        l.failed(Some(std::net::IpAddr::from([198, 51, 100, i])), "ada");
+    }
+    let wait = l.blocked(b, "ada").expect("locked");
+    assert!(wait <= std::time::Duration::from_secs(15 * 60));
+    l.succeeded("ada");
+    assert!(l.blocked(b, "ada").is_none());
+    // Malformed names are not remembered (they could be anything, of any length).
+    let long = "x!".repeat(10_000);
+    for _ in 0..10 {
+        l.failed(b, &long);
+    }
+    assert!(l.blocked(None, &long).is_none());
+}

@@ -423,6 +423,15 @@ pub trait Store: Send + Sync + 'static {
         action: &str,
         detail: &str,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` signatures of the campaign in `state` with an id above `after`, by id
+    /// (the review queue, a page at a time), and how many are in that state in all.
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError>;
     /// Records how calls went (see [`CallSummary`]), several in one transaction.
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError>;
     /// The campaign's funnel and listening curve over the recorded calls that ended in

@@ -1540,6 +1540,65 @@ impl Store for PgStore {
         self.write(|tx, _, _| Box::pin(async move { audit(tx, campaign, action, &detail).await }))
     }
 
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let state_name = state.as_str();
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let total: i64 = tx
+                    .query_one(
+                        "SELECT count(*)::BIGINT FROM signatures
+                         WHERE campaign_id = $1 AND state = $2",
+                        &[&c.id, &state_name],
+                    )
+                    .await?
+                    .try_get(0)?;
+                let rows = tx
+                    .query(
+                        "SELECT id, created_at, verified, state, trust, country, number_kind,
+                             be_region, prefix_block, flow_version, channel, speech_ms,
+                             recording IS NOT NULL, anonymised
+                         FROM signatures WHERE campaign_id = $1 AND state = $2 AND id > $3
+                         ORDER BY id LIMIT $4",
+                        &[&c.id, &state_name, &after, &limit],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let state: String = r.try_get(3)?;
+                    let trust: String = r.try_get(4)?;
+                    let kind: Option<String> = r.try_get(6)?;
+                    let region: Option<String> = r.try_get(7)?;
+                    out.push(row_from_parts(RowParts {
+                        id: r.try_get(0)?,
+                        created_at: r.try_get(1)?,
+                        verified: r.try_get(2)?,
+                        state: &state,
+                        trust: &trust,
+                        country: r.try_get(5)?,
+                        kind: kind.as_deref(),
+                        be_region: region.as_deref(),
+                        prefix_block: r.try_get(8)?,
+                        flow_version: r.try_get(9)?,
+                        channel: r.try_get(10)?,
+                        speech_ms: u32::try_from(r.try_get::<_, i64>(11)?)
+                            .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
+                        has_recording: r.try_get(12)?,
+                        anonymised: r.try_get(13)?,
+                    })?);
+                }
+                Ok((out, total.max(0) as u64))
+            })
+        })
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

@@ -1275,6 +1275,56 @@ impl Store for SqliteStore {
         self.write_tx(|tx| audit(tx, campaign, action, &scrub_numbers(detail)))
     }
 
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let total: i64 = tx.query_row(
+                "SELECT count(*) FROM signatures WHERE campaign_id = ?1 AND state = ?2",
+                params![c.id, state.as_str()],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare(
+                "SELECT id, created_at, verified, state, trust, country, number_kind, be_region,
+                     prefix_block, flow_version, channel, speech_ms, recording IS NOT NULL,
+                     anonymised
+                 FROM signatures WHERE campaign_id = ?1 AND state = ?2 AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let mut rows = stmt.query(params![c.id, state.as_str(), after, limit])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let state: String = r.get(3)?;
+                let trust: String = r.get(4)?;
+                let kind: Option<String> = r.get(6)?;
+                let region: Option<String> = r.get(7)?;
+                out.push(row_from_parts(RowParts {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    verified: r.get(2)?,
+                    state: &state,
+                    trust: &trust,
+                    country: r.get(5)?,
+                    kind: kind.as_deref(),
+                    be_region: region.as_deref(),
+                    prefix_block: r.get(8)?,
+                    flow_version: r.get(9)?,
+                    channel: r.get(10)?,
+                    speech_ms: r.get(11)?,
+                    has_recording: r.get(12)?,
+                    anonymised: r.get(13)?,
+                })?);
+            }
+            Ok((out, total.max(0) as u64))
+        })
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

@@ -42,6 +42,7 @@ conformance!(
     cloud_call_state,
     console_users_sessions_and_tokens,
     call_summaries_give_funnel_and_curve,
+    review_queue_pages,
 );
 
 #[test]

@@ -949,3 +949,51 @@ pub fn call_summaries_give_funnel_and_curve(store: &dyn Store) {
     bad.campaign = String::new();
     assert!(store.record_calls(&[bad]).is_err());
 }
+
+pub fn review_queue_pages(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    store.ensure_campaign("other", "Other").expect("ensure");
+    for i in 0..5 {
+        store
+            .sign(sig("demo", verified(&format!("+3247000010{i}"))))
+            .expect("sign");
+    }
+    store
+        .sign(sig("other", verified("+32470000199")))
+        .expect("sign");
+    let ids: Vec<i64> = store
+        .signature_rows("demo")
+        .expect("rows")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    store
+        .set_states("demo", &ids[1..2], SignatureState::Valid, "ok", "one")
+        .expect("review");
+    let (page, total) = store
+        .signatures_in_state("demo", SignatureState::Pending, 0, 2)
+        .expect("page");
+    assert_eq!(total, 4);
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]]
+    );
+    let (next, _) = store
+        .signatures_in_state("demo", SignatureState::Pending, ids[2], 10)
+        .expect("page");
+    assert_eq!(
+        next.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[4]]
+    );
+    assert!(next
+        .iter()
+        .all(|r| r.state == SignatureState::Pending && r.has_recording));
+    let (valid, n) = store
+        .signatures_in_state("demo", SignatureState::Valid, 0, 10)
+        .expect("page");
+    assert_eq!((valid.len(), n), (1, 1));
+    assert!(matches!(
+        store.signatures_in_state("nope", SignatureState::Pending, 0, 10),
+        Err(StoreError::UnknownCampaign(_))
+    ));
+}

@@ -14,6 +14,8 @@ use super::{Auth, Console};
 pub(crate) struct QueueQuery {
     #[serde(default)]
     state: Option<String>,
+    #[serde(default)]
+    after: Option<i64>,
 }
 
 /// `GET /console/api/queue/{slug}?state=pending`: the oldest signatures in that state.
@@ -32,7 +34,7 @@ pub(crate) async fn queue(
             None => return json_error(StatusCode::BAD_REQUEST, "unknown state"),
         },
     };
-    match load_queue(store, slug, state).await {
+    match load_queue(store, slug, state, q.after.unwrap_or(0)).await {
         Ok((rows, total)) => {
             let items: Vec<serde_json::Value> = rows
                 .iter()

@@ -184,13 +184,8 @@ pub(crate) async fn home(
         let mut out = Vec::new();
         for slug in store.campaigns()? {
             let counts = store.counts(&slug)?;
-            let pending = store.preview(
-                &slug,
-                &store::SignatureFilter {
-                    state: Some(store::SignatureState::Pending),
-                    ..Default::default()
-                },
-            )?;
+            let (_, pending) =
+                store.signatures_in_state(&slug, store::SignatureState::Pending, 0, 0)?;
             out.push((slug, counts, pending));
         }
         Ok(out)

@@ -50,25 +50,21 @@ pub(crate) fn origin_of(row: &store::SignatureRow) -> String {
 pub(crate) struct QueueQuery {
     #[serde(default)]
     state: Option<String>,
+    /// Show signatures after this id (the next page).
+    #[serde(default)]
+    after: Option<i64>,
 }
 
-/// The signatures of a campaign in a state (pending by default), oldest first.
+/// A page of the signatures of a campaign in a state, oldest first, and their number.
 pub(crate) async fn load_queue(
     store: std::sync::Arc<dyn store::Store>,
     slug: String,
     state: store::SignatureState,
-) -> Result<(Vec<store::SignatureRow>, usize), store::StoreError> {
-    tokio::task::spawn_blocking(move || {
-        let rows: Vec<store::SignatureRow> = store
-            .signature_rows(&slug)?
-            .into_iter()
-            .filter(|r| r.state == state)
-            .collect();
-        let total = rows.len();
-        Ok((rows.into_iter().take(QUEUE_PAGE).collect(), total))
-    })
-    .await
-    .unwrap_or(Err(store::StoreError::Closed))
+    after: i64,
+) -> Result<(Vec<store::SignatureRow>, u64), store::StoreError> {
+    tokio::task::spawn_blocking(move || store.signatures_in_state(&slug, state, after, QUEUE_PAGE))
+        .await
+        .unwrap_or(Err(store::StoreError::Closed))
 }
 
 pub(crate) async fn queue(
@@ -87,14 +83,9 @@ pub(crate) async fn queue(
         .and_then(store::SignatureState::parse)
         .unwrap_or(store::SignatureState::Pending);
     let s2 = slug.clone();
+    let after = q.after.unwrap_or(0);
     let (rows, total) = match blocking(&auth, move || {
-        let rows: Vec<store::SignatureRow> = store
-            .signature_rows(&s2)?
-            .into_iter()
-            .filter(|r| r.state == state)
-            .collect();
-        let total = rows.len();
-        Ok((rows.into_iter().take(QUEUE_PAGE).collect::<Vec<_>>(), total))
+        store.signatures_in_state(&s2, state, after, QUEUE_PAGE)
     })
     .await
     {
@@ -117,7 +108,7 @@ pub(crate) async fn queue(
     }
     body.push_str("</nav>");
     body.push_str(&format!(
-        "<p>{total} signature(s) {}; showing the oldest {}.</p>\
+        "<p>{total} signature(s) {}; showing {} from the oldest on.</p>\
          <p class=\"keys\" id=\"keys\">Keys: <kbd>j</kbd>/<kbd>k</kbd> or arrows to move, \
          <kbd>space</kbd> to play, <kbd>v</kbd> valid, <kbd>i</kbd> invalid.</p>",
         state.as_str(),
@@ -157,6 +148,15 @@ pub(crate) async fn queue(
         ));
     }
     body.push_str("</tbody></table>");
+    if rows.len() == QUEUE_PAGE {
+        if let Some(last) = rows.last() {
+            body.push_str(&format!(
+                "<p><a href=\"/console/review/{seg}?state={}&amp;after={}\">Next {QUEUE_PAGE}</a></p>",
+                state.as_str(),
+                last.id
+            ));
+        }
+    }
     let title = format!("Review: {slug}");
     page(&auth, &title, &body).into_response()
 }

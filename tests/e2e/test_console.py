@@ -193,6 +193,35 @@ def test_login_review_with_the_keyboard_and_bulk_invalidation(line):
         b.wait_for(lambda: b.url.endswith("/console/login"), what="session gone")
 
 
+def test_review_without_javascript(line):
+    """The buttons in each row judge with a page reload when scripts are off."""
+    s = line
+    base = f"http://{LOOPBACK}:{s.http_port}"
+    target = sorted(_states(s))[0]
+    before = _states(s)[target]
+    want = "valid" if before != "valid" else "invalid"
+    with browser.Browser(javascript=False) as b:
+        b.get(base + "/console/login")
+        b.find("#user").send_keys("rey")
+        b.find("#password").send_keys(PASSWORD)
+        b.find("form.login button").click()
+        b.wait_for(lambda: b.url.rstrip("/").endswith("/console"), what="signed in")
+        b.get(base + f"/console/review/demo?state={before}")
+        b.find(f"#sig-{target} button[value='{want}']").click()
+        assert _wait(lambda: _states(s)[target] == want, "judged without JavaScript")
+        b.wait_for(lambda: f"/console/review/demo" in b.url, what="back on the queue")
+    # Put it back as it was for the tests after this one.
+    with browser.Browser(javascript=False) as b:
+        b.get(base + "/console/login")
+        b.find("#user").send_keys("rey")
+        b.find("#password").send_keys(PASSWORD)
+        b.find("form.login button").click()
+        b.wait_for(lambda: b.url.rstrip("/").endswith("/console"), what="signed in")
+        b.get(base + f"/console/review/demo?state={want}")
+        b.find(f"#sig-{target} button[value='{before}']").click()
+        assert _wait(lambda: _states(s)[target] == before, "judged back")
+
+
 def test_refusals_on_the_real_server(line):
     s = line
     before = _states(s)

@@ -299,6 +299,9 @@ pub(crate) fn session_alive(created: i64, last_seen: i64, now: i64, limits: Sess
     now.saturating_sub(last_seen) < idle && now.saturating_sub(created) < absolute
 }
 
+/// Open sessions per user at most; a new login ends the least recently used beyond this.
+pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
 /// Sessions touched less than this long ago are not written again on use.
 pub(crate) const TOUCH_EVERY_SECS: i64 = 30;
 

@@ -28,7 +28,7 @@ use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
 use crate::console::{
     session_alive, validate_audit, validate_label, validate_summary, validate_token_hash,
-    TOUCH_EVERY_SECS,
+    MAX_SESSIONS_PER_USER, TOUCH_EVERY_SECS,
 };
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
@@ -1345,6 +1345,13 @@ impl Store for PgStore {
         let now = unix_secs(now);
         self.write(|tx, _, _| {
             Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE user_name = $1 AND token_hash NOT IN (
+                         SELECT token_hash FROM console_sessions WHERE user_name = $1
+                         ORDER BY last_seen DESC, created_at DESC LIMIT $2)",
+                    &[&user, &(MAX_SESSIONS_PER_USER - 1)],
+                )
+                .await?;
                 tx.execute(
                     "INSERT INTO console_sessions (token_hash, user_name, csrf, created_at, last_seen)
                      VALUES ($1, $2, $3, $4, $4)",

@@ -837,6 +837,25 @@ pub fn console_users_sessions_and_tokens(store: &dyn Store) {
         .expect("lookup")
         .is_none());
 
+    // At most 20 sessions per user: a new login ends the least recently used.
+    let many: Vec<String> = (0..21).map(|_| token_hash(&store::new_token())).collect();
+    for (i, h) in many.iter().enumerate() {
+        store
+            .create_console_session(h, "alice", "c", t0 + Duration::from_secs(i as u64))
+            .expect("session");
+    }
+    let later = t0 + Duration::from_secs(30);
+    assert!(store
+        .console_session(&many[0], later, limits)
+        .expect("lookup")
+        .is_none());
+    for h in &many[1..] {
+        assert!(store
+            .console_session(h, later, limits)
+            .expect("lookup")
+            .is_some());
+    }
+
     // API tokens.
     let api = token_hash(&store::new_token());
     assert!(store

@@ -48,7 +48,18 @@ pub(crate) async fn now(
             let sigs = per_minute(&rows, at);
             let calls_hour = store.funnel(&slug, None, Some(hour_ago), None)?.calls;
             let calls_minute = store.funnel(&slug, None, Some(minute_ago), None)?.calls;
-            out.push((slug, sigs, calls_hour, calls_minute));
+            // Calls per minute: one small indexed count per minute of the last hour.
+            let mut calls = Vec::with_capacity(60);
+            for m in (0..60u64).rev() {
+                let from = at - Duration::from_secs((m + 1) * 60);
+                let to = at - Duration::from_secs(m * 60);
+                calls.push(if calls_hour == 0 {
+                    0
+                } else {
+                    store.funnel(&slug, None, Some(from), Some(to))?.calls
+                });
+            }
+            out.push((slug, sigs, calls_hour, calls_minute, calls));
         }
         Ok(out)
     })
@@ -85,7 +96,7 @@ pub(crate) async fn now(
         None => body.push_str("<p>No line status on this server.</p>"),
     }
     body.push_str("</section>");
-    for (slug, sigs, calls_hour, calls_minute) in &figures {
+    for (slug, sigs, calls_hour, calls_minute, calls) in &figures {
         let last_minute = sigs.last().copied().unwrap_or(0);
         let hour: u64 = sigs.iter().sum();
         let id = format!("spm-{}", path_segment(slug));
@@ -99,11 +110,23 @@ pub(crate) async fn now(
             0.0,
             &|v| format!("{v:.0}"),
         );
+        let calls_values: Vec<f64> = calls.iter().map(|&v| v as f64).collect();
+        let calls_chart = charts::line(
+            &format!("cpm-{}", path_segment(slug)),
+            &format!("Calls per minute, {slug}, last hour"),
+            &format!(
+                "{calls_hour} calls ended in the last hour, {calls_minute} in the last minute"
+            ),
+            "minutes (0 = an hour ago, 59 = now)",
+            &calls_values,
+            0.0,
+            &|v| format!("{v:.0}"),
+        );
         body.push_str(&format!(
             "<section><h2>{title}</h2><dl class=\"figures\">\
              <dt>Calls, last minute</dt><dd>{calls_minute}</dd><dt>Calls, last hour</dt><dd>{calls_hour}</dd>\
              <dt>Signatures, last minute</dt><dd>{last_minute}</dd><dt>Signatures, last hour</dt><dd>{hour}</dd></dl>\
-             {chart}</section>",
+             <div class=\"charts\">{calls_chart}{chart}</div></section>",
             title = escape(slug)
         ));
     }

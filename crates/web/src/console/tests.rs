@@ -974,6 +974,11 @@ async fn now_and_funnel_pages_draw_svg() {
     );
     assert!(html.contains("Calls, last hour</dt><dd>2</dd>"), "{html}");
     assert!(html.contains("<caption>calls by step</caption>"), "{html}");
+    assert!(html.contains("<title id=\"cpm-demo-t\">Calls per minute, demo, last hour</title>"));
+    assert!(
+        html.contains("2 calls ended in the last hour, 2 in the last minute"),
+        "{html}"
+    );
     assert!(
         html.contains("<td>2</td><td>demo</td><td>story</td>"),
         "{html}"

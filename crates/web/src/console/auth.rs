@@ -111,8 +111,13 @@ fn same_origin(headers: &HeaderMap) -> bool {
             let rest = s
                 .strip_prefix("https://")
                 .or_else(|| s.strip_prefix("http://"));
-            match rest {
-                Some(rest) => rest.split('/').next() == Some(host),
+            // A reverse proxy that rewrites Host passes the browser's in X-Forwarded-Host.
+            let forwarded = headers
+                .get("x-forwarded-host")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or("").trim());
+            match rest.and_then(|r| r.split('/').next()) {
+                Some(origin) => origin == host || forwarded == Some(origin),
                 None => false,
             }
         }

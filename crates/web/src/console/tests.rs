@@ -1016,3 +1016,38 @@ fn the_login_limit_counts_per_address_and_per_name() {
     }
     assert!(l.blocked(None, &long).is_none());
 }
+
+#[tokio::test]
+async fn a_proxy_that_rewrites_host_passes_the_origin_check() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    // Behind a proxy that rewrites Host, X-Forwarded-Host names the site the browser saw.
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/3")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header("x-forwarded-host", "petition.example")
+            .header(header::ORIGIN, "https://petition.example")
+            .body(Body::from(format!("state=valid&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/3")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header("x-forwarded-host", "petition.example")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::from(format!("state=pending&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+}

@@ -5,10 +5,13 @@ sees the funnel of those calls; pages without a session, forms without their CSR
 reviewer at an admin action are refused by the real server."""
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import subprocess
 import time
 import urllib.parse
+import zipfile
 
 import pytest
 
@@ -274,6 +277,11 @@ def test_erasure_from_the_console(line):
     # Export is a ZIP for an admin.
     status, headers, body = _request(s, "POST", "/console/export/demo", f"csrf={csrf}", {"Cookie": cookie})
     assert status == 200 and headers["content-type"] == "application/zip" and body[:2] == b"PK"
+    with zipfile.ZipFile(io.BytesIO(body)) as z:
+        rows = list(csv.DictReader(io.StringIO(z.read("signatures.csv").decode())))
+        wavs = [n for n in z.namelist() if n.startswith("recordings/")]
+    assert len(rows) == len(wavs) == s.query("SELECT COUNT(*) FROM signatures")[0][0] == 1, rows
+    assert b"612000612" not in body
 
 
 def test_now_shows_calls_by_flow_step(line, audio, tmp_path):

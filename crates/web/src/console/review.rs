@@ -2,7 +2,7 @@
 //! reversal, the audit log, export and erasure.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::io::{Seek, SeekFrom};
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -636,17 +636,44 @@ pub(crate) async fn export(
     };
     let s2 = slug.clone();
     let user = auth.user.clone();
+    // The ZIP holds every recording, so it goes to a private temporary file (unlinked at
+    // once: only the open handle reaches it) and is streamed from there, not held in memory.
     let zip = match blocking(&auth, move || {
-        let mut out = Cursor::new(Vec::new());
-        let n = store::export(store.as_ref(), &s2, &mut out)?;
+        let mut file = private_temp_file()?;
+        let n = store::export(store.as_ref(), &s2, &mut file)?;
         store.record_audit(Some(&s2), "export", &format!("{n} signatures, by {user}"))?;
-        Ok(out.into_inner())
+        let length = file
+            .stream_position()
+            .map_err(|source| store::StoreError::Io {
+                what: "export file",
+                source,
+            })?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|source| store::StoreError::Io {
+                what: "export file",
+                source,
+            })?;
+        Ok((file, length))
     })
     .await
     {
         Ok(z) => z,
         Err(r) => return r,
     };
+    let (file, length) = zip;
+    let file = tokio::fs::File::from_std(file);
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
     let name: String = slug
         .chars()
         .map(|c| {
@@ -665,10 +692,30 @@ pub(crate) async fn export(
                 format!("attachment; filename=\"{name}-export.zip\""),
             ),
             (header::CACHE_CONTROL, "private, no-store".to_string()),
+            (header::CONTENT_LENGTH, length.to_string()),
         ],
-        zip,
+        axum::body::Body::from_stream(stream),
     )
         .into_response()
+}
+
+/// A new file only this process can read, already removed from its directory.
+fn private_temp_file() -> Result<std::fs::File, store::StoreError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let io = |source| store::StoreError::Io {
+        what: "export file",
+        source,
+    };
+    let path = std::env::temp_dir().join(format!("belteken-export-{}.zip", store::new_token()));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    std::fs::remove_file(&path).map_err(io)?;
+    Ok(file)
 }
 
 pub(crate) async fn erase(

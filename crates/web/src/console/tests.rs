@@ -803,7 +803,24 @@ async fn export_and_erasure() {
             .and_then(|v| v.to_str().ok()),
         Some("application/zip")
     );
-    assert!(text(r).await.starts_with("PK"));
+    let length: usize = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("length");
+    let zip = to_bytes(r.into_body(), 64 << 20).await.expect("body");
+    assert_eq!(zip.len(), length);
+    assert!(zip.starts_with(b"PK\x03\x04"));
+    // The whole archive came through: it ends with its end-of-central-directory record,
+    // after the three recordings (each stored whole).
+    assert!(zip[zip.len() - 22..].starts_with(b"PK\x05\x06"));
+    assert_eq!(
+        zip.windows(16)
+            .filter(|w| *w == b"RIFF\0\0\0\0WAVEdata")
+            .count(),
+        3
+    );
     let r = send(
         &f.app,
         form_post(

@@ -58,13 +58,17 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
 }
 
 fn head(title: &str) -> String {
+    head_with(title, "")
+}
+
+fn head_with(title: &str, extra: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\">\
          <title>{} · belteken console</title>\
          <link rel=\"stylesheet\" href=\"/static/console.css\">\
-         <script src=\"/static/console.js\" defer></script></head>",
+         <script src=\"/static/console.js\" defer></script>{extra}</head>",
         escape(title)
     )
 }
@@ -79,6 +83,11 @@ pub(crate) fn page_bare(title: &str, body: &str) -> Html<String> {
 
 /// A console page: navigation for the user's role, the logout form, and `body`.
 pub(crate) fn page(auth: &Auth, title: &str, body: &str) -> Html<String> {
+    page_with(auth, title, body, "")
+}
+
+/// [`page`] with more in its `<head>` (e.g. a refresh for the now view).
+pub(crate) fn page_with(auth: &Auth, title: &str, body: &str, extra_head: &str) -> Html<String> {
     let mut nav =
         String::from("<a href=\"/console\">Campaigns</a><a href=\"/console/now\">Now</a>");
     if auth.is_admin() {
@@ -90,7 +99,7 @@ pub(crate) fn page(auth: &Auth, title: &str, body: &str) -> Html<String> {
          <form method=\"post\" action=\"/console/logout\" class=\"logout\">{csrf}\
          <span>{user} ({role})</span> <button type=\"submit\">Sign out</button></form></header>\
          <main id=\"main\"><h1>{title}</h1>{body}</main></body></html>",
-        head = head(title),
+        head = head_with(title, extra_head),
         csrf = csrf_field(auth),
         user = escape(&auth.user),
         role = auth.role.as_str(),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use super::charts;
-use super::layout::{blocking, page, store_of};
+use super::layout::{blocking, page, page_with, store_of};
 use super::{Auth, Console};
 use crate::html::{escape, path_segment};
 
@@ -130,7 +130,15 @@ pub(crate) async fn now(
             title = escape(slug)
         ));
     }
-    page(&auth, "Now", &body).into_response()
+    // The team keeps this open: it reloads itself (no script needed).
+    body.push_str("<p class=\"note\">This page reloads every 15 seconds.</p>");
+    page_with(
+        &auth,
+        "Now",
+        &body,
+        "<meta http-equiv=\"refresh\" content=\"15\">",
+    )
+    .into_response()
 }
 
 /// A table of a list of JSON objects (e.g. the trunks, the calls per flow step).

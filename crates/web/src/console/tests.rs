@@ -991,6 +991,7 @@ async fn now_and_funnel_pages_draw_svg() {
     );
     assert!(html.contains("Calls, last hour</dt><dd>2</dd>"), "{html}");
     assert!(html.contains("<caption>calls by step</caption>"), "{html}");
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
     assert!(html.contains("<title id=\"cpm-demo-t\">Calls per minute, demo, last hour</title>"));
     assert!(
         html.contains("2 calls ended in the last hour, 2 in the last minute"),

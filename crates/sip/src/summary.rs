@@ -72,6 +72,19 @@ impl Tracker {
         }
     }
 
+    #[cfg(test)]
+    fn with_story(story: &str) -> Tracker {
+        Tracker {
+            story: Some(story.into()),
+            playing_since: None,
+            heard_ms: 0,
+            completed: false,
+            answered: false,
+            recorded: false,
+            signed: false,
+        }
+    }
+
     /// A play starts in `step`; any earlier one is over.
     pub fn play(&mut self, step: &str, now: Instant) {
         self.stop(now);
@@ -129,5 +142,44 @@ pub(crate) fn move_step(stats: &crate::server::Stats, campaign: &str, from: &str
         *steps
             .entry((campaign.to_string(), to.to_string()))
             .or_insert(0) += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Tracker;
+
+    #[test]
+    fn only_the_story_counts_and_its_end_completes_it() {
+        let t0 = Instant::now();
+        let s = |ms| t0 + Duration::from_millis(ms);
+        let mut t = Tracker::with_story("story");
+        t.play("greeting", s(0));
+        t.finished(s(2000));
+        assert_eq!((t.heard_ms, t.completed), (0, false));
+        t.play("story", s(2000));
+        t.finished(s(7000));
+        assert_eq!((t.heard_ms, t.completed), (5000, true));
+        // Heard again (press 1): the longest listen is kept.
+        t.play("story", s(9000));
+        t.stopped(s(10_000));
+        assert_eq!(t.heard_ms, 5000);
+    }
+
+    #[test]
+    fn a_hangup_during_the_story_keeps_what_was_heard() {
+        let t0 = Instant::now();
+        let mut t = Tracker::with_story("story");
+        t.play("story", t0);
+        // Barge-in or hangup: stopped, not finished.
+        t.stopped(t0 + Duration::from_millis(1800));
+        assert_eq!((t.heard_ms, t.completed), (1800, false));
+        let mut u = Tracker::with_story("story");
+        u.play("story", t0);
+        // Another prompt starting also ends the story, unfinished.
+        u.play("thanks", t0 + Duration::from_millis(900));
+        assert_eq!((u.heard_ms, u.completed), (900, false));
     }
 }

@@ -1069,3 +1069,53 @@ async fn a_proxy_that_rewrites_host_passes_the_origin_check() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
 }
+
+#[tokio::test]
+async fn cookies_are_secure_behind_https() {
+    let f = fixture();
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .header("x-forwarded-proto", "https")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let set = set_cookie(&page, "belteken_login").expect("login cookie");
+    assert!(set.contains("; Secure"), "{set}");
+    let login_cookie = cookie_value(&set);
+    let token = csrf_in(&text(page).await);
+    let r = send(
+        &f.app,
+        Request::post("/console/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("belteken_login={login_cookie}"))
+            .header("x-forwarded-proto", "https")
+            .body(Body::from(format!(
+                "csrf={token}&user=ada&password={}",
+                PASSWORD.replace(' ', "+")
+            )))
+            .expect("req"),
+    )
+    .await;
+    let set = set_cookie(&r, "belteken_console").expect("session cookie");
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console")
+            && set.contains("; Secure"),
+        "{set}"
+    );
+    // Over plain HTTP (as in the other tests) the flag is absent, or the browser would drop
+    // the cookie.
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert!(!set_cookie(&page, "belteken_login")
+        .expect("cookie")
+        .contains("Secure"));
+}

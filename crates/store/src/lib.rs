@@ -432,6 +432,13 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<(Vec<SignatureRow>, u64), StoreError>;
+    /// Signatures of the campaign per minute since `since`: ("YYYY-MM-DDTHH:MM", count) in
+    /// time order, minutes without signatures left out.
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
     /// Records how calls went (see [`CallSummary`]), several in one transaction.
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError>;
     /// The campaign's funnel and listening curve over the recorded calls that ended in

@@ -1606,6 +1606,30 @@ impl Store for PgStore {
         })
     }
 
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT substr(created_at, 1, 16) AS minute, count(*)::BIGINT
+                         FROM signatures WHERE campaign_id = $1 AND created_at >= $2
+                         GROUP BY minute ORDER BY minute",
+                        &[&c.id, &since],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
+                    .collect()
+            })
+        })
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

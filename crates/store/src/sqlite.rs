@@ -1331,6 +1331,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT substr(created_at, 1, 16) AS minute, count(*) FROM signatures
+                 WHERE campaign_id = ?1 AND created_at >= ?2 GROUP BY minute ORDER BY minute",
+            )?;
+            let rows = stmt.query_map(params![c.id, since], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

@@ -1011,6 +1011,23 @@ pub fn review_queue_pages(store: &dyn Store) {
         .signatures_in_state("demo", SignatureState::Valid, 0, 10)
         .expect("page");
     assert_eq!((valid.len(), n), (1, 1));
+    // Per minute: all five just now, none before an hour ago in the future.
+    let now = SystemTime::now();
+    let per_minute = store
+        .signatures_by_minute("demo", now - Duration::from_secs(3600))
+        .expect("per minute");
+    assert_eq!(
+        per_minute.iter().map(|m| m.1).sum::<u64>(),
+        5,
+        "{per_minute:?}"
+    );
+    assert!(per_minute
+        .iter()
+        .all(|(m, _)| m.len() == 16 && m.as_bytes()[10] == b'T'));
+    assert!(store
+        .signatures_by_minute("demo", now + Duration::from_secs(120))
+        .expect("per minute")
+        .is_empty());
     assert!(matches!(
         store.signatures_in_state("nope", SignatureState::Pending, 0, 10),
         Err(StoreError::UnknownCampaign(_))

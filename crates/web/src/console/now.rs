@@ -12,11 +12,12 @@ use super::layout::{blocking, page, page_with, store_of};
 use super::{Auth, Console};
 use crate::html::{escape, path_segment};
 
-/// Signatures per minute over the last hour, oldest minute first (60 values).
-fn per_minute(rows: &[store::SignatureRow], now: SystemTime) -> Vec<u64> {
+/// Signatures per minute over the last hour, oldest minute first (60 values), from the
+/// store's per-minute counts.
+fn per_minute(minutes: &[(String, u64)], now: SystemTime) -> Vec<u64> {
     let mut out = vec![0u64; 60];
-    for r in rows {
-        let Some(at) = store::parse_rfc3339(&r.created_at) else {
+    for (minute, n) in minutes {
+        let Some(at) = store::parse_rfc3339(&format!("{minute}:00Z")) else {
             continue;
         };
         let Ok(ago) = now.duration_since(at) else {
@@ -24,7 +25,7 @@ fn per_minute(rows: &[store::SignatureRow], now: SystemTime) -> Vec<u64> {
         };
         let m = (ago.as_secs() / 60) as usize;
         if m < 60 {
-            out[59 - m] += 1;
+            out[59 - m] += n;
         }
     }
     out
@@ -44,8 +45,8 @@ pub(crate) async fn now(
     let figures = match blocking(&auth, move || {
         let mut out = Vec::new();
         for slug in store.campaigns()? {
-            let rows = store.signature_rows(&slug)?;
-            let sigs = per_minute(&rows, at);
+            let minutes = store.signatures_by_minute(&slug, hour_ago)?;
+            let sigs = per_minute(&minutes, at);
             let calls_hour = store.funnel(&slug, None, Some(hour_ago), None)?.calls;
             let calls_minute = store.funnel(&slug, None, Some(minute_ago), None)?.calls;
             // Calls per minute: one small indexed count per minute of the last hour.

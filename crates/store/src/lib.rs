@@ -439,6 +439,14 @@ pub trait Store: Send + Sync + 'static {
         slug: &str,
         since: SystemTime,
     ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Up to `limit` audit entries, newest first, with an id below `before` (None: the newest),
+    /// only the campaign's when `slug` is given.
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
     /// Records how calls went (see [`CallSummary`]), several in one transaction.
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError>;
     /// The campaign's funnel and listening curve over the recorded calls that ended in

@@ -1630,6 +1630,39 @@ impl Store for PgStore {
         })
     }
 
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let before = before.unwrap_or(i64::MAX);
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT id, at, campaign, action, detail FROM audit
+                         WHERE ($1::TEXT IS NULL OR campaign = $1) AND id < $2
+                         ORDER BY id DESC LIMIT $3",
+                        &[&slug, &before, &limit],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditEntry {
+                            id: r.try_get(0)?,
+                            at: r.try_get(1)?,
+                            campaign: r.try_get(2)?,
+                            action: r.try_get(3)?,
+                            detail: r.try_get(4)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

@@ -1350,6 +1350,30 @@ impl Store for SqliteStore {
         })
     }
 
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE (?1 IS NULL OR campaign = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![slug, before.unwrap_or(i64::MAX), limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                campaign: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
         for c in calls {
             validate_summary(c)?;

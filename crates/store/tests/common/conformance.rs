@@ -913,6 +913,19 @@ pub fn console_users_sessions_and_tokens(store: &dyn Store) {
     ] {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
+    // The newest first, a page at a time.
+    let recent = store.audit_recent(None, None, 2).expect("recent");
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].id, log.last().expect("entry").id);
+    assert!(recent[0].id > recent[1].id);
+    let older = store
+        .audit_recent(None, Some(recent[1].id), 1000)
+        .expect("older");
+    assert_eq!(older.len(), log.len() - 2);
+    assert!(store
+        .audit_recent(Some("no-such-campaign"), None, 10)
+        .expect("recent")
+        .is_empty());
     let last = log.last().expect("entry");
     assert!(!last.detail.contains("470"), "{}", last.detail);
     for e in &log {

@@ -545,25 +545,57 @@ pub(crate) async fn revert(
     }
 }
 
-/// The audit log, newest first.
+/// Audit entries per page.
+const AUDIT_PAGE: usize = 200;
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct AuditQuery {
+    #[serde(default)]
+    campaign: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// The audit log, newest first, a page at a time, for one campaign or all.
 pub(crate) async fn audit(
     State(console): State<Console>,
     Extension(auth): Extension<Auth>,
+    Query(q): Query<AuditQuery>,
 ) -> Response {
     let store = match store_of(&console, &auth) {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let entries = match blocking(&auth, move || store.audit_log(None)).await {
+    let campaign = q.campaign.filter(|c| !c.is_empty());
+    let c2 = campaign.clone();
+    let (entries, slugs) = match blocking(&auth, move || {
+        Ok((
+            store.audit_recent(c2.as_deref(), q.before, AUDIT_PAGE)?,
+            store.campaigns()?,
+        ))
+    })
+    .await
+    {
         Ok(e) => e,
         Err(r) => return r,
     };
-    let mut body = String::from(
-        "<table class=\"audit\"><caption>Audit log, newest first (at most 1000 entries)</caption>\
+    let mut options = String::from("<option value=\"\">all, and the console's own</option>");
+    for slug in &slugs {
+        let sel = if Some(slug) == campaign.as_ref() {
+            " selected"
+        } else {
+            ""
+        };
+        options.push_str(&format!("<option{sel}>{}</option>", escape(slug)));
+    }
+    let mut body = format!(
+        "<form method=\"get\" class=\"inline\"><label for=\"campaign\">Campaign</label> \
+         <select id=\"campaign\" name=\"campaign\">{options}</select> <button>Show</button></form>\
+         <table class=\"audit\"><caption>Audit log, newest first</caption>\
          <thead><tr><th scope=\"col\">When (UTC)</th><th scope=\"col\">Campaign</th>\
-         <th scope=\"col\">Action</th><th scope=\"col\">Detail</th></tr></thead><tbody>",
+         <th scope=\"col\">Action</th><th scope=\"col\">Detail</th></tr></thead><tbody>"
     );
-    for e in entries.iter().rev().take(1000) {
+    for e in &entries {
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&e.at),
@@ -573,6 +605,18 @@ pub(crate) async fn audit(
         ));
     }
     body.push_str("</tbody></table>");
+    if entries.len() == AUDIT_PAGE {
+        if let Some(last) = entries.last() {
+            let c = campaign
+                .as_deref()
+                .map(|c| format!("campaign={}&amp;", path_segment(c)))
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "<p><a href=\"/console/audit?{c}before={}\">Older entries</a></p>",
+                last.id
+            ));
+        }
+    }
     page(&auth, "Audit log", &body).into_response()
 }
 

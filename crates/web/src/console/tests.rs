@@ -781,6 +781,21 @@ async fn bulk_invalidation_previews_applies_and_reverts() {
     .await;
     let html = text(r).await;
     assert!(html.contains("burst from abroad (by ada)") && html.contains("mistake (by ada)"));
+    assert!(html.contains("console login"));
+    let r = send(
+        &f.app,
+        Request::get("/console/audit?campaign=demo")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let html = text(r).await;
+    assert!(html.contains("burst from abroad (by ada)"));
+    assert!(
+        !html.contains("<td>console login</td>"),
+        "only the campaign's entries"
+    );
 }
 
 #[tokio::test]

@@ -217,29 +217,27 @@ pub(crate) async fn guard(
     }
     let mut request = request;
     if method != Method::GET && method != Method::HEAD && auth.session.is_some() {
-        {
-            if !same_origin(&headers) {
-                return refuse(
-                    &method,
-                    &path,
-                    StatusCode::FORBIDDEN,
-                    "the form came from another site",
-                );
-            }
-            let (checked, rebuilt) = match csrf_of(request).await {
-                Ok(v) => v,
-                Err(response) => return response,
-            };
-            if !checked.is_some_and(|t| same_token(&t, &auth.csrf)) {
-                return refuse(
-                    &method,
-                    &path,
-                    StatusCode::FORBIDDEN,
-                    "the form's security token is missing or stale: reload the page and try again",
-                );
-            }
-            request = rebuilt;
+        if !same_origin(&headers) {
+            return refuse(
+                &method,
+                &path,
+                StatusCode::FORBIDDEN,
+                "the form came from another site",
+            );
         }
+        let (checked, rebuilt) = match csrf_of(request).await {
+            Ok(v) => v,
+            Err(response) => return response,
+        };
+        if !checked.is_some_and(|t| same_token(&t, &auth.csrf)) {
+            return refuse(
+                &method,
+                &path,
+                StatusCode::FORBIDDEN,
+                "the form's security token is missing or stale: reload the page and try again",
+            );
+        }
+        request = rebuilt;
     }
     request.extensions_mut().insert(auth);
     let mut response = next.run(request).await;

@@ -1,5 +1,6 @@
 //! The belteken binary: command line, configuration, sockets, runtime and shutdown.
 
+mod admin_cli;
 mod audio;
 mod campaign_admin;
 mod campaign_cli;
@@ -63,6 +64,11 @@ enum Command {
     Campaign {
         #[command(subcommand)]
         command: campaign_cli::CampaignCommand,
+    },
+    /// Console users and API tokens.
+    Admin {
+        #[command(subcommand)]
+        cmd: admin_cli::AdminCommand,
     },
     /// Audio tools.
     Audio {
@@ -219,6 +225,11 @@ fn main() -> Result<()> {
             let store = open_store(&settings)?;
             campaign_cli::run(command, &settings, store)
         }
+        Command::Admin { cmd } => {
+            let settings = load_settings(cmd.common())?;
+            let store = open_store(&settings)?;
+            admin_cli::run(cmd, store.as_ref())
+        }
         Command::Recount { common } => {
             let settings = load_settings(&common)?;
             let store = open_store(&settings)?;
@@ -334,6 +345,17 @@ impl web::Status for SipStatus {
             })
             .collect();
         m.insert("trunks".into(), trunks.into());
+        let by_step: Vec<serde_json::Value> = self
+            .stats
+            .calls_by_step
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|((campaign, step), n)| {
+                serde_json::json!({ "campaign": campaign, "step": step, "calls": n })
+            })
+            .collect();
+        m.insert("calls_by_step".into(), by_step.into());
         m
     }
 
@@ -608,6 +630,7 @@ async fn serve(settings: Settings) -> Result<()> {
             store: Some(store.clone()),
             admin: Some(editor.clone()),
             public_url: settings.public_url.clone(),
+            secret: Some((*secret).clone()),
             ..web::Options::default()
         },
     );
@@ -625,11 +648,15 @@ async fn serve(settings: Settings) -> Result<()> {
     };
     let mut web_stop = stop_rx.clone();
     let web_task = tokio::spawn(async move {
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = web_stop.wait_for(|s| *s).await;
-            })
-            .await
+        // The peer address feeds the console's login rate limit.
+        axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = web_stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
         let path = settings.data_dir.join("contact.key");
@@ -644,6 +671,7 @@ async fn serve(settings: Settings) -> Result<()> {
         hub: hub.clone(),
         secret,
         contact_key,
+        summaries: Some(store::CallSummaries::start(store.clone())?),
     };
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
     let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));

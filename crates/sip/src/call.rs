@@ -302,6 +302,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut call = Engine::new(campaign.flow.clone(), facts, Instant::now());
     let deadline = started + ctx.config.max_call;
     let mut answered = false;
+    let mut summary = crate::summary::Tracker::new(&campaign);
     let mut terminated = false;
     let mut invite_tx = Some(tx);
     let mut take: Option<Take> = None;
@@ -317,6 +318,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     loop {
         let now = Instant::now();
         if call.current_step() != step {
+            crate::summary::move_step(&ctx.stats, &campaign.slug, &step, call.current_step());
             step = call.current_step().to_string();
             info!(call = %call_id, step = %step, lang = %call.language(), "step");
         }
@@ -354,9 +356,11 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         })
                         .collect();
                     media.play += 1;
+                    summary.play(call.current_step(), now);
                     if prompts.is_empty() {
                         // Nothing to play: the prompt is over at once.
                         media.handle.command(Command::StopPlayback);
+                        summary.finished(now);
                         call.handle(now, Input::PromptFinished);
                     } else {
                         let play = media.play;
@@ -364,6 +368,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     }
                 }
                 Action::StopPlayback => {
+                    summary.stopped(now);
                     media.play += 1;
                     media.handle.command(Command::StopPlayback);
                 }
@@ -394,6 +399,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 }
                 Action::DiscardRecording => take = None,
                 Action::Sign => {
+                    summary.recorded |= take.is_some();
                     signing = Some(spawn_sign(
                         &ctx,
                         &campaign,
@@ -507,6 +513,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 match event {
                     StreamEvent::PromptFinished { play } => {
                         if play == media.play && !terminated {
+                            summary.finished(now);
                             call.handle(now, Input::PromptFinished);
                         }
                     }
@@ -515,6 +522,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                             media.recording = false;
                             info!(call = %call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
                             let (t, input) = finish_recording(*recorder);
+                            summary.recorded = true;
                             take = Some(t);
                             call.handle(now, input);
                         }
@@ -595,6 +603,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             }
             result = answer_of(&mut signing) => {
                 signing = None;
+                summary.signed = matches!(result, Some(SignResult::Counted { .. } | SignResult::Unverified));
                 call.handle(Instant::now(), Input::Signed(result.unwrap_or(SignResult::Failed)));
             }
             result = answer_of(&mut withdrawing) => {
@@ -608,6 +617,11 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
     }
     media.handle.close();
+    crate::summary::move_step(&ctx.stats, &campaign.slug, &step, "");
+    summary.answered = answered;
+    if let Some(summaries) = &ctx.services.summaries {
+        summaries.record(summary.summary(&campaign, Instant::now()));
+    }
     info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
 }
 

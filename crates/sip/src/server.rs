@@ -102,6 +102,8 @@ pub struct Services {
     pub secret: Arc<store::Secret>,
     /// Encrypts the number of callers who ask to be contacted (campaigns with keep_contact).
     pub contact_key: Option<Arc<store::ContactKey>>,
+    /// Where each call's summary goes when it ends (the console's funnel).
+    pub summaries: Option<store::CallSummaries>,
 }
 
 /// Live figures of the channel.
@@ -118,6 +120,8 @@ pub struct Stats {
     pub rtp_frames_late: AtomicU64,
     /// RTP packets sent more than `media::stream::LATE_SEND` after their deadline.
     pub rtp_packets_sent_late: AtomicU64,
+    /// Calls in progress per (campaign, flow step), for the console's now view.
+    pub calls_by_step: std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@
 
 mod caller;
 mod class;
+mod console;
 mod contact;
 mod edits;
 mod export;
@@ -27,6 +28,11 @@ pub use caller::{
     identify_caller, is_known_region, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES,
 };
 pub use class::{BelgianRegion, NumberClass, NumberKind, PREFIX_BLOCK_MIN_NUMBERS};
+pub use console::{
+    hash_password, new_token, token_hash, validate_user_name, verify_password,
+    verify_password_dummy, ApiTokenInfo, CallSummaries, CallSummary, ConsoleSession, ConsoleUser,
+    Funnel, Role, SessionLimits, MAX_CURVE_SECONDS, MIN_PASSWORD_CHARS,
+};
 pub use contact::{ContactKey, SealedContact, CONTACT_KEY_FILE};
 pub use edits::{
     CampaignEdits, NewClip, StoredClip, MAX_ACTOR_BYTES, MAX_CLIP_BYTES, MAX_CLIP_LANGUAGE_BYTES,
@@ -386,6 +392,99 @@ pub trait Store: Send + Sync + 'static {
     fn retention_run(&self, now: SystemTime) -> Result<RetentionReport, StoreError> {
         registry::retention_run(self, now)
     }
+
+    /// Adds a console user with an argon2id hash from [`hash_password`]; false when the name
+    /// is taken.
+    fn add_console_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// The user and their password hash.
+    fn console_user(&self, name: &str) -> Result<Option<(ConsoleUser, String)>, StoreError>;
+    /// Every console user, by name.
+    fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError>;
+    /// Replaces the user's password hash and ends their sessions; false for an unknown user.
+    fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError>;
+    /// Deletes the user with their sessions and API tokens; false for an unknown user.
+    fn delete_console_user(&self, name: &str) -> Result<bool, StoreError>;
+    /// Starts a session for the user under the hash of its token ([`token_hash`]).
+    fn create_console_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        csrf: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError>;
+    /// The live session with this token hash, marking it used at `now`; an expired one is
+    /// deleted and None returned.
+    fn console_session(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+        limits: SessionLimits,
+    ) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Ends a session (logout); nothing happens for an unknown one.
+    fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Stores an API token's hash for the user; false when the user has a token with this
+    /// label already or does not exist.
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        user: &str,
+        label: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError>;
+    /// The user an API token belongs to.
+    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError>;
+    /// Every API token (without its secret).
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError>;
+    /// Deletes the user's token with this label; false when there is none.
+    fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError>;
+    /// Adds an audit entry (console logins, exports, user changes); the detail is scrubbed of
+    /// anything that looks like a phone number.
+    fn record_audit(
+        &self,
+        campaign: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` signatures of the campaign in `state` with an id above `after`, by id
+    /// (the review queue, a page at a time), and how many are in that state in all.
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError>;
+    /// Signatures of the campaign per minute since `since`: ("YYYY-MM-DDTHH:MM", count) in
+    /// time order, minutes without signatures left out.
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Up to `limit` audit entries, newest first, with an id below `before` (None: the newest),
+    /// only the campaign's when `slug` is given.
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Records how calls went (see [`CallSummary`]), several in one transaction.
+    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError>;
+    /// The campaign's funnel and listening curve over the recorded calls that ended in
+    /// `[since, until)` (None: unbounded), optionally of one flow version only.
+    fn funnel(
+        &self,
+        slug: &str,
+        flow_version: Option<&str>,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Funnel, StoreError>;
 }
 
 /// Checks what every backend checks before writing a signature.

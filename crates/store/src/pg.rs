@@ -26,6 +26,10 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
+use crate::console::{
+    session_alive, validate_audit, validate_label, validate_summary, validate_token_hash,
+    MAX_SESSIONS_PER_USER, TOUCH_EVERY_SECS,
+};
 use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
@@ -36,6 +40,10 @@ use crate::{
     CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
     RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRow, SignatureState, Store,
     StoreError, StoredClip, StoredRecording, COUNTER_SHARDS,
+};
+use crate::{
+    validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
+    SessionLimits,
 };
 
 /// How long connecting may take when the URL does not say.
@@ -144,6 +152,43 @@ CREATE TABLE campaign_clips (
     uploaded_at TEXT NOT NULL,
     PRIMARY KEY (campaign_id, name, language)
 );
+",
+    // Console users, sessions and API tokens; per-call summaries for the funnel.
+    "
+CREATE TABLE console_users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE TABLE console_sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
+    csrf       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_seen  BIGINT NOT NULL
+);
+CREATE INDEX console_sessions_by_user ON console_sessions (user_name);
+CREATE TABLE console_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
+    label      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (user_name, label)
+);
+CREATE TABLE call_summaries (
+    id              BIGSERIAL PRIMARY KEY,
+    campaign        TEXT NOT NULL,
+    flow_version    TEXT NULL,
+    channel         TEXT NOT NULL,
+    ended_at        BIGINT NOT NULL,
+    answered        BOOLEAN NOT NULL,
+    story_heard_ms  BIGINT NOT NULL,
+    story_completed BOOLEAN NOT NULL,
+    recorded        BOOLEAN NOT NULL,
+    signed          BOOLEAN NOT NULL
+);
+CREATE INDEX call_summaries_by_campaign ON call_summaries (campaign, ended_at);
 ",
 ];
 
@@ -1357,10 +1402,556 @@ impl Store for PgStore {
             })
         })
     }
+
+    fn add_console_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        validate_user_name(name)?;
+        let now = time::rfc3339_utc(SystemTime::now());
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "INSERT INTO console_users (name, role, password_hash, created_at)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                        &[&name, &role.as_str(), &password_hash, &now],
+                    )
+                    .await?;
+                if n == 1 {
+                    let detail = format!("{name} ({})", role.as_str());
+                    audit(tx, None, "user created", &detail).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn console_user(&self, name: &str) -> Result<Option<(ConsoleUser, String)>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT name, role, created_at, password_hash FROM console_users
+                         WHERE name = $1",
+                        &[&name],
+                    )
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((
+                        console_user_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)?,
+                        r.try_get(3)?,
+                    ))),
+                }
+            })
+        })
+    }
+
+    fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT name, role, created_at FROM console_users ORDER BY name",
+                        &[],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| console_user_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+                    .collect()
+            })
+        })
+    }
+
+    fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE console_users SET password_hash = $2 WHERE name = $1",
+                        &[&name, &password_hash],
+                    )
+                    .await?;
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE user_name = $1",
+                    &[&name],
+                )
+                .await?;
+                if n == 1 {
+                    audit(tx, None, "password changed", name).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn delete_console_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE user_name = $1",
+                    &[&name],
+                )
+                .await?;
+                tx.execute("DELETE FROM console_tokens WHERE user_name = $1", &[&name])
+                    .await?;
+                let n = tx
+                    .execute("DELETE FROM console_users WHERE name = $1", &[&name])
+                    .await?;
+                if n == 1 {
+                    audit(tx, None, "user deleted", name).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn create_console_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        csrf: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        validate_token_hash(token_hash)?;
+        let now = unix_secs(now);
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE user_name = $1 AND token_hash NOT IN (
+                         SELECT token_hash FROM console_sessions WHERE user_name = $1
+                         ORDER BY last_seen DESC, created_at DESC LIMIT $2)",
+                    &[&user, &(MAX_SESSIONS_PER_USER - 1)],
+                )
+                .await?;
+                tx.execute(
+                    "INSERT INTO console_sessions (token_hash, user_name, csrf, created_at, last_seen)
+                     VALUES ($1, $2, $3, $4, $4)",
+                    &[&token_hash, &user, &csrf, &now],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn console_session(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+        limits: SessionLimits,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        if validate_token_hash(token_hash).is_err() {
+            return Ok(None);
+        }
+        let now = unix_secs(now);
+        let row = self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
+                         FROM console_sessions s JOIN console_users u ON u.name = s.user_name
+                         WHERE s.token_hash = $1",
+                        &[&token_hash],
+                    )
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, String>(2)?,
+                        r.try_get::<_, i64>(3)?,
+                        r.try_get::<_, i64>(4)?,
+                    ))),
+                }
+            })
+        })?;
+        let Some((user, role, csrf, created, last_seen)) = row else {
+            return Ok(None);
+        };
+        if !session_alive(created, last_seen, now, limits) {
+            self.end_console_session(token_hash)?;
+            return Ok(None);
+        }
+        if now - last_seen >= TOUCH_EVERY_SECS {
+            self.write(|tx, _, _| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE console_sessions SET last_seen = $2 WHERE token_hash = $1",
+                        &[&token_hash, &now],
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })?;
+        }
+        let role = Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?;
+        Ok(Some(ConsoleSession { user, role, csrf }))
+    }
+
+    fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sessions WHERE token_hash = $1",
+                    &[&token_hash],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+    }
+
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        user: &str,
+        label: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        validate_token_hash(token_hash)?;
+        validate_label(label)?;
+        let now = time::rfc3339_utc(now);
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let exists: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = $1)",
+                        &[&user],
+                    )
+                    .await?
+                    .try_get(0)?;
+                if !exists {
+                    return Ok(false);
+                }
+                let n = tx
+                    .execute(
+                        "INSERT INTO console_tokens (token_hash, user_name, label, created_at)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                        &[&token_hash, &user, &label, &now],
+                    )
+                    .await?;
+                if n == 1 {
+                    let detail = format!("{user}: {label}");
+                    audit(tx, None, "API token created", &detail).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError> {
+        if validate_token_hash(token_hash).is_err() {
+            return Ok(None);
+        }
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT u.name, u.role, u.created_at
+                         FROM console_tokens t JOIN console_users u ON u.name = t.user_name
+                         WHERE t.token_hash = $1",
+                        &[&token_hash],
+                    )
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(r) => Ok(Some(console_user_from(
+                        r.try_get(0)?,
+                        r.try_get(1)?,
+                        r.try_get(2)?,
+                    )?)),
+                }
+            })
+        })
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT user_name, label, created_at FROM console_tokens
+                         ORDER BY user_name, label",
+                        &[],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ApiTokenInfo {
+                            user: r.try_get(0)?,
+                            label: r.try_get(1)?,
+                            created_at: r.try_get(2)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError> {
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "DELETE FROM console_tokens WHERE user_name = $1 AND label = $2",
+                        &[&user, &label],
+                    )
+                    .await?;
+                if n == 1 {
+                    let detail = format!("{user}: {label}");
+                    audit(tx, None, "API token deleted", &detail).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn record_audit(
+        &self,
+        campaign: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        validate_audit(action, detail)?;
+        let detail = scrub_numbers(detail);
+        self.write(|tx, _, _| Box::pin(async move { audit(tx, campaign, action, &detail).await }))
+    }
+
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let state_name = state.as_str();
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let total: i64 = tx
+                    .query_one(
+                        "SELECT count(*)::BIGINT FROM signatures
+                         WHERE campaign_id = $1 AND state = $2",
+                        &[&c.id, &state_name],
+                    )
+                    .await?
+                    .try_get(0)?;
+                let rows = tx
+                    .query(
+                        "SELECT id, created_at, verified, state, trust, country, number_kind,
+                             be_region, prefix_block, flow_version, channel, speech_ms,
+                             recording IS NOT NULL, anonymised
+                         FROM signatures WHERE campaign_id = $1 AND state = $2 AND id > $3
+                         ORDER BY id LIMIT $4",
+                        &[&c.id, &state_name, &after, &limit],
+                    )
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let state: String = r.try_get(3)?;
+                    let trust: String = r.try_get(4)?;
+                    let kind: Option<String> = r.try_get(6)?;
+                    let region: Option<String> = r.try_get(7)?;
+                    out.push(row_from_parts(RowParts {
+                        id: r.try_get(0)?,
+                        created_at: r.try_get(1)?,
+                        verified: r.try_get(2)?,
+                        state: &state,
+                        trust: &trust,
+                        country: r.try_get(5)?,
+                        kind: kind.as_deref(),
+                        be_region: region.as_deref(),
+                        prefix_block: r.try_get(8)?,
+                        flow_version: r.try_get(9)?,
+                        channel: r.try_get(10)?,
+                        speech_ms: u32::try_from(r.try_get::<_, i64>(11)?)
+                            .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
+                        has_recording: r.try_get(12)?,
+                        anonymised: r.try_get(13)?,
+                    })?);
+                }
+                Ok((out, total.max(0) as u64))
+            })
+        })
+    }
+
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let rows = tx
+                    .query(
+                        "SELECT substr(created_at, 1, 16) AS minute, count(*)::BIGINT
+                         FROM signatures WHERE campaign_id = $1 AND created_at >= $2
+                         GROUP BY minute ORDER BY minute",
+                        &[&c.id, &since],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
+                    .collect()
+            })
+        })
+    }
+
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let before = before.unwrap_or(i64::MAX);
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT id, at, campaign, action, detail FROM audit
+                         WHERE ($1::TEXT IS NULL OR campaign = $1) AND id < $2
+                         ORDER BY id DESC LIMIT $3",
+                        &[&slug, &before, &limit],
+                    )
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(AuditEntry {
+                            id: r.try_get(0)?,
+                            at: r.try_get(1)?,
+                            campaign: r.try_get(2)?,
+                            action: r.try_get(3)?,
+                            detail: r.try_get(4)?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
+        for c in calls {
+            validate_summary(c)?;
+        }
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let stmt = tx
+                    .prepare(
+                        "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at,
+                             answered, story_heard_ms, story_completed, recorded, signed)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .await?;
+                for c in calls {
+                    let ended = unix_secs(c.ended_at.unwrap_or_else(SystemTime::now));
+                    let heard = i64::try_from(c.story_heard_ms).unwrap_or(i64::MAX);
+                    tx.execute(
+                        &stmt,
+                        &[
+                            &c.campaign,
+                            &c.flow_version,
+                            &c.channel,
+                            &ended,
+                            &c.answered,
+                            &heard,
+                            &c.story_completed,
+                            &c.recorded,
+                            &c.signed,
+                        ],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn funnel(
+        &self,
+        slug: &str,
+        flow_version: Option<&str>,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Funnel, StoreError> {
+        let since = since.map(unix_secs).unwrap_or(i64::MIN);
+        let until = until.map(unix_secs).unwrap_or(i64::MAX);
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let filter = "campaign = $1 AND ($2::TEXT IS NULL OR flow_version = $2)
+                     AND ended_at >= $3 AND ended_at < $4";
+                let r = tx
+                    .query_one(
+                        &format!(
+                            "SELECT count(*)::BIGINT,
+                                count(*) FILTER (WHERE answered)::BIGINT,
+                                count(*) FILTER (WHERE story_completed)::BIGINT,
+                                count(*) FILTER (WHERE recorded)::BIGINT,
+                                count(*) FILTER (WHERE signed)::BIGINT
+                             FROM call_summaries WHERE {filter}"
+                        ),
+                        &[&slug, &flow_version, &since, &until],
+                    )
+                    .await?;
+                let u = |v: i64| v.max(0) as u64;
+                let (calls, answered, completed, recorded, signed): (i64, i64, i64, i64, i64) = (
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                );
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT (story_heard_ms / 1000)::BIGINT AS s, count(*)::BIGINT
+                             FROM call_summaries WHERE {filter} AND answered
+                             GROUP BY s ORDER BY s"
+                        ),
+                        &[&slug, &flow_version, &since, &until],
+                    )
+                    .await?;
+                let mut histogram = Vec::new();
+                for row in &rows {
+                    let s: i64 = row.try_get(0)?;
+                    let n: i64 = row.try_get(1)?;
+                    histogram.push((u(s), u(n)));
+                }
+                Ok(Funnel {
+                    calls: u(calls),
+                    answered: u(answered),
+                    story_completed: u(completed),
+                    recorded: u(recorded),
+                    signed: u(signed),
+                    curve: Funnel::curve_from_histogram(&histogram),
+                })
+            })
+        })
+    }
 }
 
 /// Ties the transaction's lifetime `'a` to the captured arguments' `'c` (`'c: 'a`), so that
 /// the closures of `read` and `write` may borrow their caller's arguments.
+fn console_user_from(
+    name: String,
+    role: String,
+    created_at: String,
+) -> Result<ConsoleUser, StoreError> {
+    Ok(ConsoleUser {
+        name,
+        role: Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?,
+        created_at,
+    })
+}
+
 type Scope<'a, 'c> = std::marker::PhantomData<&'a &'c ()>;
 
 type TxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -15,6 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
+use crate::console::{
+    session_alive, validate_audit, validate_label, validate_summary, validate_token_hash,
+    MAX_SESSIONS_PER_USER, TOUCH_EVERY_SECS,
+};
 use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
@@ -25,6 +29,10 @@ use crate::{
     NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
     SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredClip,
     StoredRecording, Trust, COUNTER_SHARDS,
+};
+use crate::{
+    validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
+    SessionLimits,
 };
 
 /// How long a connection waits for another writer (another process on the same file).
@@ -161,6 +169,41 @@ const MIGRATIONS: &[&str] = &[
         uploaded_at TEXT NOT NULL,
         PRIMARY KEY (campaign_id, name, language)
     );",
+    // 5: console users, sessions and API tokens; per-call summaries for the funnel.
+    "CREATE TABLE console_users (
+        name          TEXT PRIMARY KEY,
+        role          TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at    TEXT NOT NULL
+    );
+    CREATE TABLE console_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name  TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
+        csrf       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );
+    CREATE INDEX console_sessions_by_user ON console_sessions (user_name);
+    CREATE TABLE console_tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_name  TEXT NOT NULL REFERENCES console_users(name) ON DELETE CASCADE,
+        label      TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (user_name, label)
+    );
+    CREATE TABLE call_summaries (
+        id              INTEGER PRIMARY KEY,
+        campaign        TEXT NOT NULL,
+        flow_version    TEXT NULL,
+        channel         TEXT NOT NULL,
+        ended_at        INTEGER NOT NULL,
+        answered        INTEGER NOT NULL,
+        story_heard_ms  INTEGER NOT NULL,
+        story_completed INTEGER NOT NULL,
+        recorded        INTEGER NOT NULL,
+        signed          INTEGER NOT NULL
+    );
+    CREATE INDEX call_summaries_by_campaign ON call_summaries (campaign, ended_at);",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -1125,6 +1168,437 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+
+    fn add_console_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        validate_user_name(name)?;
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "INSERT INTO console_users (name, role, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO NOTHING",
+                params![
+                    name,
+                    role.as_str(),
+                    password_hash,
+                    time::rfc3339_utc(SystemTime::now())
+                ],
+            )?;
+            if n == 1 {
+                audit(
+                    tx,
+                    None,
+                    "user created",
+                    &format!("{name} ({})", role.as_str()),
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn console_user(&self, name: &str) -> Result<Option<(ConsoleUser, String)>, StoreError> {
+        let conn = self.reader();
+        let row: Option<(String, String, String, String)> = conn
+            .query_row(
+                "SELECT name, role, created_at, password_hash FROM console_users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(name, role, created_at, hash)| {
+            Ok((console_user_from(name, &role, created_at)?, hash))
+        })
+        .transpose()
+    }
+
+    fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
+        let conn = self.reader();
+        let mut stmt =
+            conn.prepare("SELECT name, role, created_at FROM console_users ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, role, created_at) = row?;
+            out.push(console_user_from(name, &role, created_at)?);
+        }
+        Ok(out)
+    }
+
+    fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE console_users SET password_hash = ?2 WHERE name = ?1",
+                params![name, password_hash],
+            )?;
+            tx.execute("DELETE FROM console_sessions WHERE user_name = ?1", [name])?;
+            if n == 1 {
+                audit(tx, None, "password changed", name)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn delete_console_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM console_sessions WHERE user_name = ?1", [name])?;
+            tx.execute("DELETE FROM console_tokens WHERE user_name = ?1", [name])?;
+            let n = tx.execute("DELETE FROM console_users WHERE name = ?1", [name])?;
+            if n == 1 {
+                audit(tx, None, "user deleted", name)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn create_console_session(
+        &self,
+        token_hash: &str,
+        user: &str,
+        csrf: &str,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        validate_token_hash(token_hash)?;
+        let now = unix_secs(now);
+        self.write_tx(|tx| {
+            tx.execute(
+                "DELETE FROM console_sessions WHERE user_name = ?1 AND token_hash NOT IN (
+                     SELECT token_hash FROM console_sessions WHERE user_name = ?1
+                     ORDER BY last_seen DESC, created_at DESC LIMIT ?2)",
+                params![user, MAX_SESSIONS_PER_USER - 1],
+            )?;
+            tx.execute(
+                "INSERT INTO console_sessions (token_hash, user_name, csrf, created_at, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![token_hash, user, csrf, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn console_session(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+        limits: SessionLimits,
+    ) -> Result<Option<ConsoleSession>, StoreError> {
+        if validate_token_hash(token_hash).is_err() {
+            return Ok(None);
+        }
+        let now = unix_secs(now);
+        let row: Option<(String, String, String, i64, i64)> = {
+            let conn = self.reader();
+            conn.query_row(
+                "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
+                 FROM console_sessions s JOIN console_users u ON u.name = s.user_name
+                 WHERE s.token_hash = ?1",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?
+        };
+        let Some((user, role, csrf, created, last_seen)) = row else {
+            return Ok(None);
+        };
+        if !session_alive(created, last_seen, now, limits) {
+            self.end_console_session(token_hash)?;
+            return Ok(None);
+        }
+        if now - last_seen >= TOUCH_EVERY_SECS {
+            self.write_tx(|tx| {
+                tx.execute(
+                    "UPDATE console_sessions SET last_seen = ?2 WHERE token_hash = ?1",
+                    params![token_hash, now],
+                )?;
+                Ok(())
+            })?;
+        }
+        let role = Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?;
+        Ok(Some(ConsoleSession { user, role, csrf }))
+    }
+
+    fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.write_tx(|tx| {
+            tx.execute(
+                "DELETE FROM console_sessions WHERE token_hash = ?1",
+                [token_hash],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_api_token(
+        &self,
+        token_hash: &str,
+        user: &str,
+        label: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        validate_token_hash(token_hash)?;
+        validate_label(label)?;
+        self.write_tx(|tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = ?1)",
+                [user],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                return Ok(false);
+            }
+            let n = tx.execute(
+                "INSERT INTO console_tokens (token_hash, user_name, label, created_at)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![token_hash, user, label, time::rfc3339_utc(now)],
+            )?;
+            if n == 1 {
+                audit(tx, None, "API token created", &format!("{user}: {label}"))?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError> {
+        if validate_token_hash(token_hash).is_err() {
+            return Ok(None);
+        }
+        let conn = self.reader();
+        let row: Option<(String, String, String)> = conn
+            .query_row(
+                "SELECT u.name, u.role, u.created_at
+                 FROM console_tokens t JOIN console_users u ON u.name = t.user_name
+                 WHERE t.token_hash = ?1",
+                [token_hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(name, role, created_at)| console_user_from(name, &role, created_at))
+            .transpose()
+    }
+
+    fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT user_name, label, created_at FROM console_tokens ORDER BY user_name, label",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ApiTokenInfo {
+                user: r.get(0)?,
+                label: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError> {
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "DELETE FROM console_tokens WHERE user_name = ?1 AND label = ?2",
+                params![user, label],
+            )?;
+            if n == 1 {
+                audit(tx, None, "API token deleted", &format!("{user}: {label}"))?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn record_audit(
+        &self,
+        campaign: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        validate_audit(action, detail)?;
+        self.write_tx(|tx| audit(tx, campaign, action, &scrub_numbers(detail)))
+    }
+
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let total: i64 = tx.query_row(
+                "SELECT count(*) FROM signatures WHERE campaign_id = ?1 AND state = ?2",
+                params![c.id, state.as_str()],
+                |r| r.get(0),
+            )?;
+            let mut stmt = tx.prepare(
+                "SELECT id, created_at, verified, state, trust, country, number_kind, be_region,
+                     prefix_block, flow_version, channel, speech_ms, recording IS NOT NULL,
+                     anonymised
+                 FROM signatures WHERE campaign_id = ?1 AND state = ?2 AND id > ?3
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let mut rows = stmt.query(params![c.id, state.as_str(), after, limit])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let state: String = r.get(3)?;
+                let trust: String = r.get(4)?;
+                let kind: Option<String> = r.get(6)?;
+                let region: Option<String> = r.get(7)?;
+                out.push(row_from_parts(RowParts {
+                    id: r.get(0)?,
+                    created_at: r.get(1)?,
+                    verified: r.get(2)?,
+                    state: &state,
+                    trust: &trust,
+                    country: r.get(5)?,
+                    kind: kind.as_deref(),
+                    be_region: region.as_deref(),
+                    prefix_block: r.get(8)?,
+                    flow_version: r.get(9)?,
+                    channel: r.get(10)?,
+                    speech_ms: r.get(11)?,
+                    has_recording: r.get(12)?,
+                    anonymised: r.get(13)?,
+                })?);
+            }
+            Ok((out, total.max(0) as u64))
+        })
+    }
+
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let mut stmt = tx.prepare(
+                "SELECT substr(created_at, 1, 16) AS minute, count(*) FROM signatures
+                 WHERE campaign_id = ?1 AND created_at >= ?2 GROUP BY minute ORDER BY minute",
+            )?;
+            let rows = stmt.query_map(params![c.id, since], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
+        let conn = self.reader();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE (?1 IS NULL OR campaign = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![slug, before.unwrap_or(i64::MAX), limit], |r| {
+            Ok(AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                campaign: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
+        for c in calls {
+            validate_summary(c)?;
+        }
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare(
+                "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at, answered,
+                     story_heard_ms, story_completed, recorded, signed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for c in calls {
+                stmt.execute(params![
+                    c.campaign,
+                    c.flow_version,
+                    c.channel,
+                    unix_secs(c.ended_at.unwrap_or_else(SystemTime::now)),
+                    c.answered,
+                    i64::try_from(c.story_heard_ms).unwrap_or(i64::MAX),
+                    c.story_completed,
+                    c.recorded,
+                    c.signed
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn funnel(
+        &self,
+        slug: &str,
+        flow_version: Option<&str>,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Funnel, StoreError> {
+        let since = since.map(unix_secs).unwrap_or(i64::MIN);
+        let until = until.map(unix_secs).unwrap_or(i64::MAX);
+        self.read_tx(|tx| {
+            let filter = "campaign = ?1 AND (?2 IS NULL OR flow_version = ?2)
+                 AND ended_at >= ?3 AND ended_at < ?4";
+            let (calls, answered, completed, recorded, signed): (i64, i64, i64, i64, i64) = tx
+                .query_row(
+                    &format!(
+                        "SELECT count(*), coalesce(sum(answered), 0),
+                            coalesce(sum(story_completed), 0), coalesce(sum(recorded), 0),
+                            coalesce(sum(signed), 0)
+                         FROM call_summaries WHERE {filter}"
+                    ),
+                    params![slug, flow_version, since, until],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )?;
+            let mut stmt = tx.prepare(&format!(
+                "SELECT story_heard_ms / 1000 AS s, count(*) FROM call_summaries
+                 WHERE {filter} AND answered = 1 GROUP BY s ORDER BY s"
+            ))?;
+            let rows = stmt.query_map(params![slug, flow_version, since, until], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            let mut histogram = Vec::new();
+            for row in rows {
+                let (s, n) = row?;
+                histogram.push((s.max(0) as u64, n.max(0) as u64));
+            }
+            let u = |v: i64| v.max(0) as u64;
+            Ok(Funnel {
+                calls: u(calls),
+                answered: u(answered),
+                story_completed: u(completed),
+                recorded: u(recorded),
+                signed: u(signed),
+                curve: Funnel::curve_from_histogram(&histogram),
+            })
+        })
+    }
+}
+
+fn console_user_from(
+    name: String,
+    role: &str,
+    created_at: String,
+) -> Result<ConsoleUser, StoreError> {
+    Ok(ConsoleUser {
+        name,
+        role: Role::parse(role).ok_or(StoreError::Corrupt("console user role"))?,
+        created_at,
+    })
 }
 
 pub(crate) fn retention_str(r: SignatureRetention) -> &'static str {

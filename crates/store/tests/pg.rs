@@ -125,6 +125,9 @@ conformance!(
     export_zip,
     cloud_call_state,
     campaign_edits_and_clips,
+    console_users_sessions_and_tokens,
+    call_summaries_give_funnel_and_curve,
+    review_queue_pages,
 );
 
 #[test]

@@ -41,6 +41,9 @@ conformance!(
     export_zip,
     cloud_call_state,
     campaign_edits_and_clips,
+    console_users_sessions_and_tokens,
+    call_summaries_give_funnel_and_curve,
+    review_queue_pages,
 );
 
 #[test]
@@ -108,7 +111,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 4); // 3: cloud_calls (issue 7), 4: campaign edits and clips
+    assert_eq!(version, 5); // 3: cloud_calls (issue 7), 4: campaign edits and clips, 5: console users and call summaries
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

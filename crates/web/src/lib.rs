@@ -6,6 +6,7 @@
 
 mod api;
 mod chart;
+mod console;
 mod embed;
 mod events;
 mod html;
@@ -185,6 +186,8 @@ pub struct Options {
     /// The address the public reaches this server at, e.g. "https://sign.example.org"
     /// (no trailing slash), for Open Graph tags and the embed snippet; None: relative links.
     pub public_url: Option<String>,
+    /// The caller key, for erasure by phone number from the console.
+    pub secret: Option<store::Secret>,
 }
 
 impl std::fmt::Debug for Options {
@@ -196,6 +199,7 @@ impl std::fmt::Debug for Options {
             .field("store", &self.store.is_some())
             .field("admin", &self.admin.is_some())
             .field("public_url", &self.public_url)
+            .field("secret", &self.secret.is_some())
             .finish()
     }
 }
@@ -209,13 +213,13 @@ impl Default for Options {
             store: None,
             admin: None,
             public_url: None,
+            secret: None,
         }
     }
 }
 
 /// The state each handler gets: the public state plus the limits.
 #[derive(Clone)]
-#[allow(dead_code)] // store and admin: read by the console
 struct AppState {
     web: WebState,
     event_streams: Arc<Semaphore>,
@@ -227,6 +231,7 @@ struct AppState {
     /// Page statistics, filled by a background task when there is a store.
     stats: stats::StatsCache,
     public_url: Option<String>,
+    secret: Option<store::Secret>,
 }
 
 /// The whole HTTP surface with default [`Options`] (no shutdown signal).
@@ -247,6 +252,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         admin: options.admin,
         stats: stats::StatsCache::default(),
         public_url: options.public_url,
+        secret: options.secret,
     };
     // The page statistics come from the store in the background (needs a Tokio runtime).
     if let (Some(store), Ok(runtime)) = (&app.store, tokio::runtime::Handle::try_current()) {
@@ -270,6 +276,7 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         .route("/static/style.css", get(pages::style_css))
         .route("/static/embed.js", get(embed::script))
         .route("/embed/{slug}", get(embed::page))
+        .merge(console::routes(app.clone()))
         .fallback(pages::fallback)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)

@@ -846,3 +846,310 @@ pub fn campaign_edits_and_clips(store: &dyn Store) {
     assert!(log[2].detail.contains("story (en)") && log[2].detail.contains("bob"));
     assert!(log[5].detail.contains("2 clips"), "{:?}", log[5]);
 }
+
+pub fn console_users_sessions_and_tokens(store: &dyn Store) {
+    use store::{hash_password, token_hash, verify_password, Role, SessionLimits};
+    let hash = hash_password("a long enough password").expect("hash");
+    assert!(store
+        .add_console_user("alice", Role::Admin, &hash)
+        .expect("add"));
+    assert!(!store
+        .add_console_user("alice", Role::Reviewer, &hash)
+        .expect("add twice"));
+    assert!(store
+        .add_console_user("bob", Role::Reviewer, &hash)
+        .expect("add bob"));
+    assert!(store
+        .add_console_user("bad name!", Role::Admin, &hash)
+        .is_err());
+    let (alice, stored) = store.console_user("alice").expect("get").expect("alice");
+    assert_eq!(alice.role, Role::Admin);
+    assert!(verify_password("a long enough password", &stored));
+    assert!(store.console_user("carol").expect("get").is_none());
+    let names: Vec<String> = store
+        .console_users()
+        .expect("list")
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    // Sessions: found by hash, touched, expired when idle or too old, ended on logout.
+    let limits = SessionLimits {
+        idle: Duration::from_secs(600),
+        absolute: Duration::from_secs(3600),
+    };
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let token = store::new_token();
+    let h = token_hash(&token);
+    store
+        .create_console_session(&h, "bob", "csrf-1", t0)
+        .expect("session");
+    let s = store
+        .console_session(&h, t0 + Duration::from_secs(500), limits)
+        .expect("lookup")
+        .expect("alive");
+    assert_eq!(
+        (s.user.as_str(), s.role, s.csrf.as_str()),
+        ("bob", Role::Reviewer, "csrf-1")
+    );
+    // Used at 500 s, so still alive at 1000 s (idle 500 s) ...
+    assert!(store
+        .console_session(&h, t0 + Duration::from_secs(1000), limits)
+        .expect("lookup")
+        .is_some());
+    // ... but not past the absolute limit, however busy.
+    assert!(store
+        .console_session(&h, t0 + Duration::from_secs(3600), limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store
+        .console_session(&h, t0, limits)
+        .expect("lookup")
+        .is_none());
+    let idle = token_hash(&store::new_token());
+    store
+        .create_console_session(&idle, "bob", "c", t0)
+        .expect("session");
+    assert!(store
+        .console_session(&idle, t0 + Duration::from_secs(601), limits)
+        .expect("lookup")
+        .is_none());
+    let out = token_hash(&store::new_token());
+    store
+        .create_console_session(&out, "alice", "c", t0)
+        .expect("session");
+    store.end_console_session(&out).expect("logout");
+    assert!(store
+        .console_session(&out, t0, limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store
+        .console_session("not-a-hash", t0, limits)
+        .expect("lookup")
+        .is_none());
+    // A password change ends the user's sessions.
+    let again = token_hash(&store::new_token());
+    store
+        .create_console_session(&again, "alice", "c", t0)
+        .expect("session");
+    assert!(store
+        .set_console_password("alice", &hash)
+        .expect("password"));
+    assert!(!store
+        .set_console_password("carol", &hash)
+        .expect("password"));
+    assert!(store
+        .console_session(&again, t0, limits)
+        .expect("lookup")
+        .is_none());
+
+    // At most 20 sessions per user: a new login ends the least recently used.
+    let many: Vec<String> = (0..21).map(|_| token_hash(&store::new_token())).collect();
+    for (i, h) in many.iter().enumerate() {
+        store
+            .create_console_session(h, "alice", "c", t0 + Duration::from_secs(i as u64))
+            .expect("session");
+    }
+    let later = t0 + Duration::from_secs(30);
+    assert!(store
+        .console_session(&many[0], later, limits)
+        .expect("lookup")
+        .is_none());
+    for h in &many[1..] {
+        assert!(store
+            .console_session(h, later, limits)
+            .expect("lookup")
+            .is_some());
+    }
+
+    // API tokens.
+    let api = token_hash(&store::new_token());
+    assert!(store
+        .create_api_token(&api, "alice", "dashboard", t0)
+        .expect("token"));
+    assert!(!store
+        .create_api_token(&token_hash("x"), "alice", "dashboard", t0)
+        .expect("same label"));
+    assert!(!store
+        .create_api_token(&token_hash("y"), "carol", "x", t0)
+        .expect("unknown user"));
+    assert_eq!(
+        store.api_token_user(&api).expect("lookup").map(|u| u.name),
+        Some("alice".to_string())
+    );
+    assert_eq!(store.api_tokens().expect("list").len(), 1);
+    assert!(store
+        .delete_api_token("alice", "dashboard")
+        .expect("delete"));
+    assert!(store.api_token_user(&api).expect("lookup").is_none());
+
+    // Deleting a user ends their sessions and tokens.
+    let bobs = token_hash(&store::new_token());
+    store
+        .create_console_session(&bobs, "bob", "c", t0)
+        .expect("session");
+    let bob_api = token_hash(&store::new_token());
+    assert!(store
+        .create_api_token(&bob_api, "bob", "t", t0)
+        .expect("token"));
+    assert!(store.delete_console_user("bob").expect("delete"));
+    assert!(!store.delete_console_user("bob").expect("delete twice"));
+    assert!(store
+        .console_session(&bobs, t0, limits)
+        .expect("lookup")
+        .is_none());
+    assert!(store.api_token_user(&bob_api).expect("lookup").is_none());
+
+    // Audit: user changes and what the console records, with numbers scrubbed.
+    store
+        .record_audit(
+            None,
+            "login",
+            "alice from 127.0.0.1, typed +32 470 12 34 56",
+        )
+        .expect("audit");
+    let log = store.audit_log(None).expect("audit log");
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    for a in [
+        "user created",
+        "password changed",
+        "API token created",
+        "user deleted",
+        "login",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    // The newest first, a page at a time.
+    let recent = store.audit_recent(None, None, 2).expect("recent");
+    assert_eq!(recent.len(), 2);
+    assert_eq!(recent[0].id, log.last().expect("entry").id);
+    assert!(recent[0].id > recent[1].id);
+    let older = store
+        .audit_recent(None, Some(recent[1].id), 1000)
+        .expect("older");
+    assert_eq!(older.len(), log.len() - 2);
+    assert!(store
+        .audit_recent(Some("no-such-campaign"), None, 10)
+        .expect("recent")
+        .is_empty());
+    let last = log.last().expect("entry");
+    assert!(!last.detail.contains("470"), "{}", last.detail);
+    for e in &log {
+        assert!(!e.detail.contains("argon2"), "no hash in the audit log");
+    }
+}
+
+pub fn call_summaries_give_funnel_and_curve(store: &dyn Store) {
+    use store::CallSummary;
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let call =
+        |heard_ms: u64, answered: bool, completed: bool, signed: bool, version: &str| CallSummary {
+            campaign: "demo".into(),
+            flow_version: Some(version.into()),
+            channel: "sip".into(),
+            ended_at: Some(t0),
+            answered,
+            story_heard_ms: heard_ms,
+            story_completed: completed,
+            recorded: signed,
+            signed,
+        };
+    store
+        .record_calls(&[
+            call(0, false, false, false, "v1"),
+            call(500, true, false, false, "v1"),
+            call(2_400, true, false, false, "v1"),
+            call(3_100, true, true, true, "v1"),
+            call(3_900, true, true, false, "v2"),
+        ])
+        .expect("record");
+    let f = store.funnel("demo", None, None, None).expect("funnel");
+    assert_eq!(
+        (f.calls, f.answered, f.story_completed, f.recorded, f.signed),
+        (5, 4, 2, 1, 1)
+    );
+    // Seconds heard: 0, 2, 3, 3 → still listening at 0..=3: 4, 3, 3, 2.
+    assert_eq!(f.curve, vec![4, 3, 3, 2]);
+    let v1 = store
+        .funnel("demo", Some("v1"), None, None)
+        .expect("funnel");
+    assert_eq!((v1.calls, v1.answered, v1.signed), (4, 3, 1));
+    assert_eq!(v1.curve, vec![3, 2, 2, 1]);
+    let later = store
+        .funnel("demo", None, Some(t0 + Duration::from_secs(1)), None)
+        .expect("funnel");
+    assert_eq!(later, store::Funnel::default());
+    assert_eq!(
+        store.funnel("other", None, None, None).expect("funnel"),
+        store::Funnel::default()
+    );
+    let mut bad = call(0, true, false, false, "v1");
+    bad.campaign = String::new();
+    assert!(store.record_calls(&[bad]).is_err());
+}
+
+pub fn review_queue_pages(store: &dyn Store) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    store.ensure_campaign("other", "Other").expect("ensure");
+    for i in 0..5 {
+        store
+            .sign(sig("demo", verified(&format!("+3247000010{i}"))))
+            .expect("sign");
+    }
+    store
+        .sign(sig("other", verified("+32470000199")))
+        .expect("sign");
+    let ids: Vec<i64> = store
+        .signature_rows("demo")
+        .expect("rows")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    store
+        .set_states("demo", &ids[1..2], SignatureState::Valid, "ok", "one")
+        .expect("review");
+    let (page, total) = store
+        .signatures_in_state("demo", SignatureState::Pending, 0, 2)
+        .expect("page");
+    assert_eq!(total, 4);
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[0], ids[2]]
+    );
+    let (next, _) = store
+        .signatures_in_state("demo", SignatureState::Pending, ids[2], 10)
+        .expect("page");
+    assert_eq!(
+        next.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[4]]
+    );
+    assert!(next
+        .iter()
+        .all(|r| r.state == SignatureState::Pending && r.has_recording));
+    let (valid, n) = store
+        .signatures_in_state("demo", SignatureState::Valid, 0, 10)
+        .expect("page");
+    assert_eq!((valid.len(), n), (1, 1));
+    // Per minute: all five just now, none before an hour ago in the future.
+    let now = SystemTime::now();
+    let per_minute = store
+        .signatures_by_minute("demo", now - Duration::from_secs(3600))
+        .expect("per minute");
+    assert_eq!(
+        per_minute.iter().map(|m| m.1).sum::<u64>(),
+        5,
+        "{per_minute:?}"
+    );
+    assert!(per_minute
+        .iter()
+        .all(|(m, _)| m.len() == 16 && m.as_bytes()[10] == b'T'));
+    assert!(store
+        .signatures_by_minute("demo", now + Duration::from_secs(120))
+        .expect("per minute")
+        .is_empty());
+    assert!(matches!(
+        store.signatures_in_state("nope", SignatureState::Pending, 0, 10),
+        Err(StoreError::UnknownCampaign(_))
+    ));
+}

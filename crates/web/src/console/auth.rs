@@ -1,0 +1,637 @@
+//! Sessions, CSRF, roles and the login rate limit.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+
+use super::layout::{self, page_bare};
+use super::{Access, Console};
+use crate::html::escape;
+
+/// The session cookie.
+pub(crate) const SESSION_COOKIE: &str = "belteken_console";
+/// The cookie that ties the login form to the browser that loaded it (before any session).
+pub(crate) const LOGIN_COOKIE: &str = "belteken_login";
+/// Largest form body the guard reads to find the CSRF token.
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
+/// Who is making a console request.
+#[derive(Clone, Debug)]
+pub(crate) struct Auth {
+    pub user: String,
+    pub role: store::Role,
+    /// The session's CSRF token; empty for API token requests (they carry no cookie).
+    pub csrf: String,
+    /// The session token's hash (for logout); None with an API token.
+    pub session: Option<String>,
+}
+
+impl Auth {
+    pub fn is_admin(&self) -> bool {
+        self.role == store::Role::Admin
+    }
+}
+
+/// The value of a cookie in the request.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// Whether cookies must be `Secure`: the request came over HTTPS (a TLS proxy in front says
+/// so in `X-Forwarded-Proto`, a browser in `Origin`).
+fn secure(headers: &HeaderMap) -> bool {
+    let forwarded = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("https://"));
+    forwarded || origin
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/console; HttpOnly; SameSite=Strict");
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    if secure {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The client's address as the socket saw it (behind a proxy: the proxy's).
+fn client_ip(request_ext: &axum::http::Extensions) -> Option<IpAddr> {
+    request_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub(crate) fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Whether the request's Origin (or else Referer), when sent, is this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    // Under the pages' `Referrer-Policy: no-referrer` browsers send `Origin: null` on form
+    // posts: that says nothing either way, so the CSRF token alone decides.
+    let source = headers
+        .get(header::ORIGIN)
+        .filter(|v| v.as_bytes() != b"null")
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|v| v.to_str().ok());
+    match source {
+        None => true,
+        Some(s) => {
+            let rest = s
+                .strip_prefix("https://")
+                .or_else(|| s.strip_prefix("http://"));
+            // A reverse proxy that rewrites Host passes the browser's in X-Forwarded-Host.
+            let forwarded = headers
+                .get("x-forwarded-host")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or("").trim());
+            match rest.and_then(|r| r.split('/').next()) {
+                Some(origin) => origin == host || forwarded == Some(origin),
+                None => false,
+            }
+        }
+    }
+}
+
+/// A refusal: a redirect to the login page for a page, a status for everything else.
+fn refuse(method: &Method, path: &str, status: StatusCode, message: &str) -> Response {
+    if *method == Method::GET
+        && !path.starts_with("/console/api/")
+        && status == StatusCode::UNAUTHORIZED
+    {
+        return Redirect::to("/console/login").into_response();
+    }
+    if path.starts_with("/console/api/") {
+        return layout::json_error(status, message);
+    }
+    (
+        status,
+        layout::page_bare("Refused", &format!("<p>{}</p>", escape(message))),
+    )
+        .into_response()
+}
+
+/// The guard in front of every non-public console route.
+pub(crate) async fn guard(
+    State((console, access)): State<(Console, Access)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let Some(store) = console.app.store.clone() else {
+        return refuse(
+            &method,
+            &path,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the console needs the store",
+        );
+    };
+    let headers = request.headers().clone();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| store::token_hash(t.trim()));
+    let session_hash = cookie(&headers, super::auth::SESSION_COOKIE).map(store::token_hash);
+    let limits = console.limits;
+    let api = path.starts_with("/console/api/");
+    let found = tokio::task::spawn_blocking(move || -> Result<Option<Auth>, store::StoreError> {
+        if let (true, Some(hash)) = (api, bearer) {
+            return Ok(store.api_token_user(&hash)?.map(|u| Auth {
+                user: u.name,
+                role: u.role,
+                csrf: String::new(),
+                session: None,
+            }));
+        }
+        let Some(hash) = session_hash else {
+            return Ok(None);
+        };
+        Ok(store
+            .console_session(&hash, SystemTime::now(), limits)?
+            .map(|s| Auth {
+                user: s.user,
+                role: s.role,
+                csrf: s.csrf,
+                session: Some(hash),
+            }))
+    })
+    .await;
+    let auth = match found {
+        Ok(Ok(Some(auth))) => auth,
+        Ok(Ok(None)) => {
+            return refuse(&method, &path, StatusCode::UNAUTHORIZED, "sign in first");
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "console session lookup failed");
+            return refuse(
+                &method,
+                &path,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is not reachable",
+            );
+        }
+        Err(_) => {
+            return refuse(
+                &method,
+                &path,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error",
+            );
+        }
+    };
+    if access == Access::Admin && !auth.is_admin() {
+        return refuse(&method, &path, StatusCode::FORBIDDEN, "this needs an admin");
+    }
+    let mut request = request;
+    if method != Method::GET && method != Method::HEAD && auth.session.is_some() {
+        if !same_origin(&headers) {
+            return refuse(
+                &method,
+                &path,
+                StatusCode::FORBIDDEN,
+                "the form came from another site",
+            );
+        }
+        let (checked, rebuilt) = match csrf_of(request).await {
+            Ok(v) => v,
+            Err(response) => return response,
+        };
+        if !checked.is_some_and(|t| same_token(&t, &auth.csrf)) {
+            return refuse(
+                &method,
+                &path,
+                StatusCode::FORBIDDEN,
+                "the form's security token is missing or stale: reload the page and try again",
+            );
+        }
+        request = rebuilt;
+    }
+    request.extensions_mut().insert(auth);
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The CSRF token the request carries, and the request to pass on (its body read and put
+/// back when it was a form).
+async fn csrf_of(request: Request) -> Result<(Option<String>, Request), Response> {
+    if let Some(t) = request
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        let t = t.to_string();
+        return Ok((Some(t), request));
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let from_query = request.uri().query().and_then(|q| {
+            form_urlencoded_pairs(q)
+                .into_iter()
+                .find(|(k, _)| k == "csrf")
+                .map(|(_, v)| v)
+        });
+        return Ok((from_query, request));
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
+        return Ok((None, request));
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response());
+        }
+    };
+    let token = std::str::from_utf8(&bytes).ok().and_then(|text| {
+        form_urlencoded_pairs(text)
+            .into_iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v)
+    });
+    Ok((token, Request::from_parts(parts, Body::from(bytes))))
+}
+
+/// Decodes `a=b&c=d` (with `+` and percent escapes).
+pub(crate) fn form_urlencoded_pairs(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'+' {
+            out.push(b' ');
+        } else if b == b'%' {
+            let decoded = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(d) = decoded {
+                out.push(d);
+                i += 3;
+                continue;
+            }
+            out.push(b'%');
+        } else {
+            out.push(b);
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Failed logins allowed per client address and per user name within [`LIMIT_WINDOW`].
+const MAX_FAILURES_PER_ADDRESS: u32 = 20;
+const MAX_FAILURES_PER_USER: u32 = 8;
+const LIMIT_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Addresses and user names remembered at most (each map); the oldest go first.
+const MAX_TRACKED: usize = 10_000;
+
+/// Failed login attempts per client address and per user name, in memory and bounded.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    inner: Mutex<Limits>,
+}
+
+#[derive(Default)]
+struct Limits {
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+    by_user: HashMap<String, (u32, Instant)>,
+}
+
+fn over<K: std::hash::Hash + Eq>(
+    map: &HashMap<K, (u32, Instant)>,
+    key: &K,
+    max: u32,
+    now: Instant,
+) -> Option<Duration> {
+    let (n, start) = map.get(key)?;
+    let elapsed = now.saturating_duration_since(*start);
+    (*n >= max && elapsed < LIMIT_WINDOW).then(|| LIMIT_WINDOW - elapsed)
+}
+
+fn bump<K: std::hash::Hash + Eq + Clone>(
+    map: &mut HashMap<K, (u32, Instant)>,
+    key: K,
+    now: Instant,
+) {
+    if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
+        map.retain(|_, (_, start)| now.saturating_duration_since(*start) < LIMIT_WINDOW);
+        if map.len() >= MAX_TRACKED {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, (_, s))| *s)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+    }
+    let entry = map.entry(key).or_insert((0, now));
+    if now.saturating_duration_since(entry.1) >= LIMIT_WINDOW {
+        *entry = (0, now);
+    }
+    entry.0 = entry.0.saturating_add(1);
+}
+
+impl LoginLimiter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Limits> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long until this address or user may try again, if they are locked out now.
+    pub fn blocked(&self, ip: Option<IpAddr>, user: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let l = self.lock();
+        let a = ip.and_then(|ip| over(&l.by_address, &ip, MAX_FAILURES_PER_ADDRESS, now));
+        let u = over(&l.by_user, &user.to_string(), MAX_FAILURES_PER_USER, now);
+        a.max(u)
+    }
+
+    pub fn failed(&self, ip: Option<IpAddr>, user: &str) {
+        let now = Instant::now();
+        let mut l = self.lock();
+        if let Some(ip) = ip {
+            bump(&mut l.by_address, ip, now);
+        }
+        // Only well-formed names (at most 64 bytes) are remembered, so the map stays small.
+        if store::validate_user_name(user).is_ok() {
+            bump(&mut l.by_user, user.to_string(), now);
+        }
+    }
+
+    pub fn succeeded(&self, user: &str) {
+        self.lock().by_user.remove(user);
+    }
+}
+
+fn login_form(token: &str, message: Option<&str>) -> String {
+    let message = message
+        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
+        .unwrap_or_default();
+    format!(
+        "<h1>Campaign console</h1>{message}\
+         <form method=\"post\" action=\"/console/login\" class=\"login\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+         <label for=\"user\">User name</label>\
+         <input id=\"user\" name=\"user\" autocomplete=\"username\" required maxlength=\"64\" autofocus>\
+         <label for=\"password\">Password</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"1024\">\
+         <button type=\"submit\">Sign in</button></form>\
+         <p class=\"note\">Accounts are made with <code>belteken admin create</code>.</p>",
+        token = escape(token)
+    )
+}
+
+/// The login page; sets the cookie its form's token must match.
+pub(crate) async fn login_page(headers: HeaderMap) -> Response {
+    let token = store::new_token();
+    let mut response = page_bare("Sign in", &login_form(&token, None)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, &token, Some(3600), secure(&headers)),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn login_again(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    let token = store::new_token();
+    let mut response = (
+        status,
+        page_bare("Sign in", &login_form(&token, Some(message))),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, &token, Some(3600), secure(headers)),
+    );
+    response
+}
+
+pub(crate) async fn login(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let ip = client_ip(request.extensions());
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
+        return login_again(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "The form was incomplete.",
+        );
+    };
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same_token(expected, &form.csrf) || !same_origin(&headers) {
+        return login_again(
+            &headers,
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired. Please try again.",
+        );
+    }
+    let Some(store) = console.app.store.clone() else {
+        return login_again(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The console needs the store.",
+        );
+    };
+    let user = form.user.trim().to_string();
+    if let Some(wait) = console.limiter.blocked(ip, &user) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return login_again(
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
+        );
+    }
+    // Each check costs 19 MiB and tens of milliseconds: a few at a time; the rest wait their
+    // turn briefly or are told to try again.
+    let permit = match tokio::time::timeout(
+        Duration::from_secs(5),
+        console.verifying.clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            return login_again(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many sign-ins at once. Try again in a moment.",
+            )
+        }
+    };
+    let password = form.password;
+    let limits_user = user.clone();
+    let address = ip
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown address".into());
+    let outcome = tokio::task::spawn_blocking(
+        move || -> Result<Option<(String, String)>, store::StoreError> {
+            let found = if store::validate_user_name(&user).is_ok() {
+                store.console_user(&user)?
+            } else {
+                None
+            };
+            let ok = match &found {
+                Some((_, hash)) => store::verify_password(&password, hash),
+                None => {
+                    store::verify_password_dummy(&password);
+                    false
+                }
+            };
+            drop(permit);
+            // The name typed is logged only when it is a well-formed user name (so a password
+            // typed into the wrong field stays out of the log as far as possible).
+            let shown = if store::validate_user_name(&user).is_ok() {
+                user.as_str()
+            } else {
+                "(malformed name)"
+            };
+            if !ok {
+                store.record_audit(
+                    None,
+                    "console login failed",
+                    &format!("{shown} from {address}"),
+                )?;
+                return Ok(None);
+            }
+            let token = store::new_token();
+            let csrf = store::new_token();
+            store.create_console_session(
+                &store::token_hash(&token),
+                &user,
+                &csrf,
+                SystemTime::now(),
+            )?;
+            store.record_audit(None, "console login", &format!("{user} from {address}"))?;
+            Ok(Some((token, csrf)))
+        },
+    )
+    .await;
+    match outcome {
+        Ok(Ok(Some((token, _)))) => {
+            console.limiter.succeeded(&limits_user);
+            let mut response = Redirect::to("/console").into_response();
+            let secure = secure(&headers);
+            let h = response.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &token, None, secure),
+            );
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(LOGIN_COOKIE, "", Some(0), secure),
+            );
+            response
+        }
+        Ok(Ok(None)) => {
+            console.limiter.failed(ip, &limits_user);
+            login_again(
+                &headers,
+                StatusCode::UNAUTHORIZED,
+                "Wrong user name or password.",
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "console login failed on the store");
+            login_again(
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The store is not reachable; try again.",
+            )
+        }
+        Err(_) => login_again(
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error.",
+        ),
+    }
+}
+
+pub(crate) async fn logout(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    axum::Extension(auth): axum::Extension<Auth>,
+) -> Response {
+    if let (Some(store), Some(hash)) = (console.app.store.clone(), auth.session.clone()) {
+        let user = auth.user.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            store.end_console_session(&hash)?;
+            store.record_audit(None, "console logout", &user)
+        })
+        .await;
+    }
+    let mut response = Redirect::to("/console/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, "", Some(0), secure(&headers)),
+    );
+    response
+}

@@ -1,0 +1,350 @@
+//! Campaign editing over [`crate::CampaignAdmin`]: texts per language, number, goal, opening
+//! times, and new audio per clip and language (uploaded, converted, played back).
+
+use std::collections::HashMap;
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+
+use super::layout::{csrf_field, message, page};
+use super::{Auth, Console, MAX_UPLOAD_BYTES};
+use crate::html::{escape, path_segment};
+use crate::{CampaignAdmin, CampaignEdit, Translation};
+
+/// Languages a campaign's texts may be in.
+pub(crate) const LANGUAGES: [&str; 3] = ["nl", "fr", "en"];
+
+fn admin_of(console: &Console, auth: &Auth) -> Result<std::sync::Arc<dyn CampaignAdmin>, Response> {
+    console.app.admin.clone().ok_or_else(|| {
+        message(
+            auth,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not available",
+            "Campaign editing is not available on this server.",
+        )
+    })
+}
+
+async fn run<T: Send + 'static>(
+    auth: &Auth,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    tokio::task::spawn_blocking(f).await.map_err(|_| {
+        message(
+            auth,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal error",
+            "Internal error.",
+        )
+    })
+}
+
+pub(crate) async fn form(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+    Path(slug): Path<String>,
+) -> Response {
+    let admin = match admin_of(&console, &auth) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let s2 = slug.clone();
+    let (edit, clips) = match run(&auth, move || (admin.edit_form(&s2), admin.clips(&s2))).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(edit) = edit else {
+        return message(
+            &auth,
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such campaign.",
+        );
+    };
+    render(&auth, &slug, &edit, &clips, None)
+}
+
+fn render(
+    auth: &Auth,
+    slug: &str,
+    edit: &CampaignEdit,
+    clips: &[crate::ClipInfo],
+    notice: Option<&str>,
+) -> Response {
+    let seg = path_segment(slug);
+    let mut body = notice
+        .map(|n| format!("<p role=\"status\" class=\"notice\">{}</p>", escape(n)))
+        .unwrap_or_default();
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"/console/campaign/{seg}\" class=\"edit\">{}",
+        csrf_field(auth)
+    ));
+    let mut texts = edit.texts.clone();
+    if texts.len() < LANGUAGES.len() {
+        texts.push(Translation {
+            language: String::new(),
+            title: String::new(),
+            transcript: String::new(),
+        });
+    }
+    for (i, t) in texts.iter().enumerate() {
+        let legend = if i == 0 {
+            "Texts in the main language".to_string()
+        } else if t.language.is_empty() {
+            "Add a language".to_string()
+        } else {
+            format!("Texts in {}", t.language)
+        };
+        let mut options = String::from("<option value=\"\">(none)</option>");
+        for l in LANGUAGES {
+            let sel = if l == t.language { " selected" } else { "" };
+            options.push_str(&format!("<option{sel}>{l}</option>"));
+        }
+        body.push_str(&format!(
+            "<fieldset><legend>{legend}</legend>\
+             <label for=\"lang{i}\">Language</label><select id=\"lang{i}\" name=\"lang{i}\">{options}</select>\
+             <label for=\"title{i}\">Title</label><input id=\"title{i}\" name=\"title{i}\" value=\"{}\" maxlength=\"200\">\
+             <label for=\"transcript{i}\">Transcript (what callers hear; blank lines separate paragraphs)</label>\
+             <textarea id=\"transcript{i}\" name=\"transcript{i}\" rows=\"8\">{}</textarea></fieldset>",
+            escape(&t.title),
+            escape(&t.transcript)
+        ));
+    }
+    body.push_str(&format!(
+        "<fieldset><legend>The line</legend>\
+         <label for=\"number\">Number shown</label><input id=\"number\" name=\"number\" value=\"{}\" maxlength=\"40\">\
+         <label for=\"goal\">Goal (signatures)</label><input id=\"goal\" name=\"goal\" inputmode=\"numeric\" value=\"{}\">\
+         <label for=\"opens\">Opens (UTC, YYYY-MM-DDTHH:MM:SSZ)</label><input id=\"opens\" name=\"opens\" value=\"{}\">\
+         <label for=\"closes\">Closes (UTC)</label><input id=\"closes\" name=\"closes\" value=\"{}\">\
+         </fieldset><button type=\"submit\">Save</button></form>",
+        escape(edit.number.as_deref().unwrap_or("")),
+        edit.goal.map(|g| g.to_string()).unwrap_or_default(),
+        escape(edit.opens.as_deref().unwrap_or("")),
+        escape(edit.closes.as_deref().unwrap_or("")),
+    ));
+    body.push_str(
+        "<h2>Audio</h2><p>Upload WAV, MP3, OGG or FLAC; it is converted for the phone \
+                   and the next call hears it. Play it back below to check.</p>",
+    );
+    body.push_str("<table class=\"clips\"><caption>Clips</caption><thead><tr><th scope=\"col\">Clip</th>\
+                   <th scope=\"col\">Language</th><th scope=\"col\">Length</th><th scope=\"col\">Source</th>\
+                   <th scope=\"col\">Listen</th><th scope=\"col\">Replace</th></tr></thead><tbody>");
+    for c in clips {
+        let (cs, ls) = (path_segment(&c.name), path_segment(&c.language));
+        let url = format!("/console/campaign/{seg}/clip/{cs}/{ls}");
+        body.push_str(&format!(
+            "<tr><th scope=\"row\">{name}</th><td>{lang}</td><td>{secs:.1} s</td><td>{src} (flow {ver})</td>\
+             <td><audio controls preload=\"none\" src=\"{url}\" aria-label=\"{name} in {lang}\"></audio></td>\
+             <td><form method=\"post\" enctype=\"multipart/form-data\" action=\"{url}?csrf={csrf}\" class=\"upload\">\
+             <label for=\"f-{cs}-{ls}\">New audio for {name} ({lang})</label>\
+             <input id=\"f-{cs}-{ls}\" type=\"file\" name=\"audio\" accept=\"audio/*,.wav,.mp3,.ogg,.flac\" required>\
+             <button type=\"submit\">Upload</button></form></td></tr>",
+            name = escape(&c.name),
+            lang = escape(&c.language),
+            secs = c.duration_ms as f64 / 1000.0,
+            src = if c.uploaded { "uploaded" } else { "from the configuration" },
+            ver = escape(&c.flow_version),
+            csrf = escape(&auth.csrf),
+        ));
+    }
+    body.push_str("</tbody></table>");
+    page(auth, &format!("Edit campaign: {slug}"), &body).into_response()
+}
+
+/// The edit as the form sent it, or a message for the person at the form.
+pub(crate) fn parse_edit(form: &HashMap<String, String>) -> Result<CampaignEdit, String> {
+    let get = |k: &str| {
+        form.get(k)
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let mut texts = Vec::new();
+    for i in 0..LANGUAGES.len() + 1 {
+        let lang = get(&format!("lang{i}"));
+        let title = get(&format!("title{i}"));
+        let transcript = form
+            .get(&format!("transcript{i}"))
+            .map(|t| t.replace("\r\n", "\n").trim().to_string())
+            .unwrap_or_default();
+        if lang.is_empty() {
+            if !title.is_empty() || !transcript.is_empty() {
+                return Err("choose a language for every text".into());
+            }
+            continue;
+        }
+        if !LANGUAGES.contains(&lang.as_str()) {
+            return Err(format!("unknown language {lang:?}"));
+        }
+        if texts.iter().any(|t: &Translation| t.language == lang) {
+            return Err(format!("two texts in {lang}"));
+        }
+        if title.is_empty() {
+            return Err(format!("the title in {lang} is empty"));
+        }
+        texts.push(Translation {
+            language: lang,
+            title,
+            transcript,
+        });
+    }
+    if texts.is_empty() {
+        return Err("a campaign needs its texts in at least one language".into());
+    }
+    let opt = |k: &str| {
+        let v = get(k);
+        (!v.is_empty()).then_some(v)
+    };
+    let goal = match opt("goal") {
+        None => None,
+        Some(g) => Some(
+            g.replace([' ', '.', ','], "")
+                .parse::<u64>()
+                .map_err(|_| "the goal must be a whole number".to_string())?,
+        ),
+    };
+    Ok(CampaignEdit {
+        texts,
+        number: opt("number"),
+        goal,
+        opens: opt("opens"),
+        closes: opt("closes"),
+    })
+}
+
+pub(crate) async fn save(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+    Path(slug): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let admin = match admin_of(&console, &auth) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let edit = match parse_edit(&form) {
+        Ok(e) => e,
+        Err(m) => return message(&auth, StatusCode::BAD_REQUEST, "Not saved", &m),
+    };
+    let (s2, user) = (slug.clone(), auth.user.clone());
+    let result = match run(&auth, move || {
+        let r = admin.apply_edit(&s2, &edit, &user);
+        (r, admin.edit_form(&s2), admin.clips(&s2))
+    })
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match result {
+        (Ok(()), Some(edit), clips) => render(&auth, &slug, &edit, &clips, Some("Saved.")),
+        (Ok(()), None, _) => Redirect::to("/console").into_response(),
+        (Err(m), _, _) => message(&auth, StatusCode::BAD_REQUEST, "Not saved", &m),
+    }
+}
+
+pub(crate) async fn upload(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+    Path((slug, clip, lang)): Path<(String, String, String)>,
+    mut multipart: Multipart,
+) -> Response {
+    let admin = match admin_of(&console, &auth) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut data: Option<Vec<u8>> = None;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                if field.name() != Some("audio") {
+                    continue;
+                }
+                match field.bytes().await {
+                    Ok(b) if b.len() <= MAX_UPLOAD_BYTES => data = Some(b.to_vec()),
+                    Ok(_) => {
+                        return message(
+                            &auth,
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "Not uploaded",
+                            "The file is larger than 25 MB.",
+                        )
+                    }
+                    Err(_) => {
+                        return message(
+                            &auth,
+                            StatusCode::BAD_REQUEST,
+                            "Not uploaded",
+                            "The upload broke off or is larger than 25 MB.",
+                        )
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return message(
+                    &auth,
+                    StatusCode::BAD_REQUEST,
+                    "Not uploaded",
+                    "The upload broke off or is larger than 25 MB.",
+                )
+            }
+        }
+    }
+    let Some(data) = data.filter(|d| !d.is_empty()) else {
+        return message(
+            &auth,
+            StatusCode::BAD_REQUEST,
+            "Not uploaded",
+            "Choose an audio file.",
+        );
+    };
+    let (s2, user) = (slug.clone(), auth.user.clone());
+    let result = match run(&auth, move || {
+        let r = admin.upload_clip(&s2, &clip, &lang, &data, &user);
+        (r, admin.edit_form(&s2), admin.clips(&s2))
+    })
+    .await
+    {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match result {
+        (Ok(info), Some(edit), clips) => {
+            let notice = format!(
+                "Uploaded: {} ({}) is now {:.1} s; calls from now on get flow version {}.",
+                info.name,
+                info.language,
+                info.duration_ms as f64 / 1000.0,
+                info.flow_version
+            );
+            render(&auth, &slug, &edit, &clips, Some(&notice))
+        }
+        (Ok(_), None, _) => Redirect::to("/console").into_response(),
+        (Err(m), _, _) => message(&auth, StatusCode::BAD_REQUEST, "Not uploaded", &m),
+    }
+}
+
+pub(crate) async fn clip(
+    State(console): State<Console>,
+    Extension(auth): Extension<Auth>,
+    Path((slug, clip, lang)): Path<(String, String, String)>,
+) -> Response {
+    let admin = match admin_of(&console, &auth) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match run(&auth, move || admin.clip_wav(&slug, &clip, &lang)).await {
+        Ok(Some(wav)) => (
+            [
+                (header::CONTENT_TYPE, "audio/wav"),
+                (header::CACHE_CONTROL, "private, no-store"),
+            ],
+            wav,
+        )
+            .into_response(),
+        Ok(None) => message(&auth, StatusCode::NOT_FOUND, "Not found", "No such clip."),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,1136 @@
+//! The console through the router: access for every route in the table, login, CSRF, roles,
+//! escaping, review, bulk invalidation, API tokens and uploads, on a real SQLite store.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::body::{to_bytes, Body};
+use axum::http::{header, Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tower::ServiceExt;
+
+use super::{table, Access};
+use crate::{
+    router_with, CampaignAdmin, CampaignEdit, CampaignView, ClipInfo, Options, Translation,
+    WebState,
+};
+
+const PASSWORD: &str = "a long enough password";
+const EVIL: &str = "<script>alert('x')</script> & \"q\"";
+
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new() -> Temp {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let p =
+            std::env::temp_dir().join(format!("belteken-console-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        Temp(p)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Campaign editing as the tests see it: keeps the last edit and upload.
+#[derive(Default)]
+struct FakeAdmin {
+    edit: Mutex<CampaignEdit>,
+    uploads: Mutex<Vec<(String, String, usize, String)>>,
+}
+
+impl CampaignAdmin for FakeAdmin {
+    fn edit_form(&self, slug: &str) -> Option<CampaignEdit> {
+        (slug == "demo").then(|| self.edit.lock().expect("lock").clone())
+    }
+    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, _actor: &str) -> Result<(), String> {
+        if slug != "demo" {
+            return Err("unknown campaign".into());
+        }
+        *self.edit.lock().expect("lock") = edit.clone();
+        Ok(())
+    }
+    fn clips(&self, _slug: &str) -> Vec<ClipInfo> {
+        vec![ClipInfo {
+            name: "story".into(),
+            language: "nl".into(),
+            duration_ms: 4200,
+            flow_version: format!("v{}", self.uploads.lock().expect("lock").len() + 1),
+            uploaded: false,
+        }]
+    }
+    fn upload_clip(
+        &self,
+        _slug: &str,
+        clip: &str,
+        language: &str,
+        data: &[u8],
+        actor: &str,
+    ) -> Result<ClipInfo, String> {
+        self.uploads.lock().expect("lock").push((
+            clip.into(),
+            language.into(),
+            data.len(),
+            actor.into(),
+        ));
+        Ok(ClipInfo {
+            name: clip.into(),
+            language: language.into(),
+            duration_ms: 1000,
+            flow_version: "v2".into(),
+            uploaded: true,
+        })
+    }
+    fn clip_wav(&self, _slug: &str, clip: &str, _language: &str) -> Option<Vec<u8>> {
+        (clip == "story").then(|| b"RIFF....WAVE".to_vec())
+    }
+}
+
+struct FakeStatus;
+
+impl crate::Status for FakeStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("calls_in_progress".into(), 2.into());
+        m.insert(
+            "calls_by_step".into(),
+            serde_json::json!([{ "campaign": "demo", "step": "story", "calls": 2 }]),
+        );
+        m.insert(
+            "trunks".into(),
+            serde_json::json!([{ "trunk": "<trunk>", "registration": "registered" }]),
+        );
+        m
+    }
+    fn metrics(&self, _out: &mut String) {}
+}
+
+struct Fixture {
+    _dir: Temp,
+    store: Arc<dyn store::Store>,
+    admin: Arc<FakeAdmin>,
+    app: Router,
+}
+
+fn fixture() -> Fixture {
+    let dir = Temp::new();
+    let store: Arc<dyn store::Store> =
+        Arc::new(store::SqliteStore::open(&dir.0.join("b.db")).expect("open"));
+    store.ensure_campaign("demo", "Demo").expect("campaign");
+    let secret = store::Secret::from_bytes([7; 32]);
+    for n in ["+32470000001", "+32470000002", "+33612345678"] {
+        store
+            .sign(store::NewSignature {
+                campaign: "demo".into(),
+                caller: store::identify_caller(Some(n), "BE", &secret),
+                recording_wav: b"RIFF\0\0\0\0WAVEdata".to_vec(),
+                speech_ms: 900,
+                channel: "sip",
+                trust: None,
+                flow_version: Some("v1".into()),
+                contact: None,
+            })
+            .expect("sign");
+    }
+    let hash = store::hash_password(PASSWORD).expect("hash");
+    store
+        .add_console_user("ada", store::Role::Admin, &hash)
+        .expect("admin");
+    store
+        .add_console_user("rey", store::Role::Reviewer, &hash)
+        .expect("reviewer");
+    let admin = Arc::new(FakeAdmin::default());
+    *admin.edit.lock().expect("lock") = CampaignEdit {
+        texts: vec![Translation {
+            language: "nl".into(),
+            title: EVIL.into(),
+            transcript: EVIL.into(),
+        }],
+        number: Some(EVIL.into()),
+        goal: Some(10),
+        opens: None,
+        closes: None,
+    };
+    let view = CampaignView {
+        slug: "demo".into(),
+        title: EVIL.into(),
+        number: None,
+        sip_uri: "sip:demo@127.0.0.1".into(),
+        transcript: String::new(),
+        language: "en".into(),
+        goal: None,
+        translations: Vec::new(),
+    };
+    let status = Arc::new(FakeStatus) as Arc<dyn crate::Status>;
+    let app = router_with(
+        WebState {
+            campaigns: vec![view].into(),
+            hub: store::CountHub::default(),
+        },
+        Options {
+            store: Some(store.clone()),
+            admin: Some(admin.clone() as Arc<dyn CampaignAdmin>),
+            secret: Some(secret),
+            status: Some(status),
+            ..Options::default()
+        },
+    );
+    Fixture {
+        _dir: dir,
+        store,
+        admin,
+        app,
+    }
+}
+
+async fn send(app: &Router, req: Request<Body>) -> Response {
+    app.clone().oneshot(req).await.expect("infallible")
+}
+
+async fn text(r: Response) -> String {
+    let b = to_bytes(r.into_body(), 4 << 20).await.expect("body");
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .unwrap_or("")
+        .split_once('=')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of `name="csrf" value="..."` in a page.
+fn csrf_in(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a CSRF field")
+        + 19;
+    html[at..].split('"').next().expect("value").to_string()
+}
+
+/// A signed-in session: (cookie header, csrf token).
+async fn login(f: &Fixture, user: &str) -> (String, String) {
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let login_cookie = cookie_value(&set_cookie(&page, "belteken_login").expect("login cookie"));
+    let token = csrf_in(&text(page).await);
+    let body = format!(
+        "csrf={token}&user={user}&password={}",
+        PASSWORD.replace(' ', "+")
+    );
+    let r = send(
+        &f.app,
+        Request::post("/console/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("belteken_login={login_cookie}"))
+            .body(Body::from(body))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {user}");
+    let set = set_cookie(&r, "belteken_console").expect("session cookie");
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console"),
+        "{set}"
+    );
+    let cookie = format!("belteken_console={}", cookie_value(&set));
+    let home = send(
+        &f.app,
+        Request::get("/console")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(home.status(), StatusCode::OK);
+    let csrf = csrf_in(&text(home).await);
+    (cookie, csrf)
+}
+
+/// A concrete request path for a route pattern.
+fn concrete(path: &str) -> String {
+    path.replace("{slug}", "demo")
+        .replace("{id}", "1")
+        .replace("{action}", "1")
+        .replace("{clip}", "story")
+        .replace("{lang}", "nl")
+}
+
+fn states(store: &dyn store::Store) -> Vec<store::SignatureState> {
+    store
+        .signature_rows("demo")
+        .expect("rows")
+        .iter()
+        .map(|r| r.state)
+        .collect()
+}
+
+fn form_post(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    let mut b =
+        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_string())).expect("req")
+}
+
+#[tokio::test]
+async fn every_route_without_a_session_is_refused() {
+    let f = fixture();
+    let before = states(f.store.as_ref());
+    let mut checked = 0;
+    for route in table() {
+        if route.access == Access::Public {
+            assert!(
+                route.path.starts_with("/static/") || route.path == "/console/login",
+                "{} must not be public",
+                route.path
+            );
+            continue;
+        }
+        let path = concrete(route.path);
+        for cookie in [
+            None,
+            Some("belteken_console=0000"),
+            Some("belteken_console="),
+        ] {
+            let mut b = Request::builder().method(route.method).uri(&path);
+            if let Some(c) = cookie {
+                b = b.header(header::COOKIE, c);
+            }
+            let b = b.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            let r = send(
+                &f.app,
+                b.body(Body::from("state=invalid&reason=x&country=BE"))
+                    .expect("req"),
+            )
+            .await;
+            let s = r.status();
+            if route.method == "GET" && !path.starts_with("/console/api/") {
+                assert_eq!(s, StatusCode::SEE_OTHER, "{} {path}", route.method);
+                assert_eq!(
+                    r.headers()
+                        .get(header::LOCATION)
+                        .and_then(|v| v.to_str().ok()),
+                    Some("/console/login")
+                );
+            } else {
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{} {path}", route.method);
+            }
+            let body = text(r).await;
+            assert!(
+                !body.contains("RIFF") && !body.contains("signature"),
+                "{path} leaked: {body}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "the table lists the console's routes");
+    assert_eq!(states(f.store.as_ref()), before, "nothing changed");
+    // An API token does not open the pages (only /console/api/).
+    let token = store::new_token();
+    f.store
+        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .expect("token");
+    let r = send(
+        &f.app,
+        Request::get("/console")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_logout_and_wrong_passwords() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    let r = send(
+        &f.app,
+        Request::get("/console")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let csp = r
+        .headers()
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("form-action 'self'")
+            && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(
+        r.headers()
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    // Logout needs the CSRF token, then ends the session for good.
+    let r = send(&f.app, form_post("/console/logout", Some(&cookie), "")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = send(
+        &f.app,
+        form_post("/console/logout", Some(&cookie), &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = send(
+        &f.app,
+        Request::get("/console")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // A login form without its cookie is refused.
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/login",
+            None,
+            &format!("csrf=x&user=ada&password={}", PASSWORD.replace(' ', "+")),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&r, "belteken_console").is_none());
+
+    // Wrong passwords: refused, then rate limited per user name (even with the right one).
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let lc = cookie_value(&set_cookie(&page, "belteken_login").expect("cookie"));
+    let token = csrf_in(&text(page).await);
+    let attempt = |pw: &str| {
+        form_post(
+            "/console/login",
+            Some(&format!("belteken_login={lc}")),
+            &format!("csrf={token}&user=rey&password={pw}"),
+        )
+    };
+    for _ in 0..8 {
+        let r = send(&f.app, attempt("wrong+password+here")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(text(r).await.contains("Wrong user name or password"));
+    }
+    let r = send(&f.app, attempt(&PASSWORD.replace(' ', "+"))).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(text(r).await.contains("Too many failed sign-ins"));
+    assert!(set_cookie(&send(&f.app, attempt("x")).await, "belteken_console").is_none());
+    let log = f.store.audit_log(None).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.action == "console login" && e.detail.starts_with("ada")));
+    assert!(log
+        .iter()
+        .any(|e| e.action == "console login failed" && e.detail.starts_with("rey")));
+    assert!(
+        log.iter()
+            .all(|e| !e.detail.contains("wrong") && !e.detail.contains("enough")),
+        "no password in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_are_refused() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    let before = states(f.store.as_ref());
+    for body in [
+        "state=invalid".to_string(),
+        "state=invalid&csrf=".to_string(),
+        format!("state=invalid&csrf={}", store::new_token()),
+    ] {
+        let r = send(
+            &f.app,
+            form_post("/console/review/demo/1", Some(&cookie), &body),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{body}");
+    }
+    // Another site's form, even with the token, is refused by its Origin.
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/1")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "console.example")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::from(format!("state=invalid&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // `Origin: null` (what browsers send under no-referrer) leaves it to the token.
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/1")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::ORIGIN, "null")
+            .body(Body::from("state=invalid"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A multipart upload without the token in its URL.
+    let r = send(&f.app, upload_request(&cookie, None)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(f.admin.uploads.lock().expect("lock").is_empty());
+    assert_eq!(states(f.store.as_ref()), before, "nothing changed");
+    // With the token, the same judgement goes through.
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/review/demo/1",
+            Some(&cookie),
+            &format!("state=invalid&csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(states(f.store.as_ref())[0], store::SignatureState::Invalid);
+    let log = f.store.audit_log(Some("demo")).expect("audit");
+    assert!(log
+        .iter()
+        .any(|e| e.action == "review" && e.detail.contains("reviewed by ada")));
+}
+
+fn upload_request(cookie: &str, csrf: Option<&str>) -> Request<Body> {
+    let boundary = "XyZbound";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"s.wav\"\r\n\
+         Content-Type: audio/wav\r\n\r\nRIFFfakeaudio\r\n--{boundary}--\r\n"
+    );
+    let uri = match csrf {
+        Some(t) => format!("/console/campaign/demo/clip/story/nl?csrf={t}"),
+        None => "/console/campaign/demo/clip/story/nl".into(),
+    };
+    Request::post(uri)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header(header::COOKIE, cookie)
+        .body(Body::from(body))
+        .expect("req")
+}
+
+#[tokio::test]
+async fn a_reviewer_cannot_reach_admin_actions() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "rey").await;
+    let before = states(f.store.as_ref());
+    let mut admin_routes = 0;
+    for route in table().into_iter().filter(|r| r.access == Access::Admin) {
+        let path = concrete(route.path);
+        let req = Request::builder()
+            .method(route.method)
+            .uri(&path)
+            .header(header::COOKIE, &cookie)
+            .header("x-csrf-token", &csrf)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}&target=invalid&reason=x&country=BE&number=%2B32470000001&campaign=demo")))
+            .expect("req");
+        let r = send(&f.app, req).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{} {path}", route.method);
+        admin_routes += 1;
+    }
+    assert!(admin_routes >= 10);
+    assert_eq!(states(f.store.as_ref()), before);
+    assert_eq!(
+        f.store.signature_rows("demo").expect("rows").len(),
+        3,
+        "nothing erased"
+    );
+    assert!(f.admin.uploads.lock().expect("lock").is_empty());
+    // But they review.
+    let r = send(
+        &f.app,
+        Request::get("/console/review/demo")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(html.contains("/console/recording/demo/1") && html.contains("data-key=\"v\""));
+    assert!(
+        !html.contains("/console/audit"),
+        "no admin links for a reviewer"
+    );
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/2")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(format!("state=valid&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(text(r).await.contains("\"state\":\"valid\""));
+    assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
+    let r = send(
+        &f.app,
+        Request::get("/console/recording/demo/1")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("audio/wav")
+    );
+    assert!(text(r).await.starts_with("RIFF"));
+}
+
+#[tokio::test]
+async fn campaign_texts_with_html_are_escaped() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    for path in ["/console", "/console/campaign/demo"] {
+        let r = send(
+            &f.app,
+            Request::get(path)
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = text(r).await;
+        assert!(!html.contains("<script>alert"), "{path} carries raw HTML");
+        assert!(
+            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+            "{path}"
+        );
+    }
+    // Saving texts keeps them as typed (escaping is for display only).
+    let body = format!(
+        "csrf={csrf}&lang0=nl&title0=%3Cb%3ENew%3C%2Fb%3E&transcript0=Hallo&lang1=fr&title1=Titre&transcript1=&goal=2000&number=%2B32+2+000"
+    );
+    let r = send(
+        &f.app,
+        form_post("/console/campaign/demo", Some(&cookie), &body),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(html.contains("&lt;b&gt;New&lt;/b&gt;") && html.contains("Saved."));
+    let edit = f.admin.edit.lock().expect("lock").clone();
+    assert_eq!(edit.texts[0].title, "<b>New</b>");
+    assert_eq!(edit.texts[1].language, "fr");
+    assert_eq!(edit.goal, Some(2000));
+    // A bad goal is refused with a message.
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/campaign/demo",
+            Some(&cookie),
+            &format!("csrf={csrf}&lang0=nl&title0=x&goal=lots"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(text(r).await.contains("whole number"));
+    // Uploading a clip with the token goes to the admin, and the page shows the new version.
+    let r = send(&f.app, upload_request(&cookie, Some(&csrf))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(text(r).await.contains("flow version v2"));
+    assert_eq!(
+        f.admin.uploads.lock().expect("lock").as_slice(),
+        &[("story".to_string(), "nl".to_string(), 13, "ada".to_string())]
+    );
+    let r = send(
+        &f.app,
+        Request::get("/console/campaign/demo/clip/story/nl")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("audio/wav")
+    );
+}
+
+#[tokio::test]
+async fn bulk_invalidation_previews_applies_and_reverts() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    let r = send(
+        &f.app,
+        Request::get("/console/bulk/demo?country=fr&preview=1")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(
+        html.contains("<strong id=\"preview-count\">1</strong>"),
+        "{html}"
+    );
+    assert_eq!(
+        states(f.store.as_ref()),
+        vec![store::SignatureState::Pending; 3],
+        "a preview changes nothing"
+    );
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/bulk/demo",
+            Some(&cookie),
+            &format!("csrf={csrf}&country=FR&target=invalid&reason=burst+from+abroad&expected=1"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(html.contains("<strong id=\"changed\">1</strong>"), "{html}");
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    let action = html
+        .split("/console/revert/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("revert form")
+        .to_string();
+    let r = send(
+        &f.app,
+        form_post(
+            &format!("/console/revert/{action}"),
+            Some(&cookie),
+            &format!("csrf={csrf}&reason=mistake"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        states(f.store.as_ref()),
+        vec![store::SignatureState::Pending; 3]
+    );
+    // An empty filter is refused (it would select everything).
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/bulk/demo",
+            Some(&cookie),
+            &format!("csrf={csrf}&target=invalid&reason=x"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send(
+        &f.app,
+        Request::get("/console/audit")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let html = text(r).await;
+    assert!(html.contains("burst from abroad (by ada)") && html.contains("mistake (by ada)"));
+    assert!(html.contains("console login"));
+    let r = send(
+        &f.app,
+        Request::get("/console/audit?campaign=demo")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let html = text(r).await;
+    assert!(html.contains("burst from abroad (by ada)"));
+    assert!(
+        !html.contains("<td>console login</td>"),
+        "only the campaign's entries"
+    );
+}
+
+#[tokio::test]
+async fn export_and_erasure() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/export/demo",
+            Some(&cookie),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        Some("application/zip")
+    );
+    let length: usize = r
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("length");
+    let zip = to_bytes(r.into_body(), 64 << 20).await.expect("body");
+    assert_eq!(zip.len(), length);
+    assert!(zip.starts_with(b"PK\x03\x04"));
+    // The whole archive came through: it ends with its end-of-central-directory record,
+    // after the three recordings (each stored whole).
+    assert!(zip[zip.len() - 22..].starts_with(b"PK\x05\x06"));
+    assert_eq!(
+        zip.windows(16)
+            .filter(|w| *w == b"RIFF\0\0\0\0WAVEdata")
+            .count(),
+        3
+    );
+    let r = send(
+        &f.app,
+        form_post(
+            "/console/erase",
+            Some(&cookie),
+            &format!("csrf={csrf}&campaign=demo&number=0470+00+00+02&region=BE"),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(
+        html.contains("were erased") && !html.contains("0470"),
+        "{html}"
+    );
+    assert_eq!(f.store.signature_rows("demo").expect("rows").len(), 2);
+    let log = f.store.audit_log(None).expect("audit");
+    assert!(log.iter().all(|e| !e.detail.contains("470")));
+}
+
+#[tokio::test]
+async fn the_api_takes_a_bearer_token_or_a_session() {
+    let f = fixture();
+    let token = store::new_token();
+    f.store
+        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .expect("token");
+    let bearer = format!("Bearer {token}");
+    let r = send(
+        &f.app,
+        Request::get("/console/api/queue/demo")
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&text(r).await).expect("json");
+    assert_eq!(v["total"], 3);
+    let r = send(
+        &f.app,
+        Request::get("/console/api/queue/demo")
+            .header(header::AUTHORIZATION, "Bearer nope")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = send(
+        &f.app,
+        Request::post("/console/api/review/demo/3")
+            .header(header::AUTHORIZATION, &bearer)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"state\":\"invalid\"}"))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    f.store
+        .record_calls(&[store::CallSummary {
+            campaign: "demo".into(),
+            channel: "sip".into(),
+            answered: true,
+            story_heard_ms: 2500,
+            ..Default::default()
+        }])
+        .expect("calls");
+    let r = send(
+        &f.app,
+        Request::get("/console/api/funnel/demo")
+            .header(header::AUTHORIZATION, &bearer)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&text(r).await).expect("json");
+    assert_eq!(v["answered"], 1);
+    assert_eq!(v["curve"], serde_json::json!([1, 1, 1]));
+    // With a session, a POST needs the CSRF header.
+    let (cookie, csrf) = login(&f, "rey").await;
+    let post = |csrf: Option<&str>| {
+        let mut b = Request::post("/console/api/review/demo/3")
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(c) = csrf {
+            b = b.header("x-csrf-token", c);
+        }
+        b.body(Body::from("{\"state\":\"valid\"}")).expect("req")
+    };
+    assert_eq!(
+        send(&f.app, post(None)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    assert_eq!(
+        send(&f.app, post(Some(&csrf))).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+    // A reviewer's session does not reach the admin funnel.
+    let r = send(
+        &f.app,
+        Request::get("/console/api/funnel/demo")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn now_and_funnel_pages_draw_svg() {
+    let f = fixture();
+    f.store
+        .record_calls(&[
+            store::CallSummary {
+                campaign: "demo".into(),
+                channel: "sip".into(),
+                answered: true,
+                story_heard_ms: 3000,
+                story_completed: true,
+                recorded: true,
+                signed: true,
+                ..Default::default()
+            },
+            store::CallSummary {
+                campaign: "demo".into(),
+                channel: "sip".into(),
+                answered: true,
+                story_heard_ms: 1000,
+                ..Default::default()
+            },
+        ])
+        .expect("calls");
+    let (cookie, _) = login(&f, "ada").await;
+    let r = send(
+        &f.app,
+        Request::get("/console/funnel/demo")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(
+        html.contains("<svg") && html.contains("role=\"img\"") && html.contains("Listening curve")
+    );
+    assert!(
+        html.contains("<tr><td>3</td><td>1</td><td>50%</td></tr>"),
+        "{html}"
+    );
+    let r = send(
+        &f.app,
+        Request::get("/console/now")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(
+        html.contains("Signatures, last hour</dt><dd>3</dd>"),
+        "{html}"
+    );
+    assert!(html.contains("Calls, last hour</dt><dd>2</dd>"), "{html}");
+    assert!(html.contains("<caption>calls by step</caption>"), "{html}");
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
+    assert!(html.contains("<title id=\"cpm-demo-t\">Calls per minute, demo, last hour</title>"));
+    assert!(
+        html.contains("2 calls ended in the last hour, 2 in the last minute"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>2</td><td>demo</td><td>story</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>registered</td><td>&lt;trunk&gt;</td>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn the_login_limit_counts_per_address_and_per_name() {
+    let l = super::auth::LoginLimiter::default();
+    let a = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+    let b = Some(std::net::IpAddr::from([192, 0, 2, 2]));
+    // Many names from one address: the address is locked out, other addresses are not.
+    for i in 0..20 {
+        assert!(l.blocked(a, &format!("user{i}")).is_none(), "attempt {i}");
+        l.failed(a, &format!("user{i}"));
+    }
+    assert!(l.blocked(a, "someone-else").is_some());
+    assert!(l.blocked(b, "someone-else").is_none());
+    // One name from many addresses: the name is locked out everywhere; success clears it.
+    for i in 0..8u8 {
+        l.failed(Some(std::net::IpAddr::from([198, 51, 100, i])), "ada");
+    }
+    let wait = l.blocked(b, "ada").expect("locked");
+    assert!(wait <= std::time::Duration::from_secs(15 * 60));
+    l.succeeded("ada");
+    assert!(l.blocked(b, "ada").is_none());
+    // Malformed names are not remembered (they could be anything, of any length).
+    let long = "x!".repeat(10_000);
+    for _ in 0..10 {
+        l.failed(b, &long);
+    }
+    assert!(l.blocked(None, &long).is_none());
+}
+
+#[tokio::test]
+async fn a_proxy_that_rewrites_host_passes_the_origin_check() {
+    let f = fixture();
+    let (cookie, csrf) = login(&f, "ada").await;
+    // Behind a proxy that rewrites Host, X-Forwarded-Host names the site the browser saw.
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/3")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header("x-forwarded-host", "petition.example")
+            .header(header::ORIGIN, "https://petition.example")
+            .body(Body::from(format!("state=valid&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+    let r = send(
+        &f.app,
+        Request::post("/console/review/demo/3")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, &cookie)
+            .header(header::HOST, "127.0.0.1:8080")
+            .header("x-forwarded-host", "petition.example")
+            .header(header::ORIGIN, "https://evil.example")
+            .body(Body::from(format!("state=pending&csrf={csrf}")))
+            .expect("req"),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+}
+
+#[tokio::test]
+async fn cookies_are_secure_behind_https() {
+    let f = fixture();
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .header("x-forwarded-proto", "https")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    let set = set_cookie(&page, "belteken_login").expect("login cookie");
+    assert!(set.contains("; Secure"), "{set}");
+    let login_cookie = cookie_value(&set);
+    let token = csrf_in(&text(page).await);
+    let r = send(
+        &f.app,
+        Request::post("/console/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("belteken_login={login_cookie}"))
+            .header("x-forwarded-proto", "https")
+            .body(Body::from(format!(
+                "csrf={token}&user=ada&password={}",
+                PASSWORD.replace(' ', "+")
+            )))
+            .expect("req"),
+    )
+    .await;
+    let set = set_cookie(&r, "belteken_console").expect("session cookie");
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console")
+            && set.contains("; Secure"),
+        "{set}"
+    );
+    // Over plain HTTP (as in the other tests) the flag is absent, or the browser would drop
+    // the cookie.
+    let page = send(
+        &f.app,
+        Request::get("/console/login")
+            .body(Body::empty())
+            .expect("req"),
+    )
+    .await;
+    assert!(!set_cookie(&page, "belteken_login")
+        .expect("cookie")
+        .contains("Secure"));
+}

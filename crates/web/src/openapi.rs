@@ -130,12 +130,15 @@ pub(crate) fn document(routes: &[&ApiRoute], schemas: &[&Schema]) -> Value {
         "tags": [
             { "name": "public", "description": "Campaigns and their counts; no credentials." },
             { "name": "operations", "description": "Health and metrics for the operators." },
+            { "name": "console", "description": "The campaign team's review and figures; \
+    a console session (with its CSRF token in `X-CSRF-Token` on POST) or an API token from \
+    `belteken admin token create`." },
         ],
         "paths": paths,
         "components": {
             "schemas": components,
             "securitySchemes": {
-                "session": { "type": "apiKey", "in": "cookie", "name": "belteken_session",
+                "session": { "type": "apiKey", "in": "cookie", "name": crate::console::auth::SESSION_COOKIE,
                              "description": "A console session (see /console)." },
                 "token": { "type": "http", "scheme": "bearer",
                            "description": "An API token." },
@@ -147,7 +150,10 @@ pub(crate) fn document(routes: &[&ApiRoute], schemas: &[&Schema]) -> Value {
 /// `GET /api/openapi.json`.
 pub(crate) async fn serve(State(_state): State<AppState>) -> Response {
     let routes = crate::api::routes();
-    let docs: Vec<&ApiRoute> = routes.iter().map(|(doc, _)| *doc).collect();
-    let body = document(&docs, crate::api::SCHEMAS);
+    let mut docs: Vec<&ApiRoute> = routes.iter().map(|(doc, _)| *doc).collect();
+    docs.extend(crate::console::api::DOCS);
+    let mut schemas: Vec<&Schema> = crate::api::SCHEMAS.to_vec();
+    schemas.extend(crate::console::api::SCHEMAS);
+    let body = document(&docs, &schemas);
     ([(header::CACHE_CONTROL, OPENAPI_CACHE)], Json(body)).into_response()
 }

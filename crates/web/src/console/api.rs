@@ -102,3 +102,186 @@ pub(crate) async fn funnel(State(console): State<Console>, Path(slug): Path<Stri
         _ => json_error(StatusCode::SERVICE_UNAVAILABLE, "store error"),
     }
 }
+
+// The OpenAPI entries of these endpoints (served in `/api/openapi.json`).
+
+use crate::openapi::{reference, ApiResponse, ApiRoute, Schema};
+use serde_json::{json, Value};
+
+const SLUG: &[(&str, &str)] = &[("slug", "The campaign's identifier.")];
+const NO_STORE: &str = "no-store";
+
+fn ref_error() -> Value {
+    reference("Error")
+}
+
+const REFUSED: ApiResponse = ApiResponse {
+    status: 401,
+    description: "No session or token (403: not allowed for this role, or no CSRF token).",
+    media: "application/json",
+    schema: ref_error,
+};
+
+const UNKNOWN: ApiResponse = ApiResponse {
+    status: 404,
+    description: "No campaign with this slug.",
+    media: "application/json",
+    schema: ref_error,
+};
+
+fn schema_queue() -> Value {
+    json!({
+        "type": "object",
+        "required": ["total", "signatures"],
+        "properties": {
+            "total": { "type": "integer", "description": "Signatures in this state." },
+            "signatures": { "type": "array", "items": {
+                "type": "object",
+                "description": "Never a number or a key.",
+                "properties": {
+                    "id": { "type": "integer" },
+                    "created_at": { "type": "string", "format": "date-time" },
+                    "state": { "type": "string" },
+                    "trust": { "type": "string" },
+                    "channel": { "type": "string" },
+                    "from": { "type": "string", "description": "Country, region or kind of number." },
+                    "speech_ms": { "type": "integer" },
+                    "has_recording": { "type": "boolean" },
+                },
+            }},
+        },
+    })
+}
+
+fn schema_judgement() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "state", "changed", "action"],
+        "properties": {
+            "id": { "type": "integer" },
+            "state": { "type": "string" },
+            "changed": { "type": "integer" },
+            "action": { "type": "integer", "description": "The review action, for a revert." },
+        },
+    })
+}
+
+fn schema_funnel() -> Value {
+    json!({
+        "type": "object",
+        "required": ["calls", "answered", "story_completed", "recorded", "signed", "curve"],
+        "properties": {
+            "calls": { "type": "integer" },
+            "answered": { "type": "integer" },
+            "story_completed": { "type": "integer", "description": "Heard the story to the end." },
+            "recorded": { "type": "integer" },
+            "signed": { "type": "integer" },
+            "curve": { "type": "array", "items": { "type": "integer" },
+                       "description": "curve[s]: answered calls still listening at second s of the story." },
+        },
+    })
+}
+
+fn ref_queue() -> Value {
+    reference("ReviewQueue")
+}
+fn ref_judgement() -> Value {
+    reference("Judgement")
+}
+fn ref_funnel() -> Value {
+    reference("Funnel")
+}
+
+pub(crate) const QUEUE_ROUTE: ApiRoute = ApiRoute {
+    path: "/console/api/queue/{slug}",
+    method: "get",
+    operation_id: "reviewQueue",
+    tag: "console",
+    summary: "Signatures waiting for review (or in another state), oldest first",
+    description: "For reviewers and admins. A page at a time: pass the last id as `after`.",
+    params: SLUG,
+    query: &[
+        ("state", "pending (default), valid, invalid, ..."),
+        ("after", "Only signatures with a larger id."),
+    ],
+    cache: NO_STORE,
+    needs_auth: true,
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "The page.",
+            media: "application/json",
+            schema: ref_queue,
+        },
+        REFUSED,
+        UNKNOWN,
+    ],
+};
+
+pub(crate) const JUDGE_ROUTE: ApiRoute = ApiRoute {
+    path: "/console/api/review/{slug}/{id}",
+    method: "post",
+    operation_id: "judgeSignature",
+    tag: "console",
+    summary: "Mark one signature valid or invalid",
+    description: "Body `{\"state\": \"valid\"}`. With a session, send its CSRF token in \
+`X-CSRF-Token`. Recorded in the audit log and revertible.",
+    params: &[
+        ("slug", "The campaign's identifier."),
+        ("id", "The signature's id."),
+    ],
+    query: &[],
+    cache: NO_STORE,
+    needs_auth: true,
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "Done.",
+            media: "application/json",
+            schema: ref_judgement,
+        },
+        REFUSED,
+        UNKNOWN,
+    ],
+};
+
+pub(crate) const FUNNEL_ROUTE: ApiRoute = ApiRoute {
+    path: "/console/api/funnel/{slug}",
+    method: "get",
+    operation_id: "campaignFunnel",
+    tag: "console",
+    summary: "The campaign's funnel and listening curve",
+    description: "Admins only. From the calls' summaries (never anything about a caller).",
+    params: SLUG,
+    query: &[],
+    cache: NO_STORE,
+    needs_auth: true,
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "The funnel.",
+            media: "application/json",
+            schema: ref_funnel,
+        },
+        REFUSED,
+    ],
+};
+
+/// The console API's entries in the OpenAPI document.
+pub(crate) const DOCS: &[&ApiRoute] = &[&QUEUE_ROUTE, &JUDGE_ROUTE, &FUNNEL_ROUTE];
+
+/// The schemas they refer to.
+pub(crate) const SCHEMAS: &[&Schema] = &[
+    &Schema {
+        name: "ReviewQueue",
+        schema: schema_queue,
+    },
+    &Schema {
+        name: "Judgement",
+        schema: schema_judgement,
+    },
+    &Schema {
+        name: "Funnel",
+        schema: schema_funnel,
+    },
+];

@@ -12,8 +12,8 @@
 // Handlers answer early with a ready page; boxing every such Response buys nothing.
 #![allow(clippy::result_large_err)]
 
-mod api;
-mod auth;
+pub(crate) mod api;
+pub(crate) mod auth;
 mod charts;
 mod edit;
 mod layout;

@@ -1134,3 +1134,25 @@ async fn cookies_are_secure_behind_https() {
         .expect("cookie")
         .contains("Secure"));
 }
+
+/// Every JSON endpoint of the console is in the OpenAPI document, with its method.
+#[test]
+fn every_console_api_route_is_documented() {
+    let routes: Vec<(String, String)> = table()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/console/api/"))
+        .map(|r| (r.method.to_lowercase(), r.path.to_owned()))
+        .collect();
+    assert!(!routes.is_empty());
+    let documented: Vec<(String, String)> = super::api::DOCS
+        .iter()
+        .map(|d| (d.method.to_owned(), d.path.to_owned()))
+        .collect();
+    for route in &routes {
+        assert!(
+            documented.contains(route),
+            "{route:?} is not in the OpenAPI document"
+        );
+    }
+    assert_eq!(routes.len(), documented.len(), "documented but not mounted");
+}

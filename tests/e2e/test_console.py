@@ -308,3 +308,51 @@ def test_now_shows_calls_by_flow_step(line, audio, tmp_path):
         _, _, body = _request(s, "GET", "/console/now", headers={"Cookie": cookie})
         return "calls by step: none." in body.decode()
     _wait(gone, "the call gone from the now view", timeout=10)
+
+
+def test_upload_new_story_audio_from_the_console(line, tmp_path):
+    """An admin uploads a new story in the browser: it is converted (a stereo 44.1 kHz FLAC tone
+    becomes the 8 kHz clip callers hear), can be played back, gets a new flow version, and the
+    upload is in the audit log. (A call hearing an upload is in test_editing.py.)"""
+    from test_editing import tone_seconds
+    import wavs
+    s = line
+    base = f"http://{LOOPBACK}:{s.http_port}"
+    flac = tmp_path / "new story.flac"
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(flac), "synth", "2.5", "sine", "523",
+                    "vol", "0.5"], check=True, timeout=60)
+    with browser.Browser() as b:
+        b.get(base + "/console/login")
+        b.find("#user").send_keys("ada")
+        b.find("#password").send_keys(PASSWORD)
+        b.find("form.login button").click()
+        b.wait_for(lambda: b.url.rstrip("/").endswith("/console"), what="the console home")
+
+        b.get(base + "/console/campaign/demo")
+        row = lambda: b.find("table.clips tbody tr:has(#f-story-en)").text
+        before = row()
+        assert "from the configuration" in before, before
+        b.find("#f-story-en").send_keys(str(flac))
+        b.find("form.upload:has(#f-story-en) button").click()
+        b.wait_for(lambda: "uploaded" in b.find("table.clips tbody tr:has(#f-story-en)").text,
+                   what="the clip marked uploaded")
+        after = row()
+        assert "2.5 s" in after, after
+        version = lambda text: text.split("(flow ", 1)[1].split(")", 1)[0]
+        assert version(after) != version(before), (before, after)
+
+        # Played back as callers hear it: 8 kHz, the tone, 2.5 s.
+        cookie = next(c for c in b.cookies() if c["name"] == "belteken_console")
+        status, headers, body = _request(s, "GET", "/console/campaign/demo/clip/story/en",
+                                         headers={"Cookie": f"belteken_console={cookie['value']}"})
+        assert status == 200 and headers["content-type"] == "audio/wav", (status, headers)
+        clip = wavs.read_wav(body)
+        assert clip.rate == 8000
+        assert abs(len(clip.samples) / clip.rate - 2.5) < 0.15, len(clip.samples)
+        assert tone_seconds(clip, 523) >= 2.2
+
+        b.get(base + "/console/audit")
+        assert "ada" in b.find("table.audit").text
+    p = _cli(s, "campaign", "show", "--campaign", "demo")
+    assert p.returncode == 0, p.stderr
+    assert version(after) in p.stdout, p.stdout

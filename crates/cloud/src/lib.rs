@@ -179,8 +179,10 @@ impl CloudState {
 }
 
 /// The campaigns the webhooks serve, replaceable while the server runs: an edit made in the
-/// console reaches the next call (a call in progress keeps the flow version it started with,
-/// since its state names it). Clones share the list.
+/// console reaches the next webhook. Edits change texts and audio clips, never the flow's
+/// steps, so a call in progress replays its inputs over the same steps; its next prompts come
+/// from the new audio and its signature carries the flow version in effect when it signs.
+/// Clones share the list.
 #[derive(Clone, Default)]
 pub struct Campaigns(Arc<std::sync::RwLock<Arc<Vec<Campaign>>>>);
 

@@ -15,5 +15,5 @@ cargo test --workspace
 echo "== cargo build --release"
 cargo build --release
 echo "== end-to-end (pytest)"
-export BELTEKEN_BIN="${BELTEKEN_BIN:-target/release/belteken}"
+export BELTEKEN_BIN="${BELTEKEN_BIN:-${CARGO_TARGET_DIR:-target}/release/belteken}"
 exec python3 -m pytest -v tests/e2e

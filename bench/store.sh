@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --profile bench -p store-bench
-bin=target/release/store-bench
-[ -x "$bin" ] || bin=target/bench/store-bench
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/release/store-bench"
+[ -x "$bin" ] || bin="$target/bench/store-bench"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 for signers in 1 16 128 512; do

@@ -416,18 +416,10 @@ pub(crate) async fn bulk_form(
         filter_fields(&form, false)
     );
     if form.preview == "1" {
-        let filter = match form.filter() {
+        let filter = match checked_filter(&form, &auth) {
             Ok(f) => f,
-            Err(m) => return message(&auth, StatusCode::BAD_REQUEST, "Not done", &m),
+            Err(r) => return r,
         };
-        if form.is_empty() {
-            return message(
-                &auth,
-                StatusCode::BAD_REQUEST,
-                "Not done",
-                "Give at least one criterion: an empty filter would select every signature.",
-            );
-        }
         let s2 = slug.clone();
         let f2 = filter.clone();
         let n = match blocking(&auth, move || store.preview(&s2, &f2)).await {
@@ -453,6 +445,24 @@ pub(crate) async fn bulk_form(
     page(&auth, &format!("Bulk invalidation: {slug}"), &body).into_response()
 }
 
+/// The form's filter, refused when it is malformed or empty (an empty filter would select
+/// every signature of the campaign).
+#[allow(clippy::result_large_err)]
+fn checked_filter(form: &FilterForm, auth: &Auth) -> Result<store::SignatureFilter, Response> {
+    let filter = form
+        .filter()
+        .map_err(|m| message(auth, StatusCode::BAD_REQUEST, "Not done", &m))?;
+    if form.is_empty() {
+        return Err(message(
+            auth,
+            StatusCode::BAD_REQUEST,
+            "Not done",
+            "Give at least one criterion: an empty filter would select every signature.",
+        ));
+    }
+    Ok(filter)
+}
+
 pub(crate) async fn bulk_apply(
     State(console): State<Console>,
     Extension(auth): Extension<Auth>,
@@ -463,18 +473,10 @@ pub(crate) async fn bulk_apply(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let filter = match form.filter() {
+    let filter = match checked_filter(&form, &auth) {
         Ok(f) => f,
-        Err(m) => return message(&auth, StatusCode::BAD_REQUEST, "Not done", &m),
+        Err(r) => return r,
     };
-    if form.is_empty() {
-        return message(
-            &auth,
-            StatusCode::BAD_REQUEST,
-            "Not done",
-            "Give at least one criterion.",
-        );
-    }
     let Some(target) = judged_state(form.target.trim()) else {
         return message(
             &auth,

@@ -14,8 +14,10 @@ import os
 import queue
 import signal
 import socket
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -163,11 +165,30 @@ class Server:
 
     # -- database -------------------------------------------------------------------------------
     def query(self, sql: str, args=()) -> list[tuple]:
-        con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        """Reads the server's SQLite file. While the server runs, as one more reader beside it.
+        Once it has exited, from a copy (with its WAL, if one was left), so that the harness
+        never writes into the server's data directory: WAL recovery would rebuild `-shm`."""
+        if self.alive():
+            return self._query_file(self.db, sql, args)
+        with tempfile.TemporaryDirectory() as d:
+            copy = Path(d) / self.db.name
+            for suffix in ("", "-wal"):
+                src = Path(str(self.db) + suffix)
+                if src.exists():
+                    shutil.copyfile(src, str(copy) + suffix)
+            return self._query_file(copy, sql, args)
+
+    @staticmethod
+    def _query_file(path, sql: str, args) -> list[tuple]:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
             return con.execute(sql, args).fetchall()
         finally:
             con.close()
+
+    def left_open(self) -> list[str]:
+        """The SQLite side files (-wal, -shm) in the data directory: none after a clean exit."""
+        return sorted(p.name for p in self.db.parent.glob(self.db.name + "-*"))
 
     def signatures(self, slug: str = "demo") -> list[dict]:
         rows = self.query(

@@ -77,6 +77,9 @@ def test_sigterm_drains_then_exits(server_factory, audio, tmp_path):
     s.proc.wait(timeout=15)
     assert s.proc.returncode == 0, s.log_text()[-2000:]
     assert "all calls finished" in s.log_text()
+    # The store was closed: the WAL went into the database file and the side files are gone.
+    assert "store closed" in s.log_text(), s.log_text()[-2000:]
+    assert s.left_open() == [], s.left_open()
     sigs = s.signatures()
     assert len(sigs) == 1 and sigs[0]["verified"] == 1, sigs
     s.stop()
@@ -93,5 +96,6 @@ def test_second_sigterm_stops_at_once(server_factory, audio, tmp_path):
     s.proc.wait(timeout=15)  # far less than drain_seconds: the second signal did not wait
     assert s.proc.returncode == 0, s.log_text()[-2000:]
     assert "second signal: stopping now" in s.log_text()
+    assert s.left_open() == [], s.left_open()
     t.join(40)
     s.stop()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use tracing::info;
+use tracing::{info, warn};
 
 use config::Settings;
 
@@ -193,7 +193,11 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
-            runtime.block_on(serve(settings))
+            let served = runtime.block_on(serve(settings));
+            // Every task (and with it every call's hold on the store) ends here.
+            runtime.shutdown_timeout(SHUTDOWN_LIMIT);
+            served?.close();
+            Ok(())
         }
         Command::Audio {
             command: AudioCommand::Check { file },
@@ -511,7 +515,30 @@ impl Signals {
     }
 }
 
-async fn serve(settings: Settings) -> Result<()> {
+/// What `serve` leaves to close once the runtime and its tasks are gone.
+struct Served {
+    store: Arc<dyn store::Store>,
+    summaries: store::CallSummaries,
+}
+
+impl Served {
+    /// Writes the last call summaries and closes the store: SQLite then checkpoints its WAL
+    /// into the database file and removes `-wal` and `-shm`.
+    fn close(self) {
+        if !self.summaries.close(SHUTDOWN_LIMIT) {
+            warn!("the call summary writer did not finish in time");
+        }
+        let holders = Arc::strong_count(&self.store) - 1;
+        drop(self.store);
+        if holders == 0 {
+            info!("store closed");
+        } else {
+            warn!(holders, "the store is still in use at exit");
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<Served> {
     // Watch signals before anything else, so that an early SIGTERM is a drain, not a kill.
     let mut signals = Signals::new()?;
     let store = open_store(&settings)?;
@@ -666,12 +693,13 @@ async fn serve(settings: Settings) -> Result<()> {
     } else {
         None
     };
+    let summaries = store::CallSummaries::start(store.clone())?;
     let services = sip::Services {
         store: store.clone(),
         hub: hub.clone(),
         secret,
         contact_key,
-        summaries: Some(store::CallSummaries::start(store.clone())?),
+        summaries: Some(summaries.clone()),
     };
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
     let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));
@@ -714,5 +742,5 @@ async fn serve(settings: Settings) -> Result<()> {
         let _ = web_task.await;
     })
     .await;
-    Ok(())
+    Ok(Served { store, summaries })
 }

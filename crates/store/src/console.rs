@@ -345,12 +345,14 @@ pub const SUMMARY_BATCH_WINDOW: Duration = Duration::from_secs(1);
 
 /// Writes call summaries in batches on its own thread: a call's end costs a channel send,
 /// and the store one transaction (one flush) per [`SUMMARY_BATCH_WINDOW`] at most. Cheap to
-/// clone; the thread ends after the last clone is dropped, writing what is queued.
+/// clone; the thread ends after the last clone is dropped, writing what is queued
+/// ([`CallSummaries::close`] waits for that).
 #[derive(Clone)]
 pub struct CallSummaries {
     tx: std::sync::mpsc::SyncSender<CallSummary>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
     failed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl CallSummaries {
@@ -359,7 +361,7 @@ impl CallSummaries {
         let (tx, rx) = std::sync::mpsc::sync_channel::<CallSummary>(MAX_PENDING_SUMMARIES);
         let failed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let failed_in_thread = failed.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-call-summaries".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
@@ -385,7 +387,27 @@ impl CallSummaries {
             tx,
             dropped: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
             failed,
+            thread: std::sync::Arc::new(std::sync::Mutex::new(Some(thread))),
         })
+    }
+
+    /// Drops this handle and waits, up to `limit`, for the writer to write what is queued and
+    /// end (it ends once every other clone is dropped too). True when it ended: its hold on
+    /// the store is released.
+    pub fn close(self, limit: Duration) -> bool {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        drop(self);
+        let Some(thread) = thread else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + limit;
+        while !thread.is_finished() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        thread.join().is_ok()
     }
 
     /// Queues a summary without blocking; dropped (and counted) when the queue is full.

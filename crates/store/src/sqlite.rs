@@ -7,6 +7,11 @@
 //! the last commit while a write is running. Write transactions are `BEGIN IMMEDIATE`, so
 //! another process on the same file waits on `busy_timeout` instead of failing halfway.
 //! `secure_delete` is on, so erased recordings and keys are overwritten, not left in free pages.
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a thread and connection of
+//! their own ([`Checkpointer`]), not inside the commit that crosses SQLite's automatic
+//! threshold: a signature's commit waits for its own fsync only. The writer keeps a large page
+//! cache so that a commit group rarely spills pages or reads them back from the file.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -211,8 +216,80 @@ pub struct SqliteStore {
     // Declared first so it is dropped first: its thread finishes the queue while the
     // connections are still open.
     committer: Committer,
+    // Stopped (and joined) after the committer's last commit.
+    _checkpointer: Checkpointer,
     writer: Arc<Mutex<Connection>>,
     reader: Mutex<Connection>,
+}
+
+/// How often the checkpointer copies the WAL's new pages back (a checkpoint with nothing new
+/// to copy costs nothing).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Pages of WAL past which the checkpointer also waits for readers and truncates the file, so
+/// that a long read cannot make the WAL grow without bound.
+const CHECKPOINT_TRUNCATE_PAGES: i64 = 64 * 1024;
+
+/// The writer's page cache, in KiB (negative `cache_size` in SQLite's terms).
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// A thread that checkpoints the WAL on its own connection; stops when dropped.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("store-sqlite-checkpoint".into())
+            .spawn(move || loop {
+                match stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => {
+                        // Stopping: one last passive checkpoint, as closing would do.
+                        let _ = checkpoint(&conn, "PASSIVE");
+                        return;
+                    }
+                }
+                match checkpoint(&conn, "PASSIVE") {
+                    Ok(left) if left > CHECKPOINT_TRUNCATE_PAGES => {
+                        let _ = checkpoint(&conn, "TRUNCATE");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                what: "cannot start the checkpoint thread",
+                source,
+            })?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// Runs a checkpoint; returns the WAL pages not yet copied back (a reader still needs them).
+fn checkpoint(conn: &Connection, mode: &str) -> Result<i64, StoreError> {
+    let (_busy, log, done): (i64, i64, i64) =
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok((log - done).max(0))
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -228,6 +305,10 @@ impl SqliteStore {
             });
         }
         migrate(&mut writer)?;
+        // Checkpoints are the checkpointer's (see the module documentation).
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        let checkpointer = Checkpointer::start(path)?;
         let reader = Connection::open(path)?;
         configure(&reader)?;
         reader.pragma_update(None, "query_only", true)?;
@@ -241,6 +322,7 @@ impl SqliteStore {
         });
         Ok(SqliteStore {
             committer: Committer::start("store-sqlite-commit", commit)?,
+            _checkpointer: checkpointer,
             writer,
             reader: Mutex::new(reader),
         })

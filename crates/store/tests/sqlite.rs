@@ -300,3 +300,37 @@ fn database_files_never_hold_raw_numbers() {
     drop(store); // checkpoints the WAL into the main file
     assert_no_raw_numbers(dir.path(), &needles, key);
 }
+
+/// Commits append to the WAL only; the checkpoint thread copies them into the database file
+/// while the store is open (SQLite's automatic checkpoint, which would run inside a commit,
+/// is off).
+#[test]
+fn the_wal_is_checkpointed_in_the_background() {
+    let dir = TempDir::new();
+    let db = dir.path().join("belteken.db");
+    let store = open(&dir);
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let empty = std::fs::metadata(&db).expect("db file").len();
+    for i in 0..40 {
+        let mut s = conformance::sig("demo", conformance::verified(&format!("+3247010{i:04}")));
+        s.recording_wav = common::wav(32 * 1024);
+        assert!(matches!(
+            store.sign(s).expect("sign"),
+            SignOutcome::Counted { .. }
+        ));
+    }
+    // 40 recordings of 32 KiB: over a megabyte that must reach the database file itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let len = std::fs::metadata(&db).expect("db file").len();
+        if len >= empty + 40 * 32 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {len} bytes (was {empty}): no checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(store.counts("demo").expect("counts").signatures, 40);
+}

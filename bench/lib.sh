@@ -36,14 +36,14 @@ prompts() {
   sox -n -r 8000 -c 1 -b 16 "$dir/thanks.wav" synth 0.5 sine 700 vol 0.3
 }
 
-# config FILE DATA_DIR PROMPT_DIR [MAX_CALLS]: ring 0, short silence so a signing call is short.
-config() {
+# config_server FILE DATA_DIR [MAX_CALLS]: the [server] and [sip] tables of a bench config.
+config_server() {
   cat > "$1" <<EOF
 [server]
 sip_listen = "127.0.0.1:$SIP_PORT"
 http_listen = "127.0.0.1:$HTTP_PORT"
 data_dir = "$2"
-max_calls = ${4:-20000}
+max_calls = ${3:-20000}
 max_call_seconds = 600
 
 # The load generator is one source placing hundreds of calls a second: the per-source flood
@@ -51,6 +51,13 @@ max_call_seconds = 600
 [sip]
 rate_limit_per_second = 100000
 rate_limit_burst = 100000
+EOF
+}
+
+# config FILE DATA_DIR PROMPT_DIR [MAX_CALLS]: ring 0, short silence so a signing call is short.
+config() {
+  config_server "$1" "$2" "${4:-}"
+  cat >> "$1" <<EOF
 
 [[campaign]]
 slug = "demo"
@@ -62,6 +69,49 @@ min_speech_ms = 500
 greeting = "$3/greeting.wav"
 story = "$3/story.wav"
 thanks = "$3/thanks.wav"
+EOF
+}
+
+# config_press1 FILE DATA_DIR PROMPT_DIR: the call-rate flow. No ring, a 0.5 s greeting the
+# caller cuts short with 1 (barge-in), sign on the key, a 0.5 s thanks, server BYE: under a
+# second per call, so the rate is measured on the SIP path and the store, not on media held.
+config_press1() {
+  config_server "$1" "$2"
+  cat >> "$1" <<EOF
+
+[[campaign]]
+slug = "demo"
+title = "Benchmark"
+
+[campaign.flow]
+[campaign.flow.prompts]
+greeting = "$3/greeting.wav"
+thanks = "$3/thanks.wav"
+
+[[campaign.flow.step]]
+name = "greeting"
+kind = "play"
+prompt = "greeting"
+barge_in = true
+
+[[campaign.flow.step]]
+name = "ask"
+kind = "menu"
+prompt = "press_1_to_sign"
+choices = { "1" = "sign" }
+timeout_seconds = 3
+retries = 0
+next = "bye"
+
+[[campaign.flow.step]]
+name = "sign"
+kind = "sign"
+key_pressed = true
+
+[[campaign.flow.step]]
+name = "bye"
+kind = "hangup"
+prompt = "thanks"
 EOF
 }
 

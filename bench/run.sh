@@ -4,7 +4,8 @@
 #   bench/run.sh [all|concurrency|rate|store|http]...     (default: all)
 #
 # Env: OUT (results dir, default /tmp/belteken-bench-DATE), BUILD=0 (use existing binaries),
-# SERVER_BIN / LOADGEN / SSEFAN (binaries), CONC_STEPS, RATE_STEPS, SSE_STREAMS.
+# SERVER_BIN / LOADGEN / SSEFAN (binaries), CONC_STEPS, RATE_STEPS, RATE_FLOW (press1|record),
+# SSE_STREAMS.
 # Each scenario prints one line per step and leaves the loadgen JSON, the server log and a
 # summary.tsv in $OUT. Server CPU is % of one core (200 = both cores), RSS from /proc.
 set -uo pipefail
@@ -71,23 +72,32 @@ scenario_concurrency() {
 }
 
 scenario_rate() {
-  # Ring 0, 0.5 s greeting and story, speak 1 s after the beep, 0.5 s silence ends the
-  # recording, sign, 0.5 s thanks, server BYE: about 4 s per call.
-  local dir=$OUT/rate secs=10
+  # The press-1 flow (config_press1): no ring, the caller presses 1 0.2 s into the 0.5 s
+  # greeting (barge-in), sign, 0.5 s thanks, server BYE: about 1 s per call, RTP both ways
+  # the whole call. RATE_FLOW=record instead runs the voicemail flow: 0.5 s greeting and
+  # story, speak 1 s after the beep, 0.5 s silence ends the recording, sign, 0.5 s thanks
+  # (about 4 s per call, so four times the calls in progress at a given rate).
+  local dir=$OUT/rate secs=10 flow=${RATE_FLOW:-press1}
   mkdir -p "$dir"
   prompts "$dir/audio" 0.5
-  summary "# rate: cps calls | setup p50 p99 max ms | answered failed timeouts signed(server BYE after speech) count_delta | late_p99 late_max lost | server cpu% rss_kib loadgen cpu% everything-else cpu% softirq cpu%"
+  local caller=(--dtmf 1@0.2)
+  [ "$flow" = record ] && caller=(--speak-at 1.5 --speak-secs 1.0)
+  summary "# rate ($flow flow): cps calls | setup p50 p99 max ms | answered failed timeouts signed(server BYE after speech) count_delta | late_p99 late_max lost | server cpu% rss_kib loadgen cpu% everything-else cpu% softirq cpu%"
   for r in $RATE_STEPS; do
    local attempt
    for attempt in 1 2; do
     local n=$(( r * secs ))
     rm -rf "$dir/data-$r"
-    config "$dir/c-$r.toml" "$dir/data-$r" "$dir/audio"
+    if [ "$flow" = record ]; then
+      config "$dir/c-$r.toml" "$dir/data-$r" "$dir/audio"
+    else
+      config_press1 "$dir/c-$r.toml" "$dir/data-$r" "$dir/audio"
+    fi
     wait_quiet
     start_server "$dir/c-$r.toml" "$dir/server-$r.log" || return 1
     sleep 1
     timeout $(( secs + 60 )) "$LOADGEN" --server "127.0.0.1:$SIP_PORT" --api "127.0.0.1:$HTTP_PORT" \
-      --calls "$n" --rate "$r" --speak-at 1.5 --speak-secs 1.0 --max-call 20 --rtp-shards 2 \
+      --calls "$n" --rate "$r" "${caller[@]}" --max-call 20 --rtp-shards 2 \
       --setup-timeout 5 --duration $(( secs + 30 )) --label "rate-$r" \
       --out "$dir/lg-$r.json" > "$dir/lg-$r.txt" 2>&1 &
     local lg=$!

@@ -2,9 +2,10 @@
 //!
 //! Concurrency: all writes go through one `Mutex<Connection>`. Signatures reach it through the
 //! group committer (see `group.rs`): one thread writes every signature queued at that moment in
-//! one transaction, one fsync for the group. Reads use a second connection behind its own
-//! mutex, so pages asking for counts do not wait behind a writer's fsync: WAL lets a reader see
-//! the last commit while a write is running. Write transactions are `BEGIN IMMEDIATE`, so
+//! one transaction, one fsync for the group. Reads use a few connections of their own
+//! ([`READERS`], each behind its own mutex), so a call asking "signed before?" waits neither
+//! behind a writer's fsync (WAL lets a reader see the last commit while a write is running) nor
+//! behind a long read such as an export or the public page's statistics. Write transactions are `BEGIN IMMEDIATE`, so
 //! another process on the same file waits on `busy_timeout` instead of failing halfway.
 //! `secure_delete` is on, so erased recordings and keys are overwritten, not left in free pages.
 //!
@@ -219,8 +220,12 @@ pub struct SqliteStore {
     // Stopped (and joined) after the committer's last commit.
     _checkpointer: Checkpointer,
     writer: Arc<Mutex<Connection>>,
-    reader: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections: a read takes a free one, so one long read holds up none of the others.
+pub const READERS: usize = 4;
 
 /// How often the checkpointer copies the WAL's new pages back (a checkpoint with nothing new
 /// to copy costs nothing).
@@ -309,9 +314,14 @@ impl SqliteStore {
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpointer = Checkpointer::start(path)?;
-        let reader = Connection::open(path)?;
-        configure(&reader)?;
-        reader.pragma_update(None, "query_only", true)?;
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(path)?;
+                configure(&reader)?;
+                reader.pragma_update(None, "query_only", true)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let writer = Arc::new(Mutex::new(writer));
         let committer_conn = Arc::clone(&writer);
         let mut group: u64 = 0;
@@ -324,7 +334,8 @@ impl SqliteStore {
             committer: Committer::start("store-sqlite-commit", commit)?,
             _checkpointer: checkpointer,
             writer,
-            reader: Mutex::new(reader),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -333,8 +344,22 @@ impl SqliteStore {
     }
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
-        // Readers hold no transaction across calls; see `lock`.
-        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+        // Readers hold no transaction across calls; see `lock`. A free connection if there is
+        // one, else wait for the next in turn.
+        let first = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            let r = &self.readers[(first + i) % self.readers.len()];
+            match r.try_lock() {
+                Ok(conn) => return conn,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.readers[first % self.readers.len()]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write_tx<T>(
@@ -1770,4 +1795,35 @@ pub(crate) fn row_from_parts(p: RowParts<'_>) -> Result<SignatureRow, StoreError
         has_recording: p.has_recording,
         anonymised: p.anonymised,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    /// A read never waits for another read that holds its connection (an export, the public
+    /// statistics): each of the first `READERS` reads gets a connection of its own.
+    #[test]
+    fn a_long_read_does_not_hold_up_the_others() {
+        let dir = std::env::temp_dir().join(format!("belteken-readers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let store = Arc::new(SqliteStore::open(&dir.join("t.db")).expect("open"));
+        store.ensure_campaign("demo", "Demo").expect("ensure");
+        let held: Vec<_> = (0..READERS - 1).map(|_| store.reader()).collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        let s = store.clone();
+        let t = std::thread::spawn(move || done.send(s.counts("demo").map(|c| c.signatures)));
+        // A hang here (all readers taken) is the failure; the limit only ends the test.
+        let got = finished.recv_timeout(Duration::from_secs(30));
+        drop(held);
+        t.join().expect("reader thread").expect("send");
+        assert_eq!(
+            got.expect("read answered while others held")
+                .expect("counts"),
+            0
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

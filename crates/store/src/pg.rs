@@ -8,8 +8,9 @@
 //! has none. Either way no "runtime within a runtime" panic is possible; a call from an async
 //! task still blocks that task's thread, so callers use `spawn_blocking` as the trait says.
 //!
-//! Connections: a writer (signature groups and every other write, one at a time) and a reader,
-//! each reconnected on its next use after it broke. Signatures go through the group committer
+//! Connections: a writer (signature groups and every other write, one at a time) and
+//! [`PG_READERS`] readers (a read takes a free one, so a call's "signed before?" waits behind
+//! no export), each opened on first use and reconnected on its next use after it broke. Signatures go through the group committer
 //! (`group.rs`): one transaction, hence one WAL flush (`synchronous_commit` on), per group.
 //! Counters are sharded (`COUNTER_SHARDS`) so that nodes committing at once rarely wait on the
 //! same row. The schema version lives in `schema_version`, migrations take an advisory lock so
@@ -213,8 +214,12 @@ struct Inner {
     rt: Option<tokio::runtime::Runtime>,
     config: Config,
     writer: Mutex<Option<Conn>>,
-    reader: Mutex<Option<Conn>>,
+    readers: Vec<Mutex<Option<Conn>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections per node, opened when first needed.
+pub const PG_READERS: usize = 3;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -253,7 +258,8 @@ impl PgStore {
             rt: Some(rt),
             config,
             writer: Mutex::new(None),
-            reader: Mutex::new(None),
+            readers: (0..PG_READERS).map(|_| Mutex::new(None)).collect(),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
         });
         // Connect now (which migrates), so a bad URL or an old program fails at start.
         inner.block(async { inner.writer().await.map(drop) })?;
@@ -315,7 +321,16 @@ impl Inner {
     }
 
     async fn reader(&self) -> Result<MutexGuard<'_, Option<Conn>>, StoreError> {
-        self.checked(&self.reader).await
+        // A free connection if there is one, else wait for the next in turn.
+        let first = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.readers.len();
+        let free = (0..n).find_map(|i| self.readers[(first + i) % n].try_lock().ok());
+        match free {
+            Some(guard) => self.connected(guard).await,
+            None => self.checked(&self.readers[first % n]).await,
+        }
     }
 
     /// Locks the connection slot, (re)connecting when it is empty or broken.
@@ -323,7 +338,14 @@ impl Inner {
         &self,
         slot: &'a Mutex<Option<Conn>>,
     ) -> Result<MutexGuard<'a, Option<Conn>>, StoreError> {
-        let mut guard = slot.lock().await;
+        self.connected(slot.lock().await).await
+    }
+
+    /// (Re)connects a locked connection slot when it is empty or broken.
+    async fn connected<'a>(
+        &self,
+        mut guard: MutexGuard<'a, Option<Conn>>,
+    ) -> Result<MutexGuard<'a, Option<Conn>>, StoreError> {
         if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
             *guard = None;
             let (client, connection) = self.config.connect(NoTls).await?;

@@ -284,3 +284,64 @@ fn no_column_holds_a_raw_number() {
         );
     }
 }
+
+/// A read that waits (here on a table another session locked; in life an export) keeps one
+/// reader connection; the call setup's reads take another and do not wait behind it.
+#[test]
+fn a_blocked_read_holds_up_no_other_read() {
+    let Some(base) = base_url() else { return };
+    let fresh = Fresh::new(base.clone());
+    let store: Arc<dyn Store> = fresh.store.clone().expect("live");
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let rt = rt();
+    let locker = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {}.call_summaries IN ACCESS EXCLUSIVE MODE",
+                fresh.schema
+            ))
+            .await
+            .expect("lock");
+        client
+    });
+    let s = Arc::clone(&store);
+    let blocked = std::thread::spawn(move || s.funnel("demo", None, None, None).map(drop));
+    // Wait until the funnel's read is queued on the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = rt.block_on(async {
+            locker
+                .query_one("SELECT count(*) FROM pg_locks WHERE NOT granted", &[])
+                .await
+                .expect("pg_locks")
+                .get(0)
+        });
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the funnel read never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (done, answered) = std::sync::mpsc::channel();
+    let s = Arc::clone(&store);
+    let reader = std::thread::spawn(move || done.send(s.counts("demo").map(|c| c.signatures)));
+    // Waiting here until the lock goes (the failure) ends with the limit, not a hang.
+    let got = answered.recv_timeout(std::time::Duration::from_secs(30));
+    rt.block_on(async { locker.batch_execute("ROLLBACK").await.expect("unlock") });
+    blocked.join().expect("funnel thread").expect("funnel");
+    reader.join().expect("reader thread").expect("send");
+    assert_eq!(
+        got.expect("counts answered while a read was blocked")
+            .expect("counts"),
+        0
+    );
+}

@@ -45,6 +45,8 @@ http_listen = "127.0.0.1:$HTTP_PORT"
 data_dir = "$2"
 max_calls = ${3:-20000}
 max_call_seconds = 600
+# Load shedding is off (0) to measure what the server carries; SHED=1 turns it on (percent).
+shed_late_percent = ${SHED:-0}
 
 # The load generator is one source placing hundreds of calls a second: the per-source flood
 # limit (and its ban) would measure the limiter, not the server.

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The standard capacity scenarios (issue 8), bounded in time, on loopback only.
 #
-#   bench/run.sh [all|concurrency|rate|store|http]...     (default: all)
+#   bench/run.sh [all|concurrency|overload|rate|store|http]...     (default: all)
 #
 # Env: OUT (results dir, default /tmp/belteken-bench-DATE), BUILD=0 (use existing binaries),
 # SERVER_BIN / LOADGEN / SSEFAN (binaries), CONC_STEPS, RATE_STEPS, RATE_FLOW (press1|record),
-# SSE_STREAMS.
+# OVERLOAD_CALLS, SSE_STREAMS.
 # Each scenario prints one line per step and leaves the loadgen JSON, the server log and a
 # summary.tsv in $OUT. Server CPU is % of one core (200 = both cores), RSS from /proc.
 set -uo pipefail
@@ -69,6 +69,36 @@ scenario_concurrency() {
     break
    done
   done
+}
+
+scenario_overload() {
+  # Grace under overload: OVERLOAD_CALLS (default 4000) calls offered at 250/s into the 600 s
+  # story, with load shedding on (shed_late_percent = 1, the server's default). The server
+  # should refuse (503) what it cannot pace and keep the accepted calls within 5 ms.
+  local dir=$OUT/overload n=${OVERLOAD_CALLS:-4000} rate=250 steady=20
+  mkdir -p "$dir"
+  prompts "$dir/audio" 600
+  summary "# overload: offered rate | answered refused(503 or failed) | late_p50 late_p99 late_max (steady p99 max) ms | lost | server cpu% rss_kib loadgen cpu% everything-else cpu% softirq cpu% | shed"
+  local ramp=$(( (n + rate - 1) / rate ))
+  local hold=$(( ramp + steady + 8 ))
+  rm -rf "$dir/data"
+  SHED=1 config "$dir/c.toml" "$dir/data" "$dir/audio"
+  wait_quiet
+  start_server "$dir/c.toml" "$dir/server.log" || return 1
+  sleep 1
+  timeout $(( hold + ramp + 60 )) "$LOADGEN" --server "127.0.0.1:$SIP_PORT" \
+    --calls "$n" --rate "$rate" --hold "$hold" --max-call $(( hold + 5 )) --rtp-shards 2 \
+    --setup-timeout 10 --duration $(( hold + ramp + 30 )) --label "overload-$n" \
+    --out "$dir/lg.json" > "$dir/lg.txt" 2>&1 &
+  local lg=$!
+  sleep $(( ramp + 4 ))
+  local w; w=$(window "$SERVER_PID" "$steady" "$(child_of "$lg")")
+  local shed; shed=$(curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^belteken_calls_shed_total/ {print $2}')
+  wait "$lg"
+  stop_server
+  local j=$dir/lg.json
+  [ -f "$j" ] || { log "no overload result"; cat "$dir/lg.txt"; return 1; }
+  summary "$n $rate | $(jget "$j" "['calls']['answered']") $(jget "$j" "['calls']['failed']") | $(jget "$j" "['rtp']['lateness']['p50_ms']") $(jget "$j" "['rtp']['lateness']['p99_ms']") $(jget "$j" "['rtp']['lateness']['max_ms']") ($(jget "$j" "['rtp']['steady_lateness']['p99_ms']") $(jget "$j" "['rtp']['steady_lateness']['max_ms']")) | $(jget "$j" "['rtp']['lost']") | $w | shed=${shed:-?}"
 }
 
 scenario_rate() {
@@ -179,8 +209,8 @@ build
 scenarios=${*:-all}
 for s in $scenarios; do
   case $s in
-    all) scenario_concurrency; scenario_rate; scenario_store; scenario_http ;;
-    concurrency|rate|store|http) "scenario_$s" ;;
+    all) scenario_concurrency; scenario_overload; scenario_rate; scenario_store; scenario_http ;;
+    concurrency|overload|rate|store|http) "scenario_$s" ;;
     *) log "unknown scenario $s"; exit 2 ;;
   esac
 done

@@ -543,3 +543,46 @@ def test_rfc4475_messages_over_the_socket(server_factory):
     # Valid requests the parser takes get a proper answer (not 400).
     assert verdicts["valid-3.1.1.6-lwsdisp.sip"] == [200], report
     assert 400 not in verdicts["valid-3.1.1.3-esc01.sip"], report
+
+
+def _trunk_calls(srv: Server, trunk: str) -> int:
+    status, body = srv.get("/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(f'belteken_trunk_calls_in_progress{{trunk="{trunk}"}} '):
+            return int(line.split()[-1])
+    return 0
+
+
+def test_trunk_max_calls_gets_503_and_frees_when_a_call_ends(server_factory):
+    cfg = _campaign(ring_seconds=10) + _static_trunk("max_calls = 1")
+    srv = server_factory("trunk-max-calls", cfg)
+    first = peers.RawSipAt(srv.sip_port, PROVIDER_IP)
+    second = peers.RawSipAt(srv.sip_port, PROVIDER_IP)
+    try:
+        inv1 = _invite(first, srv, DID, from_user="+32470000061")
+        first.send(inv1)
+        assert any(r.status == 180 for r in first.collect(5, until=lambda r: r.status == 180)), _tail(srv)
+        assert _trunk_calls(srv, "carrier") == 1
+        # The trunk's one channel is taken: the next call from it gets 503 with Retry-After.
+        inv2 = _invite(second, srv, DID, from_user="+32470000062")
+        second.send(inv2)
+        finals = [r for r in second.collect(5, until=lambda r: r.status >= 200) if r.status >= 200]
+        assert finals and finals[0].status == 503, (finals, _tail(srv))
+        assert finals[0].header("retry-after"), finals[0].raw
+        second.send(second.ack_for(inv2, finals[0]))
+        # The first call ends: the channel is free again.
+        first.send(first.cancel_for(inv1))
+        ended = first.collect(5, until=lambda r: r.status == 487)
+        assert any(r.status == 487 for r in ended), _tail(srv)
+        first.send(first.ack_for(inv1, [r for r in ended if r.status == 487][0]))
+        deadline = time.monotonic() + 10
+        while _trunk_calls(srv, "carrier") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _trunk_calls(srv, "carrier") == 0, _tail(srv)
+        inv3 = _invite(second, srv, DID, from_user="+32470000063")
+        resps = _ring_then_cancel(second, inv3)
+        assert 180 in [r.status for r in resps], (resps, _tail(srv))
+    finally:
+        first.close()
+        second.close()

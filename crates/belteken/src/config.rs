@@ -50,6 +50,8 @@ struct ServerSection {
     data_dir: Option<PathBuf>,
     public_host: Option<IpAddr>,
     max_calls: Option<usize>,
+    /// New calls get 503 while more than this share (percent) of RTP packets leaves late.
+    shed_late_percent: Option<f64>,
     max_call_seconds: Option<u64>,
     drain_seconds: Option<u64>,
     /// The campaign for numbers a trunk delivers that no campaign owns (default: 404).
@@ -181,6 +183,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub public_host: Option<IpAddr>,
     pub max_calls: usize,
+    /// Load shedding: the late-packet share (percent) past which new calls get 503; 0: off.
+    pub shed_late_percent: f64,
     pub max_call: Duration,
     /// On SIGTERM, how long calls in progress may go on before the process stops.
     pub drain: Duration,
@@ -383,6 +387,13 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         return Err(server_err(
             "max_calls",
             "must be between 1 and 100000".into(),
+        ));
+    }
+    let shed_late_percent = raw.server.shed_late_percent.unwrap_or(1.0);
+    if !(0.0..=100.0).contains(&shed_late_percent) {
+        return Err(server_err(
+            "shed_late_percent",
+            "must be between 0 (off) and 100".into(),
         ));
     }
     let max_call_seconds = raw.server.max_call_seconds.unwrap_or(600);
@@ -686,6 +697,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
             .unwrap_or_else(|| PathBuf::from("belteken-data")),
         public_host: raw.server.public_host,
         max_calls,
+        shed_late_percent,
         max_call: Duration::from_secs(max_call_seconds),
         drain: Duration::from_secs(drain_seconds),
         campaigns,

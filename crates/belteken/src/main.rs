@@ -366,7 +366,7 @@ impl web::Status for SipStatus {
     fn metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let s = &self.stats;
-        let lines: [(&str, &str, &str, u64); 5] = [
+        let lines: [(&str, &str, &str, u64); 6] = [
             (
                 "belteken_calls_in_progress",
                 "gauge",
@@ -382,8 +382,14 @@ impl web::Status for SipStatus {
             (
                 "belteken_calls_rejected_busy_total",
                 "counter",
-                "Calls refused with 503 (max_calls or draining).",
+                "Calls refused with 503 (max_calls, a trunk's max_calls, load shedding or draining).",
                 s.calls_rejected_busy.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_calls_shed_total",
+                "counter",
+                "Calls refused with 503 because the media threads were falling behind.",
+                s.calls_shed.load(Ordering::Relaxed),
             ),
             (
                 "belteken_rtp_packets_sent_total",
@@ -411,6 +417,20 @@ impl web::Status for SipStatus {
             s.rtp_packets_sent_late.load(Ordering::Relaxed)
         );
         sip::metrics::render(out);
+        let by_trunk: Vec<(String, usize)> = s
+            .calls_by_trunk
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        if !by_trunk.is_empty() {
+            out.push_str("# HELP belteken_trunk_calls_in_progress Calls in progress per trunk.\n# TYPE belteken_trunk_calls_in_progress gauge\n");
+            for (trunk, n) in by_trunk {
+                let _ = writeln!(
+                    out,
+                    "belteken_trunk_calls_in_progress{{trunk=\"{trunk}\"}} {n}"
+                );
+            }
+        }
         let regs = self.registrations.snapshot();
         if !regs.is_empty() {
             out.push_str("# HELP belteken_trunk_registered Whether the trunk's registration is in force (1) or not (0).\n# TYPE belteken_trunk_registered gauge\n");
@@ -624,6 +644,7 @@ async fn serve(settings: Settings) -> Result<Served> {
         listen: settings.sip_listen,
         advertise,
         max_calls: settings.max_calls,
+        shed_late_percent: settings.shed_late_percent,
         max_call: settings.max_call,
         trunks: settings.sip_edge.trunks.clone(),
         edge: settings.sip_edge.edge.clone(),

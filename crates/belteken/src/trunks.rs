@@ -13,6 +13,8 @@ use crate::config::ConfigError;
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Trunks at most.
 const MAX_TRUNKS: usize = 64;
+/// The largest `max_calls` a trunk may set (the same bound as `[server] max_calls`).
+const MAX_TRUNK_CALLS: usize = 100_000;
 /// Trusted networks per trunk at most.
 const MAX_TRUSTED: usize = 256;
 
@@ -42,6 +44,8 @@ pub struct TrunkSection {
     dids: Vec<String>,
     /// "auto", "request-uri", "to" or a header name such as "Diversion".
     did_from: Option<String>,
+    /// Calls from this trunk in progress at most (the provider's channel count).
+    max_calls: Option<usize>,
 }
 
 fn default_transport() -> String {
@@ -179,6 +183,14 @@ pub fn validate(
             None => sip::DidSource::Auto,
             Some(s) => s.parse().map_err(|m| err("did_from", m))?,
         };
+        if t.max_calls
+            .is_some_and(|n| !(1..=MAX_TRUNK_CALLS).contains(&n))
+        {
+            return Err(err(
+                "max_calls",
+                format!("must be between 1 and {MAX_TRUNK_CALLS}"),
+            ));
+        }
         let register = match t.mode.as_str() {
             "static" => {
                 if trusted.is_empty() {
@@ -275,6 +287,7 @@ pub fn validate(
             trusted,
             dids: t.dids,
             did_from,
+            max_calls: t.max_calls,
         });
     }
 
@@ -475,6 +488,13 @@ did_from = "Diversion"
         let e = parse("[[trunk]]\nname = \"s\"\nmode = \"static\"\ntrusted = [\"10.0.0.1\"]\ndids = [\"+3299\"]\n")
             .expect_err("unknown did");
         assert_eq!(e.key, "trunk[s].dids");
+        assert_eq!(e.line, 5);
+
+        let e = parse(
+            "[[trunk]]\nname = \"s\"\nmode = \"static\"\ntrusted = [\"10.0.0.1\"]\nmax_calls = 0\n",
+        )
+        .expect_err("zero max_calls");
+        assert_eq!(e.key, "trunk[s].max_calls");
         assert_eq!(e.line, 5);
 
         let e = parse("[sip]\nuntrusted = \"maybe\"\n").expect_err("bad untrusted");

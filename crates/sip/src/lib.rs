@@ -14,6 +14,7 @@ mod rtp_engine;
 pub mod rtp_ports;
 pub mod sdp;
 mod server;
+pub mod shed;
 mod summary;
 pub mod tls;
 pub mod trunk;

@@ -5,7 +5,8 @@
 //! call, so SDP, the port range, NAT latching and demultiplexing stay per call). It sleeps in
 //! one `epoll_wait` on all of its sockets, a `timerfd` armed for the next phase (nanosecond
 //! precision, absolute 20 ms deadlines kept by each stream's pacer) and an `eventfd` that
-//! call tasks ring when they send a command. A socket is read only when epoll says it is
+//! call tasks ring when they send a command to a thread with no phase due within 2 ms (a busy
+//! thread takes its commands at its next phase, without a wakeup of their own). A socket is read only when epoll says it is
 //! readable (level-triggered, one read per readiness, so no read ends in EAGAIN), and nothing
 //! is allocated per packet: prompt frames are borrowed from the shared `Arc<Prompt>`, packets
 //! are built in the stream's own buffer.
@@ -17,7 +18,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -46,6 +47,8 @@ const STATS_FLUSH_PACKETS: u64 = 50;
 const EPOLL_BATCH: usize = 256;
 /// Largest datagram we read; RTP for G.711 is 172 bytes.
 const MAX_DATAGRAM_BYTES: usize = 1500;
+/// How late a command may be taken when the thread has a phase due within this anyway.
+const COMMAND_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// Media threads at most, whatever the core count.
 const MAX_THREADS: usize = 16;
 
@@ -76,6 +79,10 @@ enum Msg {
 struct Shard {
     tx: SyncSender<Msg>,
     wake: Arc<EventFd>,
+    /// Set while the thread waits with no phase due within [`COMMAND_SLACK`]: only then does
+    /// a command ring the eventfd. A busy thread takes its commands at its next phase, which
+    /// saves a wakeup (a context switch) per command.
+    parked: Arc<AtomicBool>,
 }
 
 impl Shard {
@@ -85,9 +92,14 @@ impl Shard {
             Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
         };
         if result.is_ok() {
-            // Wakes the thread from epoll_wait; an error only means the counter is saturated,
-            // which already wakes it.
-            let _ = self.wake.write(1);
+            // Pairs with the fence in `MediaThread::park`: either the thread sees this message
+            // before it waits, or this sees it parked and rings.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.parked.load(Ordering::SeqCst) {
+                // Wakes the thread from epoll_wait; an error only means the counter is
+                // saturated, which already wakes it.
+                let _ = self.wake.write(1);
+            }
         }
         result
     }
@@ -123,11 +135,12 @@ impl RtpEngine {
             let wake = Arc::new(EventFd::from_flags(
                 EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
             )?);
-            let mut thread = MediaThread::new(rx, wake.clone())?;
+            let parked = Arc::new(AtomicBool::new(true));
+            let mut thread = MediaThread::new(rx, wake.clone(), parked.clone())?;
             std::thread::Builder::new()
                 .name(format!("rtp-{n}"))
                 .spawn(move || thread.run())?;
-            shards.push(Shard { tx, wake });
+            shards.push(Shard { tx, wake, parked });
         }
         Ok(RtpEngine {
             shards,
@@ -275,6 +288,7 @@ impl Slot {
 struct MediaThread {
     rx: Receiver<Msg>,
     wake: Arc<EventFd>,
+    parked: Arc<AtomicBool>,
     epoll: Epoll,
     timer: TimerFd,
     armed: Option<Instant>,
@@ -290,7 +304,11 @@ fn key_of(index: usize, generation: u32) -> u64 {
 }
 
 impl MediaThread {
-    fn new(rx: Receiver<Msg>, wake: Arc<EventFd>) -> io::Result<MediaThread> {
+    fn new(
+        rx: Receiver<Msg>,
+        wake: Arc<EventFd>,
+        parked: Arc<AtomicBool>,
+    ) -> io::Result<MediaThread> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
@@ -302,6 +320,7 @@ impl MediaThread {
         Ok(MediaThread {
             rx,
             wake,
+            parked,
             epoll,
             timer,
             armed: None,
@@ -317,17 +336,32 @@ impl MediaThread {
         let mut ready = [EpollEvent::empty(); EPOLL_BATCH];
         let mut buf = [0u8; MAX_DATAGRAM_BYTES];
         loop {
-            if !self.drain_commands() {
+            if self.drain_commands().is_none() {
                 return;
             }
             self.tick(Instant::now());
-            let timeout = match self.wheel.next_wake() {
+            let now = Instant::now();
+            let next = self.wheel.next_wake();
+            if next.is_none_or(|at| at > now + COMMAND_SLACK) {
+                // Nothing due soon: commands must ring. One sent before the flag was up is
+                // taken now instead.
+                self.parked.store(true, Ordering::SeqCst);
+                std::sync::atomic::fence(Ordering::SeqCst);
+                match self.drain_commands() {
+                    None => return,
+                    Some(0) => {}
+                    Some(_) => {
+                        self.parked.store(false, Ordering::SeqCst);
+                        continue;
+                    }
+                }
+            }
+            let timeout = match next {
                 None => {
                     self.disarm();
                     EpollTimeout::NONE
                 }
                 Some(at) => {
-                    let now = Instant::now();
                     if at <= now {
                         EpollTimeout::ZERO
                     } else {
@@ -336,7 +370,9 @@ impl MediaThread {
                     }
                 }
             };
-            let n = match self.epoll.wait(&mut ready, timeout) {
+            let waited = self.epoll.wait(&mut ready, timeout);
+            self.parked.store(false, Ordering::SeqCst);
+            let n = match waited {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
@@ -381,13 +417,17 @@ impl MediaThread {
         }
     }
 
-    /// Applies every queued command; false when every sender is gone.
-    fn drain_commands(&mut self) -> bool {
+    /// Applies every queued command and says how many; `None` when every sender is gone.
+    fn drain_commands(&mut self) -> Option<usize> {
+        let mut applied = 0;
         loop {
             match self.rx.try_recv() {
-                Ok(msg) => self.apply(msg, Instant::now()),
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
+                Ok(msg) => {
+                    self.apply(msg, Instant::now());
+                    applied += 1;
+                }
+                Err(TryRecvError::Empty) => return Some(applied),
+                Err(TryRecvError::Disconnected) => return None,
             }
         }
     }

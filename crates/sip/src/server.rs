@@ -59,6 +59,10 @@ const SCANNER_AGENTS: &[&str] = &[
 const MAX_HEADERS: usize = 256;
 /// Registrations get this long to unregister at shutdown.
 const UNREGISTER_GRACE: Duration = Duration::from_secs(4);
+/// Retry-After (seconds) of a 503 for a full line (node, trunk) or a drain.
+const BUSY_RETRY_AFTER: u32 = 30;
+/// Retry-After (seconds) of a 503 while the media threads catch up: soon better.
+const SHED_RETRY_AFTER: u32 = 5;
 
 /// How belteken meets the open internet: untrusted sources, TLS, RTP ports, rate limits.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +87,9 @@ pub struct SipConfig {
     pub advertise: IpAddr,
     /// Calls in progress at most; more get 503.
     pub max_calls: usize,
+    /// New calls get 503 while more than this share (percent) of RTP packets leaves late or is
+    /// dropped as stale ([`crate::shed`]); 0: never.
+    pub shed_late_percent: f64,
     /// No call lasts longer than this.
     pub max_call: Duration,
     /// The trunks; none: calls from anywhere are taken (the demo).
@@ -112,6 +119,10 @@ pub struct Stats {
     pub calls_in_progress: AtomicUsize,
     pub calls_total: AtomicU64,
     pub calls_rejected_busy: AtomicU64,
+    /// Of those, refused because the media threads were falling behind (load shedding).
+    pub calls_shed: AtomicU64,
+    /// Calls in progress per trunk (by name).
+    pub calls_by_trunk: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
     /// Set when the server drains for shutdown: new calls get 503, calls in progress finish.
     pub draining: std::sync::atomic::AtomicBool,
     /// RTP packets sent to callers.
@@ -135,6 +146,30 @@ pub enum SipError {
 }
 
 type CallMap = Arc<Mutex<HashMap<DialogId, mpsc::Sender<CallEvent>>>>;
+
+impl Stats {
+    /// Calls in progress from the trunk named `name`.
+    pub fn trunk_calls(&self, name: &str) -> usize {
+        self.calls_by_trunk
+            .lock()
+            .map(|m| m.get(name).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn trunk_call_started(&self, name: &str) {
+        if let Ok(mut m) = self.calls_by_trunk.lock() {
+            *m.entry(name.to_string()).or_default() += 1;
+        }
+    }
+
+    fn trunk_call_ended(&self, name: &str) {
+        if let Ok(mut m) = self.calls_by_trunk.lock() {
+            if let Some(n) = m.get_mut(name) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+}
 
 /// A bound SIP endpoint, ready to run.
 pub struct SipServer {
@@ -269,6 +304,7 @@ impl SipServer {
             trunks: self.trunks.clone(),
             guard: self.guard.clone(),
             rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
+            shedder: Mutex::new(crate::shed::Shedder::new(self.config.shed_late_percent)),
         });
         tokio::pin!(shutdown);
         loop {
@@ -306,9 +342,21 @@ pub(crate) struct Context {
     pub guard: Arc<Mutex<Guard>>,
     /// Where each call's RTP socket comes from (see `rtp_ports::allocate_rtp_socket`).
     pub rtp_ports: RtpPorts,
+    pub shedder: Mutex<crate::shed::Shedder>,
 }
 
 impl Context {
+    /// Whether the media threads are falling behind (see `shed`).
+    fn shedding(&self) -> bool {
+        let sent = self.stats.rtp_packets_sent.load(Ordering::Relaxed);
+        let late = self.stats.rtp_packets_sent_late.load(Ordering::Relaxed)
+            + self.stats.rtp_frames_late.load(Ordering::Relaxed);
+        self.shedder
+            .lock()
+            .map(|mut s| s.update(std::time::Instant::now(), sent, late))
+            .unwrap_or(false)
+    }
+
     fn campaign_for(&self, user: &str) -> Option<Arc<Campaign>> {
         let wanted = trunk::normalize_did(user);
         self.campaigns
@@ -708,12 +756,32 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             return;
         }
     };
+    // Limits, none ever exceeded: the node's, the trunk's, and the media threads' pace. A 503
+    // with Retry-After lets the provider try another node. (INVITEs are taken one at a time,
+    // so a check here and the count taken below cannot race.)
     let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
-    if in_progress >= ctx.config.max_calls || ctx.stats.draining.load(Ordering::Relaxed) {
+    let refused = if in_progress >= ctx.config.max_calls {
+        Some(("max_calls", BUSY_RETRY_AFTER))
+    } else if ctx.stats.draining.load(Ordering::Relaxed) {
+        Some(("draining", BUSY_RETRY_AFTER))
+    } else if trunk
+        .as_ref()
+        .and_then(|t| t.max_calls.map(|max| ctx.stats.trunk_calls(&t.name) >= max))
+        .unwrap_or(false)
+    {
+        Some(("trunk max_calls", BUSY_RETRY_AFTER))
+    } else if ctx.shedding() {
+        ctx.stats.calls_shed.fetch_add(1, Ordering::Relaxed);
+        Some(("media falling behind", SHED_RETRY_AFTER))
+    } else {
+        None
+    };
+    if let Some((why, retry_after)) = refused {
         ctx.stats
             .calls_rejected_busy
             .fetch_add(1, Ordering::Relaxed);
-        let retry = Header::Other("Retry-After".into(), "30".into());
+        debug!(trunk = %trunk_name, reason = why, "INVITE refused: 503");
+        let retry = Header::Other("Retry-After".into(), retry_after.to_string());
         reply(&mut tx, StatusCode::ServiceUnavailable, vec![retry]).await;
         return;
     }
@@ -812,6 +880,10 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         events: events_rx,
     };
     ctx.stats.calls_in_progress.fetch_add(1, Ordering::Relaxed);
+    let counted_trunk = trunk.map(|t| t.name);
+    if let Some(name) = &counted_trunk {
+        ctx.stats.trunk_call_started(name);
+    }
     tokio::spawn(async move {
         let id = setup.dialog.id();
         let ctx = setup.ctx.clone();
@@ -820,6 +892,9 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             calls.remove(&id);
         }
         ctx.dialogs.remove_dialog(&id);
+        if let Some(name) = &counted_trunk {
+            ctx.stats.trunk_call_ended(name);
+        }
         ctx.stats.calls_in_progress.fetch_sub(1, Ordering::Relaxed);
     });
 }

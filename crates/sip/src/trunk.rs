@@ -183,6 +183,8 @@ pub struct TrunkConfig {
     /// The numbers this trunk delivers; empty: any campaign's.
     pub dids: Vec<String>,
     pub did_from: DidSource,
+    /// Calls from this trunk in progress at most; past it, 503 with Retry-After.
+    pub max_calls: Option<usize>,
 }
 
 /// What to do with an INVITE from a source that is no trunk's.
@@ -423,6 +425,7 @@ mod tests {
             trusted: trusted.iter().map(|c| c.parse().expect("cidr")).collect(),
             dids: vec![],
             did_from: DidSource::Auto,
+            max_calls: None,
         }
     }
 

@@ -226,6 +226,8 @@ pub struct SqliteStore {
 
 /// Read connections: a read takes a free one, so one long read holds up none of the others.
 pub const READERS: usize = 4;
+/// How much of the database file a reader maps into memory (address space, not RAM).
+const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// How often the checkpointer copies the WAL's new pages back (a checkpoint with nothing new
 /// to copy costs nothing).
@@ -319,6 +321,9 @@ impl SqliteStore {
                 let reader = Connection::open(path)?;
                 configure(&reader)?;
                 reader.pragma_update(None, "query_only", true)?;
+                // Pages of the database file are read through a memory map, not one pread
+                // each: every commit elsewhere empties a reader's page cache.
+                reader.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
                 Ok(Mutex::new(reader))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -416,6 +416,14 @@ impl web::Status for SipStatus {
 # TYPE belteken_rtp_packets_sent_late_total counter\nbelteken_rtp_packets_sent_late_total {}",
             s.rtp_packets_sent_late.load(Ordering::Relaxed)
         );
+        let (rounds, late_rounds) = sip::pacing_rounds();
+        let _ = writeln!(
+            out,
+            "# HELP belteken_media_rounds_total Pacing rounds run by the media threads (one per due 1 ms phase).\n\
+# TYPE belteken_media_rounds_total counter\nbelteken_media_rounds_total {rounds}\n\
+# HELP belteken_media_rounds_late_total Pacing rounds that started more than 2 ms after their phase was due.\n\
+# TYPE belteken_media_rounds_late_total counter\nbelteken_media_rounds_late_total {late_rounds}"
+        );
         sip::metrics::render(out);
         let by_trunk: Vec<(String, usize)> = s
             .calls_by_trunk

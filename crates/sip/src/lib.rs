@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod register;
 mod rtp_engine;
+pub use rtp_engine::pacing_rounds;
 pub mod rtp_ports;
 pub mod sdp;
 mod server;

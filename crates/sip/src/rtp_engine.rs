@@ -47,6 +47,21 @@ const STATS_FLUSH_PACKETS: u64 = 50;
 const EPOLL_BATCH: usize = 256;
 /// Largest datagram we read; RTP for G.711 is 172 bytes.
 const MAX_DATAGRAM_BYTES: usize = 1500;
+/// A pacing round that starts this long after its phase was due counts as late.
+pub(crate) const LATE_ROUND: std::time::Duration = std::time::Duration::from_millis(2);
+/// Pacing rounds run by every media thread of the process (one per due phase, 1 ms apart).
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+/// Of those, rounds that started more than [`LATE_ROUND`] after their phase was due.
+static ROUNDS_LATE: AtomicU64 = AtomicU64::new(0);
+
+/// The media threads' pacing rounds so far, and how many of them started late.
+pub fn pacing_rounds() -> (u64, u64) {
+    (
+        ROUNDS.load(Ordering::Relaxed),
+        ROUNDS_LATE.load(Ordering::Relaxed),
+    )
+}
+
 /// How late a command may be taken when the thread has a phase due within this anyway.
 const COMMAND_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// Media threads at most, whatever the core count.
@@ -526,6 +541,14 @@ impl MediaThread {
 
     /// Sends every frame due by `now`.
     fn tick(&mut self, now: Instant) {
+        // How late this round starts against the earliest phase due: the first sign that the
+        // thread cannot keep its schedule, while packets are still within their budget.
+        if let Some(due) = self.wheel.next_wake().filter(|due| *due <= now) {
+            ROUNDS.fetch_add(1, Ordering::Relaxed);
+            if now - due > LATE_ROUND {
+                ROUNDS_LATE.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         let mut gone = Vec::new();
         for phase in self.wheel.advance(now) {
             for &index in self.wheel.keys(phase) {

@@ -87,8 +87,8 @@ pub struct SipConfig {
     pub advertise: IpAddr,
     /// Calls in progress at most; more get 503.
     pub max_calls: usize,
-    /// New calls get 503 while more than this share (percent) of RTP packets leaves late or is
-    /// dropped as stale ([`crate::shed`]); 0: never.
+    /// New calls get 503 while more than this share (percent) of the media threads' pacing
+    /// rounds starts late ([`crate::shed`]); 0: never.
     pub shed_late_percent: f64,
     /// No call lasts longer than this.
     pub max_call: Duration,
@@ -348,12 +348,10 @@ pub(crate) struct Context {
 impl Context {
     /// Whether the media threads are falling behind (see `shed`).
     fn shedding(&self) -> bool {
-        let sent = self.stats.rtp_packets_sent.load(Ordering::Relaxed);
-        let late = self.stats.rtp_packets_sent_late.load(Ordering::Relaxed)
-            + self.stats.rtp_frames_late.load(Ordering::Relaxed);
+        let (rounds, late) = crate::rtp_engine::pacing_rounds();
         self.shedder
             .lock()
-            .map(|mut s| s.update(std::time::Instant::now(), sent, late))
+            .map(|mut s| s.update(std::time::Instant::now(), rounds, late))
             .unwrap_or(false)
     }
 

@@ -306,6 +306,12 @@ impl SipServer {
             rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
             shedder: Mutex::new(crate::shed::Shedder::new(self.config.shed_late_percent)),
         });
+        // What the first call would otherwise start or load, while INVITEs queue behind it:
+        // the media threads and the number parser's metadata.
+        if let Err(e) = crate::rtp_engine::engine() {
+            warn!(error = %e, "the RTP engine did not start; calls will get 503");
+        }
+        tokio::task::spawn_blocking(store::warm_up).await.ok();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

@@ -138,6 +138,15 @@ pub fn identify_caller(
     }
 }
 
+/// Loads what the number parser builds on first use (its metadata and patterns, tens of
+/// milliseconds), so that the first caller after a start does not wait for it, nor the calls
+/// queued behind them. Parses a fixed number of no one (a Brussels number of the form used in
+/// examples); nothing is kept.
+pub fn warm_up() {
+    let _ = parse_number(Some("+3225000000"), "BE");
+    let _ = parse_number(Some("0470000000"), "BE");
+}
+
 /// A number that passed [`identify_caller`]'s rule. Crate-private: it holds the raw number.
 pub(crate) struct ParsedNumber {
     pub e164: String,

@@ -25,7 +25,7 @@ use std::fmt;
 use std::time::SystemTime;
 
 pub use caller::{
-    identify_caller, is_known_region, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES,
+    identify_caller, is_known_region, warm_up, CallerIdentity, CallerKey, MAX_CALLER_INPUT_BYTES,
 };
 pub use class::{BelgianRegion, NumberClass, NumberKind, PREFIX_BLOCK_MIN_NUMBERS};
 pub use console::{

@@ -304,7 +304,23 @@ impl SipServer {
             trunks: self.trunks.clone(),
             guard: self.guard.clone(),
             rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
-            shedder: Mutex::new(crate::shed::Shedder::new(self.config.shed_late_percent)),
+            shedding: Arc::default(),
+        });
+        // The shedding verdict, revised every window from the media threads' figures whether
+        // or not INVITEs arrive (so each verdict covers one recent window).
+        let shed_task = (self.config.shed_late_percent > 0.0).then(|| {
+            let verdict = ctx.shedding.clone();
+            let mut shedder = crate::shed::Shedder::new(self.config.shed_late_percent);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(crate::shed::WINDOW);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let (rounds, late) = crate::rtp_engine::pacing_rounds();
+                    let now = std::time::Instant::now();
+                    verdict.store(shedder.update(now, rounds, late), Ordering::Relaxed);
+                }
+            })
         });
         // What the first call would otherwise start or load, while INVITEs queue behind it:
         // the media threads and the number parser's metadata.
@@ -323,6 +339,9 @@ impl SipServer {
             }
         }
         info!("SIP channel stopping");
+        if let Some(t) = shed_task {
+            t.abort();
+        }
         registering.cancel();
         let _ = tokio::time::timeout(UNREGISTER_GRACE, async {
             for t in registration_tasks {
@@ -348,17 +367,14 @@ pub(crate) struct Context {
     pub guard: Arc<Mutex<Guard>>,
     /// Where each call's RTP socket comes from (see `rtp_ports::allocate_rtp_socket`).
     pub rtp_ports: RtpPorts,
-    pub shedder: Mutex<crate::shed::Shedder>,
+    /// Set while new calls are refused for the media threads' pace (see `shed`).
+    pub shedding: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Context {
     /// Whether the media threads are falling behind (see `shed`).
     fn shedding(&self) -> bool {
-        let (rounds, late) = crate::rtp_engine::pacing_rounds();
-        self.shedder
-            .lock()
-            .map(|mut s| s.update(std::time::Instant::now(), rounds, late))
-            .unwrap_or(false)
+        self.shedding.load(Ordering::Relaxed)
     }
 
     fn campaign_for(&self, user: &str) -> Option<Arc<Campaign>> {

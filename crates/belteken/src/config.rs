@@ -50,7 +50,7 @@ struct ServerSection {
     data_dir: Option<PathBuf>,
     public_host: Option<IpAddr>,
     max_calls: Option<usize>,
-    /// New calls get 503 while more than this share (percent) of RTP packets leaves late.
+    /// New calls get 503 while more than this share (percent) of pacing rounds starts late.
     shed_late_percent: Option<f64>,
     max_call_seconds: Option<u64>,
     drain_seconds: Option<u64>,
@@ -183,7 +183,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub public_host: Option<IpAddr>,
     pub max_calls: usize,
-    /// Load shedding: the late-packet share (percent) past which new calls get 503; 0: off.
+    /// Load shedding: the late-round share (percent) past which new calls get 503; 0: off.
     pub shed_late_percent: f64,
     pub max_call: Duration,
     /// On SIGTERM, how long calls in progress may go on before the process stops.

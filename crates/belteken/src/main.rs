@@ -366,7 +366,8 @@ impl web::Status for SipStatus {
     fn metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let s = &self.stats;
-        let lines: [(&str, &str, &str, u64); 6] = [
+        let (rounds, late_rounds) = sip::pacing_rounds();
+        let lines: [(&str, &str, &str, u64); 9] = [
             (
                 "belteken_calls_in_progress",
                 "gauge",
@@ -403,6 +404,24 @@ impl web::Status for SipStatus {
                 "RTP frames dropped because the pacer fell behind.",
                 s.rtp_frames_late.load(Ordering::Relaxed),
             ),
+            (
+                "belteken_rtp_packets_sent_late_total",
+                "counter",
+                "RTP packets sent more than 10 ms after their deadline.",
+                s.rtp_packets_sent_late.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_media_rounds_total",
+                "counter",
+                "Pacing rounds run by the media threads (one per due 1 ms phase).",
+                rounds,
+            ),
+            (
+                "belteken_media_rounds_late_total",
+                "counter",
+                "Pacing rounds that started more than 2 ms after their phase was due.",
+                late_rounds,
+            ),
         ];
         for (name, kind, help, value) in lines {
             let _ = writeln!(
@@ -410,20 +429,6 @@ impl web::Status for SipStatus {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP belteken_rtp_packets_sent_late_total RTP packets sent more than 10 ms after their deadline.\n\
-# TYPE belteken_rtp_packets_sent_late_total counter\nbelteken_rtp_packets_sent_late_total {}",
-            s.rtp_packets_sent_late.load(Ordering::Relaxed)
-        );
-        let (rounds, late_rounds) = sip::pacing_rounds();
-        let _ = writeln!(
-            out,
-            "# HELP belteken_media_rounds_total Pacing rounds run by the media threads (one per due 1 ms phase).\n\
-# TYPE belteken_media_rounds_total counter\nbelteken_media_rounds_total {rounds}\n\
-# HELP belteken_media_rounds_late_total Pacing rounds that started more than 2 ms after their phase was due.\n\
-# TYPE belteken_media_rounds_late_total counter\nbelteken_media_rounds_late_total {late_rounds}"
-        );
         sip::metrics::render(out);
         let by_trunk: Vec<(String, usize)> = s
             .calls_by_trunk

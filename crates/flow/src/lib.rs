@@ -7,6 +7,9 @@
 //!   hang up). It owns no socket and reads no clock: time comes in as an argument.
 //! - [`say`]: numbers up to 999,999,999 as recorded word clips in Dutch, French and English.
 
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 pub mod engine;
 pub mod lang;
 pub mod prompts;

@@ -16,6 +16,11 @@
 //! with the words it says (the generator script speaks them), and [`spell`] writes a number
 //! out from the same clips, which is how the rules are tested.
 
+// Every index below is a digit group of a number clamped to `MAX_SAYABLE` (`parts`): a group
+// is below 1000, its hundreds below 10 and its rest below 100, the lengths of the tables.
+// Nothing here reads outside input.
+#![allow(clippy::indexing_slicing)]
+
 use crate::Lang;
 
 /// The largest number [`clips`] speaks; larger numbers are clamped to it.

@@ -570,6 +570,8 @@ impl FlowSpec {
     }
 
     /// The step at `id`.
+    // A `StepId` is only made inside this crate, from a position in this flow's `steps`.
+    #[allow(clippy::indexing_slicing)]
     pub fn step(&self, id: StepId) -> &Step {
         &self.steps[id.0]
     }
@@ -781,16 +783,19 @@ impl Builder<'_> {
         let mut seen = vec![false; spec.steps.len()];
         let mut todo = vec![spec.start];
         while let Some(id) = todo.pop() {
-            if std::mem::replace(&mut seen[id.0], true) {
+            let (Some(mark), Some(step)) = (seen.get_mut(id.0), spec.steps.get(id.0)) else {
+                continue;
+            };
+            if std::mem::replace(mark, true) {
                 continue;
             }
-            todo.extend(targets(&spec.steps[id.0].kind));
+            todo.extend(targets(&step.kind));
         }
         match seen.iter().position(|s| !s) {
             None => Ok(()),
             Some(i) => Err(self.err(
                 At {
-                    step: Some(&spec.steps[i].name),
+                    step: spec.steps.get(i).map(|s| s.name.as_str()),
                     index: Some(i),
                 },
                 None,

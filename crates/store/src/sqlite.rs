@@ -29,12 +29,12 @@ use crate::edits::{actor_detail, validate_actor, validate_clip, validate_documen
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::{
-    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
-    validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
-    CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
-    NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
-    SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredClip,
-    StoredRecording, Trust, COUNTER_SHARDS,
+    scrub_bounded, scrub_numbers, time, unix_secs, validate_call_id, validate_call_state,
+    validate_campaign, validate_fingerprint, validate_reason, validate_signature, AuditEntry,
+    BelgianRegion, CallState, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
+    CountPolicy, Counts, NewClip, NewSignature, NumberKind, RegionThresholds, RetentionStep,
+    ReviewAction, SealedContact, SignOutcome, SignatureRetention, SignatureRow, SignatureState,
+    Store, StoreError, StoredClip, StoredRecording, Trust, COUNTER_SHARDS, MAX_REASON_BYTES,
 };
 use crate::{
     validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
@@ -210,6 +210,12 @@ const MIGRATIONS: &[&str] = &[
         signed          INTEGER NOT NULL
     );
     CREATE INDEX call_summaries_by_campaign ON call_summaries (campaign, ended_at);",
+    // The fingerprint of the secret the caller keys are made with (one row; never the key).
+    "CREATE TABLE secret_fingerprint (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL,
+        set_at      TEXT NOT NULL
+    );",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -955,6 +961,10 @@ impl Store for SqliteStore {
     ) -> Result<ReviewAction, StoreError> {
         validate_reason(reason)?;
         let reason = scrub_numbers(reason);
+        // The description is built from what an operator typed (a filter): bounded and
+        // scrubbed like the reason, so that no number reaches the audit log through it.
+        let description = scrub_bounded(description, MAX_REASON_BYTES);
+        let description = description.as_str();
         self.write_tx(|tx| {
             let c = campaign(tx, slug)?;
             let now = time::rfc3339_utc(SystemTime::now());
@@ -1520,6 +1530,42 @@ impl Store for SqliteStore {
                 audit(tx, None, "API token deleted", &format!("{user}: {label}"))?;
             }
             Ok(n == 1)
+        })
+    }
+
+    fn secret_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        self.read_tx(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn swap_secret_fingerprint(
+        &self,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        validate_fingerprint(new)?;
+        let now = time::rfc3339_utc(SystemTime::now());
+        self.write_tx(|tx| {
+            let changed = match expected {
+                None => tx.execute(
+                    "INSERT INTO secret_fingerprint (id, fingerprint, set_at)
+                     VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                    params![new, now],
+                )?,
+                Some(old) => tx.execute(
+                    "UPDATE secret_fingerprint SET fingerprint = ?1, set_at = ?2
+                     WHERE id = 1 AND fingerprint = ?3",
+                    params![new, now, old],
+                )?,
+            };
+            Ok(changed == 1)
         })
     }
 

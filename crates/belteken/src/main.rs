@@ -5,6 +5,7 @@ mod audio;
 mod campaign_admin;
 mod campaign_cli;
 mod config;
+mod panics;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
@@ -196,6 +197,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    panics::install();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

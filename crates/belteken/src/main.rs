@@ -252,8 +252,9 @@ fn main() -> Result<()> {
         Command::Registry(cmd) => {
             let settings = load_settings(cmd.common())?;
             let store = open_store(&settings)?;
-            let secret = load_secret(&settings, store.as_ref())?;
-            registry_cli::run(cmd, store.as_ref(), &secret)
+            registry_cli::run(cmd, store.as_ref(), &|| {
+                load_secret(&settings, store.as_ref())
+            })
         }
         Command::Campaign { command } => {
             let settings = load_settings(command.common())?;

@@ -595,8 +595,8 @@ def require(available: bool, what: str) -> None:
     if available:
         return
     if under_ci():
-        pytest.fail(f"{what} is missing, and CI must run this test", pytrace=False)
-    pytest.skip(f"{what} is missing")
+        pytest.fail(f"missing: {what} (CI must run this test)", pytrace=False)
+    pytest.skip(f"missing: {what}")
 
 
 def env_with(**kw) -> dict:

@@ -7,6 +7,9 @@
 //! this crate stores, logs or prints a raw number; only [`ContactKey::open`] returns one, for
 //! callers who asked to be contacted.
 
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod caller;
 mod class;
 mod console;

@@ -360,15 +360,19 @@ impl SqliteStore {
         let first = self
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for i in 0..self.readers.len() {
-            let r = &self.readers[(first + i) % self.readers.len()];
+        let n = self.readers.len();
+        let in_turn = || self.readers.iter().cycle().skip(first % n.max(1)).take(n);
+        for r in in_turn() {
             match r.try_lock() {
                 Ok(conn) => return conn,
                 Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => {}
             }
         }
-        self.readers[first % self.readers.len()]
+        // There are READERS of them; the writer would serve a read as well.
+        in_turn()
+            .next()
+            .unwrap_or(&self.writer)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -579,7 +583,9 @@ fn commit_group(
             let row = campaign(&tx, &sig.campaign)?;
             campaigns.insert(&sig.campaign, row);
         }
-        let c = &campaigns[sig.campaign.as_str()];
+        let c = campaigns
+            .get(sig.campaign.as_str())
+            .ok_or(StoreError::Corrupt("campaign looked up above is missing"))?;
         let (key, country, class) = match &sig.caller {
             CallerIdentity::Verified {
                 key,

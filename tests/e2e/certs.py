@@ -2,9 +2,12 @@
 127.0.0.1 and 127.0.0.2 (ECDSA P-256, valid two days). Nothing is kept after the test run."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import peers
 
 
 @dataclass
@@ -20,6 +23,7 @@ def _run(*args: str, cwd: Path) -> None:
 
 
 def make(dir: Path, name: str = "test") -> Certs:
+    peers.require(shutil.which("openssl") is not None, "openssl")
     d = Path(dir)
     d.mkdir(parents=True, exist_ok=True)
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]

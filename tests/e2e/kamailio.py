@@ -118,8 +118,26 @@ def available() -> bool:
     return shutil.which("kamailio") is not None
 
 
+def module_dir() -> Path | None:
+    """Where this machine's Kamailio keeps its modules: what dpkg says the package installed,
+    else the first multiarch (or plain) library directory that has them."""
+    try:
+        p = subprocess.run(["dpkg", "-L", "kamailio"], capture_output=True, text=True, timeout=30)
+        for line in p.stdout.splitlines():
+            if line.endswith("/kamailio/modules/tm.so"):
+                return Path(line).parent
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    for tm in sorted(Path("/usr/lib").glob("*/kamailio/modules/tm.so")) + \
+            [Path("/usr/lib/kamailio/modules/tm.so"), Path("/usr/local/lib64/kamailio/modules/tm.so")]:
+        if tm.exists():
+            return tm.parent
+    return None
+
+
 def tls_available() -> bool:
-    return available() and Path("/usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so").exists()
+    d = module_dir() if available() else None
+    return d is not None and (d / "tls.so").exists()
 
 
 class Kamailio:
@@ -138,6 +156,7 @@ class Kamailio:
             (self.dir / "tls.cfg").write_text(TLS_CFG.format(key=tls.key, cert=tls.cert))
             tls_listen = f"enable_tls=yes\nlisten=tls:{self.ip}:{self.tls_port}\n"
             tls_module = f'loadmodule "tls.so"\nmodparam("tls", "config", "{self.dir / "tls.cfg"}")\n'
+        peers.note_caller(asserted)  # it asserts this number in the INVITEs it routes
         cfg = CONFIG.format(ip=self.ip, port=self.port, password=password, aor=aor, asserted=asserted,
                             algorithm=algorithm, stale_once="1" if stale_once else "0",
                             tls_listen=tls_listen, tls_module=tls_module)

@@ -24,7 +24,11 @@ PROMPTS = {"greeting": "greeting.wav", "story": "story.wav", "thanks": "thanks.w
 PASSWORD = "correct horse battery staple"
 CALLERS = ["+32470000611", "+33612000612"]
 
-pytestmark = pytest.mark.skipif(not browser.available(), reason="chromium and chromedriver needed")
+
+
+@pytest.fixture(autouse=True)
+def _needs_browser():
+    peers.require(browser.available(), "chromium and chromedriver")
 
 
 def _cli(srv: Server, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

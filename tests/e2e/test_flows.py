@@ -123,7 +123,8 @@ def test_trilingual_flow_end_to_end(server_factory, audio, tmp_path):
         nl.pj.speak()
         nl.wait_for(r"recording ended")
         nl.pj.press("2")  # record again
-        time.sleep(1.5)  # the "record again" prompt and the beep; then the second take
+        # The "record again" prompt and the beep; the second take starts after them.
+        nl.wait_for(r"recording started[\s\S]*recording started")
         nl.pj.speak()
         nl.wait_for(r"recording ended[\s\S]*recording ended")
         nl.pj.press("1")

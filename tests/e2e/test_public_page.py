@@ -20,7 +20,11 @@ import peers
 from peers import LOOPBACK, free_port
 from server import Server, campaign_toml
 
-pytestmark = pytest.mark.skipif(not browser.available(), reason="chromium and chromedriver are needed")
+
+
+@pytest.fixture(autouse=True)
+def _needs_browser():
+    peers.require(browser.available(), "chromium and chromedriver")
 
 # A Brussels landline: the statistics must place it in Belgium and in the Brussels region.
 CALLER = "+3225550101"

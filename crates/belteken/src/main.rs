@@ -5,6 +5,7 @@ mod audio;
 mod campaign_admin;
 mod campaign_cli;
 mod config;
+mod panics;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
@@ -15,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use tracing::{info, warn};
 
@@ -141,17 +142,46 @@ fn open_store(settings: &Settings) -> Result<Arc<dyn store::Store>> {
 }
 
 /// The key that turns numbers into hashes: `BELTEKEN_SECRET` (hex) or the data dir's
-/// `secret.key` (made on first start), with `secret.previous.key` during a rotation.
-fn load_secret(settings: &Settings) -> Result<store::Secret> {
-    match std::env::var("BELTEKEN_SECRET") {
+/// `secret.key` (made on first start), with `BELTEKEN_SECRET_PREVIOUS` or
+/// `secret.previous.key` during a rotation; checked against the fingerprint the store keeps,
+/// so that a node never runs with another key than the store's.
+fn load_secret(settings: &Settings, store: &dyn store::Store) -> Result<store::Secret> {
+    let secret = match std::env::var("BELTEKEN_SECRET") {
         Ok(hex) => {
-            store::Secret::from_hex(hex.trim()).context("BELTEKEN_SECRET is not 64 hex digits")
+            let secret = store::Secret::from_hex(hex.trim())
+                .context("BELTEKEN_SECRET is not 64 hex digits")?;
+            match std::env::var("BELTEKEN_SECRET_PREVIOUS") {
+                Ok(hex) => secret.with_previous(
+                    store::Secret::from_hex(hex.trim())
+                        .context("BELTEKEN_SECRET_PREVIOUS is not 64 hex digits")?,
+                ),
+                Err(_) => secret,
+            }
         }
         Err(_) => {
+            if std::env::var_os("BELTEKEN_SECRET_PREVIOUS").is_some() {
+                bail!(
+                    "BELTEKEN_SECRET_PREVIOUS is set without BELTEKEN_SECRET: give both keys in \
+                     the environment, or use secret.previous.key beside secret.key"
+                );
+            }
             create_private_dir(&settings.data_dir)?;
-            store::Secret::load_dir(&settings.data_dir).context("cannot load the secret key")
+            store::Secret::load_dir(&settings.data_dir).context("cannot load the secret key")?
         }
+    };
+    match store::check_secret(store, &secret)
+        .context("the secret key does not belong to this store")?
+    {
+        store::SecretCheck::Same => {}
+        store::SecretCheck::Claimed => {
+            tracing::info!("the store now names this secret key (by its fingerprint)");
+        }
+        store::SecretCheck::Rotated => tracing::info!(
+            "key rotation: the store now names the new secret key; callers are re-keyed as \
+             they call again"
+        ),
     }
+    Ok(secret)
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {
@@ -167,6 +197,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    panics::install();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -221,8 +252,9 @@ fn main() -> Result<()> {
         Command::Registry(cmd) => {
             let settings = load_settings(cmd.common())?;
             let store = open_store(&settings)?;
-            let secret = load_secret(&settings)?;
-            registry_cli::run(cmd, store.as_ref(), &secret)
+            registry_cli::run(cmd, store.as_ref(), &|| {
+                load_secret(&settings, store.as_ref())
+            })
         }
         Command::Campaign { command } => {
             let settings = load_settings(command.common())?;
@@ -575,7 +607,7 @@ async fn serve(settings: Settings) -> Result<Served> {
     // Watch signals before anything else, so that an early SIGTERM is a drain, not a kill.
     let mut signals = Signals::new()?;
     let store = open_store(&settings)?;
-    let secret = Arc::new(load_secret(&settings)?);
+    let secret = Arc::new(load_secret(&settings, store.as_ref())?);
     let hub = store::CountHub::new();
     let advertise: IpAddr = settings.public_host.unwrap_or_else(|| {
         let ip = settings.sip_listen.ip();

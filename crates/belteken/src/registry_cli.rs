@@ -158,7 +158,14 @@ fn parse_time(what: &str, s: &Option<String>) -> Result<Option<SystemTime>> {
 /// Runs a registry command on an open store. The campaigns of the configuration must have been
 /// ensured and configured (`Store::configure_campaign`) first, so that retention sees their
 /// policies.
-pub fn run(cmd: RegistryCommand, store: &dyn store::Store, secret: &store::Secret) -> Result<()> {
+///
+/// `secret` loads the secret key (and checks it against the store); only commands that turn a
+/// number into its key call it, so the others neither need the key nor make one.
+pub fn run(
+    cmd: RegistryCommand,
+    store: &dyn store::Store,
+    secret: &dyn Fn() -> Result<store::Secret>,
+) -> Result<()> {
     match cmd {
         RegistryCommand::Retention {
             cmd: RetentionCommand::Run { .. },
@@ -190,7 +197,8 @@ pub fn run(cmd: RegistryCommand, store: &dyn store::Store, secret: &store::Secre
             } else {
                 number
             };
-            let caller = store::identify_caller(Some(number.trim()), &region, secret);
+            let secret = secret()?;
+            let caller = store::identify_caller(Some(number.trim()), &region, &secret);
             drop(number);
             let Some(key) = caller.key() else {
                 bail!("that is not a phone number this line would have recognised");

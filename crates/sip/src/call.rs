@@ -384,6 +384,8 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     };
                     media.recording = true;
                     media.handle.command(Command::StartRecording { limits });
+                    // Marks the beep's end: what a caller (and a test) waits for to speak.
+                    info!(call = %call_id, "recording started");
                 }
                 Action::StopRecording => {
                     if media.recording {

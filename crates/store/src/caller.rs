@@ -193,7 +193,18 @@ fn hmac_key(secret: &[u8], e164: &str) -> CallerKey {
     CallerKey(hex::encode(mac.finalize().into_bytes()))
 }
 
+/// Fewest digits an input needs for its E.164 form to reach [`MIN_E164_DIGITS`]: the parser
+/// adds at most a country code (three digits) to what it was given. Shorter inputs never reach
+/// the parser, whose code for them has out-of-range slices of its own.
+const MIN_INPUT_DIGITS: usize = MIN_E164_DIGITS - MAX_COUNTRY_CODE_DIGITS;
+
+/// Most digits of a country calling code (ITU-T E.164).
+const MAX_COUNTRY_CODE_DIGITS: usize = 3;
+
 /// Reduces a SIP user part to "+digits" or "digits", or None when it is not a phone number.
+///
+/// Works on characters, never on byte offsets: the input is whatever a caller put in From (or
+/// an operator typed), and may hold any UTF-8.
 fn normalize(raw: &str) -> Option<String> {
     if raw.len() > MAX_CALLER_INPUT_BYTES {
         return None;
@@ -202,8 +213,8 @@ fn normalize(raw: &str) -> Option<String> {
     let raw = raw.split(';').next().unwrap_or("").trim();
     let (plus, rest) = if let Some(rest) = raw.strip_prefix('+') {
         (true, rest)
-    } else if raw.len() >= 3 && raw[..3].eq_ignore_ascii_case("%2b") {
-        (true, &raw[3..])
+    } else if let Some(rest) = strip_prefix_ignore_ascii_case(raw, "%2b") {
+        (true, rest)
     } else {
         (false, raw)
     };
@@ -218,14 +229,27 @@ fn normalize(raw: &str) -> Option<String> {
                 digits += 1;
                 out.push(c);
             }
-            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            // Spaces of every kind: numbers copied from documents come grouped with no-break
+            // or narrow no-break spaces (U+00A0, U+202F).
+            '-' | '.' | '(' | ')' | '/' => {}
+            c if c.is_whitespace() => {}
             _ => return None,
         }
     }
-    if digits == 0 || digits > MAX_INPUT_DIGITS {
+    if !(MIN_INPUT_DIGITS..=MAX_INPUT_DIGITS).contains(&digits) {
         return None;
     }
     Some(out)
+}
+
+/// `s` without `prefix` when it starts with it, ASCII case aside; None otherwise (also when
+/// `prefix.len()` is not a character boundary of `s`).
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    s.get(prefix.len()..)
 }
 
 #[cfg(test)]
@@ -246,6 +270,60 @@ mod tests {
         assert_eq!(normalize("++32"), None);
         assert_eq!(normalize("  "), None);
         assert_eq!(normalize("123456789012345678901"), None);
+        assert_eq!(normalize("1234"), None, "too short to be a full number");
+    }
+
+    /// Any UTF-8 is input: a multi-byte character where a byte offset would fall (the "%2B"
+    /// check looks at three bytes) must give an answer, not a panic.
+    #[test]
+    fn normalize_takes_any_utf8() {
+        for raw in [
+            "😀",
+            "a😀",
+            "😀32470000001",
+            "04\u{202f}70\u{202f}12\u{202f}34\u{202f}56",
+            "4\u{202f}",
+            "%2\u{e9}",
+            "%\u{e9}",
+            "é",
+            "\u{202f}",
+            "+\u{202f}32\u{202f}470",
+        ] {
+            let _ = normalize(raw);
+        }
+        assert_eq!(normalize("😀"), None);
+        assert_eq!(normalize("%2\u{e9}32470000001"), None);
+    }
+
+    /// Numbers pasted from documents are grouped with no-break and narrow no-break spaces.
+    #[test]
+    fn unicode_spaces_separate_digit_groups() {
+        assert_eq!(
+            normalize("04\u{202f}70\u{202f}12\u{202f}34\u{202f}56").as_deref(),
+            Some("0470123456")
+        );
+        assert_eq!(
+            normalize("+32\u{a0}470\u{a0}12\u{a0}34\u{a0}56").as_deref(),
+            Some("+32470123456")
+        );
+    }
+
+    #[test]
+    fn identify_caller_takes_any_utf8() {
+        let secret = Secret::from_bytes([7; 32]);
+        for raw in ["😀", "😀😀😀", "%😀", "0\u{202f}😀", "+😀", "%2😀"] {
+            assert_eq!(
+                identify_caller(Some(raw), "BE", &secret),
+                CallerIdentity::Withheld
+            );
+        }
+        assert!(identify_caller(
+            Some("04\u{202f}70\u{202f}12\u{202f}34\u{202f}56"),
+            "BE",
+            &secret
+        )
+        .key()
+        .is_some());
     }
 }
 

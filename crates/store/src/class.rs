@@ -137,10 +137,14 @@ pub(crate) fn prefix_block(country_code: u16, national: &str) -> String {
         .len()
         .saturating_sub(PREFIX_BLOCK_DROPPED_DIGITS)
         .min(PREFIX_BLOCK_MAX_DIGITS);
-    if keep == 0 {
-        return format!("+{country_code}");
+    // `national` is the parser's digits (ASCII), but a block must never panic on what it is
+    // given: anything else, or a cut that is not a character boundary, keeps the country only.
+    match national.get(..keep) {
+        Some(lead) if keep > 0 && lead.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("+{country_code} {lead}")
+        }
+        _ => format!("+{country_code}"),
     }
-    format!("+{country_code} {}", &national[..keep])
 }
 
 /// The region of a Belgian fixed-line number (national significant number, 8 digits, without
@@ -153,22 +157,25 @@ pub(crate) fn prefix_block(country_code: u16, national: &str) -> String {
 /// is what it is for; a zone not in the list gives None.
 pub fn belgian_zone_region(national: &str) -> Option<BelgianRegion> {
     use BelgianRegion::{Brussels, Flanders, Wallonia};
+    let &[first, second, ..] = national.as_bytes() else {
+        return None;
+    };
     if national.len() != 8 || !national.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    match &national[..1] {
-        "2" => return Some(Brussels),
-        "3" | "9" => return Some(Flanders),
-        "4" => return Some(Wallonia),
+    match first {
+        b'2' => return Some(Brussels),
+        b'3' | b'9' => return Some(Flanders),
+        b'4' => return Some(Wallonia),
         _ => {}
     }
-    match &national[..2] {
-        "11" | "12" | "13" | "14" | "15" | "16" => Some(Flanders),
-        "50" | "51" | "52" | "53" | "54" | "55" | "56" | "57" | "58" | "59" => Some(Flanders),
-        "89" => Some(Flanders),
-        "10" | "19" => Some(Wallonia),
-        "60" | "61" | "63" | "64" | "65" | "67" | "68" | "69" | "71" => Some(Wallonia),
-        "80" | "81" | "82" | "83" | "84" | "85" | "86" | "87" => Some(Wallonia),
+    match [first, second] {
+        [b'1', b'1'..=b'6'] | [b'5', _] | [b'8', b'9'] => Some(Flanders),
+        [b'1', b'0' | b'9'] => Some(Wallonia),
+        [b'6', b'0' | b'1' | b'3' | b'4' | b'5' | b'7' | b'8' | b'9'] | [b'7', b'1'] => {
+            Some(Wallonia)
+        }
+        [b'8', b'0'..=b'7'] => Some(Wallonia),
         _ => None,
     }
 }
@@ -213,6 +220,28 @@ mod tests {
         );
         assert_eq!(belgian_zone_region("78123456"), None, "078 is national");
         assert_eq!(belgian_zone_region("470123456"), None, "mobile length");
+        assert_eq!(belgian_zone_region("62123456"), None, "062 is no zone");
+        assert_eq!(belgian_zone_region("88123456"), None, "088 is no zone");
+        assert_eq!(
+            belgian_zone_region("71123456"),
+            Some(BelgianRegion::Wallonia)
+        );
+        assert_eq!(
+            belgian_zone_region("59123456"),
+            Some(BelgianRegion::Flanders)
+        );
+        assert_eq!(belgian_zone_region("17123456"), None);
+    }
+
+    /// Not digits, or cut inside a character: an answer, never a panic.
+    #[test]
+    fn odd_text_gives_an_answer() {
+        for s in ["", "2", "😀", "2😀345", "é2345678", "1234567é"] {
+            assert_eq!(belgian_zone_region(s), None, "{s:?}");
+        }
+        assert_eq!(prefix_block(32, "4😀0123456"), "+32");
+        assert_eq!(prefix_block(32, "é70123456"), "+32");
+        assert_eq!(prefix_block(32, "abcdefghi"), "+32");
     }
 
     #[test]

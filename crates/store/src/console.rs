@@ -141,7 +141,10 @@ impl Funnel {
         let mut at = vec![0u64; longest + 1];
         for &(s, n) in histogram {
             let s = s.min(MAX_CURVE_SECONDS as u64) as usize;
-            at[s] = at[s].saturating_add(n);
+            // `at` has room for every second up to `longest`, which bounds `s`.
+            if let Some(slot) = at.get_mut(s) {
+                *slot = slot.saturating_add(n);
+            }
         }
         // Still listening at second s: everyone who heard s seconds or more.
         let mut acc = 0u64;

@@ -96,7 +96,9 @@ fn run(rx: Receiver<Job>, mut commit: CommitFn) {
                 }
             }
             Err(e) if sigs.len() == 1 => {
-                let _ = replies[0].send(Err(e));
+                if let Some(reply) = replies.into_iter().next() {
+                    let _ = reply.send(Err(e));
+                }
             }
             Err(_) => {
                 for (sig, reply) in sigs.iter().zip(replies) {

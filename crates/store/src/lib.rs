@@ -7,6 +7,9 @@
 //! this crate stores, logs or prints a raw number; only [`ContactKey::open`] returns one, for
 //! callers who asked to be contacted.
 
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod caller;
 mod class;
 mod console;
@@ -47,7 +50,10 @@ pub use registry::{
     CampaignSettings, CountPolicy, RegionThresholds, RetentionReport, RetentionStep, ReviewAction,
     SignatureFilter, SignatureRetention, SignatureRow, SignatureState, Trust,
 };
-pub use secret::{Secret, PREVIOUS_SECRET_FILE, SECRET_BYTES, SECRET_FILE};
+use secret::validate_fingerprint;
+pub use secret::{
+    check_secret, Secret, SecretCheck, PREVIOUS_SECRET_FILE, SECRET_BYTES, SECRET_FILE,
+};
 pub use sqlite::{SqliteStore, BUSY_TIMEOUT};
 pub use time::{parse_rfc3339, rfc3339_utc};
 
@@ -266,6 +272,17 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
     #[error("database holds an impossible value: {0}")]
     Corrupt(&'static str),
+    #[error(
+        "the store's caller keys were made with another secret key (store: key {stored}, this \
+         one: key {current}); every node of a store needs the same secret.key (or \
+         BELTEKEN_SECRET): copy it from the node that made it; to rotate keys, keep the old key \
+         as secret.previous.key (or BELTEKEN_SECRET_PREVIOUS) beside the new one"
+    )]
+    SecretMismatch {
+        /// Short forms of the fingerprints (never the keys).
+        stored: String,
+        current: String,
+    },
 }
 
 /// Storage of campaigns, signatures and counters. Synchronous: async callers use
@@ -442,6 +459,17 @@ pub trait Store: Send + Sync + 'static {
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError>;
     /// Deletes the user's token with this label; false when there is none.
     fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError>;
+    /// The fingerprint of the secret this store's caller keys are made with
+    /// ([`Secret::fingerprint`], 64 hex digits); None until a node first claims the store.
+    /// [`check_secret`] is the way to use it.
+    fn secret_fingerprint(&self) -> Result<Option<String>, StoreError>;
+    /// Sets the secret's fingerprint to `new` if the stored one is still `expected` (None: none
+    /// stored yet); false when it is not (another node came first).
+    fn swap_secret_fingerprint(
+        &self,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError>;
     /// Adds an audit entry (console logins, exports, user changes); the detail is scrubbed of
     /// anything that looks like a phone number.
     fn record_audit(
@@ -517,44 +545,69 @@ fn validate_signature(sig: &NewSignature) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Replaces every run of 9 or more digits (allowing the separators people type in numbers)
-/// with "[number removed]", so that a reason an operator typed cannot put a phone number in
-/// the audit log.
-fn scrub_numbers(text: &str) -> String {
+/// Fewest digits in a run that [`scrub_numbers`] removes: a Belgian number with its trunk
+/// prefix has 9; dates ("2025-06-01", 8) and prefix blocks ("+32 4701", 6) stay readable.
+const SCRUB_MIN_DIGITS: usize = 9;
+
+/// Replaces every run of 9 or more digits (allowing the separators people type in numbers,
+/// spaces of every kind among them) with "[number removed]", so that a reason an operator typed
+/// cannot put a phone number in the audit log or a message. Digits of any script count.
+pub fn scrub_numbers(text: &str) -> String {
+    fn digit(c: char) -> bool {
+        c.is_numeric()
+    }
+    fn separator(c: char) -> bool {
+        " -./()".contains(c) || c.is_whitespace() || ('\u{2010}'..='\u{2015}').contains(&c)
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
-    while i < chars.len() {
-        if chars[i].is_ascii_digit() || chars[i] == '+' {
+    while let Some(&c) = chars.get(i) {
+        if digit(c) || c == '+' {
             let mut j = i;
             let mut digits = 0;
-            while j < chars.len()
-                && (chars[j].is_ascii_digit()
-                    || (j == i && chars[j] == '+')
-                    || (digits > 0 && " -./()".contains(chars[j])))
-            {
-                if chars[j].is_ascii_digit() {
+            while let Some(&d) = chars.get(j) {
+                if !(digit(d) || (j == i && d == '+') || (digits > 0 && separator(d))) {
+                    break;
+                }
+                if digit(d) {
                     digits += 1;
                 }
                 j += 1;
             }
-            if digits >= 9 {
+            if digits >= SCRUB_MIN_DIGITS {
                 out.push_str("[number removed]");
                 // Keep a trailing separator that was not part of the number.
-                while j > i && !chars[j - 1].is_ascii_digit() {
+                while j > i && chars.get(j - 1).is_some_and(|&d| !digit(d)) {
                     j -= 1;
                 }
                 i = j;
                 continue;
             }
-            out.extend(&chars[i..j.max(i + 1)]);
-            i = j.max(i + 1);
+            let end = j.max(i + 1);
+            out.extend(chars.get(i..end).unwrap_or_default());
+            i = end;
             continue;
         }
-        out.push(chars[i]);
+        out.push(c);
         i += 1;
     }
     out
+}
+
+/// [`scrub_numbers`], then cut to at most `max_bytes` (on a character boundary, with "…" when
+/// cut): for text from outside that goes into the audit log.
+pub(crate) fn scrub_bounded(text: &str, max_bytes: usize) -> String {
+    let mut s = scrub_numbers(text);
+    if s.len() > max_bytes {
+        let mut end = max_bytes.saturating_sub('…'.len_utf8());
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
 }
 
 fn validate_reason(reason: &str) -> Result<(), StoreError> {
@@ -595,6 +648,37 @@ mod scrub_tests {
         assert_eq!(
             super::scrub_numbers("burst on 2025-06-01, block +32 4701"),
             "burst on 2025-06-01, block +32 4701"
+        );
+    }
+
+    /// Numbers pasted from documents are grouped with no-break, narrow no-break or thin spaces,
+    /// or written in other digits.
+    #[test]
+    fn numbers_with_unicode_spaces_are_removed() {
+        for raw in [
+            "caller 04\u{202f}70\u{202f}12\u{202f}34\u{202f}56 complained",
+            "caller +32\u{a0}470\u{a0}12\u{a0}34\u{a0}56 complained",
+            "caller 0470\u{2009}12\u{2009}34\u{2009}56 complained",
+            "caller 0470\u{2011}12\u{2011}34\u{2011}56 complained",
+            "caller \u{ff10}\u{ff14}\u{ff17}\u{ff10}\u{ff11}\u{ff12}\u{ff13}\u{ff14}\u{ff15}\u{ff16} complained",
+        ] {
+            assert_eq!(
+                super::scrub_numbers(raw),
+                "caller [number removed] complained",
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounded_scrub_cuts_on_a_character_boundary() {
+        let s = super::scrub_bounded(&"é".repeat(100), 11);
+        assert!(s.len() <= 11, "{s}");
+        assert!(s.ends_with('…'));
+        assert_eq!(super::scrub_bounded("short", 11), "short");
+        assert_eq!(
+            super::scrub_bounded("0470123456 and more", 100),
+            "[number removed] and more"
         );
     }
 }

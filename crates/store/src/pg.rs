@@ -18,6 +18,10 @@
 //!
 //! TLS is not supported: connect over loopback, a private network or a Unix socket.
 
+// Indexes here are of the reader pool (never empty) and of campaigns looked up just before in
+// the same group commit, not of text from outside; the input checks are in lib.rs's modules.
+#![allow(clippy::indexing_slicing)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
@@ -36,11 +40,12 @@ use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::sqlite::{retention_str, row_from_parts, settings_from_row, RowParts};
 use crate::{
-    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
-    validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
-    CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
-    RetentionStep, ReviewAction, SealedContact, SignOutcome, SignatureRow, SignatureState, Store,
-    StoreError, StoredClip, StoredRecording, COUNTER_SHARDS,
+    scrub_bounded, scrub_numbers, time, unix_secs, validate_call_id, validate_call_state,
+    validate_campaign, validate_fingerprint, validate_reason, validate_signature, AuditEntry,
+    BelgianRegion, CallState, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
+    CountPolicy, Counts, NewClip, NewSignature, RetentionStep, ReviewAction, SealedContact,
+    SignOutcome, SignatureRow, SignatureState, Store, StoreError, StoredClip, StoredRecording,
+    COUNTER_SHARDS, MAX_REASON_BYTES,
 };
 use crate::{
     validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
@@ -190,6 +195,14 @@ CREATE TABLE call_summaries (
     signed          BOOLEAN NOT NULL
 );
 CREATE INDEX call_summaries_by_campaign ON call_summaries (campaign, ended_at);
+",
+    // The fingerprint of the secret the caller keys are made with (one row; never the key).
+    "
+CREATE TABLE secret_fingerprint (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    fingerprint TEXT NOT NULL,
+    set_at      TEXT NOT NULL
+);
 ",
 ];
 
@@ -1010,6 +1023,10 @@ impl Store for PgStore {
     ) -> Result<ReviewAction, StoreError> {
         validate_reason(reason)?;
         let reason = scrub_numbers(reason);
+        // The description is built from what an operator typed (a filter): bounded and
+        // scrubbed like the reason, so that no number reaches the audit log through it.
+        let description = scrub_bounded(description, MAX_REASON_BYTES);
+        let description = description.as_str();
         let reason = reason.as_str();
         let state_s = state.as_str();
         self.write(|tx, st, _| {
@@ -1729,6 +1746,53 @@ impl Store for PgStore {
                     audit(tx, None, "API token deleted", &detail).await?;
                 }
                 Ok(n == 1)
+            })
+        })
+    }
+
+    fn secret_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        self.read(|tx, _, _| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
+                        &[],
+                    )
+                    .await?;
+                Ok(row.map(|r| r.try_get(0)).transpose()?)
+            })
+        })
+    }
+
+    fn swap_secret_fingerprint(
+        &self,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        validate_fingerprint(new)?;
+        let now = time::rfc3339_utc(SystemTime::now());
+        let now = now.as_str();
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let changed = match expected {
+                    None => {
+                        tx.execute(
+                            "INSERT INTO secret_fingerprint (id, fingerprint, set_at)
+                             VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+                            &[&new, &now],
+                        )
+                        .await?
+                    }
+                    Some(old) => {
+                        tx.execute(
+                            "UPDATE secret_fingerprint SET fingerprint = $1, set_at = $2
+                             WHERE id = 1 AND fingerprint = $3",
+                            &[&new, &now, &old],
+                        )
+                        .await?
+                    }
+                };
+                Ok(changed == 1)
             })
         })
     }

@@ -216,14 +216,27 @@ impl SignatureFilter {
             && self.until.is_none_or(|u| at.is_some_and(|a| a < u))
     }
 
-    /// A description for the audit log (holds no number: prefix blocks are coarse).
+    /// A description for the audit log. It holds no number: the prefix block and the country
+    /// are typed by an operator and go in only when they have the shape of a prefix block
+    /// ("+32 4701": a country code and at most four digits) or of a country ("BE", "none");
+    /// anything else is described, not quoted.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(p) = &self.prefix_block {
-            parts.push(format!("prefix_block={p}"));
+            if is_prefix_block_shape(p) {
+                parts.push(format!("prefix_block={p}"));
+            } else {
+                parts.push("prefix_block=(not a prefix block)".to_owned());
+            }
         }
         if let Some(c) = &self.country {
-            parts.push(format!("country={c}"));
+            let shaped = c.eq_ignore_ascii_case("none")
+                || (c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()));
+            if shaped {
+                parts.push(format!("country={c}"));
+            } else {
+                parts.push("country=(not a country)".to_owned());
+            }
         }
         if let Some(t) = self.trust {
             parts.push(format!("trust={}", t.as_str()));
@@ -243,6 +256,23 @@ impl SignatureFilter {
             parts.join(" ")
         }
     }
+}
+
+/// Whether `s` has the shape of a [`NumberClass::prefix_block`]: "+", one to three digits, and
+/// optionally a space and one to four digits (at most seven digits: never a phone number).
+///
+/// [`NumberClass::prefix_block`]: crate::NumberClass::prefix_block
+pub(crate) fn is_prefix_block_shape(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('+') else {
+        return false;
+    };
+    let (code, lead) = match rest.split_once(' ') {
+        Some((code, lead)) => (code, Some(lead)),
+        None => (rest, None),
+    };
+    let digits =
+        |t: &str, max: usize| (1..=max).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    digits(code, 3) && lead.is_none_or(|l| digits(l, 4))
 }
 
 /// A stored review action: its id (for [`Store::revert_review`]) and how many signatures it

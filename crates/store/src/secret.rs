@@ -1,6 +1,7 @@
 //! The installation secret that turns phone numbers into pseudonymous [`CallerKey`]s, with an
-//! optional previous secret during a key rotation, and the 32-byte key files it shares with
-//! the contact key.
+//! optional previous secret during a key rotation, its fingerprint (which the store keeps, so
+//! that a node with another key is refused), and the 32-byte key files it shares with the
+//! contact key.
 //!
 //! [`CallerKey`]: crate::CallerKey
 
@@ -10,10 +11,12 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::TryRngCore;
+use sha2::Sha256;
 
-use crate::StoreError;
+use crate::{Store, StoreError};
 
 /// Length of the secret in bytes (the HMAC-SHA256 block is larger; 32 bytes is its output size
 /// and plenty of key).
@@ -24,6 +27,19 @@ pub const SECRET_FILE: &str = "secret.key";
 
 /// File name of the previous secret during a key rotation.
 pub const PREVIOUS_SECRET_FILE: &str = "secret.previous.key";
+
+/// What a key's fingerprint is the HMAC of. It holds letters, so it is never the E.164 form of
+/// a number (whose HMAC is a caller key).
+const FINGERPRINT_LABEL: &[u8] = b"belteken secret fingerprint v1";
+
+/// Hex digits of a fingerprint (HMAC-SHA256).
+const FINGERPRINT_HEX_DIGITS: usize = 64;
+
+/// Hex digits of a fingerprint shown in messages: enough to tell keys apart.
+const FINGERPRINT_SHOWN_DIGITS: usize = 12;
+
+/// Attempts at claiming the store's fingerprint when other nodes change it at the same time.
+const CHECK_ATTEMPTS: usize = 3;
 
 /// 32 secret bytes, the HMAC key for caller keys, and optionally the previous secret while a
 /// rotation is under way. Whoever holds it can test guesses of phone numbers against stored
@@ -87,6 +103,18 @@ impl Secret {
         }
     }
 
+    /// The fingerprint of the current key: hex HMAC-SHA256 of a fixed label under the key.
+    /// It tells keys apart without revealing them, and is what the store keeps to refuse a
+    /// node that runs with another key ([`check_secret`]).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.current)
+    }
+
+    /// The fingerprint of the previous key, during a rotation.
+    pub fn previous_fingerprint(&self) -> Option<String> {
+        self.previous.as_ref().map(fingerprint)
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
         &self.current
     }
@@ -94,6 +122,88 @@ impl Secret {
     pub(crate) fn previous_bytes(&self) -> Option<&[u8; SECRET_BYTES]> {
         self.previous.as_ref()
     }
+}
+
+fn fingerprint(key: &[u8; SECRET_BYTES]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .expect("HMAC-SHA256 accepts a key of any length");
+    mac.update(FINGERPRINT_LABEL);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks what a backend is asked to store as a fingerprint: 64 lowercase hex digits.
+pub(crate) fn validate_fingerprint(fingerprint: &str) -> Result<(), StoreError> {
+    if fingerprint.len() != FINGERPRINT_HEX_DIGITS
+        || !fingerprint
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(StoreError::Invalid {
+            what: "secret fingerprint",
+            why: "must be 64 lowercase hex digits",
+        });
+    }
+    Ok(())
+}
+
+fn shown(fingerprint: &str) -> String {
+    let short = fingerprint
+        .get(..FINGERPRINT_SHOWN_DIGITS)
+        .unwrap_or(fingerprint);
+    format!("{short}…")
+}
+
+/// How [`check_secret`] found the store.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SecretCheck {
+    /// The store had no fingerprint (a new store, or one from before fingerprints): it now
+    /// holds this key's.
+    Claimed,
+    /// The store's keys are made with this key.
+    Same,
+    /// The store's keys were made with the previous key: the store now names the current one,
+    /// and callers are re-keyed as they call again.
+    Rotated,
+}
+
+/// Makes sure the store's caller keys are made with `secret`, so that two nodes with different
+/// keys never share a store (each would recognise only its own callers, and count a caller
+/// once per key). The store keeps the fingerprint of its key: a store without one takes this
+/// key's; a store that names the previous key of a rotation moves to the current key; a store
+/// that names another key is refused with [`StoreError::SecretMismatch`].
+///
+/// Run it before the first caller is identified against the store.
+pub fn check_secret<S: Store + ?Sized>(
+    store: &S,
+    secret: &Secret,
+) -> Result<SecretCheck, StoreError> {
+    let current = secret.fingerprint();
+    let previous = secret.previous_fingerprint();
+    let mut stored = store.secret_fingerprint()?;
+    for _ in 0..CHECK_ATTEMPTS {
+        let outcome = match stored.as_deref() {
+            Some(s) if s == current => return Ok(SecretCheck::Same),
+            None => SecretCheck::Claimed,
+            Some(s) if previous.as_deref() == Some(s) => SecretCheck::Rotated,
+            Some(s) => {
+                return Err(StoreError::SecretMismatch {
+                    stored: shown(s),
+                    current: shown(&current),
+                })
+            }
+        };
+        if store.swap_secret_fingerprint(stored.as_deref(), &current)? {
+            return Ok(outcome);
+        }
+        // Another node changed it between our read and our write: judge again by what it
+        // wrote.
+        stored = store.secret_fingerprint()?;
+    }
+    Err(StoreError::Invalid {
+        what: "secret fingerprint",
+        why: "changed by other nodes on every attempt; start again",
+    })
 }
 
 /// Reads a 32-byte key file; None when it does not exist.

@@ -29,12 +29,12 @@ use crate::edits::{actor_detail, validate_actor, validate_clip, validate_documen
 use crate::group::{CommitFn, Committer};
 use crate::registry::fold_counts;
 use crate::{
-    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
-    validate_reason, validate_signature, AuditEntry, BelgianRegion, CallState, CallerIdentity,
-    CallerKey, CampaignEdits, CampaignSettings, CountPolicy, Counts, NewClip, NewSignature,
-    NumberKind, RegionThresholds, RetentionStep, ReviewAction, SealedContact, SignOutcome,
-    SignatureRetention, SignatureRow, SignatureState, Store, StoreError, StoredClip,
-    StoredRecording, Trust, COUNTER_SHARDS,
+    scrub_bounded, scrub_numbers, time, unix_secs, validate_call_id, validate_call_state,
+    validate_campaign, validate_fingerprint, validate_reason, validate_signature, AuditEntry,
+    BelgianRegion, CallState, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
+    CountPolicy, Counts, NewClip, NewSignature, NumberKind, RegionThresholds, RetentionStep,
+    ReviewAction, SealedContact, SignOutcome, SignatureRetention, SignatureRow, SignatureState,
+    Store, StoreError, StoredClip, StoredRecording, Trust, COUNTER_SHARDS, MAX_REASON_BYTES,
 };
 use crate::{
     validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
@@ -210,6 +210,12 @@ const MIGRATIONS: &[&str] = &[
         signed          INTEGER NOT NULL
     );
     CREATE INDEX call_summaries_by_campaign ON call_summaries (campaign, ended_at);",
+    // The fingerprint of the secret the caller keys are made with (one row; never the key).
+    "CREATE TABLE secret_fingerprint (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL,
+        set_at      TEXT NOT NULL
+    );",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -354,15 +360,19 @@ impl SqliteStore {
         let first = self
             .next_reader
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for i in 0..self.readers.len() {
-            let r = &self.readers[(first + i) % self.readers.len()];
+        let n = self.readers.len();
+        let in_turn = || self.readers.iter().cycle().skip(first % n.max(1)).take(n);
+        for r in in_turn() {
             match r.try_lock() {
                 Ok(conn) => return conn,
                 Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => {}
             }
         }
-        self.readers[first % self.readers.len()]
+        // There are READERS of them; the writer would serve a read as well.
+        in_turn()
+            .next()
+            .unwrap_or(&self.writer)
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -573,7 +583,9 @@ fn commit_group(
             let row = campaign(&tx, &sig.campaign)?;
             campaigns.insert(&sig.campaign, row);
         }
-        let c = &campaigns[sig.campaign.as_str()];
+        let c = campaigns
+            .get(sig.campaign.as_str())
+            .ok_or(StoreError::Corrupt("campaign looked up above is missing"))?;
         let (key, country, class) = match &sig.caller {
             CallerIdentity::Verified {
                 key,
@@ -955,6 +967,10 @@ impl Store for SqliteStore {
     ) -> Result<ReviewAction, StoreError> {
         validate_reason(reason)?;
         let reason = scrub_numbers(reason);
+        // The description is built from what an operator typed (a filter): bounded and
+        // scrubbed like the reason, so that no number reaches the audit log through it.
+        let description = scrub_bounded(description, MAX_REASON_BYTES);
+        let description = description.as_str();
         self.write_tx(|tx| {
             let c = campaign(tx, slug)?;
             let now = time::rfc3339_utc(SystemTime::now());
@@ -1520,6 +1536,42 @@ impl Store for SqliteStore {
                 audit(tx, None, "API token deleted", &format!("{user}: {label}"))?;
             }
             Ok(n == 1)
+        })
+    }
+
+    fn secret_fingerprint(&self) -> Result<Option<String>, StoreError> {
+        self.read_tx(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn swap_secret_fingerprint(
+        &self,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        validate_fingerprint(new)?;
+        let now = time::rfc3339_utc(SystemTime::now());
+        self.write_tx(|tx| {
+            let changed = match expected {
+                None => tx.execute(
+                    "INSERT INTO secret_fingerprint (id, fingerprint, set_at)
+                     VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                    params![new, now],
+                )?,
+                Some(old) => tx.execute(
+                    "UPDATE secret_fingerprint SET fingerprint = ?1, set_at = ?2
+                     WHERE id = 1 AND fingerprint = ?3",
+                    params![new, now, old],
+                )?,
+            };
+            Ok(changed == 1)
         })
     }
 

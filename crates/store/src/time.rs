@@ -31,7 +31,8 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         }
         std::str::from_utf8(part).ok()?.parse().ok()
     };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+    let at = |i: usize| b.get(i).copied();
+    if b.len() < 10 || at(4) != Some(b'-') || at(7) != Some(b'-') {
         return None;
     }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
@@ -41,10 +42,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let secs_of_day = match b.len() {
         10 => 0,
         19 | 20 => {
-            if !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+            if !matches!(at(10), Some(b'T' | b' ')) || at(13) != Some(b':') || at(16) != Some(b':')
+            {
                 return None;
             }
-            if b.len() == 20 && b[19] != b'Z' {
+            if b.len() == 20 && at(19) != Some(b'Z') {
                 return None;
             }
             let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -97,6 +99,23 @@ mod tests {
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_709_210_096), "2024-02-29T12:34:56Z");
         assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    /// Operators type these (`--since`, console filters): odd text is None, never a panic.
+    #[test]
+    fn odd_text_is_not_a_time() {
+        for s in [
+            "",
+            "2025",
+            "2025-06-01T",
+            "2025-06-01T12:00:0😀",
+            "2025-06-😀",
+            "😀😀😀",
+            "2025-06-01\u{202f}12:00:00Z",
+            "2025-06-01T12:00:00Zé",
+        ] {
+            assert_eq!(parse_rfc3339(s), None, "{s:?}");
+        }
     }
 
     #[test]

@@ -128,6 +128,8 @@ conformance!(
     console_users_sessions_and_tokens,
     call_summaries_give_funnel_and_curve,
     review_queue_pages,
+    secret_fingerprint_refuses_another_key,
+    review_filter_text_is_scrubbed_in_the_audit_log,
 );
 
 #[test]

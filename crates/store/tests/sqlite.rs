@@ -44,6 +44,8 @@ conformance!(
     console_users_sessions_and_tokens,
     call_summaries_give_funnel_and_curve,
     review_queue_pages,
+    secret_fingerprint_refuses_another_key,
+    review_filter_text_is_scrubbed_in_the_audit_log,
 );
 
 #[test]
@@ -111,7 +113,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 5); // 3: cloud_calls (issue 7), 4: campaign edits and clips, 5: console users and call summaries
+    assert_eq!(version, 6); // 3: cloud_calls, 4: campaign edits and clips, 5: console users and call summaries, 6: the secret fingerprint
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

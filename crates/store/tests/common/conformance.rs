@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use store::{
-    identify_caller, AnomalyDimension, AnomalyThresholds, BelgianRegion, CallerIdentity,
-    CampaignSettings, ContactKey, CountPolicy, Counts, NewSignature, NumberKind, RetentionStep,
-    Secret, SignOutcome, SignatureFilter, SignatureRetention, SignatureState, Store, StoreError,
-    Trust, MAX_RECORDING_BYTES,
+    check_secret, identify_caller, AnomalyDimension, AnomalyThresholds, BelgianRegion,
+    CallerIdentity, CampaignSettings, ContactKey, CountPolicy, Counts, NewSignature, NumberKind,
+    RetentionStep, Secret, SecretCheck, SignOutcome, SignatureFilter, SignatureRetention,
+    SignatureState, Store, StoreError, Trust, MAX_RECORDING_BYTES,
 };
 
 use super::wav;
@@ -1152,4 +1152,131 @@ pub fn review_queue_pages(store: &dyn Store) {
         store.signatures_in_state("nope", SignatureState::Pending, 0, 10),
         Err(StoreError::UnknownCampaign(_))
     ));
+}
+
+/// The store keeps the fingerprint of the secret its caller keys are made with: the first key
+/// claims it, the same key passes, another key is refused (saying what to do, never showing a
+/// key), and a rotation whose previous key is the stored one moves it to the new key.
+pub fn secret_fingerprint_refuses_another_key(store: &dyn Store) {
+    let a = Secret::from_bytes([7; 32]);
+    let b = Secret::from_bytes([9; 32]);
+    assert_eq!(store.secret_fingerprint().expect("read"), None);
+    assert_eq!(
+        check_secret(store, &a).expect("claim"),
+        SecretCheck::Claimed
+    );
+    assert_eq!(
+        store.secret_fingerprint().expect("read").as_deref(),
+        Some(a.fingerprint().as_str())
+    );
+    assert_eq!(check_secret(store, &a).expect("same"), SecretCheck::Same);
+    let err = check_secret(store, &b).expect_err("another key is refused");
+    assert!(matches!(err, StoreError::SecretMismatch { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("secret.previous.key"), "{text}");
+    assert!(
+        !text.contains(&hex_of(&[7; 32])) && !text.contains(&hex_of(&[9; 32])),
+        "{text}"
+    );
+    // A refused key changed nothing.
+    assert_eq!(
+        store.secret_fingerprint().expect("read").as_deref(),
+        Some(a.fingerprint().as_str())
+    );
+    // Rotation a -> b: the store follows; then b alone is the key and a is refused.
+    let rotating = b.clone().with_previous(a.clone());
+    assert_eq!(
+        check_secret(store, &rotating).expect("rotate"),
+        SecretCheck::Rotated
+    );
+    assert_eq!(
+        check_secret(store, &rotating).expect("again"),
+        SecretCheck::Same
+    );
+    assert_eq!(check_secret(store, &b).expect("b alone"), SecretCheck::Same);
+    assert!(matches!(
+        check_secret(store, &a),
+        Err(StoreError::SecretMismatch { .. })
+    ));
+    // A rotation from a key the store never had is refused too.
+    let c = Secret::from_bytes([3; 32]).with_previous(Secret::from_bytes([4; 32]));
+    assert!(matches!(
+        check_secret(store, &c),
+        Err(StoreError::SecretMismatch { .. })
+    ));
+    // Compare-and-set: a stale expectation changes nothing.
+    assert!(!store
+        .swap_secret_fingerprint(None, &a.fingerprint())
+        .expect("swap"));
+    assert!(!store
+        .swap_secret_fingerprint(Some(&a.fingerprint()), &c.fingerprint())
+        .expect("swap"));
+    assert!(store.swap_secret_fingerprint(None, "not hex").is_err());
+    assert_eq!(
+        store.secret_fingerprint().expect("read").as_deref(),
+        Some(b.fingerprint().as_str())
+    );
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A bulk invalidation's filter is typed by an operator: a "prefix block" that is really a
+/// phone number, or a long text, must not reach the audit log or the stored review action.
+pub fn review_filter_text_is_scrubbed_in_the_audit_log(store: &dyn Store) {
+    store.ensure_campaign("a", "A").expect("ensure");
+    store
+        .sign(sig("a", verified("+32470000001")))
+        .expect("sign");
+    for prefix in [
+        "+32470123456",
+        "+32 470 12 34 56",
+        "04\u{202f}70\u{202f}12\u{202f}34\u{202f}56",
+        &"+32 4701 ".repeat(200),
+    ] {
+        let filter = SignatureFilter {
+            prefix_block: Some(prefix.to_owned()),
+            ..SignatureFilter::default()
+        };
+        store
+            .review("a", &filter, SignatureState::Invalid, "burst")
+            .expect("review");
+    }
+    let filter = SignatureFilter {
+        country: Some("0470123456".into()),
+        ..SignatureFilter::default()
+    };
+    store
+        .review("a", &filter, SignatureState::Invalid, "burst")
+        .expect("review");
+    // set_states takes a description from its caller: scrubbed and bounded there too.
+    let long = format!("by hand 0470 12 34 56 {}", "x".repeat(10_000));
+    store
+        .set_states("a", &[], SignatureState::Invalid, "burst", &long)
+        .expect("set_states");
+    let log = store.audit_log(Some("a")).expect("audit");
+    assert!(log.len() >= 6, "{log:?}");
+    for e in &log {
+        let digits: String = e.detail.chars().filter(char::is_ascii_digit).collect();
+        assert!(
+            !digits.contains("470123456") && !e.detail.contains("4701 +32"),
+            "{e:?}"
+        );
+        assert!(e.detail.len() <= 2_000, "{} bytes", e.detail.len());
+    }
+    // A real prefix block is kept, readable.
+    let filter = SignatureFilter {
+        prefix_block: Some("+32 4700".into()),
+        ..SignatureFilter::default()
+    };
+    store
+        .review("a", &filter, SignatureState::Invalid, "burst")
+        .expect("review");
+    let log = store.audit_log(Some("a")).expect("audit");
+    assert!(
+        log.iter()
+            .any(|e| e.detail.contains("prefix_block=+32 4700")),
+        "{log:?}"
+    );
 }

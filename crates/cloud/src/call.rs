@@ -752,7 +752,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
 /// Converts a fetched recording to the stored form (8 kHz 16-bit WAV, like a native one)
 /// and measures its speech.
 fn take_of(bytes: &[u8]) -> Option<Take> {
-    let samples = match media::audio::decode_wav_bytes(bytes) {
+    let mut samples = match media::audio::decode_wav_bytes(bytes) {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "recording is not a WAV");
@@ -760,7 +760,8 @@ fn take_of(bytes: &[u8]) -> Option<Take> {
         }
     };
     let max_samples = (store::MAX_RECORDING_BYTES - media::wav::WAV_HEADER_LEN) / 2;
-    let samples = &samples[..samples.len().min(max_samples)];
+    samples.truncate(max_samples);
+    let samples = samples.as_slice();
     let start = Instant::now();
     let limits = media::recorder::RecorderLimits {
         max: Duration::from_secs(3600),

@@ -522,9 +522,9 @@ impl Target {
         } else {
             return Err(FetchError::Url);
         };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        let (authority, path) = match rest.find(['/', '?']).and_then(|i| rest.split_at_checked(i)) {
+            Some((a, p)) if p.starts_with('/') => (a, p.to_string()),
+            Some((a, p)) => (a, format!("/{p}")),
             None => (rest, "/".to_string()),
         };
         if authority.is_empty()

@@ -8,6 +8,11 @@
 //! deterministic and sans-IO), feeds the new input, carries out the actions (sign, withdraw)
 //! and answers with TwiML for what the caller must hear or do next.
 
+// Webhook bodies (forms, JSON, JWTs) and URLs are untrusted input: no indexing or slicing
+// that could panic on them; tests may index what they built themselves.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod call;
 pub mod fetch;
 mod ncco;

@@ -155,7 +155,7 @@ def test_callback_state_cannot_be_forged(srv, telnyx_key):
     action = next(v.get("action") or v.text for v in root.iter() if v.get("action") or v.tag == "Redirect")
     u = urllib.parse.urlparse(action)
     q = dict(urllib.parse.parse_qsl(u.query))
-    assert {"ev", "seq", "t"} <= q.keys(), action
+    assert {"ev", "seq"} <= q.keys(), action
     call_id = f"telnyx:{params['CallSid']}"
     version = srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0]
 
@@ -168,11 +168,12 @@ def test_callback_state_cannot_be_forged(srv, telnyx_key):
         with_query(seq=str(int(q["seq"]) + 1)),
         with_query(seq=str(int(q["seq"]) - 1)),
         with_query(t=None),
-        with_query(t="A" * len(q["t"])),
+        with_query(t="A" * len(q.get("t", "AAAA"))),
     ]
     for url in forged:
         assert t.post(url, dict(params, Digits="1"))[0] == 403, url
     assert srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0] == version
+    assert "t" in q, action
     # The callback as given still works.
     assert t.post(action, params)[0] == 200
     assert srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0] == version + 1

@@ -262,14 +262,14 @@ def b64url_decode(s: str) -> bytes:
 
 
 def vonage_signed_jwt(secret: str, body: bytes, *, iat: int | None = None, alg: str = "HS256",
-                      api_key: str = "abcd1234", application_id: str = "") -> str:
+                      api_key: str = "abcd1234", application_id: str = "", jti: str | None = None,
+                      payload_hash: str | None = None) -> str:
     """A Vonage signed-webhook token: HS256 with the signature secret, `iat`, `jti`, `iss`,
-    `payload_hash` (hex SHA-256 of the body) for a request with a body."""
+    `application_id`, `payload_hash` (hex SHA-256 of the body, the empty one's for a GET)."""
     header = b64url(('{"alg":"%s","typ":"JWT"}' % alg).encode())
-    claims = {"iat": int(time.time()) if iat is None else iat, "jti": str(uuid.uuid4()),
-              "iss": "Vonage", "api_key": api_key, "application_id": application_id}
-    if body:
-        claims["payload_hash"] = hashlib.sha256(body).hexdigest()
+    claims = {"iat": int(time.time()) if iat is None else iat, "jti": jti or str(uuid.uuid4()),
+              "iss": "Vonage", "api_key": api_key, "application_id": application_id,
+              "payload_hash": payload_hash or hashlib.sha256(body).hexdigest()}
     import json
     c = b64url(json.dumps(claims).encode())
     sig = hmac.new(secret.encode(), f"{header}.{c}".encode(), hashlib.sha256).digest()

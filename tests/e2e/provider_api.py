@@ -36,8 +36,12 @@ def resource(path: str) -> str:
 
 
 class ProviderApi:
-    def __init__(self, workdir: Path, auth_check, tls: bool = True):
-        """auth_check(authorization_header) -> bool decides who may read and delete."""
+    def __init__(self, workdir: Path, auth_check, tls: bool = True, host: str = LOOPBACK,
+                 cert: certs.Certs | None = None):
+        """auth_check(authorization_header) -> bool decides who may read and delete; host is a
+        loopback address (the test certificate names 127.0.0.1 and 127.0.0.2); cert reuses
+        another stand-in's certificate (the same test CA) instead of making one."""
+        assert host.startswith("127."), host
         self.recordings: dict[str, bytes] = {}  # path without extension -> WAV
         self.deleted: set[str] = set()
         self.requests: list[Seen] = []
@@ -91,18 +95,19 @@ class ProviderApi:
                 pass
 
         self.deletable: set[str] = set()
-        self.httpd = http.server.ThreadingHTTPServer((LOOPBACK, 0), H)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), H)
         self.httpd.daemon_threads = True
         self.ca: Path | None = None
         scheme = "http"
         if tls:
-            c = certs.make(workdir / "api-certs", "api")
+            c = cert or certs.make(workdir / "api-certs", "api")
+            self.cert = c
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(c.cert, c.key)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
             self.ca = c.ca
             scheme = "https"
-        self.base = f"{scheme}://{LOOPBACK}:{self.httpd.server_address[1]}"
+        self.base = f"{scheme}://{host}:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def add_recording(self, path: str, wav: bytes, delete_path: str | None = None) -> str:

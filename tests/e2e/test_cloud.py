@@ -30,31 +30,35 @@ TOKEN = "test-auth-token-0123456789"
 DID = "+3220000001"
 
 
-def signature(url: str, params: dict) -> str:
+def signature(url: str, params: dict, token: str = TOKEN) -> str:
     data = url + "".join(k + params[k] for k in sorted(params))
-    return base64.b64encode(hmac.new(TOKEN.encode(), data.encode(), hashlib.sha1).digest()).decode()
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
 def test_twilio_docs_vector_in_python():
-    # The same construction as the server, checked against Twilio's published example.
+    # The signer every test here uses (and the providers' driver's), checked against Twilio's
+    # published example, so that a 200 from the server means it agrees with Twilio.
+    from cloud_providers import twilio_signature
     p = {"CallSid": "CA1234567890ABCDE", "Caller": "+12349013030", "Digits": "1234",
          "From": "+12349013030", "To": "+18005551212"}
     url = "https://mycompany.com/myapp.php?foo=1&bar=2"
-    data = url + "".join(k + p[k] for k in sorted(p))
-    sig = base64.b64encode(hmac.new(b"12345", data.encode(), hashlib.sha1).digest()).decode()
-    assert sig == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert signature(url, p, token="12345") == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert twilio_signature("12345", url, p) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert signature(url, dict(p, Digits="1235"), token="12345") != "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
 
 
 class Twilio:
     def __init__(self, server, call_sid: str, caller: str):
         peers.note_caller(caller)  # the privacy test (run last) looks for it everywhere
         self.server = server
+        self.sent: list[tuple[str, dict]] = []  # every request made: (url, extra parameters)
         self.base = {"AccountSid": SID, "CallSid": call_sid, "From": caller, "Caller": caller,
                      "To": DID, "Called": DID, "CallStatus": "in-progress", "Direction": "inbound",
                      "ApiVersion": "2010-04-01"}
 
     def post(self, url: str, extra: dict | None = None, sign: bool = True, sig: str | None = None):
         assert url.startswith(PUBLIC), url
+        self.sent.append((url, dict(extra or {})))
         params = dict(self.base)
         params.update(extra or {})
         path = url[len(PUBLIC):]
@@ -84,6 +88,7 @@ def config(audio, api: ProviderApi) -> str:
 public_url = "{PUBLIC}/"
 fetch_attempts = 3
 fetch_pause_ms = 200
+allow_private_fetch = true  # the stand-in APIs are on loopback
 ca_file = "{api.ca}"
 
 [cloud.twilio]
@@ -111,8 +116,9 @@ def recording(api: ProviderApi, wav: bytes, sid: str) -> str:
     return api.add_recording(f"/2010-04-01/Accounts/{SID}/Recordings/{sid}", wav)
 
 
-def run_call(server, rec_url: str | None, rec_sid: str, call_sid: str, caller: str) -> list[str]:
-    t = Twilio(server, call_sid, caller)
+def run_call(server, rec_url: str | None, rec_sid: str, call_sid: str, caller: str,
+             t: Twilio | None = None) -> list[str]:
+    t = t or Twilio(server, call_sid, caller)
     status, body = t.post(PUBLIC + "/hooks/twilio/voice")
     assert status == 200, body
     verbs_seen = []
@@ -208,31 +214,53 @@ def test_twilio_call_signs_with_its_recording(cloud_server, audio, twilio_api):
     assert f"/2010-04-01/Accounts/{SID}/Recordings/{sid}" in twilio_api.deleted
 
 
-def test_replayed_webhooks_change_nothing(cloud_server, audio):
-    # The first request of the call above, replayed with its valid signature: the call is
-    # known, so the same answer comes back and nothing is signed again.
-    t = Twilio(cloud_server, "CA11111111111111111111111111111111", "+32470123456")
+def test_replayed_webhooks_change_nothing(cloud_server, audio, twilio_api):
+    # A withheld caller's call (a second signature would count again), then every request of
+    # it replayed with its valid signature: each gets an answer, nothing advances, nothing is
+    # signed again.
+    sid = "RE12121212121212121212121212121212"
+    call_sid = "CA12121212121212121212121212121212"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
     before = cloud_server.counts()
-    s, _ = t.post(PUBLIC + "/hooks/twilio/voice")
-    assert s == 200
-    s, _ = t.post(PUBLIC + "/hooks/twilio/voice?ev=record&seq=3",
-                  {"RecordingUrl": "http://127.0.0.1:9/none", "Digits": ""})
-    assert s == 200
-    assert cloud_server.counts() == before
-    assert len(cloud_server.signatures()) == 1
+    t = Twilio(cloud_server, call_sid, "anonymous")
+    verbs = run_call(cloud_server, url, sid, call_sid, "anonymous", t=t)
+    assert "Record" in verbs, verbs
+    want = (before[0], before[1] + 1)
+    assert cloud_server.wait_counts(want) == want, cloud_server.log_text()[-3000:]
+    rows = len(cloud_server.signatures())
+    version = cloud_server.query("SELECT version FROM cloud_calls WHERE call_id = ?",
+                                 (f"twilio:{call_sid}",))[0][0]
+    sent = list(t.sent)
+    voice = [(u, e) for u, e in sent if u.startswith(PUBLIC + "/hooks/twilio/voice")]
+    assert len(voice) >= 4 and any("ev=record" in u for u, _ in voice), sent
+    for u, extra in voice:
+        s, _ = t.post(u, extra)
+        assert s == 200, (u, s)
+    # The flow's webhooks replayed: the call's state is not even written.
+    assert cloud_server.query("SELECT version FROM cloud_calls WHERE call_id = ?",
+                              (f"twilio:{call_sid}",))[0][0] == version
+    for u, extra in sent:
+        if (u, extra) not in voice:
+            s, _ = t.post(u, extra)
+            assert s in (200, 204), (u, s)
+    assert cloud_server.counts() == want
+    assert len(cloud_server.signatures()) == rows
 
 
 def test_same_caller_again_is_already_signed(cloud_server, audio):
+    before = cloud_server.counts()
     verbs = run_call(cloud_server, None, "", "CA22222222222222222222222222222222", "0470 12 34 56")
     assert "Record" not in verbs, verbs
-    assert cloud_server.counts() == (1, 0)
+    assert cloud_server.counts() == before
 
 
 def test_withheld_caller_counts_as_unverified(cloud_server, audio, twilio_api):
     sid = "RE33333333333333333333333333333333"
     url = recording(twilio_api, audio.name.read_bytes(), sid)
+    before = cloud_server.counts()
     run_call(cloud_server, url, sid, "CA33333333333333333333333333333333", "anonymous")
-    assert cloud_server.wait_counts((1, 1)) == (1, 1)
+    want = (before[0], before[1] + 1)
+    assert cloud_server.wait_counts(want) == want
     assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
 
 
@@ -267,3 +295,99 @@ def test_caller_hanging_up_after_their_name_still_signs(cloud_server, audio, twi
     want = (before[0] + 1, before[1])
     assert cloud_server.wait_counts(want) == want, cloud_server.log_text()[-3000:]
     assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
+
+
+def follow_to_record(t: Twilio) -> ET.Element:
+    """Follows a call's answers (no keys) until its Record; returns the Record verb."""
+    status, body = t.post(PUBLIC + "/hooks/twilio/voice")
+    assert status == 200, body
+    for _ in range(40):
+        nxt = None
+        for v in ET.fromstring(body):
+            if v.tag == "Record":
+                return v
+            if v.tag == "Gather":
+                nxt = (v.get("action"), {"Digits": ""})
+                break
+            if v.tag == "Redirect":
+                nxt = (v.text, {})
+                break
+        assert nxt, body
+        status, body = t.post(*nxt)
+        assert status == 200, body
+    raise AssertionError("no Record")
+
+
+def test_parallel_signing_webhooks_sign_once(cloud_server, audio, twilio_api):
+    # The Record's action (the webhook that signs) for one call, 20 times at once, as a
+    # provider's retries or a replay could: one signature, counted once. A withheld caller,
+    # whose every signature would count.
+    from concurrent.futures import ThreadPoolExecutor
+    sid = "RE13131313131313131313131313131313"
+    url = recording(twilio_api, audio.name.read_bytes(), sid)
+    before = cloud_server.counts()
+    rows = len(cloud_server.signatures())
+    t = Twilio(cloud_server, "CA13131313131313131313131313131313", "anonymous")
+    rec = follow_to_record(t)
+    extra = {"RecordingUrl": url, "RecordingDuration": "3", "RecordingSid": sid, "Digits": ""}
+    with ThreadPoolExecutor(max_workers=20) as ex:
+        answers = list(ex.map(lambda _: t.post(rec.get("action"), extra), range(20)))
+    assert all(s == 200 for s, _ in answers), [s for s, _ in answers]
+    # Every webhook has been answered, so every signature it made is stored by now.
+    want = (before[0], before[1] + 1)
+    assert cloud_server.counts() == want, cloud_server.log_text()[-3000:]
+    assert len(cloud_server.signatures()) == rows + 1
+    assert twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
+    assert cloud_server.counts() == want
+
+
+def cloud_config_without_test_setting(audio, api: ProviderApi) -> str:
+    return config(audio, api).replace("allow_private_fetch = true", "allow_private_fetch = false")
+
+
+def test_recording_urls_off_the_provider_are_not_fetched(cloud_server, audio, twilio_api, tmp_path):
+    # A RecordingUrl over plain http (on an allowed host), and one on a host not on Twilio's
+    # list (a valid certificate all the same): nothing is requested there, so the account's
+    # credentials go nowhere; the call ends as a call without a recording does.
+    plain = ProviderApi(tmp_path / "plain", lambda a: True, tls=False)
+    # The same test CA as Twilio's stand-in: only the host differs.
+    elsewhere = ProviderApi(tmp_path / "elsewhere", lambda a: True, host="127.0.0.2",
+                            cert=twilio_api.cert)
+    try:
+        wav = audio.name.read_bytes()
+        before = cloud_server.counts()
+        cases = {
+            "RE14141414141414141414141414141414": plain,
+            "RE15151515151515151515151515151515": elsewhere,
+        }
+        for i, (sid, api) in enumerate(cases.items()):
+            url = api.add_recording(f"/2010-04-01/Accounts/{SID}/Recordings/{sid}", wav)
+            assert url.startswith("http://" if api is plain else "https://127.0.0.2:"), url
+            verbs = run_call(cloud_server, url, sid, f"CA1{i}141414141414141414141414141414",
+                             f"+3247014141{i}")
+            assert "Record" in verbs and verbs[-1] == "Hangup", verbs
+        assert plain.requests == [] and elsewhere.requests == []
+        assert cloud_server.counts() == before
+        log = cloud_server.log_text()
+        assert "not an https:// URL" in log and "not on the provider's list" in log, log[-3000:]
+    finally:
+        plain.close()
+        elsewhere.close()
+
+
+def test_no_fetch_from_a_loopback_address_without_the_test_setting(server_factory, audio, tmp_path):
+    # Twilio's own API host (api_base), but at a loopback address: without
+    # allow_private_fetch the server does not connect (the name could point anywhere inside).
+    api = ProviderApi(tmp_path / "api", twilio_auth_ok)
+    try:
+        srv = server_factory("cloud-no-private", cloud_config_without_test_setting(audio, api),
+                             files=audio.prompts)
+        sid = "RE16161616161616161616161616161616"
+        url = recording(api, audio.name.read_bytes(), sid)
+        verbs = run_call(srv, url, sid, "CA16161616161616161616161616161616", "+32470161616")
+        assert "Record" in verbs and verbs[-1] == "Hangup", verbs
+        assert api.requests == []
+        assert srv.counts() == (0, 0)
+        assert "private, loopback or link-local" in srv.log_text()
+    finally:
+        api.close()

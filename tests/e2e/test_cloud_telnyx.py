@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -56,6 +57,7 @@ def srv(server_factory, audio, telnyx_api, storage, telnyx_key, tmp_path_factory
 public_url = "{PUBLIC}"
 fetch_attempts = 3
 fetch_pause_ms = 200
+allow_private_fetch = true  # the stand-in APIs are on loopback
 ca_file = "{cas}"
 
 [cloud.telnyx]
@@ -140,3 +142,38 @@ def test_withheld_caller_is_unverified(srv, audio, telnyx_api, storage, telnyx_k
     sigs = srv.signatures()
     assert [s["channel"] for s in sigs] == ["telnyx", "telnyx"]
     assert telnyx_api.wait_seen("DELETE", f"/v2/texml/Accounts/{ACCOUNT}/Recordings/{sid}.json")
+
+
+def test_callback_state_cannot_be_forged(srv, telnyx_key):
+    # Telnyx signs the body, not the URL: a captured request posted again with another `ev`
+    # or `seq` in the query (or without our tag) is refused and changes nothing.
+    t = telnyx(srv, telnyx_key)
+    params = t.base_params(t.new_call_sid(), "+32470555006")
+    s, body = t.post(PUBLIC + "/hooks/telnyx/voice", params)
+    assert s == 200, body
+    root = ET.fromstring(body)
+    action = next(v.get("action") or v.text for v in root.iter() if v.get("action") or v.tag == "Redirect")
+    u = urllib.parse.urlparse(action)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    assert {"ev", "seq"} <= q.keys(), action
+    call_id = f"telnyx:{params['CallSid']}"
+    version = srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0]
+
+    def with_query(**changes) -> str:
+        new = {k: v for k, v in dict(q, **changes).items() if v is not None}
+        return urllib.parse.urlunparse(u._replace(query=urllib.parse.urlencode(new)))
+
+    forged = [
+        with_query(ev="record" if q["ev"] != "record" else "gather"),
+        with_query(seq=str(int(q["seq"]) + 1)),
+        with_query(seq=str(int(q["seq"]) - 1)),
+        with_query(t=None),
+        with_query(t="A" * len(q.get("t", "AAAA"))),
+    ]
+    for url in forged:
+        assert t.post(url, dict(params, Digits="1"))[0] == 403, url
+    assert srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0] == version
+    assert "t" in q, action
+    # The callback as given still works.
+    assert t.post(action, params)[0] == 200
+    assert srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (call_id,))[0][0] == version + 1

@@ -7,6 +7,7 @@ way Vonage's API does (`GET /v1/files/{uuid}`, only with an application JWT, RS2
 here with the application's public key) and sees the DELETE of Vonage's copy."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -49,6 +50,7 @@ def srv(server_factory, audio, vonage_api, app_key, tmp_path_factory):
 public_url = "{PUBLIC}"
 fetch_attempts = 3
 fetch_pause_ms = 200
+allow_private_fetch = true  # the stand-in APIs are on loopback
 ca_file = "{vonage_api.ca}"
 
 [cloud.vonage]
@@ -152,9 +154,36 @@ def test_answer_by_post_and_replayed_events(srv):
     back = [a for a in ncco if a["action"] == "input"][0]["eventUrl"][0]
     ev = dict(base, dtmf={"digits": "", "timed_out": True}, timestamp="2026-11-29T02:00:00.000Z")
     raw = json.dumps(ev).encode()
-    token = vonage_signed_jwt(SECRET, raw)
+    token = vonage_signed_jwt(SECRET, raw, application_id=APP_ID)
     s1, b1 = v.request("POST", back, ev, token=token)
-    s2, b2 = v.request("POST", back, ev, token=token)
+    # The same token again is refused (its jti was seen); the same event with a token of its
+    # own gets the same answer.
+    assert v.request("POST", back, ev, token=token)[0] == 403
+    s2, b2 = v.request("POST", back, ev)
     assert s1 == s2 == 200 and b1 == b2
     state = srv.query("SELECT version FROM cloud_calls WHERE call_id = ?", (f"vonage:{conv}",))
     assert state and state[0][0] == 2, state  # created, advanced once; the replay changed nothing
+
+
+def test_token_claims_are_checked(srv):
+    # Tokens signed with the right secret but for another application, issued minutes ahead
+    # or too long ago, or for an empty body with another body's hash: refused, no call made.
+    v = vonage(srv)
+    conv = "CON-" + str(uuid.uuid4())
+    url = v.answer_url("+32470666007", str(uuid.uuid4()), conv)
+    now = int(time.time())
+    refused = {
+        "other application": vonage_signed_jwt(SECRET, b"", application_id="bbbbbbbb-bbbb-cccc-dddd-0123456789ab"),
+        "no application": vonage_signed_jwt(SECRET, b""),
+        "iat ahead": vonage_signed_jwt(SECRET, b"", application_id=APP_ID, iat=now + 200),
+        "iat stale": vonage_signed_jwt(SECRET, b"", application_id=APP_ID, iat=now - 400),
+        "hash of another body": vonage_signed_jwt(SECRET, b"", application_id=APP_ID,
+                                                  payload_hash=hashlib.sha256(b"{}").hexdigest()),
+    }
+    for what, token in refused.items():
+        assert v.request("GET", url, token=token)[0] == 403, what
+    assert srv.query("SELECT count(*) FROM cloud_calls WHERE call_id = ?", (f"vonage:{conv}",))[0][0] == 0
+    # A good token once; the very same token again (a replay) is refused.
+    good = vonage_signed_jwt(SECRET, b"", application_id=APP_ID)
+    assert v.request("GET", url, token=good)[0] == 200
+    assert v.request("GET", url, token=good)[0] == 403

@@ -39,6 +39,9 @@ pub struct CloudSection {
     /// Extra CA certificates (PEM) trusted for the providers' APIs beside the system's
     /// (a private CA, a TLS-intercepting proxy, tests). Relative to the config file.
     ca_file: Option<PathBuf>,
+    /// For tests only: lets recording fetches reach private, loopback and link-local
+    /// addresses (local stand-ins of the providers' APIs). Default false.
+    allow_private_fetch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +55,8 @@ struct TwilioSection {
     delete_recordings: Option<bool>,
     /// The REST API (default `https://api.twilio.com`).
     api_base: Option<String>,
+    /// Hosts recordings may be fetched from (default `cloud::TWILIO_FETCH_HOSTS`).
+    fetch_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +73,8 @@ struct TelnyxSection {
     api_base: Option<String>,
     /// How far `telnyx-timestamp` may be from the clock, in seconds (default 300).
     timestamp_tolerance_seconds: Option<u64>,
+    /// Hosts recordings may be fetched from (default `cloud::TELNYX_FETCH_HOSTS`).
+    fetch_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,8 +91,10 @@ struct VonageSection {
     delete_recordings: Option<bool>,
     /// The API (default `https://api.nexmo.com`).
     api_base: Option<String>,
-    /// How far a webhook JWT's `iat` may be from the clock, in seconds (default 300).
+    /// How old a webhook JWT's `iat` may be, in seconds (default 300).
     jwt_tolerance_seconds: Option<u64>,
+    /// Hosts recordings may be fetched from (default `cloud::VONAGE_FETCH_HOSTS`).
+    fetch_hosts: Option<Vec<String>>,
 }
 
 /// The validated `[cloud]` section.
@@ -128,15 +137,29 @@ fn secret(
     Ok(Some(v))
 }
 
-/// A provider's API base URL: https (or http, for a local test API), no trailing slash.
+/// A provider's API base URL: https, no trailing slash.
 fn api_base(raw: Option<String>, default: &str) -> Result<String, String> {
     let url = raw.unwrap_or_else(|| default.to_string());
     let url = url.trim().trim_end_matches('/').to_string();
-    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(['?', '#', ' '])
-    {
-        return Err("must be an http(s):// URL without query".into());
+    if !url.starts_with("https://") || url.contains(['?', '#', ' ']) {
+        return Err("must be an https:// URL without query".into());
     }
     Ok(url)
+}
+
+/// The hosts a provider's recordings may come from: the configured list (or the provider's
+/// defaults) and the API base's host.
+fn fetch_hosts(
+    raw: Option<Vec<String>>,
+    defaults: &[&str],
+    api_base: &str,
+) -> Result<cloud::fetch::HostList, String> {
+    let list = match raw {
+        Some(v) => cloud::fetch::HostList::new(v)?,
+        None => cloud::fetch::HostList::new(defaults)?,
+    };
+    let host = cloud::fetch::host_of(api_base).ok_or("api_base has no host")?;
+    Ok(list.with_host(&host))
 }
 
 pub fn validate(
@@ -172,11 +195,14 @@ pub fn validate(
             let token = secret(t.auth_token, t.auth_token_env, true)
                 .map_err(|m| err("twilio.auth_token", m))?
                 .unwrap_or_default();
+            let base = api_base(t.api_base, "https://api.twilio.com")
+                .map_err(|m| err("twilio.api_base", m))?;
             Some(cloud::TwilioAccount {
                 account_sid: t.account_sid,
                 auth_token: token,
-                api_base: api_base(t.api_base, "https://api.twilio.com")
-                    .map_err(|m| err("twilio.api_base", m))?,
+                fetch_hosts: fetch_hosts(t.fetch_hosts, cloud::TWILIO_FETCH_HOSTS, &base)
+                    .map_err(|m| err("twilio.fetch_hosts", m))?,
+                api_base: base,
                 delete_recordings: t.delete_recordings.unwrap_or(true),
             })
         }
@@ -208,11 +234,14 @@ pub fn validate(
                     "must be between 10 and 3600".into(),
                 ));
             }
+            let base = api_base(t.api_base, "https://api.telnyx.com")
+                .map_err(|m| err("telnyx.api_base", m))?;
             Some(cloud::TelnyxAccount {
                 public_key: t.public_key.trim().to_string(),
                 api_key,
-                api_base: api_base(t.api_base, "https://api.telnyx.com")
-                    .map_err(|m| err("telnyx.api_base", m))?,
+                fetch_hosts: fetch_hosts(t.fetch_hosts, cloud::TELNYX_FETCH_HOSTS, &base)
+                    .map_err(|m| err("telnyx.fetch_hosts", m))?,
+                api_base: base,
                 delete_recordings,
                 timestamp_tolerance: std::time::Duration::from_secs(tolerance),
             })
@@ -255,14 +284,18 @@ pub fn validate(
                     "must be between 10 and 3600".into(),
                 ));
             }
+            let base = api_base(v.api_base, "https://api.nexmo.com")
+                .map_err(|m| err("vonage.api_base", m))?;
             Some(cloud::VonageAccount {
                 application_id: id,
                 private_key: std::sync::Arc::new(key),
                 signature_secret: secret,
-                api_base: api_base(v.api_base, "https://api.nexmo.com")
-                    .map_err(|m| err("vonage.api_base", m))?,
+                fetch_hosts: fetch_hosts(v.fetch_hosts, cloud::VONAGE_FETCH_HOSTS, &base)
+                    .map_err(|m| err("vonage.fetch_hosts", m))?,
+                api_base: base,
                 delete_recordings: v.delete_recordings.unwrap_or(true),
                 jwt_tolerance: std::time::Duration::from_secs(tolerance),
+                seen_tokens: std::sync::Arc::default(),
             })
         }
     };
@@ -305,7 +338,9 @@ pub fn validate(
             )
         }
     };
-    let http = cloud::fetch::Client::new(extra_ca.as_deref()).map_err(|m| err("ca_file", m))?;
+    let http = cloud::fetch::Client::new(extra_ca.as_deref())
+        .map_err(|m| err("ca_file", m))?
+        .allow_private(raw.allow_private_fetch.unwrap_or(false));
     Ok(Some(CloudSettings {
         public_url: url,
         twilio,
@@ -407,6 +442,38 @@ mod tests {
         let e = check(&cfg("bad.key", "not-a-uuid"), &dir).expect_err("bad id");
         assert_eq!(e.key, "cloud.vonage.application_id");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fetch_hosts_and_an_https_api() {
+        let base =
+            "public_url = \"https://x.org\"\n[twilio]\naccount_sid = \"AC1\"\nauth_token = \"t\"\n";
+        let s = check(base, Path::new(".")).expect("valid").expect("some");
+        let t = s.twilio.expect("twilio");
+        assert!(t.fetch_hosts.allows("api.twilio.com"));
+        assert!(!t.fetch_hosts.allows("127.0.0.1"));
+        let s = check(
+            &format!("{base}fetch_hosts = [\"media.example.org\"]\napi_base = \"https://127.0.0.1:8443\""),
+            Path::new("."),
+        )
+        .expect("valid")
+        .expect("some");
+        let t = s.twilio.expect("twilio");
+        assert!(t.fetch_hosts.allows("media.example.org") && t.fetch_hosts.allows("127.0.0.1"));
+        assert!(!t.fetch_hosts.allows("api.twilio.com"));
+        let e = check(
+            &format!("{base}api_base = \"http://127.0.0.1:8080\""),
+            Path::new("."),
+        )
+        .expect_err("http");
+        assert_eq!(e.key, "cloud.twilio.api_base");
+        let e = check(&format!("{base}fetch_hosts = [\"*.com\"]"), Path::new("."))
+            .expect_err("too broad");
+        assert_eq!(e.key, "cloud.twilio.fetch_hosts");
+        let e =
+            toml::from_str::<CloudSection>("public_url = \"https://x.org\"\nallow_private = true")
+                .expect_err("unknown key");
+        assert!(e.to_string().contains("allow_private"), "{e}");
     }
 
     #[test]

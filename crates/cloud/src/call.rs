@@ -151,6 +151,10 @@ pub struct CallRecord {
     take: Option<Take>,
     awaits: u32,
     hung_up: bool,
+    /// A webhook has claimed the call's signature (saved before it signs) and its result is
+    /// not in the log yet: no other webhook signs meanwhile, whatever the concurrency.
+    #[serde(default)]
+    signing: bool,
     /// Provider copies this webhook is done with (not stored: carried out after the save).
     #[serde(skip)]
     deletes: Vec<Deletion>,
@@ -209,7 +213,15 @@ impl Provider {
         match self {
             Provider::Twilio => "/hooks/twilio/recording",
             Provider::Telnyx => "/hooks/telnyx/recording",
-            Provider::Vonage => "/hooks/vonage/event?ev=recording",
+            Provider::Vonage => "/hooks/vonage/event",
+        }
+    }
+
+    /// The `ev` of the recording callback, for a provider with one URL for all events.
+    fn recording_event(self) -> Option<&'static str> {
+        match self {
+            Provider::Vonage => Some("recording"),
+            Provider::Twilio | Provider::Telnyx => None,
         }
     }
 }
@@ -238,6 +250,21 @@ impl Request {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The tag of the state our callback URLs carry (`ev`, `seq`), bound to the call: base64url
+/// of the first 16 bytes of HMAC-SHA256 with a key derived from the installation secret, so
+/// that every node sharing the secret checks it (a new secret after a rotation makes the
+/// calls in progress at the restart end early).
+fn state_tag(state: &CloudState, call_id: &str, ev: &str, seq: Option<usize>) -> String {
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &state.secret.derive_key("belteken cloud callback state"),
+    );
+    let seq = seq.map(|s| s.to_string()).unwrap_or_default();
+    let mac = ring::hmac::sign(&key, format!("{call_id}\n{ev}\n{seq}").as_bytes());
+    let bytes = mac.as_ref();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.get(..16).unwrap_or(bytes))
 }
 
 fn forbidden() -> Response {
@@ -395,14 +422,19 @@ fn authenticate(
                 return None;
             };
             let now = unix_ms(SystemTime::now()) / 1000;
+            let check = crate::sig::VonageCheck {
+                secret: &account.signature_secret,
+                application_id: &account.application_id,
+                tolerance_secs: account.jwt_tolerance.as_secs(),
+                seen: &account.seen_tokens,
+            };
             crate::sig::vonage_valid(
-                &account.signature_secret,
+                &check,
                 headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok()),
                 body,
                 now,
-                account.jwt_tolerance.as_secs(),
             )
         }
     };
@@ -416,16 +448,45 @@ fn authenticate(
     }
     let mut ev = String::new();
     let mut seq = None;
+    let mut tag = None;
+    let mut state_given = false;
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
-            "ev" => ev = v.into_owned(),
-            "seq" => seq = v.parse().ok(),
+            "ev" => {
+                ev = v.into_owned();
+                state_given = true;
+            }
+            "seq" => {
+                seq = v.parse().ok();
+                state_given = true;
+            }
+            "t" => tag = Some(v.into_owned()),
             _ => {}
         }
     }
     let mut hook = hook;
     if provider == Provider::Vonage {
         params = vonage_params(body, query, &ev)?;
+    }
+    // `ev` and `seq` come from the callback URLs of our own answers, which the providers do
+    // not sign (Telnyx and Vonage sign the body only): they count only with our tag.
+    if state_given {
+        let call_sid = params
+            .iter()
+            .find(|(k, _)| k == "CallSid")
+            .map_or("", |(_, v)| v.as_str());
+        let call_id = format!("{}:{call_sid}", provider.name());
+        let want = state_tag(state, &call_id, &ev, seq);
+        if !tag.is_some_and(|t| crate::sig::constant_time_eq(t.as_bytes(), want.as_bytes())) {
+            warn!(
+                provider = provider.name(),
+                path = uri.path(),
+                "webhook refused: callback state without our tag"
+            );
+            return None;
+        }
+    }
+    if provider == Provider::Vonage {
         // One event URL for everything: the call's own events, and the callbacks of the
         // answers (`ev`), the recording's among them.
         if hook == Hook::Status {
@@ -518,26 +579,36 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
         url.to_string()
     };
     // Twilio serves recordings with the account's credentials; Telnyx's RecordingUrl is a
-    // pre-signed link (the API key only goes to Telnyx's own API).
-    let auth = match (req.provider, &state.twilio, &state.telnyx) {
-        (Provider::Twilio, Some(a), _) => {
-            crate::fetch::Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str())
+    // pre-signed link (the API key only goes to Telnyx's own API); Vonage's wants an
+    // application JWT. Each only to the provider's own hosts (the client checks every hop).
+    let vonage_jwt;
+    let (auth, hosts) = match req.provider {
+        Provider::Twilio => {
+            let a = state.twilio.as_ref()?;
+            (
+                crate::fetch::Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str()),
+                &a.fetch_hosts,
+            )
         }
-        (Provider::Telnyx, _, Some(a)) => match &a.api_key {
-            Some(key) if url.starts_with(&format!("{}/", a.api_base)) => {
-                crate::fetch::Auth::Bearer(key.as_str())
-            }
-            _ => crate::fetch::Auth::None,
-        },
-        _ => crate::fetch::Auth::None,
-    };
-    let vonage_jwt = match (req.provider, &state.vonage) {
-        (Provider::Vonage, Some(a)) => vonage_jwt_for(a, &url),
-        _ => None,
-    };
-    let auth = match &vonage_jwt {
-        Some(jwt) => crate::fetch::Auth::Bearer(jwt.as_str()),
-        None => auth,
+        Provider::Telnyx => {
+            let a = state.telnyx.as_ref()?;
+            let auth = match &a.api_key {
+                Some(key) if url.starts_with(&format!("{}/", a.api_base)) => {
+                    crate::fetch::Auth::Bearer(key.as_str())
+                }
+                _ => crate::fetch::Auth::None,
+            };
+            (auth, &a.fetch_hosts)
+        }
+        Provider::Vonage => {
+            let a = state.vonage.as_ref()?;
+            vonage_jwt = vonage_jwt_for(a, &url);
+            let auth = match &vonage_jwt {
+                Some(jwt) => crate::fetch::Auth::Bearer(jwt.as_str()),
+                None => crate::fetch::Auth::None,
+            };
+            (auth, &a.fetch_hosts)
+        }
     };
     let attempts = if req.ev == "await" {
         1
@@ -550,6 +621,7 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
             crate::fetch::Method::Get,
             &url,
             auth,
+            hosts,
             attempts,
             state.fetch_pause,
         )
@@ -579,17 +651,11 @@ async fn fetch_recording(state: &CloudState, req: &Request) -> Option<Take> {
     Some(take)
 }
 
-/// The application JWT for a Vonage API URL: only for the configured API and Vonage's hosts
-/// (`https://*.nexmo.com`, `https://*.vonage.com`), never for another host.
+/// The application JWT for a Vonage API URL: only for an `https://` URL on the account's
+/// hosts (Vonage's and `api_base`'s), never for another.
 fn vonage_jwt_for(a: &crate::VonageAccount, url: &str) -> Option<String> {
-    let host = url
-        .strip_prefix("https://")
-        .map(|r| r.split(['/', '?', ':']).next().unwrap_or(""))
-        .unwrap_or("");
-    let vonage_host = [".nexmo.com", ".vonage.com"]
-        .iter()
-        .any(|d| host.ends_with(d));
-    if !(vonage_host || url.starts_with(&format!("{}/", a.api_base))) {
+    let host = crate::fetch::host_of(url)?;
+    if !(url.starts_with("https://") && a.fetch_hosts.allows(&host)) {
         return None;
     }
     a.private_key
@@ -606,7 +672,7 @@ fn valid_sid(s: &str) -> bool {
 async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
     use crate::fetch::{Auth, FetchError, Method};
     let jwt;
-    let (url, auth) = match provider {
+    let (url, auth, hosts) = match provider {
         Provider::Vonage => {
             let Some(a) = state.vonage.as_ref().filter(|a| a.delete_recordings) else {
                 return;
@@ -622,7 +688,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
                 return;
             };
             jwt = token;
-            (url, Auth::Bearer(jwt.as_str()))
+            (url, Auth::Bearer(jwt.as_str()), &a.fetch_hosts)
         }
         Provider::Twilio => {
             let Some(a) = state.twilio.as_ref().filter(|a| a.delete_recordings) else {
@@ -634,6 +700,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
                     a.api_base, a.account_sid, d.sid
                 ),
                 Auth::Basic(a.account_sid.as_str(), a.auth_token.as_str()),
+                &a.fetch_hosts,
             )
         }
         Provider::Telnyx => {
@@ -653,6 +720,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
                     a.api_base, d.sid
                 ),
                 Auth::Bearer(key),
+                &a.fetch_hosts,
             )
         }
     };
@@ -662,6 +730,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
             Method::Delete,
             &url,
             auth,
+            hosts,
             state.fetch_attempts,
             state.fetch_pause,
         )
@@ -683,7 +752,7 @@ async fn delete_recording(state: CloudState, provider: Provider, d: Deletion) {
 /// Converts a fetched recording to the stored form (8 kHz 16-bit WAV, like a native one)
 /// and measures its speech.
 fn take_of(bytes: &[u8]) -> Option<Take> {
-    let samples = match media::audio::decode_wav_bytes(bytes) {
+    let mut samples = match media::audio::decode_wav_bytes(bytes) {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "recording is not a WAV");
@@ -691,7 +760,8 @@ fn take_of(bytes: &[u8]) -> Option<Take> {
         }
     };
     let max_samples = (store::MAX_RECORDING_BYTES - media::wav::WAV_HEADER_LEN) / 2;
-    let samples = &samples[..samples.len().min(max_samples)];
+    samples.truncate(max_samples);
+    let samples = samples.as_slice();
     let start = Instant::now();
     let limits = media::recorder::RecorderLimits {
         max: Duration::from_secs(3600),
@@ -732,6 +802,7 @@ fn process_state(
     fetched: Option<Take>,
     deletes: &mut Vec<Deletion>,
 ) -> Result<Option<String>, store::StoreError> {
+    let mut saved = None;
     for _ in 0..SAVE_RETRIES {
         let now = SystemTime::now();
         let loaded = state.store.load_call(call_id, now)?;
@@ -773,22 +844,121 @@ fn process_state(
             }
         }
         let inputs = inputs_of(req, &mut rec, fetched.clone());
-        let answer = advance(state, &campaign, req, &mut rec, &inputs, now);
-        let data = serde_json::to_vec(&rec).unwrap_or_default();
-        let expires = now + state.max_call + CALL_STATE_TTL;
-        if state.store.save_call(call_id, version, &data, expires)? {
-            *deletes = std::mem::take(&mut rec.deletes);
-            return Ok(match req.hook {
-                Hook::Voice => Some(answer),
-                _ => None,
-            });
+        let step = advance(state, &campaign, req, call_id, &mut rec, &inputs, now, None);
+        if save(state, call_id, version, &mut rec, now, deletes)? {
+            saved = Some((step, rec, campaign));
+            break;
         }
         // Another node answered a webhook of this call meanwhile: start over.
     }
-    Err(store::StoreError::Invalid {
+    let Some((mut step, mut rec, campaign)) = saved else {
+        return Err(changed_too_often());
+    };
+    // The signature this webhook claimed: only the webhook whose claim was saved gets here,
+    // so a call signs at most once however many of its webhooks race. A flow signs once;
+    // the bound only keeps a strange one from looping.
+    for _ in 0..MAX_SIGNS_PER_WEBHOOK {
+        let Step::Claimed(next) = step else {
+            break;
+        };
+        let result = sign(state, &campaign, req, &rec);
+        step = finish_sign(
+            state, &campaign, req, call_id, result, next, &mut rec, deletes,
+        )?;
+    }
+    let answer = match step {
+        Step::Answer(a) => a,
+        Step::Claimed(_) => req.provider.render(&Next::Hangup),
+    };
+    Ok(match req.hook {
+        Hook::Voice => Some(answer),
+        _ => None,
+    })
+}
+
+/// Most signatures one webhook makes (a flow has one `sign` on any path).
+const MAX_SIGNS_PER_WEBHOOK: usize = 2;
+
+fn changed_too_often() -> store::StoreError {
+    store::StoreError::Invalid {
         what: "call state",
         why: "changed by others too often",
-    })
+    }
+}
+
+/// Saves the call if nobody changed it since `version`; the provider copies it is done with
+/// go to `deletes` then.
+fn save(
+    state: &CloudState,
+    call_id: &str,
+    version: i64,
+    rec: &mut CallRecord,
+    now: SystemTime,
+    deletes: &mut Vec<Deletion>,
+) -> Result<bool, store::StoreError> {
+    let data = serde_json::to_vec(&*rec).unwrap_or_default();
+    let expires = now + state.max_call + CALL_STATE_TTL;
+    let ok = state.store.save_call(call_id, version, &data, expires)?;
+    if ok {
+        deletes.append(&mut rec.deletes);
+    } else {
+        rec.deletes.clear();
+    }
+    Ok(ok)
+}
+
+/// Feeds the result of the signature this webhook claimed to the call as it is now (other
+/// webhooks may have come meanwhile), clears the claim, and carries on.
+#[allow(clippy::too_many_arguments)]
+fn finish_sign(
+    state: &CloudState,
+    campaign: &Campaign,
+    req: &Request,
+    call_id: &str,
+    result: SignResult,
+    next: Option<Next>,
+    out: &mut CallRecord,
+    deletes: &mut Vec<Deletion>,
+) -> Result<Step, store::StoreError> {
+    for _ in 0..SAVE_RETRIES {
+        let now = SystemTime::now();
+        let loaded = state.store.load_call(call_id, now)?;
+        let Some((version, mut rec)) = loaded.and_then(|l| {
+            serde_json::from_slice::<CallRecord>(&l.data)
+                .ok()
+                .map(|r| (l.version, r))
+        }) else {
+            // Expired meanwhile: the signature stands, the call is over.
+            return Ok(Step::Answer(req.provider.render(&Next::Hangup)));
+        };
+        if !rec.signing {
+            // Nobody else clears a claim; nothing to feed.
+            return Ok(Step::Answer(rec.last_answer.clone()));
+        }
+        rec.signing = false;
+        // The signature has its own copy of the recording: the provider's copy goes.
+        if let Some(t) = rec.take.take() {
+            if result != SignResult::Failed {
+                queue_deletion(&mut rec, &t);
+            }
+        }
+        let input = [Some(LoggedInput::signed(result))];
+        let step = advance(
+            state,
+            campaign,
+            req,
+            call_id,
+            &mut rec,
+            &input,
+            now,
+            next.clone(),
+        );
+        if save(state, call_id, version, &mut rec, now, deletes)? {
+            *out = rec;
+            return Ok(step);
+        }
+    }
+    Err(changed_too_often())
 }
 
 fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<CallRecord> {
@@ -824,6 +994,7 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
         take: None,
         awaits: 0,
         hung_up: false,
+        signing: false,
         deletes: Vec::new(),
     })
 }
@@ -927,15 +1098,29 @@ fn queue_deletion(rec: &mut CallRecord, t: &Take) {
     }
 }
 
-/// Replays the call, feeds `inputs`, carries out the actions; returns the answer.
+/// What [`advance`] came to.
+enum Step {
+    /// The answer to send.
+    Answer(String),
+    /// The flow signs: the claim is in the record, to be saved before signing; then the
+    /// result is fed and the answer made, starting from this next step.
+    Claimed(Option<Next>),
+}
+
+/// Replays the call, feeds `inputs`, carries out the actions; returns the answer, or the
+/// claim of a signature to make first. `next` is a step decided before (the actions before a
+/// claimed signature).
+#[allow(clippy::too_many_arguments)]
 fn advance(
     state: &CloudState,
     campaign: &Campaign,
     req: &Request,
+    call_id: &str,
     rec: &mut CallRecord,
     inputs: &[Option<LoggedInput>],
     now: SystemTime,
-) -> String {
+    next: Option<Next>,
+) -> Step {
     let base = Instant::now();
     let facts = CallFacts {
         already_signed: rec.facts.already_signed,
@@ -961,7 +1146,8 @@ fn advance(
         .saturating_sub(rec.started_unix_ms)
         .max(last_ms);
     let at = base + Duration::from_millis(now_ms);
-    let mut next: Option<Next> = None;
+    let mut next = next;
+    let mut claimed = false;
     let feed = |engine: &mut Engine, rec: &mut CallRecord, at_ms: u64, input: LoggedInput| {
         rec.log.push((at_ms, input));
         engine.handle(base + Duration::from_millis(at_ms), input.input());
@@ -1028,8 +1214,12 @@ fn advance(
                     }
                 }
                 Action::Sign => {
-                    let r = sign(state, campaign, req, rec);
-                    feed(&mut engine, rec, at_ms, LoggedInput::signed(r));
+                    // Signed only once the claim is saved (see `process_state`); a claim
+                    // already there belongs to another webhook, which feeds the result.
+                    if !rec.signing {
+                        rec.signing = true;
+                        claimed = true;
+                    }
                 }
                 Action::Withdraw => {
                     let ok = withdraw(state, campaign, req);
@@ -1051,12 +1241,26 @@ fn advance(
             }
         }
     }
+    if claimed {
+        return Step::Claimed(next);
+    }
     let seq = rec.log.len();
     let provider = Provider::from_name(&rec.provider);
     let hook = |ev: &str| {
         let path = provider.callback_path();
-        let sep = if path.contains('?') { '&' } else { '?' };
-        format!("{}{path}{sep}ev={ev}&seq={seq}", state.public_url)
+        let tag = state_tag(state, call_id, ev, Some(seq));
+        format!("{}{path}?ev={ev}&seq={seq}&t={tag}", state.public_url)
+    };
+    let recording_callback = match provider.recording_event() {
+        Some(ev) => {
+            let tag = state_tag(state, call_id, ev, None);
+            format!(
+                "{}{}?ev={ev}&t={tag}",
+                state.public_url,
+                provider.recording_path()
+            )
+        }
+        None => format!("{}{}", state.public_url, provider.recording_path()),
     };
     let next = if rec.hung_up {
         Next::Empty
@@ -1078,7 +1282,7 @@ fn advance(
                 max_seconds,
                 silence_seconds,
                 action: hook("record"),
-                status_callback: format!("{}{}", state.public_url, provider.recording_path()),
+                status_callback: recording_callback,
             },
             Some(Next::Dial { uri, .. }) => Next::Dial {
                 uri,
@@ -1105,22 +1309,14 @@ fn advance(
     };
     let answer = provider.render(&next);
     rec.last_answer = answer.clone();
-    answer
+    Step::Answer(answer)
 }
 
-fn sign(
-    state: &CloudState,
-    campaign: &Campaign,
-    req: &Request,
-    rec: &mut CallRecord,
-) -> SignResult {
-    let take = rec.take.take();
-    let ids = take
-        .as_ref()
-        .map(|t| (t.sid.clone(), t.account.clone(), t.url.clone()));
-    let (wav, speech_ms) = match take.and_then(|t| {
+/// Stores the signature with the call's take (the caller again from this webhook's `From`).
+fn sign(state: &CloudState, campaign: &Campaign, req: &Request, rec: &CallRecord) -> SignResult {
+    let (wav, speech_ms) = match rec.take.as_ref().and_then(|t| {
         base64::engine::general_purpose::STANDARD
-            .decode(t.wav_b64)
+            .decode(&t.wav_b64)
             .ok()
             .map(|w| (w, t.speech_ms))
     }) {
@@ -1141,11 +1337,6 @@ fn sign(
     };
     match state.store.sign(signature) {
         Ok(outcome) => {
-            // The signature is stored with its own copy of the recording: the provider's copy
-            // goes (once this webhook's state is saved).
-            if let Some((Some(sid), account, url)) = ids {
-                rec.deletes.push(Deletion { sid, account, url });
-            }
             let counts = outcome.counts();
             state.hub.publish(&campaign.slug, counts);
             let r = match outcome {

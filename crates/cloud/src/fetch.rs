@@ -1,6 +1,14 @@
 //! The provider API client: fetching a recording and deleting the provider's copy, over
 //! HTTP/1.1 (hyper) with TLS (rustls), with credentials, a size limit, a timeout and retries.
 //!
+//! Where a request may go: the URL of a recording comes in a webhook, so it is checked before
+//! anything is sent. Only `https://`; only to a host on the provider's list ([`HostList`]: its
+//! API and storage hosts); never to a private, loopback, link-local or otherwise non-public
+//! address, checked on the addresses the name resolves to (the connection then goes to those
+//! very addresses, so a second lookup cannot swap them); every redirect is checked the same
+//! way, and credentials never leave the origin they were meant for. [`Client::allow_private`]
+//! lifts the address check for tests against local stand-ins, and for nothing else.
+//!
 //! Trust roots: the system's CA bundle (Debian's `ca-certificates`, the same file the SIP
 //! trunks use), read once at start, plus an optional extra CA file from the config (a private
 //! or test CA). Not `webpki-roots`: that would compile a second, frozen copy of the roots into
@@ -50,13 +58,24 @@ pub enum FetchError {
     Timeout,
     #[error("too many redirects")]
     Redirects,
+    #[error("refused: not an https:// URL")]
+    NotHttps,
+    #[error("refused: the host is not on the provider's list")]
+    HostNotAllowed,
+    #[error("refused: the host resolves to a private, loopback or link-local address")]
+    PrivateAddress,
 }
 
 impl FetchError {
     /// Whether trying again may help (not for a refused URL, a client error or a bad body).
     fn retryable(&self) -> bool {
         match self {
-            FetchError::Url | FetchError::Body | FetchError::Redirects => false,
+            FetchError::Url
+            | FetchError::Body
+            | FetchError::Redirects
+            | FetchError::NotHttps
+            | FetchError::HostNotAllowed
+            | FetchError::PrivateAddress => false,
             FetchError::Status(s) => *s == 404 || *s == 408 || *s == 429 || *s >= 500,
             FetchError::Connect(_) | FetchError::Tls(_) | FetchError::Timeout => true,
         }
@@ -80,15 +99,166 @@ pub enum Method {
     Delete,
 }
 
+/// The hosts one provider's requests may go to: exact names (`api.twilio.com`, or an address
+/// such as `127.0.0.1` for a local stand-in) or patterns with one `*` in a label
+/// (`api-*.vonage.com`), where `*` stands for one or more letters, digits or hyphens inside
+/// that label only (never a dot). The last two labels of a pattern hold no `*`, so no pattern
+/// covers a whole top-level domain. Case-insensitive; ports are not part of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostList(Vec<String>);
+
+impl HostList {
+    /// A list from patterns; an error names the first bad one.
+    pub fn new<I, S>(patterns: I) -> Result<HostList, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut out = Vec::new();
+        for p in patterns {
+            let p = p.as_ref().trim().to_ascii_lowercase();
+            let labels: Vec<&str> = p.split('.').collect();
+            let label_ok = |l: &&str| {
+                !l.is_empty()
+                    && l.matches('*').count() <= 1
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+            };
+            let ip = p.parse::<std::net::IpAddr>().is_ok();
+            let tail_has_star = labels.iter().rev().take(2).any(|l| l.contains('*'));
+            if !(ip || (labels.iter().all(label_ok) && !(p.contains('*') && tail_has_star))) {
+                return Err(format!(
+                    "{p:?} is not a host name or a pattern such as api-*.example.com"
+                ));
+            }
+            if p.contains('*') && labels.len() < 3 {
+                return Err(format!("{p:?}: a pattern needs at least three labels"));
+            }
+            out.push(p);
+        }
+        Ok(HostList(out))
+    }
+
+    /// This list and one more exact host (the configured API's own).
+    pub fn with_host(mut self, host: &str) -> HostList {
+        let host = host.to_ascii_lowercase();
+        if !self.0.contains(&host) {
+            self.0.push(host);
+        }
+        self
+    }
+
+    /// Whether `host` (as written in a URL, without port or brackets) is on the list.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.0.iter().any(|p| pattern_matches(p, &host))
+    }
+
+    /// The patterns, for logs and docs.
+    pub fn patterns(&self) -> &[String] {
+        &self.0
+    }
+}
+
+fn pattern_matches(pattern: &str, host: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == host;
+    }
+    let (mut p, mut h) = (pattern.split('.'), host.split('.'));
+    loop {
+        match (p.next(), h.next()) {
+            (None, None) => return true,
+            (Some(pl), Some(hl)) if label_matches(pl, hl) => {}
+            _ => return false,
+        }
+    }
+}
+
+fn label_matches(pattern: &str, label: &str) -> bool {
+    let Some((pre, post)) = pattern.split_once('*') else {
+        return pattern == label;
+    };
+    let Some(middle) = label
+        .strip_prefix(pre)
+        .and_then(|rest| rest.strip_suffix(post))
+    else {
+        return false;
+    };
+    label.len() >= pre.len() + post.len()
+        && !middle.is_empty()
+        && middle
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The host of an `http(s)://` URL, as [`HostList::allows`] takes it.
+pub fn host_of(url: &str) -> Option<String> {
+    Target::parse(url).ok().map(|t| t.host.to_ascii_lowercase())
+}
+
+/// Whether an address is one the public internet routes: not private (RFC 1918, unique
+/// local), loopback, link-local, shared (carrier-grade NAT), unspecified, broadcast,
+/// multicast, documentation, benchmarking or reserved; IPv4 inside IPv6 (mapped, NAT64) is
+/// judged as the IPv4 address it carries.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    fn v4(a: Ipv4Addr) -> bool {
+        let [b0, b1, b2, _] = a.octets();
+        !(a.is_private()
+            || a.is_loopback()
+            || a.is_link_local()
+            || a.is_unspecified()
+            || a.is_broadcast()
+            || a.is_multicast()
+            || a.is_documentation()
+            || b0 == 0
+            || (b0 == 100 && (64..128).contains(&b1))
+            || (b0 == 192 && b1 == 0 && b2 == 0)
+            || (b0 == 198 && (18..20).contains(&b1))
+            || b0 >= 240)
+    }
+    match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => {
+            if let Some(m) = a.to_ipv4_mapped() {
+                return v4(m);
+            }
+            let s = a.segments();
+            let [s0, s1, s2, s3, s4, s5, s6, s7] = s;
+            // NAT64 (64:ff9b::/96): the IPv4 address in the last 32 bits.
+            if [s0, s1, s2, s3, s4, s5] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [h6, l6] = s6.to_be_bytes();
+                let [h7, l7] = s7.to_be_bytes();
+                return v4(Ipv4Addr::new(h6, l6, h7, l7));
+            }
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s0 & 0xfe00) == 0xfc00 // unique local
+                || (s0 & 0xffc0) == 0xfe80 // link-local
+                || (s0 & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s0 == 0x2001 && s1 == 0x0db8) // documentation
+                || (s0 == 0 && s1 == 0 && s2 == 0 && s3 == 0 && s4 == 0 && s5 == 0))
+            // IPv4-compatible
+        }
+    }
+}
+
 /// An HTTP(S) client for the providers' APIs. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     tls: tokio_rustls::TlsConnector,
+    /// Whether private, loopback and link-local addresses may be reached (tests only).
+    allow_private: bool,
+    /// Whether only `https://` is allowed (always, except in this module's own tests).
+    https_only: bool,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("fetch::Client")
+        f.debug_struct("fetch::Client")
+            .field("allow_private", &self.allow_private)
+            .finish_non_exhaustive()
     }
 }
 
@@ -136,16 +306,28 @@ impl Client {
             .with_no_client_auth();
         Ok(Client {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            allow_private: false,
+            https_only: true,
         })
     }
 
-    /// One request, following redirects (credentials only to the same origin); returns the body
-    /// of a 2xx answer, at most `limit` bytes.
+    /// Lets requests reach private, loopback and link-local addresses: for tests against
+    /// local stand-ins of the providers' APIs only (a webhook could otherwise point the
+    /// server at its own network).
+    pub fn allow_private(mut self, allow: bool) -> Client {
+        self.allow_private = allow;
+        self
+    }
+
+    /// One request, following redirects that stay on `hosts` (credentials only to the first
+    /// origin); returns the body of a 2xx answer, at most `limit` bytes. Every hop must be
+    /// `https://`, on `hosts`, and resolve to public addresses (see the module's doc).
     pub async fn request_once(
         &self,
         method: Method,
         url: &str,
         auth: Auth<'_>,
+        hosts: &HostList,
         limit: usize,
     ) -> Result<Vec<u8>, FetchError> {
         let attempt = async {
@@ -153,6 +335,12 @@ impl Client {
             let origin = Target::parse(&url)?.origin();
             for _ in 0..=MAX_REDIRECTS {
                 let target = Target::parse(&url)?;
+                if self.https_only && !target.tls {
+                    return Err(FetchError::NotHttps);
+                }
+                if !hosts.allows(&target.host) {
+                    return Err(FetchError::HostNotAllowed);
+                }
                 let same_origin = target.origin() == origin;
                 let auth = if same_origin { auth } else { Auth::None };
                 match self.send(method, &target, auth, limit).await? {
@@ -176,7 +364,19 @@ impl Client {
         auth: Auth<'_>,
         limit: usize,
     ) -> Result<Answer, FetchError> {
-        let stream = tokio::net::TcpStream::connect((t.host.as_str(), t.port))
+        // Resolve once, check every address, and connect to exactly those: a name that also
+        // resolves to a private address is refused as a whole.
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
+            .await
+            .map_err(|e| FetchError::Connect(e.to_string()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(FetchError::Connect("no address for the host".into()));
+        }
+        if !self.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+            return Err(FetchError::PrivateAddress);
+        }
+        let stream = tokio::net::TcpStream::connect(addrs.as_slice())
             .await
             .map_err(|e| FetchError::Connect(e.to_string()))?;
         if t.tls {
@@ -200,6 +400,7 @@ impl Client {
         method: Method,
         url: &str,
         auth: Auth<'_>,
+        hosts: &HostList,
         attempts: u32,
         first_pause: Duration,
     ) -> Result<Vec<u8>, FetchError> {
@@ -214,7 +415,7 @@ impl Client {
                 tokio::time::sleep(pause).await;
                 pause = pause.saturating_mul(2);
             }
-            match self.request_once(method, url, auth, limit).await {
+            match self.request_once(method, url, auth, hosts, limit).await {
                 Ok(body) => return Ok(body),
                 // A DELETE's 404: the copy is gone already; no use asking again.
                 Err(e @ FetchError::Status(404)) if method == Method::Delete => return Err(e),
@@ -321,9 +522,9 @@ impl Target {
         } else {
             return Err(FetchError::Url);
         };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        let (authority, path) = match rest.find(['/', '?']).and_then(|i| rest.split_at_checked(i)) {
+            Some((a, p)) if p.starts_with('/') => (a, p.to_string()),
+            Some((a, p)) => (a, format!("/{p}")),
             None => (rest, "/".to_string()),
         };
         if authority.is_empty()
@@ -481,7 +682,13 @@ mod tests {
                 .with_root_certificates(rustls::RootCertStore::empty())
                 .with_no_client_auth(),
             )),
+            allow_private: true,
+            https_only: false,
         }
+    }
+
+    fn local() -> HostList {
+        HostList::new(["127.0.0.1"]).expect("list")
     }
 
     #[tokio::test]
@@ -498,6 +705,7 @@ mod tests {
                 Method::Get,
                 &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
                 Auth::Basic("AC1", "token"),
+                &local(),
                 1,
                 Duration::from_millis(1),
             )
@@ -522,6 +730,7 @@ mod tests {
                 Method::Get,
                 &format!("http://127.0.0.1:{port}/big.wav"),
                 Auth::None,
+                &local(),
                 3,
                 Duration::from_millis(1),
             )
@@ -538,7 +747,14 @@ mod tests {
             serve(|_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
         let url = format!("http://127.0.0.1:{port}/RE1.wav");
         let e = client()
-            .request(Method::Get, &url, Auth::None, 3, Duration::from_millis(1))
+            .request(
+                Method::Get,
+                &url,
+                Auth::None,
+                &local(),
+                3,
+                Duration::from_millis(1),
+            )
             .await
             .expect_err("404");
         assert!(matches!(e, FetchError::Status(404)));
@@ -548,6 +764,7 @@ mod tests {
                 Method::Delete,
                 &url,
                 Auth::None,
+                &local(),
                 3,
                 Duration::from_millis(1),
             )
@@ -565,5 +782,152 @@ mod tests {
     fn roots_are_required() {
         assert!(Client::with_roots(b"", None).is_err());
         assert!(Client::with_roots(b"", Some(b"not a pem")).is_err());
+    }
+
+    #[test]
+    fn host_lists() {
+        let l = HostList::new(["api.twilio.com", "api-*.vonage.com", "S3.amazonaws.com"])
+            .expect("list");
+        for ok in [
+            "api.twilio.com",
+            "API.Twilio.com",
+            "api-eu-3.vonage.com",
+            "s3.amazonaws.com",
+        ] {
+            assert!(l.allows(ok), "{ok}");
+        }
+        for bad in [
+            "twilio.com",
+            "api.twilio.com.evil.example",
+            "evilapi.twilio.com",
+            "x.api.twilio.com",
+            "api-.vonage.com",
+            "api-eu.x.vonage.com",
+            "api-eu.vonage.com.evil.example",
+            "127.0.0.1",
+            "",
+        ] {
+            assert!(!l.allows(bad), "{bad}");
+        }
+        assert!(l.clone().with_host("127.0.0.1").allows("127.0.0.1"));
+        for bad in [
+            "*.com", "api.*", "a.*.com", "", "a b.com", "**.x.com", "a/b.com",
+        ] {
+            assert!(HostList::new([bad]).is_err(), "{bad}");
+        }
+        assert!(HostList::new(["::1", "127.0.0.1", "*.example.org"]).is_ok());
+    }
+
+    #[test]
+    fn public_addresses() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            let ip: std::net::IpAddr = private.parse().expect("ip");
+            assert!(!is_public(ip), "{private}");
+        }
+        for public in ["8.8.8.8", "54.172.60.1", "2600:1f18::1", "::ffff:8.8.8.8"] {
+            let ip: std::net::IpAddr = public.parse().expect("ip");
+            assert!(is_public(ip), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn refused_before_anything_is_sent() {
+        let (port, seen) =
+            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+        let strict = Client {
+            allow_private: false,
+            https_only: true,
+            ..client()
+        };
+        let get = |c: Client, url: String, hosts: HostList| async move {
+            c.request(
+                Method::Get,
+                &url,
+                Auth::Basic("AC1", "token"),
+                &hosts,
+                3,
+                Duration::from_millis(1),
+            )
+            .await
+        };
+        // Plain http.
+        let e = get(
+            strict.clone(),
+            format!("http://127.0.0.1:{port}/a.wav"),
+            local(),
+        )
+        .await
+        .expect_err("http");
+        assert!(matches!(e, FetchError::NotHttps), "{e}");
+        // A host not on the list (the same server under another name).
+        let e = get(client(), format!("http://localhost:{port}/a.wav"), local())
+            .await
+            .expect_err("host");
+        assert!(matches!(e, FetchError::HostNotAllowed), "{e}");
+        // On the list, but a loopback address.
+        let e = get(
+            Client {
+                https_only: false,
+                ..strict.clone()
+            },
+            format!("http://127.0.0.1:{port}/a.wav"),
+            local(),
+        )
+        .await
+        .expect_err("private");
+        assert!(matches!(e, FetchError::PrivateAddress), "{e}");
+        let e = get(
+            Client {
+                https_only: false,
+                ..strict
+            },
+            format!("http://localhost:{port}/a.wav"),
+            HostList::new(["localhost"]).expect("list"),
+        )
+        .await
+        .expect_err("private by name");
+        assert!(matches!(e, FetchError::PrivateAddress), "{e}");
+        assert!(seen.lock().expect("lock").is_empty(), "nothing was sent");
+    }
+
+    #[tokio::test]
+    async fn redirects_stay_on_the_list() {
+        let (storage, storage_seen) =
+            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+        let (api, _) = serve(move |_| {
+            format!("HTTP/1.1 302 Found\r\nLocation: http://localhost:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
+                .into_bytes()
+        })
+        .await;
+        let e = client()
+            .request(
+                Method::Get,
+                &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
+                Auth::Basic("AC1", "token"),
+                &local(),
+                1,
+                Duration::from_millis(1),
+            )
+            .await
+            .expect_err("redirect off the list");
+        assert!(matches!(e, FetchError::HostNotAllowed), "{e}");
+        assert!(storage_seen.lock().expect("lock").is_empty());
     }
 }

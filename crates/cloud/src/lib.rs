@@ -8,6 +8,11 @@
 //! deterministic and sans-IO), feeds the new input, carries out the actions (sign, withdraw)
 //! and answers with TwiML for what the caller must hear or do next.
 
+// Webhook bodies (forms, JSON, JWTs) and URLs are untrusted input: no indexing or slicing
+// that could panic on them; tests may index what they built themselves.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod call;
 pub mod fetch;
 mod ncco;
@@ -71,6 +76,9 @@ pub struct TwilioAccount {
     pub api_base: String,
     /// Delete Twilio's copy of a recording once the signature is stored.
     pub delete_recordings: bool,
+    /// Where recordings may be fetched from (and the credentials sent): Twilio's hosts and
+    /// `api_base`'s.
+    pub fetch_hosts: fetch::HostList,
 }
 
 impl std::fmt::Debug for TwilioAccount {
@@ -79,6 +87,7 @@ impl std::fmt::Debug for TwilioAccount {
             .field("account_sid", &self.account_sid)
             .field("api_base", &self.api_base)
             .field("delete_recordings", &self.delete_recordings)
+            .field("fetch_hosts", &self.fetch_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +105,9 @@ pub struct TelnyxAccount {
     pub delete_recordings: bool,
     /// How far `telnyx-timestamp` may be from the clock.
     pub timestamp_tolerance: Duration,
+    /// Where recordings may be fetched from: Telnyx's API and the storage its pre-signed links
+    /// point at, and `api_base`'s host. The API key only ever goes to `api_base`.
+    pub fetch_hosts: fetch::HostList,
 }
 
 impl std::fmt::Debug for TelnyxAccount {
@@ -104,6 +116,7 @@ impl std::fmt::Debug for TelnyxAccount {
             .field("public_key", &self.public_key)
             .field("api_base", &self.api_base)
             .field("delete_recordings", &self.delete_recordings)
+            .field("fetch_hosts", &self.fetch_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -117,13 +130,17 @@ pub struct VonageAccount {
     pub private_key: Arc<sig::RsaSigner>,
     /// The account's signature secret: signed webhooks are HS256 JWTs with it.
     pub signature_secret: String,
-    /// The API base, `https://api.nexmo.com`; the application JWT is only sent to it and to
-    /// Vonage's own hosts.
+    /// The API base, `https://api.nexmo.com`.
     pub api_base: String,
     /// Delete Vonage's copy of a recording once the signature is stored.
     pub delete_recordings: bool,
-    /// How far a webhook JWT's `iat` may be from the clock.
+    /// How old a webhook JWT's `iat` may be (and how long its `jti` is remembered).
     pub jwt_tolerance: Duration,
+    /// Where recordings may be fetched from and deleted (and the application JWT sent):
+    /// Vonage's API hosts and `api_base`'s.
+    pub fetch_hosts: fetch::HostList,
+    /// The webhook JWTs seen lately (`jti`), refused when they come again.
+    pub seen_tokens: Arc<sig::SeenTokens>,
 }
 
 impl std::fmt::Debug for VonageAccount {
@@ -132,6 +149,7 @@ impl std::fmt::Debug for VonageAccount {
             .field("application_id", &self.application_id)
             .field("api_base", &self.api_base)
             .field("delete_recordings", &self.delete_recordings)
+            .field("fetch_hosts", &self.fetch_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +231,19 @@ impl Campaigns {
         *guard = Arc::new(list);
     }
 }
+
+/// Where each provider's recordings are fetched from by default (see [`fetch::HostList`]):
+/// Twilio serves them from its REST API; Telnyx's `RecordingUrl` is a pre-signed link to its
+/// storage on Amazon S3 (no credentials go there); Vonage's `recording_url` is on its API,
+/// global or regional (`api-us-1.vonage.com`, `api-eu-3.vonage.com`).
+pub const TWILIO_FETCH_HOSTS: &[&str] = &["api.twilio.com"];
+pub const TELNYX_FETCH_HOSTS: &[&str] = &["api.telnyx.com", "s3.amazonaws.com"];
+pub const VONAGE_FETCH_HOSTS: &[&str] = &[
+    "api.nexmo.com",
+    "api-*.nexmo.com",
+    "api.vonage.com",
+    "api-*.vonage.com",
+];
 
 /// Largest webhook body accepted, in bytes (Twilio's forms are a few hundred bytes).
 pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;

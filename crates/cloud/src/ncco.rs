@@ -32,11 +32,11 @@ fn back(action: &str, seconds: u64) -> Value {
 
 fn streams(urls: &[String], barge_in: bool) -> impl Iterator<Item = Value> + '_ {
     urls.iter().map(move |u| {
-        let mut s = json!({ "action": "stream", "streamUrl": [u] });
         if barge_in {
-            s["bargeIn"] = Value::Bool(true);
+            json!({ "action": "stream", "streamUrl": [u], "bargeIn": true })
+        } else {
+            json!({ "action": "stream", "streamUrl": [u] })
         }
-        s
     })
 }
 

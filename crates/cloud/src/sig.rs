@@ -37,7 +37,7 @@ pub fn twilio_valid(
 }
 
 /// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -84,58 +84,91 @@ fn b64url() -> base64::engine::GeneralPurpose {
 /// Longest `Authorization` header looked at, in bytes.
 const MAX_JWT_BYTES: usize = 4096;
 
-/// Vonage's signed webhooks: `Authorization: Bearer <JWT>`, HS256 with the signature secret;
-/// its `iat` no further than `tolerance_secs` from `now_secs`, and for a request with a body,
-/// `payload_hash` the hex SHA-256 of the body. Any other `alg` is refused.
+/// How far ahead of the clock a webhook JWT's `iat` may be, in seconds (the provider's clock
+/// a little fast); further is refused.
+pub const JWT_FUTURE_SKEW_SECS: u64 = 30;
+/// Longest `jti` accepted, in bytes.
+const MAX_JTI_BYTES: usize = 128;
+/// Most webhook JWT ids remembered at once (some 100 bytes each); while that many unexpired
+/// ones are held, new tokens are refused (only tokens signed with the secret get this far).
+pub const MAX_SEEN_TOKENS: usize = 100_000;
+
+/// The ids (`jti`) of the webhook JWTs accepted lately, each kept until its `iat` is out of
+/// the window (after which the token is refused anyway): a token comes once. Bounded by
+/// [`MAX_SEEN_TOKENS`]. Per process: with several nodes behind a load balancer, a token
+/// replayed to another node within the window is not caught here (the call's own replay
+/// protection, `seq`, still holds there).
+#[derive(Debug, Default)]
+pub struct SeenTokens {
+    /// `jti` → the Unix second after which it can be forgotten.
+    ids: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl SeenTokens {
+    /// Records `jti` until `forget_at`; false when it was seen already or the cache is full
+    /// of unexpired ids.
+    pub fn first_time(&self, jti: &str, now_secs: u64, forget_at: u64) -> bool {
+        let mut ids = self
+            .ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.get(jti).is_some_and(|&t| t >= now_secs) {
+            return false;
+        }
+        if ids.len() >= MAX_SEEN_TOKENS {
+            ids.retain(|_, t| *t >= now_secs);
+            if ids.len() >= MAX_SEEN_TOKENS {
+                return false;
+            }
+        }
+        ids.insert(jti.to_string(), forget_at);
+        true
+    }
+}
+
+/// What a Vonage signed webhook is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct VonageCheck<'a> {
+    /// The account's signature secret (HS256 key).
+    pub secret: &'a str,
+    /// The application the webhook must name (`application_id`).
+    pub application_id: &'a str,
+    /// How old `iat` may be, in seconds; `jti` is remembered this long.
+    pub tolerance_secs: u64,
+    pub seen: &'a SeenTokens,
+}
+
+/// Vonage's signed webhooks: `Authorization: Bearer <JWT>`, HS256 with the signature secret
+/// (any other `alg` is refused), and claims: `payload_hash` the hex SHA-256 of the body, also
+/// of an empty one; `application_id` the configured application; `iat` at most
+/// `tolerance_secs` old and at most [`JWT_FUTURE_SKEW_SECS`] ahead; `exp`, when present, not
+/// passed; `jti` not seen before (this records it).
 pub fn vonage_valid(
-    signature_secret: &str,
+    check: &VonageCheck<'_>,
     authorization: Option<&str>,
     body: &[u8],
     now_secs: u64,
-    tolerance_secs: u64,
 ) -> bool {
-    let Some(auth) = authorization else {
+    let Some(claims) = vonage_claims(check.secret, authorization) else {
         return false;
     };
-    if auth.len() > MAX_JWT_BYTES {
+    let digest = ring::digest::digest(&ring::digest::SHA256, body);
+    let want: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let Some(got) = claims.get("payload_hash").and_then(|v| v.as_str()) else {
+        return false;
+    };
+    if !constant_time_eq(want.as_bytes(), got.to_ascii_lowercase().as_bytes()) {
         return false;
     }
-    let Some(token) = auth
-        .trim()
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.trim().strip_prefix("bearer "))
-    else {
-        return false;
-    };
-    let mut parts = token.trim().split('.');
-    let (Some(h), Some(c), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let (Ok(header), Ok(claims), Ok(sig)) =
-        (b64url().decode(h), b64url().decode(c), b64url().decode(sig))
-    else {
-        return false;
-    };
-    let Ok(header) = serde_json::from_slice::<serde_json::Value>(&header) else {
-        return false;
-    };
-    if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+    if claims.get("application_id").and_then(|v| v.as_str()) != Some(check.application_id) {
         return false;
     }
-    let key = hmac::Key::new(hmac::HMAC_SHA256, signature_secret.as_bytes());
-    let signed_len = h.len() + 1 + c.len();
-    if hmac::verify(&key, &token.trim().as_bytes()[..signed_len], &sig).is_err() {
-        return false;
-    }
-    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&claims) else {
-        return false;
-    };
     let Some(iat) = claims.get("iat").and_then(|v| v.as_u64()) else {
         return false;
     };
-    if iat.abs_diff(now_secs) > tolerance_secs {
+    if iat > now_secs.saturating_add(JWT_FUTURE_SKEW_SECS)
+        || iat.saturating_add(check.tolerance_secs) < now_secs
+    {
         return false;
     }
     if let Some(exp) = claims.get("exp").and_then(|v| v.as_u64()) {
@@ -143,17 +176,48 @@ pub fn vonage_valid(
             return false;
         }
     }
-    if !body.is_empty() {
-        let digest = ring::digest::digest(&ring::digest::SHA256, body);
-        let want: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        let Some(got) = claims.get("payload_hash").and_then(|v| v.as_str()) else {
-            return false;
-        };
-        if !constant_time_eq(want.as_bytes(), got.to_ascii_lowercase().as_bytes()) {
-            return false;
-        }
+    let Some(jti) = claims
+        .get("jti")
+        .and_then(|v| v.as_str())
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI_BYTES)
+    else {
+        return false;
+    };
+    check
+        .seen
+        .first_time(jti, now_secs, iat.saturating_add(check.tolerance_secs))
+}
+
+/// The claims of a JWT whose HS256 signature with `secret` is valid.
+fn vonage_claims(secret: &str, authorization: Option<&str>) -> Option<serde_json::Value> {
+    let auth = authorization?;
+    if auth.len() > MAX_JWT_BYTES {
+        return None;
     }
-    true
+    let token = auth
+        .trim()
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.trim().strip_prefix("bearer "))?
+        .trim();
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let (Ok(header), Ok(claims), Ok(sig)) =
+        (b64url().decode(h), b64url().decode(c), b64url().decode(sig))
+    else {
+        return None;
+    };
+    let header = serde_json::from_slice::<serde_json::Value>(&header).ok()?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+        return None;
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let signed = format!("{h}.{c}");
+    hmac::verify(&key, signed.as_bytes(), &sig).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&claims).ok()
 }
 
 /// A Vonage application's private key (RSA, PKCS#8 or PKCS#1 PEM), for the API's RS256 JWTs.
@@ -309,38 +373,85 @@ mod tests {
         assert!(hmac::verify(&k, format!("{h}.{c}").as_bytes(), &sig).is_ok());
     }
 
-    #[test]
-    fn vonage_signed_webhooks() {
-        let body = br#"{"from":"447700900000","to":"447700900001","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab","status":"started","direction":"inbound","timestamp":"2020-01-01T14:00:00.000Z"}"#;
-        let hash: String = ring::digest::digest(&ring::digest::SHA256, body)
+    fn sha256_hex(b: &[u8]) -> String {
+        ring::digest::digest(&ring::digest::SHA256, b)
             .as_ref()
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect();
-        let claims = serde_json::json!({
-            "iat": 1_700_000_000u64, "jti": "c5ba8f24-1a14-4c10-bfdf-3fbe8ce511b5",
-            "iss": "Vonage", "payload_hash": hash, "api_key": "abcd1234",
-            "application_id": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
-        });
+            .collect()
+    }
+
+    const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+
+    fn claims_for(body: &[u8], iat: u64, jti: &str) -> serde_json::Value {
+        serde_json::json!({
+            "iat": iat, "jti": jti, "iss": "Vonage", "payload_hash": sha256_hex(body),
+            "api_key": "abcd1234", "application_id": APP,
+        })
+    }
+
+    #[test]
+    fn vonage_signed_webhooks() {
+        let body = br#"{"from":"447700900000","to":"447700900001","uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","conversation_uuid":"CON-aaaaaaaa-bbbb-cccc-dddd-0123456789ab","status":"started","direction":"inbound","timestamp":"2020-01-01T14:00:00.000Z"}"#;
         let header = r#"{"alg":"HS256","typ":"JWT"}"#;
-        let good = hs256("secret", header, &claims);
         let now = 1_700_000_030;
-        assert!(vonage_valid("secret", Some(&good), body, now, 300));
-        // Wrong secret, tampered body, too old, missing header, another alg, no hash.
-        assert!(!vonage_valid("other", Some(&good), body, now, 300));
-        assert!(!vonage_valid("secret", Some(&good), b"{}", now, 300));
-        assert!(!vonage_valid("secret", Some(&good), body, now + 3600, 300));
-        assert!(!vonage_valid("secret", None, body, now, 300));
-        let none_alg = hs256("secret", r#"{"alg":"none","typ":"JWT"}"#, &claims);
-        assert!(!vonage_valid("secret", Some(&none_alg), body, now, 300));
-        let rs = hs256("secret", r#"{"alg":"RS256","typ":"JWT"}"#, &claims);
-        assert!(!vonage_valid("secret", Some(&rs), body, now, 300));
-        let mut no_hash = claims.clone();
-        no_hash.as_object_mut().expect("obj").remove("payload_hash");
-        let t = hs256("secret", header, &no_hash);
-        assert!(!vonage_valid("secret", Some(&t), body, now, 300));
-        // A GET (no body) needs no payload hash.
-        assert!(vonage_valid("secret", Some(&t), b"", now, 300));
+        let seen = SeenTokens::default();
+        let check = VonageCheck {
+            secret: "secret",
+            application_id: APP,
+            tolerance_secs: 300,
+            seen: &seen,
+        };
+        let other_secret = VonageCheck {
+            secret: "other",
+            ..check
+        };
+        let mut n = 0;
+        let mut fresh = |f: &dyn Fn(&mut serde_json::Value)| {
+            n += 1;
+            let mut c = claims_for(body, 1_700_000_000, &format!("jti-{n}"));
+            f(&mut c);
+            hs256("secret", header, &c)
+        };
+        let good = fresh(&|_| {});
+        // Wrong secret, tampered body, missing header: refused (and the id not used up).
+        assert!(!vonage_valid(&other_secret, Some(&good), body, now));
+        assert!(!vonage_valid(&check, Some(&good), b"{}", now));
+        assert!(!vonage_valid(&check, None, body, now));
+        assert!(vonage_valid(&check, Some(&good), body, now));
+        // The same token again: a replay.
+        assert!(!vonage_valid(&check, Some(&good), body, now));
+        // Too old, or too far ahead.
+        let t = fresh(&|_| {});
+        assert!(!vonage_valid(&check, Some(&t), body, now + 3600));
+        let ahead = fresh(&|c| c["iat"] = serde_json::json!(now + 200));
+        assert!(!vonage_valid(&check, Some(&ahead), body, now));
+        let slightly = fresh(&|c| c["iat"] = serde_json::json!(now + 10));
+        assert!(vonage_valid(&check, Some(&slightly), body, now));
+        // Another application, no application, no jti, no iat.
+        let other_app = fresh(&|c| {
+            c["application_id"] = serde_json::json!("bbbbbbbb-bbbb-cccc-dddd-0123456789ab")
+        });
+        assert!(!vonage_valid(&check, Some(&other_app), body, now));
+        for field in ["application_id", "jti", "iat", "payload_hash"] {
+            let t = fresh(&|c| {
+                c.as_object_mut().expect("obj").remove(field);
+            });
+            assert!(!vonage_valid(&check, Some(&t), body, now), "{field}");
+        }
+        // Another alg.
+        for alg in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"RS256","typ":"JWT"}"#,
+        ] {
+            let t = hs256("secret", alg, &claims_for(body, 1_700_000_000, "alg"));
+            assert!(!vonage_valid(&check, Some(&t), body, now));
+        }
+        // An empty body (a GET) is hashed too: the empty body's hash passes, another fails.
+        let empty = hs256("secret", header, &claims_for(b"", 1_700_000_000, "empty"));
+        assert!(vonage_valid(&check, Some(&empty), b"", now));
+        let wrong = hs256("secret", header, &claims_for(b"x", 1_700_000_000, "wrong"));
+        assert!(!vonage_valid(&check, Some(&wrong), b"", now));
         // Garbage never panics.
         for bad in [
             "Bearer",
@@ -350,8 +461,22 @@ mod tests {
             "Bearer ....",
             "Bearer é.é.é",
         ] {
-            assert!(!vonage_valid("secret", Some(bad), body, now, 300));
+            assert!(!vonage_valid(&check, Some(bad), body, now));
         }
+    }
+
+    #[test]
+    fn seen_tokens_are_bounded() {
+        let seen = SeenTokens::default();
+        assert!(seen.first_time("a", 100, 200));
+        assert!(!seen.first_time("a", 150, 250));
+        // Forgotten once its time is over.
+        assert!(seen.first_time("a", 201, 300));
+        for i in 0..MAX_SEEN_TOKENS - 1 {
+            assert!(seen.first_time(&i.to_string(), 201, 300));
+        }
+        assert!(!seen.first_time("full", 201, 300), "full of live ids");
+        assert!(seen.first_time("later", 301, 400), "the old ones aged out");
     }
 
     #[test]

@@ -115,6 +115,17 @@ impl Secret {
         self.previous.as_ref().map(fingerprint)
     }
 
+    /// A key for another use, derived from the current secret: HMAC-SHA256(secret, `purpose`).
+    /// Processes sharing the secret derive the same key; the key reveals nothing of the secret.
+    pub fn derive_key(&self, purpose: &str) -> [u8; SECRET_BYTES] {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.current) else {
+            unreachable!("HMAC takes a key of any length");
+        };
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
         &self.current
     }

@@ -14,10 +14,16 @@
 //! A call task talks to its stream through a [`MediaHandle`] (commands over a bounded
 //! channel) and hears back [`StreamEvent`]s on a bounded tokio channel, so it wakes only for
 //! events, never for every frame.
+//!
+//! A panic while a thread works on one call's stream ends that stream alone: the thread drops
+//! it, which closes the call's event channel, and the call hangs up (see `call.rs`). A thread
+//! that stops all the same is counted and announced ([`media_thread_stopped`]): the process
+//! cannot carry calls on it and must be restarted.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
@@ -62,6 +68,44 @@ pub fn pacing_rounds() -> (u64, u64) {
     )
 }
 
+/// Media threads that have stopped (each one a fault: they run as long as the process).
+static THREADS_STOPPED: AtomicUsize = AtomicUsize::new(0);
+/// Rung when a media thread stops.
+static THREAD_STOPPED: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+/// Set by an injected fault (see `fault`): media threads panic as they start.
+static THREAD_FAULT: AtomicBool = AtomicBool::new(false);
+
+/// Waits until a media thread stops (it never should); returns at once if one already has.
+pub async fn media_thread_stopped() {
+    loop {
+        let notified = THREAD_STOPPED.notified();
+        if THREADS_STOPPED.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Makes the media threads panic as they start (an injected fault); before [`engine`].
+pub(crate) fn inject_thread_fault(on: bool) {
+    THREAD_FAULT.store(on, Ordering::Relaxed);
+}
+
+/// Counts and announces its thread's end, however it ends (a return or a panic).
+struct ThreadWatch;
+
+impl Drop for ThreadWatch {
+    fn drop(&mut self) {
+        THREADS_STOPPED.fetch_add(1, Ordering::SeqCst);
+        THREAD_STOPPED.notify_waiters();
+        tracing::error!(
+            thread = std::thread::current().name().unwrap_or("?"),
+            "a media thread stopped: its calls have no media; the process must restart"
+        );
+    }
+}
+
 /// How late a command may be taken when the thread has a phase due within this anyway.
 const COMMAND_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// Media threads at most, whatever the core count.
@@ -77,6 +121,8 @@ enum Msg {
         config: StreamConfig,
         events: mpsc::Sender<StreamEvent>,
         stats: Arc<Stats>,
+        /// Panic on this stream's first frame (an injected fault, see `fault`).
+        fault: bool,
     },
     Command {
         id: u64,
@@ -154,7 +200,13 @@ impl RtpEngine {
             let mut thread = MediaThread::new(rx, wake.clone(), parked.clone())?;
             std::thread::Builder::new()
                 .name(format!("rtp-{n}"))
-                .spawn(move || thread.run())?;
+                .spawn(move || {
+                    let _watch = ThreadWatch;
+                    if THREAD_FAULT.load(Ordering::Relaxed) {
+                        crate::fault::fire("fault injected: media thread");
+                    }
+                    thread.run();
+                })?;
             shards.push(Shard { tx, wake, parked });
         }
         Ok(RtpEngine {
@@ -170,6 +222,7 @@ impl RtpEngine {
         socket: UdpSocket,
         config: StreamConfig,
         stats: Arc<Stats>,
+        fault: bool,
     ) -> io::Result<(MediaHandle, mpsc::Receiver<StreamEvent>)> {
         socket.set_nonblocking(true)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -181,6 +234,7 @@ impl RtpEngine {
             config,
             events: events_tx,
             stats,
+            fault,
         };
         self.shards[shard].send(msg).map_err(|_| {
             io::Error::new(
@@ -267,6 +321,8 @@ struct Slot {
     unflushed_sent_late: u64,
     /// The origin the stream was put in the wheel with.
     in_wheel: Option<Instant>,
+    /// Panic on the first frame (an injected fault).
+    fault: bool,
 }
 
 impl Slot {
@@ -283,6 +339,27 @@ impl Slot {
         self.unflushed_sent = 0;
         self.unflushed_late = 0;
         self.unflushed_sent_late = 0;
+    }
+
+    /// Sends the stream's frames due by `now` and hands its events over; false when the call
+    /// is gone.
+    fn pace(&mut self, now: Instant) -> bool {
+        if self.fault {
+            crate::fault::fire("fault injected: media stream");
+        }
+        let socket = &self.socket;
+        let counts = self.stream.on_tick(now, |packet, to| {
+            if let Err(e) = socket.send_to(packet, to) {
+                debug!(error = %e, "RTP send failed");
+            }
+        });
+        self.unflushed_sent += counts.sent;
+        self.unflushed_late += counts.late;
+        self.unflushed_sent_late += counts.sent_late;
+        if self.unflushed_sent >= STATS_FLUSH_PACKETS {
+            self.flush_stats();
+        }
+        self.deliver()
     }
 
     /// Hands the stream's events to its call; returns false when the call is gone.
@@ -455,6 +532,7 @@ impl MediaThread {
                 config,
                 events,
                 stats,
+                fault,
             } => {
                 let index = match self.free.pop() {
                     Some(i) => i,
@@ -481,6 +559,7 @@ impl MediaThread {
                     unflushed_late: 0,
                     unflushed_sent_late: 0,
                     in_wheel: None,
+                    fault,
                 });
                 self.by_id.insert(id, index);
             }
@@ -499,24 +578,42 @@ impl MediaThread {
                     },
                     other => other,
                 };
-                slot.stream.handle(now, command);
-                if slot.in_wheel.is_none() {
-                    if let Some(origin) = slot.stream.origin() {
-                        self.wheel.insert(index, origin);
-                        slot.in_wheel = Some(origin);
+                let handled = catch_unwind(AssertUnwindSafe(|| {
+                    slot.stream.handle(now, command);
+                    slot.deliver()
+                }));
+                match handled {
+                    Err(_) => self.fail(index),
+                    Ok(false) => self.close(index),
+                    Ok(true) => {
+                        if let Some(slot) = self.slots[index].as_mut() {
+                            if slot.in_wheel.is_none() {
+                                if let Some(origin) = slot.stream.origin() {
+                                    self.wheel.insert(index, origin);
+                                    slot.in_wheel = Some(origin);
+                                }
+                            }
+                        }
                     }
-                }
-                if !slot.deliver() {
-                    self.close(index);
                 }
             }
             Msg::TakeRecording { id, reply } => {
-                let recorder = self
-                    .by_id
-                    .get(&id)
-                    .and_then(|&i| self.slots[i].as_mut())
-                    .and_then(|s| s.stream.take_recording());
-                let _ = reply.send(recorder);
+                let Some(&index) = self.by_id.get(&id) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                let taken = self.slots[index]
+                    .as_mut()
+                    .map(|s| catch_unwind(AssertUnwindSafe(|| s.stream.take_recording())));
+                match taken {
+                    Some(Err(_)) => self.fail(index),
+                    Some(Ok(recorder)) => {
+                        let _ = reply.send(recorder);
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                    }
+                }
             }
             Msg::Close { id } => {
                 if let Some(&index) = self.by_id.get(&id) {
@@ -539,6 +636,14 @@ impl MediaThread {
         self.free.push(index);
     }
 
+    /// Drops a stream whose work panicked: its call hears its event channel close and hangs
+    /// up; the thread and its other calls go on.
+    fn fail(&mut self, index: usize) {
+        crate::metrics::panic_contained();
+        warn!("a call's media stream panicked: that call ends here");
+        self.close(index);
+    }
+
     /// Sends every frame due by `now`.
     fn tick(&mut self, now: Instant) {
         // How late this round starts against the earliest phase due: the first sign that the
@@ -550,30 +655,25 @@ impl MediaThread {
             }
         }
         let mut gone = Vec::new();
+        let mut failed = Vec::new();
         for phase in self.wheel.advance(now) {
             for &index in self.wheel.keys(phase) {
                 let Some(slot) = self.slots[index].as_mut() else {
                     continue;
                 };
-                let socket = &slot.socket;
-                let counts = slot.stream.on_tick(now, |packet, to| {
-                    if let Err(e) = socket.send_to(packet, to) {
-                        debug!(error = %e, "RTP send failed");
-                    }
-                });
-                slot.unflushed_sent += counts.sent;
-                slot.unflushed_late += counts.late;
-                slot.unflushed_sent_late += counts.sent_late;
-                if slot.unflushed_sent >= STATS_FLUSH_PACKETS {
-                    slot.flush_stats();
-                }
-                if !slot.deliver() {
-                    gone.push(index);
+                // One call's stream at a time: a panic in it ends that call alone.
+                match catch_unwind(AssertUnwindSafe(|| slot.pace(now))) {
+                    Ok(true) => {}
+                    Ok(false) => gone.push(index),
+                    Err(_) => failed.push(index),
                 }
             }
         }
         for index in gone {
             self.close(index);
+        }
+        for index in failed {
+            self.fail(index);
         }
     }
 
@@ -589,9 +689,15 @@ impl MediaThread {
         // One read per readiness: epoll reports the socket again if more is queued.
         match slot.socket.recv_from(buf) {
             Ok((len, from)) => {
-                slot.stream.on_datagram(now, &buf[..len], from);
-                if !slot.deliver() {
-                    self.close(index);
+                let datagram = buf.get(..len).unwrap_or_default();
+                let handled = catch_unwind(AssertUnwindSafe(|| {
+                    slot.stream.on_datagram(now, datagram, from);
+                    slot.deliver()
+                }));
+                match handled {
+                    Ok(true) => {}
+                    Ok(false) => self.close(index),
+                    Err(_) => self.fail(index),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

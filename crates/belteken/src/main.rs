@@ -173,7 +173,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// message to standard error.
 fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let message = info
+        let what = info
             .payload()
             .downcast_ref::<&'static str>()
             .copied()
@@ -186,7 +186,7 @@ fn log_panics() {
         tracing::error!(
             thread = thread.name().unwrap_or("?"),
             %location,
-            message,
+            what,
             "panic"
         );
     }));

@@ -44,9 +44,11 @@ pub(crate) fn marked(marker: Option<&String>, req: &Request) -> bool {
         .any(|h| h.name().eq_ignore_ascii_case(HEADER) && h.value().trim() == marker.as_str())
 }
 
-/// Panics, saying which fault it is (a fixed text: nothing from the request).
+/// Panics, saying which fault it is: a fixed text (nothing from the request), which the
+/// binary's panic log therefore shows.
+#[track_caller]
 pub(crate) fn fire(which: &'static str) -> ! {
-    panic!("{}", which)
+    std::panic::panic_any(which)
 }
 
 #[cfg(test)]

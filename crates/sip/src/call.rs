@@ -1,5 +1,9 @@
 //! One call: drives its flow engine, plays and records its media, signs, withdraws, transfers.
 
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

@@ -20,6 +20,10 @@
 //! that stops all the same is counted and announced ([`media_thread_stopped`]): the process
 //! cannot carry calls on it and must be restarted.
 
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -236,12 +240,17 @@ impl RtpEngine {
             stats,
             fault,
         };
-        self.shards[shard].send(msg).map_err(|_| {
+        let queue_full = || {
             io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the media thread's command queue is full",
             )
-        })?;
+        };
+        self.shards
+            .get(shard)
+            .ok_or_else(queue_full)?
+            .send(msg)
+            .map_err(|_| queue_full())?;
         Ok((
             MediaHandle {
                 engine: self,
@@ -263,15 +272,20 @@ pub(crate) struct MediaHandle {
 }
 
 impl MediaHandle {
+    /// Sends `msg` to this call's media thread (`Err` when its queue is full).
+    fn send(&self, msg: Msg) -> Result<(), Msg> {
+        match self.engine.shards.get(self.shard) {
+            Some(shard) => shard.send(msg),
+            None => Err(msg),
+        }
+    }
+
     pub(crate) fn command(&self, command: Command) {
         if self.closed {
             return;
         }
         let id = self.id;
-        if self.engine.shards[self.shard]
-            .send(Msg::Command { id, command })
-            .is_err()
-        {
+        if self.send(Msg::Command { id, command }).is_err() {
             warn!("media command dropped: the media thread's queue is full");
         }
     }
@@ -284,7 +298,7 @@ impl MediaHandle {
         }
         let (reply, answer) = oneshot::channel();
         let msg = Msg::TakeRecording { id: self.id, reply };
-        if self.engine.shards[self.shard].send(msg).is_err() {
+        if self.send(msg).is_err() {
             warn!("recording not taken: the media thread's queue is full");
             return None;
         }
@@ -298,7 +312,7 @@ impl MediaHandle {
             let id = self.id;
             // A full queue here leaks nothing for long: the thread drops streams whose
             // event channel has closed (see `MediaThread::deliver`).
-            let _ = self.engine.shards[self.shard].send(Msg::Close { id });
+            let _ = self.send(Msg::Close { id });
         }
     }
 }
@@ -473,7 +487,7 @@ impl MediaThread {
                 }
             };
             let now = Instant::now();
-            for event in &ready[..n] {
+            for event in ready.iter().take(n) {
                 match event.data() {
                     WAKE_KEY => {
                         let _ = self.wake.read();
@@ -534,21 +548,29 @@ impl MediaThread {
                 stats,
                 fault,
             } => {
-                let index = match self.free.pop() {
-                    Some(i) => i,
+                let (index, generation) = match self.free.pop() {
+                    Some(i) => match self.generations.get_mut(i) {
+                        Some(g) => {
+                            *g = g.wrapping_add(1);
+                            (i, *g)
+                        }
+                        // Free indices come from `close`, which only frees existing slots.
+                        None => return,
+                    },
                     None => {
                         self.slots.push(None);
-                        self.generations.push(0);
-                        self.slots.len() - 1
+                        self.generations.push(1);
+                        (self.slots.len() - 1, 1)
                     }
                 };
-                self.generations[index] = self.generations[index].wrapping_add(1);
-                let generation = self.generations[index];
                 let interest = EpollEvent::new(EpollFlags::EPOLLIN, key_of(index, generation));
                 if let Err(e) = self.epoll.add(&socket, interest) {
                     warn!(error = %e, "RTP socket not watched; the call has no media");
                 }
-                self.slots[index] = Some(Slot {
+                let Some(place) = self.slots.get_mut(index) else {
+                    return;
+                };
+                *place = Some(Slot {
                     id,
                     generation,
                     stream: Stream::new(config, now),
@@ -567,7 +589,7 @@ impl MediaThread {
                 let Some(&index) = self.by_id.get(&id) else {
                     return;
                 };
-                let Some(slot) = self.slots[index].as_mut() else {
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
                     return;
                 };
                 let command = match command {
@@ -586,7 +608,7 @@ impl MediaThread {
                     Err(_) => self.fail(index),
                     Ok(false) => self.close(index),
                     Ok(true) => {
-                        if let Some(slot) = self.slots[index].as_mut() {
+                        if let Some(Some(slot)) = self.slots.get_mut(index) {
                             if slot.in_wheel.is_none() {
                                 if let Some(origin) = slot.stream.origin() {
                                     self.wheel.insert(index, origin);
@@ -602,8 +624,10 @@ impl MediaThread {
                     let _ = reply.send(None);
                     return;
                 };
-                let taken = self.slots[index]
-                    .as_mut()
+                let taken = self
+                    .slots
+                    .get_mut(index)
+                    .and_then(Option::as_mut)
                     .map(|s| catch_unwind(AssertUnwindSafe(|| s.stream.take_recording())));
                 match taken {
                     Some(Err(_)) => self.fail(index),
@@ -624,7 +648,7 @@ impl MediaThread {
     }
 
     fn close(&mut self, index: usize) {
-        let Some(mut slot) = self.slots[index].take() else {
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
         slot.flush_stats();
@@ -658,7 +682,7 @@ impl MediaThread {
         let mut failed = Vec::new();
         for phase in self.wheel.advance(now) {
             for &index in self.wheel.keys(phase) {
-                let Some(slot) = self.slots[index].as_mut() else {
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
                 };
                 // One call's stream at a time: a panic in it ends that call alone.

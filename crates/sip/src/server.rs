@@ -1,5 +1,9 @@
 //! The SIP endpoint: transports, the incoming request loop and dialog event dispatch.
 
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -87,7 +87,8 @@ class Server:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def start(self, ready_timeout: float = 30.0) -> "Server":
+    def launch(self) -> "Server":
+        """Starts the process without waiting for it to be ready (see `start`)."""
         exe = binary()
         if not exe.exists():
             pytest.fail(f"server binary {exe} not found (set BELTEKEN_BIN or run cargo build --release)")
@@ -100,6 +101,22 @@ class Server:
         self._logf = open(self.log, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=self.dir)
+        return self
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """Waits up to `timeout` for the process to exit by itself; its exit code, or None."""
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self.exit_code is None:
+            self.exit_code = self.proc.returncode
+            self._logf.close()
+        return self.exit_code
+
+    def start(self, ready_timeout: float = 30.0) -> "Server":
+        self.launch()
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

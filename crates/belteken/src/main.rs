@@ -5,7 +5,7 @@ mod audio;
 mod campaign_admin;
 mod campaign_cli;
 mod config;
-mod panics;
+mod faults;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
@@ -196,8 +196,32 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Logs a panic where it happens, without its message when the message was formatted at run
+/// time (it may quote what it failed on: a header, a caller's number). A fixed message and the
+/// place in the code are enough to find the bug. Replaces the default hook, which prints the
+/// message to standard error.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("(withheld: it may quote call data)");
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("?"),
+            %location,
+            what,
+            "panic"
+        );
+    }));
+}
+
 fn main() -> Result<()> {
-    panics::install();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -207,6 +231,7 @@ fn main() -> Result<()> {
                 .unwrap_or_else(|_| "info,rsipstack=off".into()),
         )
         .init();
+    log_panics();
     match cli.command {
         Command::Serve {
             common,
@@ -224,11 +249,21 @@ fn main() -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
-            let served = runtime.block_on(serve(settings));
+            let faults = match std::env::var("BELTEKEN_FAULT") {
+                Ok(text) => faults::parse(&text)?,
+                Err(_) => faults::Faults::default(),
+            };
+            let served = runtime.block_on(serve(settings, faults));
             // Every task (and with it every call's hold on the store) ends here.
             runtime.shutdown_timeout(SHUTDOWN_LIMIT);
-            served?.close();
-            Ok(())
+            let served = served?;
+            let failed = served.failed.clone();
+            served.close();
+            match failed {
+                // A non-zero exit, so that a supervisor restarts the line.
+                Some(why) => Err(anyhow::anyhow!("stopped because {why}")),
+                None => Ok(()),
+            }
         }
         Command::Audio {
             command: AudioCommand::Check { file },
@@ -348,13 +383,41 @@ pub(crate) fn cloud_campaign(sc: &sip::Campaign) -> cloud::Campaign {
     }
 }
 
-/// The SIP channel's figures, for `/healthz` and `/metrics`.
+/// The SIP channel's figures, for `/healthz` and `/metrics`, and the core tasks that stopped.
 struct SipStatus {
     stats: Arc<sip::Stats>,
     registrations: sip::Registrations,
+    stopped: Stopped,
 }
 
 impl web::Status for SipStatus {
+    fn stopped(&self) -> Vec<String> {
+        self.stopped.list()
+    }
+
+    fn detail(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = self.health();
+        // Why each registration last failed: for the team in the console, not for /healthz.
+        let errors: std::collections::HashMap<String, Option<String>> = self
+            .registrations
+            .snapshot()
+            .into_iter()
+            .map(|r| (r.trunk, r.last_error))
+            .collect();
+        if let Some(serde_json::Value::Array(trunks)) = m.get_mut("trunks") {
+            for t in trunks.iter_mut() {
+                if let serde_json::Value::Object(t) = t {
+                    let error = t
+                        .get("trunk")
+                        .and_then(|n| n.as_str())
+                        .and_then(|n| errors.get(n).cloned().flatten());
+                    t.insert("last_error".into(), error.into());
+                }
+            }
+        }
+        m
+    }
+
     fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert(
@@ -375,7 +438,6 @@ impl web::Status for SipStatus {
                     "registration": r.status.as_str(),
                     "registrations": r.registrations,
                     "consecutive_failures": r.consecutive_failures,
-                    "last_error": r.last_error,
                     "expires_in_seconds": r.expires_at.and_then(|t| t.duration_since(std::time::SystemTime::now()).ok()).map(|d| d.as_secs()),
                 })
             })
@@ -580,10 +642,136 @@ impl Signals {
     }
 }
 
+/// How long a failed server keeps answering `/healthz` with 503 (and new calls with 503)
+/// before it exits, so that monitoring sees why before the supervisor restarts it.
+const FAILED_GRACE: Duration = Duration::from_secs(5);
+
+/// The core tasks that stopped, shared with `/healthz`.
+#[derive(Clone, Default)]
+struct Stopped(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Stopped {
+    fn add(&self, task: &str) {
+        let mut list = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !list.iter().any(|t| t == task) {
+            list.push(task.to_string());
+        }
+    }
+
+    fn list(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// A core task that ended, and how.
+struct Ended {
+    task: &'static str,
+    how: String,
+}
+
+/// The tasks that run as long as `serve` does: the web server, the count sync, retention,
+/// campaign edits, the SIP channel and the media threads' watch. Each one that ends is
+/// reported on one channel; before shutdown begins, any end (a panic, an error, a return) is
+/// a failure: the server says so on `/healthz` and exits non-zero rather than run deaf.
+struct Core {
+    ended_tx: tokio::sync::mpsc::UnboundedSender<Ended>,
+    ended_rx: tokio::sync::mpsc::UnboundedReceiver<Ended>,
+    aborts: Vec<(&'static str, tokio::task::AbortHandle)>,
+    /// Core tasks that panic as they start (`BELTEKEN_FAULT=core:<task>`).
+    faults: Vec<&'static str>,
+}
+
+impl Core {
+    fn new(faults: Vec<&'static str>) -> Core {
+        let (ended_tx, ended_rx) = tokio::sync::mpsc::unbounded_channel();
+        Core {
+            ended_tx,
+            ended_rx,
+            aborts: Vec::new(),
+            faults,
+        }
+    }
+
+    /// Runs `task` as the core task `name`.
+    fn spawn<F>(&mut self, name: &'static str, task: F)
+    where
+        F: std::future::Future<Output = std::result::Result<(), String>> + Send + 'static,
+    {
+        let fault = self.faults.contains(&name);
+        let handle = tokio::spawn(async move {
+            if fault {
+                panic!("fault injected: core task");
+            }
+            task.await
+        });
+        self.aborts.push((name, handle.abort_handle()));
+        let ended = self.ended_tx.clone();
+        tokio::spawn(async move {
+            let how = match handle.await {
+                Ok(Ok(())) => "returned".to_string(),
+                Ok(Err(e)) => format!("failed: {e}"),
+                Err(e) if e.is_panic() => "panicked".to_string(),
+                Err(_) => "was cancelled".to_string(),
+            };
+            let _ = ended.send(Ended { task: name, how });
+        });
+    }
+
+    /// The next core task to end.
+    async fn ended(&mut self) -> Ended {
+        match self.ended_rx.recv().await {
+            Some(e) => e,
+            // Unreachable while `self` holds a sender.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Stops the tasks that need no goodbye (all but `keep`).
+    fn abort_all_but(&self, keep: &[&str]) {
+        for (name, abort) in &self.aborts {
+            if !keep.contains(name) {
+                abort.abort();
+            }
+        }
+    }
+
+    /// Waits until every task named in `tasks` that is still running ends (`gone` ended
+    /// already), up to `limit`.
+    async fn wait_for(&mut self, tasks: &[&'static str], gone: &[&'static str], limit: Duration) {
+        let mut left: Vec<&str> = tasks
+            .iter()
+            .filter(|t| !gone.contains(t))
+            .copied()
+            .collect();
+        let _ = tokio::time::timeout(limit, async {
+            while !left.is_empty() {
+                let e = self.ended().await;
+                left.retain(|t| *t != e.task);
+            }
+        })
+        .await;
+    }
+}
+
+/// Records that a core task ended before shutdown: `/healthz` names it from now on.
+fn core_failed(stopped: &Stopped, e: &Ended) -> String {
+    stopped.add(e.task);
+    tracing::error!(task = e.task, how = %e.how, "a core task stopped; the server stops too");
+    format!("the core task `{}` {}", e.task, e.how)
+}
+
 /// What `serve` leaves to close once the runtime and its tasks are gone.
 struct Served {
     store: Arc<dyn store::Store>,
     summaries: store::CallSummaries,
+    /// Why the server stopped, when a core task failed (the process then exits non-zero).
+    failed: Option<String>,
 }
 
 impl Served {
@@ -603,7 +791,13 @@ impl Served {
     }
 }
 
-async fn serve(settings: Settings) -> Result<Served> {
+async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
+    if faults.any() {
+        warn!(
+            ?faults,
+            "BELTEKEN_FAULT is set: panics will be injected on purpose (for tests only)"
+        );
+    }
     // Watch signals before anything else, so that an early SIGTERM is a drain, not a kill.
     let mut signals = Signals::new()?;
     let store = open_store(&settings)?;
@@ -694,6 +888,7 @@ async fn serve(settings: Settings) -> Result<Served> {
         trunks: settings.sip_edge.trunks.clone(),
         edge: settings.sip_edge.edge.clone(),
         default_campaign: settings.default_campaign.clone(),
+        faults: faults.sip.clone(),
     })
     .await?;
     let http = tokio::net::TcpListener::bind(settings.http_listen)
@@ -709,6 +904,7 @@ async fn serve(settings: Settings) -> Result<Served> {
     info!(sip = %settings.sip_listen, http = %http_addr, data = %settings.data_dir.display(), "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = Stopped::default();
     let app = web::router_with(
         web::WebState {
             campaigns: web_campaigns,
@@ -719,6 +915,7 @@ async fn serve(settings: Settings) -> Result<Served> {
             status: Some(Arc::new(SipStatus {
                 stats: sip_server.stats(),
                 registrations: sip_server.registration_states(),
+                stopped: stopped.clone(),
             })),
             store: Some(store.clone()),
             admin: Some(editor.clone()),
@@ -739,8 +936,19 @@ async fn serve(settings: Settings) -> Result<Served> {
             &secret,
         )),
     };
+    // A handler that panics answers 500 to its own request (the web routes carry this layer
+    // already; here it covers the provider webhooks too).
+    let app = match faults.http_request.clone() {
+        None => app,
+        Some(marker) => app.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(marker),
+            http_fault,
+        )),
+    };
+    let app = app.layer(axum::middleware::from_fn(web::catch_panic));
+    let mut core = Core::new(faults.core.clone());
     let mut web_stop = stop_rx.clone();
-    let web_task = tokio::spawn(async move {
+    core.spawn("web", async move {
         // The peer address feeds the console's login rate limit.
         axum::serve(
             http,
@@ -750,6 +958,7 @@ async fn serve(settings: Settings) -> Result<Served> {
             let _ = web_stop.wait_for(|s| *s).await;
         })
         .await
+        .map_err(|e| e.to_string())
     });
     let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
         let path = settings.data_dir.join("contact.key");
@@ -768,45 +977,99 @@ async fn serve(settings: Settings) -> Result<Served> {
         summaries: Some(summaries.clone()),
     };
     let slugs: Vec<String> = settings.campaigns.iter().map(|c| c.slug.clone()).collect();
-    let sync_task = tokio::spawn(sync_counts(store.clone(), hub.clone(), slugs));
-    let retention_task = tokio::spawn(run_retention(store.clone()));
-    let edits_task = tokio::spawn(campaign_admin::follow(editor));
+    let (store_for_sync, hub_for_sync) = (store.clone(), hub.clone());
+    core.spawn("sync", async move {
+        sync_counts(store_for_sync, hub_for_sync, slugs).await;
+        Ok(())
+    });
+    let store_for_retention = store.clone();
+    core.spawn("retention", async move {
+        run_retention(store_for_retention).await;
+        Ok(())
+    });
+    core.spawn("edits", async move {
+        campaign_admin::follow(editor).await;
+        Ok(())
+    });
     let sip_stats = sip_server.stats();
     let mut sip_stop = stop_rx.clone();
-    let sip_task = tokio::spawn(sip_server.run(sip_campaigns, services, async move {
-        let _ = sip_stop.wait_for(|s| *s).await;
-    }));
+    core.spawn("sip", async move {
+        sip_server
+            .run(sip_campaigns, services, async move {
+                let _ = sip_stop.wait_for(|s| *s).await;
+            })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    core.spawn("media", async {
+        sip::media_thread_stopped().await;
+        Err("a media thread stopped".to_string())
+    });
 
     // First signal: drain (new calls get 503, calls in progress finish, up to drain_seconds).
-    // A second signal, or the end of the drain time, stops at once.
-    signals.next().await;
-    sip_stats.draining.store(true, Ordering::Relaxed);
-    let in_progress = sip_stats.calls_in_progress.load(Ordering::Relaxed);
-    info!(
-        calls = in_progress,
-        limit_seconds = settings.drain.as_secs(),
-        "draining"
-    );
-    let drained = async {
-        while sip_stats.calls_in_progress.load(Ordering::Relaxed) > 0 {
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
+    // A second signal, or the end of the drain time, stops at once. A core task that ends
+    // meanwhile fails the server: 503 on /healthz and for new calls, then a non-zero exit.
+    let mut failed: Option<Ended> = tokio::select! {
+        () = signals.next() => None,
+        e = core.ended() => Some(e),
     };
-    tokio::select! {
-        () = drained => info!("all calls finished"),
-        () = tokio::time::sleep(settings.drain) => {
-            info!(calls = sip_stats.calls_in_progress.load(Ordering::Relaxed), "drain time is up");
+    let mut reason = None;
+    if let Some(e) = &failed {
+        reason = Some(core_failed(&stopped, e));
+        sip_stats.draining.store(true, Ordering::Relaxed);
+        tokio::select! {
+            () = tokio::time::sleep(FAILED_GRACE) => {}
+            () = signals.next() => info!("signal: stopping now"),
         }
-        () = signals.next() => info!("second signal: stopping now"),
+    } else {
+        sip_stats.draining.store(true, Ordering::Relaxed);
+        let in_progress = sip_stats.calls_in_progress.load(Ordering::Relaxed);
+        info!(
+            calls = in_progress,
+            limit_seconds = settings.drain.as_secs(),
+            "draining"
+        );
+        let drained = async {
+            while sip_stats.calls_in_progress.load(Ordering::Relaxed) > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        };
+        tokio::select! {
+            () = drained => info!("all calls finished"),
+            () = tokio::time::sleep(settings.drain) => {
+                info!(calls = sip_stats.calls_in_progress.load(Ordering::Relaxed), "drain time is up");
+            }
+            () = signals.next() => info!("second signal: stopping now"),
+            e = core.ended() => {
+                reason = Some(core_failed(&stopped, &e));
+                failed = Some(e);
+            }
+        }
     }
-    sync_task.abort();
-    retention_task.abort();
-    edits_task.abort();
+    core.abort_all_but(&["sip", "web"]);
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, async {
-        let _ = sip_task.await;
-        let _ = web_task.await;
+    let gone: Vec<&'static str> = failed.iter().map(|e| e.task).collect();
+    core.wait_for(&["sip", "web"], &gone, SHUTDOWN_LIMIT).await;
+    Ok(Served {
+        store,
+        summaries,
+        failed: reason,
     })
-    .await;
-    Ok(Served { store, summaries })
+}
+
+/// Panics the handler of a request carrying `X-Belteken-Fault: <marker>`
+/// (`BELTEKEN_FAULT=http-request:<marker>`, for tests).
+async fn http_fault(
+    axum::extract::State(marker): axum::extract::State<Arc<str>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let marked = request
+        .headers()
+        .get(sip::fault::HEADER)
+        .is_some_and(|v| v.as_bytes() == marker.as_bytes());
+    if marked {
+        panic!("fault injected: HTTP request");
+    }
+    next.run(request).await
 }

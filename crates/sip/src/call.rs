@@ -1,5 +1,9 @@
 //! One call: drives its flow engine, plays and records its media, signs, withdraws, transfers.
 
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -52,6 +56,75 @@ pub(crate) struct CallSetup {
     pub chosen: Negotiated,
     pub dialog: InviteDialog,
     pub events: mpsc::Receiver<CallEvent>,
+    /// Panic once answered (an injected fault, see `fault`).
+    pub fault_call: bool,
+    /// The media thread panics on this call's stream (an injected fault, see `fault`).
+    pub fault_media: bool,
+}
+
+/// The INVITE's server transaction until the call hands it to the task that drives it; what
+/// is left here when the call panics is answered by [`end_after_panic`].
+#[derive(Clone)]
+pub(crate) struct InviteSlot(Arc<std::sync::Mutex<Option<Transaction>>>);
+
+impl InviteSlot {
+    pub(crate) fn new(tx: Transaction) -> InviteSlot {
+        InviteSlot(Arc::new(std::sync::Mutex::new(Some(tx))))
+    }
+
+    /// The transaction, once; `None` after.
+    pub(crate) fn take(&self) -> Option<Transaction> {
+        // A panic never happens while the lock is held (only `take` holds it).
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Ends on the wire a call whose task panicked: a 500 to an INVITE not yet answered, a BYE to
+/// an answered one. Its media stream already closed as the task unwound.
+pub(crate) async fn end_after_panic(dialog: &InviteDialog, invite: &InviteSlot) {
+    use rsipstack::dialog::dialog::DialogState;
+    let status = StatusCode::ServerInternalError;
+    if let Some(mut tx) = invite.take() {
+        // The INVITE was never handed to its driver: answer it here.
+        crate::server::reply(&mut tx, status, vec![]).await;
+        return;
+    }
+    match dialog.state() {
+        DialogState::Terminated(..) => {}
+        DialogState::Confirmed(..) | DialogState::WaitAck(..) => {
+            if let Err(e) = dialog.bye().await {
+                debug!(error = %e, "BYE after a panic not sent");
+            }
+        }
+        _ => {
+            crate::metrics::response(status.code());
+            let _ = dialog.reject(Some(status), None);
+        }
+    }
+}
+
+/// The call's place in the per-step gauge (the console's "now" view); leaves it when dropped,
+/// however the call ends.
+struct StepGauge {
+    ctx: Arc<Context>,
+    campaign: String,
+    step: String,
+}
+
+impl StepGauge {
+    fn enter(&mut self, to: &str) {
+        crate::summary::move_step(&self.ctx.stats, &self.campaign, &self.step, to);
+        self.step = to.to_string();
+    }
+}
+
+impl Drop for StepGauge {
+    fn drop(&mut self) {
+        crate::summary::move_step(&self.ctx.stats, &self.campaign, &self.step, "");
+    }
 }
 
 /// The digit of a SIP INFO DTMF body (application/dtmf-relay or application/dtmf).
@@ -80,6 +153,8 @@ struct Media {
     play: u64,
     /// A recording was started and its end has not reached the flow yet.
     recording: bool,
+    /// The media thread dropped the stream (its event channel closed): the call has no media.
+    gone: bool,
 }
 
 fn sdp_headers() -> Vec<Header> {
@@ -241,7 +316,7 @@ async fn answer_of<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
     }
 }
 
-pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
+pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
     let CallSetup {
         mut contact,
         transport,
@@ -254,6 +329,8 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         mut chosen,
         dialog,
         mut events,
+        fault_call,
+        fault_media,
     } = setup;
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
@@ -275,7 +352,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             media_timeout: MEDIA_TIMEOUT,
         };
         let (handle, events) =
-            crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone())?;
+            crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone(), fault_media)?;
         Ok((handle, events, local))
     });
     let (handle, media_events, local) = match opened {
@@ -284,7 +361,9 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
             warn!(error = %e, "cannot open the call's RTP: 503");
             crate::metrics::response(StatusCode::ServiceUnavailable.code());
             let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
-            drive_invite(dialog.clone(), tx).await;
+            if let Some(tx) = invite.take() {
+                drive_invite(dialog.clone(), tx).await;
+            }
             return;
         }
     };
@@ -296,6 +375,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         local,
         play: 0,
         recording: false,
+        gone: false,
     };
 
     let facts = facts(&ctx, &campaign, &caller, &called).await;
@@ -304,12 +384,15 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
     let mut answered = false;
     let mut summary = crate::summary::Tracker::new(&campaign);
     let mut terminated = false;
-    let mut invite_tx = Some(tx);
     let mut take: Option<Take> = None;
     let mut signing: Option<oneshot::Receiver<SignResult>> = None;
     let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
     let mut transferring: Option<oneshot::Receiver<bool>> = None;
-    let mut step = String::new();
+    let mut step = StepGauge {
+        ctx: ctx.clone(),
+        campaign: campaign.slug.clone(),
+        step: String::new(),
+    };
     let mut wants_contact = false;
     // One timer for the whole call, reset on each turn (the flow's timers and max_call).
     let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
@@ -317,10 +400,9 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
 
     loop {
         let now = Instant::now();
-        if call.current_step() != step {
-            crate::summary::move_step(&ctx.stats, &campaign.slug, &step, call.current_step());
-            step = call.current_step().to_string();
-            info!(call = %call_id, step = %step, lang = %call.language(), "step");
+        if call.current_step() != step.step {
+            step.enter(call.current_step());
+            info!(call = %call_id, step = %step.step, lang = %call.language(), "step");
         }
         while let Some(action) = call.poll_action() {
             match action {
@@ -342,6 +424,9 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                         }
                         answered = true;
                         media.handle.command(Command::Start { origin: now });
+                        if fault_call {
+                            crate::fault::fire("fault injected: call");
+                        }
                     }
                 }
                 Action::Play { prompts, .. } => {
@@ -454,7 +539,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                 }
             }
         }
-        if let Some(mut tx) = invite_tx.take() {
+        if let Some(mut tx) = invite.take() {
             // The INVITE transaction is driven only after the 180 is queued, so that
             // the dialog sends it right after our 100 Trying. It ends on its own
             // (ACK, CANCEL or its timers).
@@ -510,8 +595,26 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
                     call.handle(now, Input::Timer);
                 }
             }
-            Some(event) = media.events.recv() => {
+            event = media.events.recv(), if !media.gone => {
                 let now = Instant::now();
+                let Some(event) = event else {
+                    // The media thread dropped this call's stream (it panicked on it): the
+                    // call cannot go on without media.
+                    media.gone = true;
+                    if !terminated {
+                        warn!(call = %call_id, "the call's media stream failed: ending the call");
+                        call.handle(now, Input::Hangup);
+                        if answered {
+                            let _ = dialog.bye().await;
+                        } else {
+                            crate::metrics::response(StatusCode::ServerInternalError.code());
+                            let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
+                        }
+                        terminated = true;
+                        media.handle.close();
+                    }
+                    continue;
+                };
                 match event {
                     StreamEvent::PromptFinished { play } => {
                         if play == media.play && !terminated {
@@ -619,7 +722,7 @@ pub(crate) async fn run(setup: CallSetup, tx: Transaction) {
         }
     }
     media.handle.close();
-    crate::summary::move_step(&ctx.stats, &campaign.slug, &step, "");
+    drop(step);
     summary.answered = answered;
     if let Some(summaries) = &ctx.services.summaries {
         summaries.record(summary.summary(&campaign, Instant::now()));

@@ -6,12 +6,13 @@
 mod call;
 mod campaign;
 pub mod digest;
+pub mod fault;
 pub mod identity;
 pub mod metrics;
 pub mod ratelimit;
 pub mod register;
 mod rtp_engine;
-pub use rtp_engine::pacing_rounds;
+pub use rtp_engine::{media_thread_stopped, pacing_rounds};
 pub mod rtp_ports;
 pub mod sdp;
 mod server;
@@ -20,6 +21,7 @@ mod summary;
 pub mod tls;
 pub mod trunk;
 
+pub use fault::Faults;
 pub use ratelimit::RateLimits;
 pub use register::{RegistrationState, RegistrationStatus, Registrations};
 pub use server::{

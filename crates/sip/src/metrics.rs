@@ -1,5 +1,6 @@
 //! Process-wide counters of the SIP channel for `/metrics`: responses sent by status code,
-//! calls in progress by state, and how long the store took to commit a signature.
+//! calls in progress by state, how long the store took to commit a signature, and panics that
+//! ended one request, call or media stream and nothing more.
 //!
 //! Relaxed atomics in statics: a count costs one uncontended add, and nothing is allocated
 //! or locked on the call path. [`render`] writes them in the Prometheus text format.
@@ -23,6 +24,13 @@ pub(crate) fn response(code: u16) {
     {
         slot.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+static PANICS_CONTAINED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts one panic that ended a request, a call or a call's media stream, and nothing more.
+pub(crate) fn panic_contained() {
+    PANICS_CONTAINED.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The state of a call in progress, for the `belteken_calls_active` gauge.
@@ -125,6 +133,13 @@ pub fn render(out: &mut String) {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP belteken_panics_contained_total Panics that ended one SIP request, call or media \
+stream and nothing more (each a bug to report).\n# TYPE belteken_panics_contained_total counter\n\
+belteken_panics_contained_total {}",
+        PANICS_CONTAINED.load(Ordering::Relaxed)
+    );
     out.push_str(
         "# HELP belteken_calls_active Calls in progress, by state.\n# TYPE belteken_calls_active gauge\n",
     );

@@ -14,10 +14,20 @@
 //! A call task talks to its stream through a [`MediaHandle`] (commands over a bounded
 //! channel) and hears back [`StreamEvent`]s on a bounded tokio channel, so it wakes only for
 //! events, never for every frame.
+//!
+//! A panic while a thread works on one call's stream ends that stream alone: the thread drops
+//! it, which closes the call's event channel, and the call hangs up (see `call.rs`). A thread
+//! that stops all the same is counted and announced ([`media_thread_stopped`]): the process
+//! cannot carry calls on it and must be restarted.
+
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
@@ -62,6 +72,44 @@ pub fn pacing_rounds() -> (u64, u64) {
     )
 }
 
+/// Media threads that have stopped (each one a fault: they run as long as the process).
+static THREADS_STOPPED: AtomicUsize = AtomicUsize::new(0);
+/// Rung when a media thread stops.
+static THREAD_STOPPED: std::sync::LazyLock<tokio::sync::Notify> =
+    std::sync::LazyLock::new(tokio::sync::Notify::new);
+/// Set by an injected fault (see `fault`): media threads panic as they start.
+static THREAD_FAULT: AtomicBool = AtomicBool::new(false);
+
+/// Waits until a media thread stops (it never should); returns at once if one already has.
+pub async fn media_thread_stopped() {
+    loop {
+        let notified = THREAD_STOPPED.notified();
+        if THREADS_STOPPED.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Makes the media threads panic as they start (an injected fault); before [`engine`].
+pub(crate) fn inject_thread_fault(on: bool) {
+    THREAD_FAULT.store(on, Ordering::Relaxed);
+}
+
+/// Counts and announces its thread's end, however it ends (a return or a panic).
+struct ThreadWatch;
+
+impl Drop for ThreadWatch {
+    fn drop(&mut self) {
+        THREADS_STOPPED.fetch_add(1, Ordering::SeqCst);
+        THREAD_STOPPED.notify_waiters();
+        tracing::error!(
+            thread = std::thread::current().name().unwrap_or("?"),
+            "a media thread stopped: its calls have no media; the process must restart"
+        );
+    }
+}
+
 /// How late a command may be taken when the thread has a phase due within this anyway.
 const COMMAND_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// Media threads at most, whatever the core count.
@@ -77,6 +125,8 @@ enum Msg {
         config: StreamConfig,
         events: mpsc::Sender<StreamEvent>,
         stats: Arc<Stats>,
+        /// Panic on this stream's first frame (an injected fault, see `fault`).
+        fault: bool,
     },
     Command {
         id: u64,
@@ -154,7 +204,13 @@ impl RtpEngine {
             let mut thread = MediaThread::new(rx, wake.clone(), parked.clone())?;
             std::thread::Builder::new()
                 .name(format!("rtp-{n}"))
-                .spawn(move || thread.run())?;
+                .spawn(move || {
+                    let _watch = ThreadWatch;
+                    if THREAD_FAULT.load(Ordering::Relaxed) {
+                        crate::fault::fire("fault injected: media thread");
+                    }
+                    thread.run();
+                })?;
             shards.push(Shard { tx, wake, parked });
         }
         Ok(RtpEngine {
@@ -170,6 +226,7 @@ impl RtpEngine {
         socket: UdpSocket,
         config: StreamConfig,
         stats: Arc<Stats>,
+        fault: bool,
     ) -> io::Result<(MediaHandle, mpsc::Receiver<StreamEvent>)> {
         socket.set_nonblocking(true)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -181,13 +238,19 @@ impl RtpEngine {
             config,
             events: events_tx,
             stats,
+            fault,
         };
-        self.shards[shard].send(msg).map_err(|_| {
+        let queue_full = || {
             io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "the media thread's command queue is full",
             )
-        })?;
+        };
+        self.shards
+            .get(shard)
+            .ok_or_else(queue_full)?
+            .send(msg)
+            .map_err(|_| queue_full())?;
         Ok((
             MediaHandle {
                 engine: self,
@@ -209,15 +272,20 @@ pub(crate) struct MediaHandle {
 }
 
 impl MediaHandle {
+    /// Sends `msg` to this call's media thread (`Err` when its queue is full).
+    fn send(&self, msg: Msg) -> Result<(), Msg> {
+        match self.engine.shards.get(self.shard) {
+            Some(shard) => shard.send(msg),
+            None => Err(msg),
+        }
+    }
+
     pub(crate) fn command(&self, command: Command) {
         if self.closed {
             return;
         }
         let id = self.id;
-        if self.engine.shards[self.shard]
-            .send(Msg::Command { id, command })
-            .is_err()
-        {
+        if self.send(Msg::Command { id, command }).is_err() {
             warn!("media command dropped: the media thread's queue is full");
         }
     }
@@ -230,7 +298,7 @@ impl MediaHandle {
         }
         let (reply, answer) = oneshot::channel();
         let msg = Msg::TakeRecording { id: self.id, reply };
-        if self.engine.shards[self.shard].send(msg).is_err() {
+        if self.send(msg).is_err() {
             warn!("recording not taken: the media thread's queue is full");
             return None;
         }
@@ -244,7 +312,7 @@ impl MediaHandle {
             let id = self.id;
             // A full queue here leaks nothing for long: the thread drops streams whose
             // event channel has closed (see `MediaThread::deliver`).
-            let _ = self.engine.shards[self.shard].send(Msg::Close { id });
+            let _ = self.send(Msg::Close { id });
         }
     }
 }
@@ -267,6 +335,8 @@ struct Slot {
     unflushed_sent_late: u64,
     /// The origin the stream was put in the wheel with.
     in_wheel: Option<Instant>,
+    /// Panic on the first frame (an injected fault).
+    fault: bool,
 }
 
 impl Slot {
@@ -283,6 +353,27 @@ impl Slot {
         self.unflushed_sent = 0;
         self.unflushed_late = 0;
         self.unflushed_sent_late = 0;
+    }
+
+    /// Sends the stream's frames due by `now` and hands its events over; false when the call
+    /// is gone.
+    fn pace(&mut self, now: Instant) -> bool {
+        if self.fault {
+            crate::fault::fire("fault injected: media stream");
+        }
+        let socket = &self.socket;
+        let counts = self.stream.on_tick(now, |packet, to| {
+            if let Err(e) = socket.send_to(packet, to) {
+                debug!(error = %e, "RTP send failed");
+            }
+        });
+        self.unflushed_sent += counts.sent;
+        self.unflushed_late += counts.late;
+        self.unflushed_sent_late += counts.sent_late;
+        if self.unflushed_sent >= STATS_FLUSH_PACKETS {
+            self.flush_stats();
+        }
+        self.deliver()
     }
 
     /// Hands the stream's events to its call; returns false when the call is gone.
@@ -396,7 +487,7 @@ impl MediaThread {
                 }
             };
             let now = Instant::now();
-            for event in &ready[..n] {
+            for event in ready.iter().take(n) {
                 match event.data() {
                     WAKE_KEY => {
                         let _ = self.wake.read();
@@ -455,22 +546,31 @@ impl MediaThread {
                 config,
                 events,
                 stats,
+                fault,
             } => {
-                let index = match self.free.pop() {
-                    Some(i) => i,
+                let (index, generation) = match self.free.pop() {
+                    Some(i) => match self.generations.get_mut(i) {
+                        Some(g) => {
+                            *g = g.wrapping_add(1);
+                            (i, *g)
+                        }
+                        // Free indices come from `close`, which only frees existing slots.
+                        None => return,
+                    },
                     None => {
                         self.slots.push(None);
-                        self.generations.push(0);
-                        self.slots.len() - 1
+                        self.generations.push(1);
+                        (self.slots.len() - 1, 1)
                     }
                 };
-                self.generations[index] = self.generations[index].wrapping_add(1);
-                let generation = self.generations[index];
                 let interest = EpollEvent::new(EpollFlags::EPOLLIN, key_of(index, generation));
                 if let Err(e) = self.epoll.add(&socket, interest) {
                     warn!(error = %e, "RTP socket not watched; the call has no media");
                 }
-                self.slots[index] = Some(Slot {
+                let Some(place) = self.slots.get_mut(index) else {
+                    return;
+                };
+                *place = Some(Slot {
                     id,
                     generation,
                     stream: Stream::new(config, now),
@@ -481,6 +581,7 @@ impl MediaThread {
                     unflushed_late: 0,
                     unflushed_sent_late: 0,
                     in_wheel: None,
+                    fault,
                 });
                 self.by_id.insert(id, index);
             }
@@ -488,7 +589,7 @@ impl MediaThread {
                 let Some(&index) = self.by_id.get(&id) else {
                     return;
                 };
-                let Some(slot) = self.slots[index].as_mut() else {
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
                     return;
                 };
                 let command = match command {
@@ -499,24 +600,44 @@ impl MediaThread {
                     },
                     other => other,
                 };
-                slot.stream.handle(now, command);
-                if slot.in_wheel.is_none() {
-                    if let Some(origin) = slot.stream.origin() {
-                        self.wheel.insert(index, origin);
-                        slot.in_wheel = Some(origin);
+                let handled = catch_unwind(AssertUnwindSafe(|| {
+                    slot.stream.handle(now, command);
+                    slot.deliver()
+                }));
+                match handled {
+                    Err(_) => self.fail(index),
+                    Ok(false) => self.close(index),
+                    Ok(true) => {
+                        if let Some(Some(slot)) = self.slots.get_mut(index) {
+                            if slot.in_wheel.is_none() {
+                                if let Some(origin) = slot.stream.origin() {
+                                    self.wheel.insert(index, origin);
+                                    slot.in_wheel = Some(origin);
+                                }
+                            }
+                        }
                     }
-                }
-                if !slot.deliver() {
-                    self.close(index);
                 }
             }
             Msg::TakeRecording { id, reply } => {
-                let recorder = self
-                    .by_id
-                    .get(&id)
-                    .and_then(|&i| self.slots[i].as_mut())
-                    .and_then(|s| s.stream.take_recording());
-                let _ = reply.send(recorder);
+                let Some(&index) = self.by_id.get(&id) else {
+                    let _ = reply.send(None);
+                    return;
+                };
+                let taken = self
+                    .slots
+                    .get_mut(index)
+                    .and_then(Option::as_mut)
+                    .map(|s| catch_unwind(AssertUnwindSafe(|| s.stream.take_recording())));
+                match taken {
+                    Some(Err(_)) => self.fail(index),
+                    Some(Ok(recorder)) => {
+                        let _ = reply.send(recorder);
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                    }
+                }
             }
             Msg::Close { id } => {
                 if let Some(&index) = self.by_id.get(&id) {
@@ -527,7 +648,7 @@ impl MediaThread {
     }
 
     fn close(&mut self, index: usize) {
-        let Some(mut slot) = self.slots[index].take() else {
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
             return;
         };
         slot.flush_stats();
@@ -537,6 +658,14 @@ impl MediaThread {
         let _ = self.epoll.delete(&slot.socket);
         self.by_id.remove(&slot.id);
         self.free.push(index);
+    }
+
+    /// Drops a stream whose work panicked: its call hears its event channel close and hangs
+    /// up; the thread and its other calls go on.
+    fn fail(&mut self, index: usize) {
+        crate::metrics::panic_contained();
+        warn!("a call's media stream panicked: that call ends here");
+        self.close(index);
     }
 
     /// Sends every frame due by `now`.
@@ -550,30 +679,25 @@ impl MediaThread {
             }
         }
         let mut gone = Vec::new();
+        let mut failed = Vec::new();
         for phase in self.wheel.advance(now) {
             for &index in self.wheel.keys(phase) {
-                let Some(slot) = self.slots[index].as_mut() else {
+                let Some(Some(slot)) = self.slots.get_mut(index) else {
                     continue;
                 };
-                let socket = &slot.socket;
-                let counts = slot.stream.on_tick(now, |packet, to| {
-                    if let Err(e) = socket.send_to(packet, to) {
-                        debug!(error = %e, "RTP send failed");
-                    }
-                });
-                slot.unflushed_sent += counts.sent;
-                slot.unflushed_late += counts.late;
-                slot.unflushed_sent_late += counts.sent_late;
-                if slot.unflushed_sent >= STATS_FLUSH_PACKETS {
-                    slot.flush_stats();
-                }
-                if !slot.deliver() {
-                    gone.push(index);
+                // One call's stream at a time: a panic in it ends that call alone.
+                match catch_unwind(AssertUnwindSafe(|| slot.pace(now))) {
+                    Ok(true) => {}
+                    Ok(false) => gone.push(index),
+                    Err(_) => failed.push(index),
                 }
             }
         }
         for index in gone {
             self.close(index);
+        }
+        for index in failed {
+            self.fail(index);
         }
     }
 
@@ -589,9 +713,15 @@ impl MediaThread {
         // One read per readiness: epoll reports the socket again if more is queued.
         match slot.socket.recv_from(buf) {
             Ok((len, from)) => {
-                slot.stream.on_datagram(now, &buf[..len], from);
-                if !slot.deliver() {
-                    self.close(index);
+                let datagram = buf.get(..len).unwrap_or_default();
+                let handled = catch_unwind(AssertUnwindSafe(|| {
+                    slot.stream.on_datagram(now, datagram, from);
+                    slot.deliver()
+                }));
+                match handled {
+                    Ok(true) => {}
+                    Ok(false) => self.close(index),
+                    Err(_) => self.fail(index),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

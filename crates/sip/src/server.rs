@@ -1,5 +1,9 @@
 //! The SIP endpoint: transports, the incoming request loop and dialog event dispatch.
 
+// Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -97,6 +101,8 @@ pub struct SipConfig {
     pub edge: EdgeConfig,
     /// The campaign for numbers a trunk delivers that no campaign owns (else 404).
     pub default_campaign: Option<String>,
+    /// Panics injected on purpose, for tests (none in production).
+    pub faults: crate::fault::Faults,
 }
 
 pub use crate::campaign::{Campaign, CampaignAudio, CampaignList};
@@ -143,6 +149,9 @@ pub enum SipError {
     Endpoint(String),
     #[error("TLS: {0}")]
     Tls(String),
+    /// A part of the channel that runs as long as the channel stopped on its own.
+    #[error("the SIP channel's {0} stopped")]
+    Stopped(&'static str),
 }
 
 type CallMap = Arc<Mutex<HashMap<DialogId, mpsc::Sender<CallEvent>>>>;
@@ -226,6 +235,13 @@ impl SipServer {
         if let Some(roots) = &config.edge.tls_roots_pem {
             transport.set_tls_config(tls::client_config(roots.clone()));
         }
+        if config.trunks.is_empty() {
+            warn!(
+                "no trunks configured: calls are taken from any source and the From header \
+                 is taken as the caller's identity, so anyone can sign as any number; \
+                 configure [[trunk]] before the line is public"
+            );
+        }
         let trunks = Arc::new(resolve_trunks(&config.trunks).await);
         let guard = Arc::new(Mutex::new(Guard::new(config.edge.limits)));
         {
@@ -280,15 +296,16 @@ impl SipServer {
         let calls: CallMap = Arc::default();
 
         let endpoint_inner = self.endpoint.inner.clone();
-        let serve = tokio::spawn(async move {
+        let mut serve = tokio::spawn(async move {
             if let Err(e) = endpoint_inner.serve().await {
                 warn!(error = %e, "SIP endpoint stopped");
             }
         });
-        tokio::spawn(dispatch_dialog_states(
+        let mut dispatcher = tokio::spawn(dispatch_dialog_states(
             state_rx,
             calls.clone(),
             dialogs.clone(),
+            self.config.faults.dialog.clone(),
         ));
 
         let registering = CancellationToken::new();
@@ -324,21 +341,29 @@ impl SipServer {
         });
         // What the first call would otherwise start or load, while INVITEs queue behind it:
         // the media threads and the number parser's metadata.
+        crate::rtp_engine::inject_thread_fault(self.config.faults.media_thread);
         if let Err(e) = crate::rtp_engine::engine() {
             warn!(error = %e, "the RTP engine did not start; calls will get 503");
         }
         tokio::task::spawn_blocking(store::warm_up).await.ok();
         tokio::pin!(shutdown);
-        loop {
+        // The endpoint and the dialog dispatcher run as long as the channel: one that ends
+        // first leaves the channel deaf, which the caller must hear of (see `SipError::Stopped`).
+        let stopped = loop {
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown => break None,
                 tx = incoming.recv() => match tx {
-                    Some(tx) => on_request(ctx.clone(), tx).await,
-                    None => break,
+                    Some(tx) => on_request_isolated(ctx.clone(), tx).await,
+                    None => break Some("transaction layer"),
                 },
+                _ = &mut serve => break Some("endpoint"),
+                _ = &mut dispatcher => break Some("dialog dispatcher"),
             }
+        };
+        match stopped {
+            None => info!("SIP channel stopping"),
+            Some(part) => tracing::error!(part, "the SIP channel's {part} stopped on its own"),
         }
-        info!("SIP channel stopping");
         if let Some(t) = shed_task {
             t.abort();
         }
@@ -351,7 +376,11 @@ impl SipServer {
         .await;
         self.cancel.cancel();
         serve.abort();
-        Ok(())
+        dispatcher.abort();
+        match stopped {
+            None => Ok(()),
+            Some(part) => Err(SipError::Stopped(part)),
+        }
     }
 }
 
@@ -607,8 +636,40 @@ fn body_truncated(tx: &Transaction) -> bool {
         .is_some_and(|declared| declared > tx.original.body.len())
 }
 
+/// Handles one request in a task of its own and waits for it: INVITEs are still taken one at a
+/// time (admission counts cannot race), and a panic ends this request alone, answered 500 where
+/// it can still be answered, never the loop that takes requests.
+async fn on_request_isolated(ctx: Arc<Context>, tx: Transaction) {
+    let method = tx.original.method;
+    // What a 500 needs once the handler, and the transaction with it, is gone. The copy is
+    // taken for answerable requests only (an ACK has no answer).
+    let answer_with = (method != Method::Ack).then(|| {
+        (
+            tx.key.clone(),
+            tx.original.clone(),
+            tx.endpoint_inner.clone(),
+            tx.connection.clone(),
+        )
+    });
+    let handled = tokio::spawn(on_request(ctx, tx)).await;
+    let Err(e) = handled else { return };
+    if !e.is_panic() {
+        return;
+    }
+    crate::metrics::panic_contained();
+    // The method only: the request may carry a caller's number anywhere else.
+    warn!(%method, "a SIP request's handler panicked: that request ends here (500)");
+    if let Some((key, original, endpoint, connection)) = answer_with {
+        let mut tx = Transaction::new_server(key, original, endpoint, connection);
+        reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+    }
+}
+
 async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
     let method = tx.original.method;
+    if crate::fault::marked(ctx.config.faults.request.as_ref(), &tx.original) {
+        crate::fault::fire("fault injected: SIP request");
+    }
     let source = source_ip(&tx);
     if ctx.is_banned(source) {
         // A stream connection opened before the ban: read, but never answered.
@@ -873,6 +934,9 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             return;
         }
     };
+    let faults = &ctx.config.faults;
+    let fault_call = crate::fault::marked(faults.call.as_ref(), &tx.original);
+    let fault_media = crate::fault::marked(faults.media.as_ref(), &tx.original);
     let (events_tx, events_rx) = mpsc::channel(CALL_EVENT_QUEUE);
     if let Ok(mut calls) = ctx.calls.lock() {
         calls.insert(dialog.id(), events_tx);
@@ -898,86 +962,143 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         chosen: offer.1,
         dialog,
         events: events_rx,
+        fault_call,
+        fault_media,
     };
     ctx.stats.calls_in_progress.fetch_add(1, Ordering::Relaxed);
     let counted_trunk = trunk.map(|t| t.name);
     if let Some(name) = &counted_trunk {
         ctx.stats.trunk_call_started(name);
     }
-    tokio::spawn(async move {
-        let id = setup.dialog.id();
-        let ctx = setup.ctx.clone();
-        call::run(setup, tx).await;
-        if let Ok(mut calls) = ctx.calls.lock() {
-            calls.remove(&id);
-        }
-        ctx.dialogs.remove_dialog(&id);
-        if let Some(name) = &counted_trunk {
-            ctx.stats.trunk_call_ended(name);
-        }
-        ctx.stats.calls_in_progress.fetch_sub(1, Ordering::Relaxed);
-    });
+    tokio::spawn(supervise_call(
+        setup,
+        call::InviteSlot::new(tx),
+        counted_trunk,
+    ));
 }
 
-/// Routes dialog state changes to their call; answers what needs no call.
+/// Runs one call in a task of its own. However it ends, a panic among the ways, the call
+/// releases what it held: its entry in the call table, its dialog, the node's and the trunk's
+/// call counts (its media stream, RTP socket and media-thread slot go when its `MediaHandle`
+/// drops). A call that panicked is ended on the wire: 500 before the answer, BYE after.
+async fn supervise_call(setup: CallSetup, invite: call::InviteSlot, counted_trunk: Option<String>) {
+    let id = setup.dialog.id();
+    let ctx = setup.ctx.clone();
+    let dialog = setup.dialog.clone();
+    let ran = tokio::spawn(call::run(setup, invite.clone())).await;
+    if let Err(e) = ran {
+        if e.is_panic() {
+            crate::metrics::panic_contained();
+            // The Call-ID only: never the caller's number.
+            warn!(call = %id.call_id, "a call panicked: that call ends here");
+            call::end_after_panic(&dialog, &invite).await;
+        }
+    }
+    if let Ok(mut calls) = ctx.calls.lock() {
+        calls.remove(&id);
+    }
+    ctx.dialogs.remove_dialog(&id);
+    if let Some(name) = &counted_trunk {
+        ctx.stats.trunk_call_ended(name);
+    }
+    ctx.stats.calls_in_progress.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Routes dialog state changes to their call; answers what needs no call. Each change is
+/// handled in a task of its own, one after the other (a call's events stay in order): a panic
+/// while handling one ends that request, never the dispatcher every call depends on.
 async fn dispatch_dialog_states(
     mut states: DialogStateReceiver,
     calls: CallMap,
     dialogs: Arc<DialogLayer>,
+    fault: Option<String>,
 ) {
     while let Some(state) = states.recv().await {
-        let (id, event) = match state {
-            DialogState::Terminated(id, reason) => {
-                debug!(?reason, "dialog terminated");
-                (id, CallEvent::Terminated)
+        let handled = tokio::spawn(dispatch_dialog_state(
+            state,
+            calls.clone(),
+            dialogs.clone(),
+            fault.clone(),
+        ))
+        .await;
+        if handled.as_ref().is_err_and(|e| e.is_panic()) {
+            crate::metrics::panic_contained();
+            warn!("an in-dialog request's handler panicked: that request ends here");
+        }
+    }
+}
+
+/// Whether a dialog state change carries the injected fault's marker (see `fault`).
+fn dialog_fault(fault: Option<&String>, state: &DialogState) -> bool {
+    match state {
+        DialogState::Updated(_, req, _)
+        | DialogState::Info(_, req, _)
+        | DialogState::Options(_, req, _) => crate::fault::marked(fault, req),
+        _ => false,
+    }
+}
+
+/// Routes one dialog state change (see `dispatch_dialog_states`).
+async fn dispatch_dialog_state(
+    state: DialogState,
+    calls: CallMap,
+    dialogs: Arc<DialogLayer>,
+    fault: Option<String>,
+) {
+    if dialog_fault(fault.as_ref(), &state) {
+        crate::fault::fire("fault injected: in-dialog request");
+    }
+    let (id, event) = match state {
+        DialogState::Terminated(id, reason) => {
+            debug!(?reason, "dialog terminated");
+            (id, CallEvent::Terminated)
+        }
+        DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
+        DialogState::Info(id, req, handle) => {
+            let digit = call::info_digit(&req.body);
+            crate::metrics::response(200);
+            let ok = handle.reply(StatusCode::OK).await;
+            if ok.is_err() {
+                debug!("INFO answer not sent");
             }
-            DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
-            DialogState::Info(id, req, handle) => {
-                let digit = call::info_digit(&req.body);
-                crate::metrics::response(200);
-                let ok = handle.reply(StatusCode::OK).await;
-                if ok.is_err() {
-                    debug!("INFO answer not sent");
-                }
-                match digit {
-                    Some(d) => (id, CallEvent::Digit(d)),
-                    None => continue,
-                }
+            match digit {
+                Some(d) => (id, CallEvent::Digit(d)),
+                None => return,
             }
-            DialogState::Options(_, _, handle) => {
-                crate::metrics::response(200);
-                let _ = handle
-                    .respond(
-                        StatusCode::OK,
-                        Some(vec![Header::Other("Allow".into(), ALLOW.into())]),
-                        None,
-                    )
-                    .await;
-                continue;
+        }
+        DialogState::Options(_, _, handle) => {
+            crate::metrics::response(200);
+            let _ = handle
+                .respond(
+                    StatusCode::OK,
+                    Some(vec![Header::Other("Allow".into(), ALLOW.into())]),
+                    None,
+                )
+                .await;
+            return;
+        }
+        DialogState::Refer(_, _, handle)
+        | DialogState::Message(_, _, handle)
+        | DialogState::Notify(_, _, handle)
+        | DialogState::Publish(_, _, handle) => {
+            crate::metrics::response(405);
+            let _ = handle.reply(StatusCode::MethodNotAllowed).await;
+            return;
+        }
+        DialogState::Confirmed(id, _) => (id, CallEvent::Confirmed),
+        _ => return,
+    };
+    let sender = calls.lock().ok().and_then(|c| c.get(&id).cloned());
+    match sender {
+        Some(sender) => {
+            if sender.send(event).await.is_err() {
+                dialogs.remove_dialog(&id);
             }
-            DialogState::Refer(_, _, handle)
-            | DialogState::Message(_, _, handle)
-            | DialogState::Notify(_, _, handle)
-            | DialogState::Publish(_, _, handle) => {
-                crate::metrics::response(405);
-                let _ = handle.reply(StatusCode::MethodNotAllowed).await;
-                continue;
-            }
-            DialogState::Confirmed(id, _) => (id, CallEvent::Confirmed),
-            _ => continue,
-        };
-        let sender = calls.lock().ok().and_then(|c| c.get(&id).cloned());
-        match sender {
-            Some(sender) => {
-                if sender.send(event).await.is_err() {
-                    dialogs.remove_dialog(&id);
-                }
-            }
-            None => {
-                if let CallEvent::Offer(_, handle) = event {
-                    crate::metrics::response(481);
-                    let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
-                }
+        }
+        None => {
+            if let CallEvent::Offer(_, handle) = event {
+                crate::metrics::response(481);
+                let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
             }
         }
     }

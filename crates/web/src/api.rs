@@ -14,17 +14,36 @@ const COUNT_CACHE: &str = "public, max-age=1";
 
 /// `GET /healthz`: the process is up and serving, plus what the [`crate::Status`] adds
 /// (trunk registrations, calls in progress). Never cached.
+/// A part that stopped makes it 503 with `"status": "failed"` and the parts in `stopped`.
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     let mut body = serde_json::Map::new();
-    body.insert("status".into(), "ok".into());
+    let stopped = state
+        .status
+        .as_ref()
+        .map(|s| s.stopped())
+        .unwrap_or_default();
+    let healthy = stopped.is_empty();
+    body.insert(
+        "status".into(),
+        if healthy { "ok" } else { "failed" }.into(),
+    );
+    if !healthy {
+        body.insert("stopped".into(), stopped.into());
+    }
     if let Some(status) = &state.status {
         for (k, v) in status.health() {
-            if k != "status" {
+            if k != "status" && k != "stopped" {
                 body.insert(k, v);
             }
         }
     }
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
+        code,
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::Value::Object(body)),
     )
@@ -191,9 +210,18 @@ fn schema_health() -> Value {
     json!({
         "type": "object",
         "required": ["status"],
-        "properties": { "status": { "const": "ok" } },
+        "properties": {
+            "status": { "enum": ["ok", "failed"] },
+            "stopped": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "With status failed: the parts that stopped (web, sync, \
+    retention, edits, sip, media); the process exits and should be restarted.",
+            },
+        },
         "additionalProperties": true,
-        "description": "Plus the SIP channel's figures: calls_in_progress, draining, trunks.",
+        "description": "Plus the SIP channel's figures: calls_in_progress, draining, trunks \
+    (each with its registration state; the reason for a failure is in the log and the console).",
     })
 }
 
@@ -356,12 +384,21 @@ pub(crate) const HEALTHZ_ROUTE: ApiRoute = ApiRoute {
     query: &[],
     cache: "no-store",
     needs_auth: false,
-    responses: &[ApiResponse {
-        status: 200,
-        description: "Up.",
-        media: "application/json",
-        schema: ref_health,
-    }],
+    responses: &[
+        ApiResponse {
+            status: 200,
+            description: "Up.",
+            media: "application/json",
+            schema: ref_health,
+        },
+        ApiResponse {
+            status: 503,
+            description: "A part of the server stopped (named in `stopped`); the process \
+exits shortly after, for its supervisor to restart it.",
+            media: "application/json",
+            schema: ref_health,
+        },
+    ],
 };
 
 pub(crate) const METRICS_ROUTE: ApiRoute = ApiRoute {

@@ -106,7 +106,17 @@ impl WebState {
 /// lines for `/metrics`. The binary implements it over the SIP channel's figures.
 pub trait Status: Send + Sync + 'static {
     /// Extra fields merged into the `/healthz` JSON object (e.g. trunk registration states).
+    /// Public: no error text, nothing a stranger should read.
     fn health(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// The same with details for the console's team (e.g. why a registration failed).
+    fn detail(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.health()
+    }
+    /// The parts of the server that stopped when they should run as long as it does (e.g.
+    /// "sip", "media"): `/healthz` then answers 503 naming them. None: all is well.
+    fn stopped(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Prometheus text exposition lines (with their `# HELP`/`# TYPE`), appended to `/metrics`.
     fn metrics(&self, out: &mut String);
 }
@@ -278,8 +288,37 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         .route("/embed/{slug}", get(embed::page))
         .merge(console::routes(app.clone()))
         .fallback(pages::fallback)
+        .layer(axum::middleware::from_fn(catch_panic))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+/// Middleware: a handler that panics answers its own request with a bare 500, and nothing
+/// else is touched (without it the connection would close with no answer). The binary also
+/// puts it around the routes it adds (the provider webhooks).
+pub async fn catch_panic(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    use futures_util::FutureExt as _;
+    let method = request.method().clone();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            // The method alone: a path or query may hold personal data.
+            tracing::warn!(%method, "an HTTP handler panicked: that request ends here (500)");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CACHE_CONTROL, "no-store")],
+                "internal error\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 /// The CSS is served as a file, so no inline style or script is allowed anywhere.

@@ -531,3 +531,50 @@ async fn the_page_speaks_the_visitors_language_and_links_the_others() {
     let en3 = page_with(app, "/c/demo?lang=xx", None).await;
     assert!(en3.contains("<html lang=\"en\">"), "{en3}");
 }
+
+/// A status whose core part named "sip" stopped.
+struct StoppedStatus;
+
+impl web::Status for StoppedStatus {
+    fn health(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+    fn metrics(&self, _out: &mut String) {}
+    fn stopped(&self) -> Vec<String> {
+        vec!["sip".into()]
+    }
+}
+
+#[tokio::test]
+async fn healthz_is_503_naming_a_part_that_stopped() {
+    let app = router_with(
+        state(),
+        Options {
+            status: Some(std::sync::Arc::new(StoppedStatus)),
+            ..Options::default()
+        },
+    );
+    let response = get(app, "/healthz").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["stopped"], serde_json::json!(["sip"]));
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_answers_500_and_the_router_goes_on() {
+    async fn boom() -> &'static str {
+        panic!("a test handler that panics")
+    }
+    let app = Router::new()
+        .route("/boom", axum::routing::get(boom))
+        .route("/fine", axum::routing::get(|| async { "fine" }))
+        .layer(axum::middleware::from_fn(web::catch_panic));
+    let response = get(app.clone(), "/boom").await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let response = get(app, "/fine").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -72,7 +72,7 @@ pub(crate) async fn now(
     let mut body = String::from("<section aria-labelledby=\"line\"><h2 id=\"line\">The line</h2>");
     match &console.app.status {
         Some(status) => {
-            let health = status.health();
+            let health = status.detail();
             let mut tables = String::new();
             body.push_str("<table><caption>Server state</caption><tbody>");
             for (k, v) in &health {

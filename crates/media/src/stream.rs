@@ -338,9 +338,10 @@ impl Stream {
                 self.telephone_event = telephone_event;
                 if let Some(remote) = remote {
                     // New SDP: learn the source again. Until then, packets go where they went
-                    // (a source that proved itself), or to the new offer's address for a trunk.
+                    // (a source that proved itself), or to the new offer's address for a trunk;
+                    // an offer without an address (hold) stops them.
                     self.source = Source::LEARNING;
-                    if self.before_latch == BeforeLatch::OfferAddress {
+                    if remote.is_none() || self.before_latch == BeforeLatch::OfferAddress {
                         self.remote = remote;
                     }
                 }
@@ -825,6 +826,31 @@ mod tests {
         assert_eq!(fed.last(), Some(&Received::Latched));
         assert_eq!(s.remote(), Some(moved));
         assert_eq!(feed(&mut s, t0, first, 5, 1), vec![Received::Foreign]);
+        // Hold (an offer without an address): nothing is sent until the caller is back.
+        s.handle(
+            t0,
+            Command::Update {
+                remote: Some(None),
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!((s.remote(), s.latched()), (None, None));
+        s.handle(
+            t0,
+            Command::Update {
+                remote: Some(Some(moved)),
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!(
+            s.remote(),
+            None,
+            "a caller from anywhere: nothing before the source"
+        );
+        feed(&mut s, t0, moved, 20, PROBATION_PACKETS);
+        assert_eq!(s.latched(), Some(moved));
         // An answer without an offer (no new SDP) keeps what was learnt.
         s.handle(
             t0,

@@ -7,7 +7,8 @@ Caller (UAC):
 Callee (UAS, used to check this driver against other peers):
   pjcall.py --listen --play speak.wav --rec heard.wav --seconds 20 [--answer-after-ms 500]
 
-Prints `CALLSTATE <state> <last status>` lines, `MEDIA active`, `DTMF <digit>`, and at the end
+Prints `CALLSTATE <state> <last status>` lines, `MEDIA active`, `MEDIA remote <addr:port>`,
+`DTMF <digit>`, and at the end
 one `RESULT {json}` line: last_status, last_reason, confirmed, dtmf (digits received),
 connect_ms (from start to CONFIRMED), end_ms, hung_up_by ("local"/"remote"/"timeout"/null).
 The SIP messages are in the output too (PJSIP log level 4), which helps when a test fails.
@@ -90,6 +91,11 @@ class Call(pj.Call):
                         and self.recorder is None and self.player is None):
                     am = self.getAudioMedia(mi.index)
                     print("MEDIA active t=%d" % ms(), flush=True)
+                    try:  # where the other side's RTP is (tests aim a second sender at it)
+                        print("MEDIA remote %s" % self.getStreamInfo(mi.index).remoteRtpAddress,
+                              flush=True)
+                    except Exception:
+                        traceback.print_exc()
                     state["media"] = am
                     if args.play and not args.dtmf_stdin:
                         self.player = pj.AudioMediaPlayer()

@@ -461,7 +461,7 @@ impl web::Status for SipStatus {
         use std::fmt::Write as _;
         let s = &self.stats;
         let (rounds, late_rounds) = sip::pacing_rounds();
-        let lines: [(&str, &str, &str, u64); 9] = [
+        let lines: [(&str, &str, &str, u64); 10] = [
             (
                 "belteken_calls_in_progress",
                 "gauge",
@@ -503,6 +503,12 @@ impl web::Status for SipStatus {
                 "counter",
                 "RTP packets sent more than 10 ms after their deadline.",
                 s.rtp_packets_sent_late.load(Ordering::Relaxed),
+            ),
+            (
+                "belteken_rtp_foreign_packets_total",
+                "counter",
+                "Datagrams dropped on a call's RTP port because they came from another address than the caller's learnt media source.",
+                s.rtp_foreign_packets.load(Ordering::Relaxed),
             ),
             (
                 "belteken_media_rounds_total",

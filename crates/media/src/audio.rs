@@ -220,14 +220,17 @@ impl MonoSink {
         let Some(resampler) = self.resampler.as_mut() else {
             return Ok(());
         };
-        let mut used = 0;
-        while self.pending.len() - used >= resampler.input_frames_next() {
-            let need = resampler.input_frames_next();
-            let chunk = &self.pending[used..used + need];
+        let mut used = 0usize;
+        // Whole chunks of the size the resampler asks for, while the pending samples hold one.
+        while let Some(chunk) = used
+            .checked_add(resampler.input_frames_next())
+            .and_then(|end| self.pending.get(used..end))
+        {
             let (consumed, produced) =
                 resampler.process_into_buffer(&[chunk], &mut self.scratch, None)?;
-            used += consumed;
-            self.out.extend_from_slice(&self.scratch[0][..produced]);
+            used = used.saturating_add(consumed);
+            self.out
+                .extend_from_slice(first_channel(&self.scratch, produced));
         }
         self.pending.drain(..used);
         Ok(())
@@ -242,11 +245,12 @@ impl MonoSink {
             Some(resampler) => {
                 if !self.pending.is_empty() {
                     let (_, produced) = resampler.process_partial_into_buffer(
-                        Some(&[&self.pending[..]]),
+                        Some(&[self.pending.as_slice()]),
                         &mut self.scratch,
                         None,
                     )?;
-                    self.out.extend_from_slice(&self.scratch[0][..produced]);
+                    self.out
+                        .extend_from_slice(first_channel(&self.scratch, produced));
                 }
                 // Flush the resampler's delay line with silence until the tail is out.
                 let delay = resampler.output_delay();
@@ -261,7 +265,8 @@ impl MonoSink {
                         &mut self.scratch,
                         None,
                     )?;
-                    self.out.extend_from_slice(&self.scratch[0][..produced]);
+                    self.out
+                        .extend_from_slice(first_channel(&self.scratch, produced));
                 }
                 self.out.drain(..delay.min(self.out.len()));
                 self.out
@@ -271,6 +276,15 @@ impl MonoSink {
         samples.truncate(expected);
         Ok(samples)
     }
+}
+
+/// The `produced` samples the resampler wrote into its (one, mono) output channel; it never
+/// reports more than the buffer it was given holds.
+fn first_channel(scratch: &[Vec<f32>], produced: usize) -> &[f32] {
+    scratch
+        .first()
+        .and_then(|channel| channel.get(..produced))
+        .unwrap_or_default()
 }
 
 fn f32_to_i16(x: f32) -> i16 {
@@ -299,7 +313,10 @@ impl Prompt {
                 Codec::Pcmu => crate::g711::ulaw_encode(0),
                 Codec::Pcma => crate::g711::alaw_encode(0),
             };
-            bytes[samples.len()..].fill(silence);
+            // `encode` wrote `samples.len()` bytes of the `len >= samples.len()`.
+            if let Some(tail) = bytes.get_mut(samples.len()..) {
+                tail.fill(silence);
+            }
             bytes.into_boxed_slice()
         };
         Prompt {

@@ -1,4 +1,6 @@
 //! RFC 4733 telephone-event payloads: parsing, and turning a stream of event packets into key presses.
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 use crate::rtp::RtpError;
 
@@ -37,13 +39,11 @@ pub fn parse_event(payload: &[u8]) -> Result<DtmfEvent, RtpError> {
 
 /// The key for a DTMF event code, or `None` for non-DTMF events.
 pub fn event_char(event: u8) -> Option<char> {
-    Some(match event {
-        0..=9 => char::from(b'0' + event),
-        10 => '*',
-        11 => '#',
-        12..=15 => char::from(b'A' + (event - 12)),
-        _ => return None,
-    })
+    /// The keys of event codes 0..=15 (RFC 4733 table 7).
+    const KEYS: [char; 16] = [
+        '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'A', 'B', 'C', 'D',
+    ];
+    KEYS.get(usize::from(event)).copied()
 }
 
 /// Turns the packets of one telephone-event stream into key presses, each reported once.

@@ -6,6 +6,8 @@
 //! its K-weighting (telephone audio is band-limited to 300–3400 Hz anyway). Prompts are
 //! brought to [`TARGET_LOUDNESS_DBFS`], never amplified more than [`MAX_GAIN_DB`] and never
 //! past a peak of [`MAX_PEAK_DBFS`].
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,7 +64,7 @@ pub fn loudness_dbfs(samples: &[i16]) -> f32 {
         .chunks(FRAME_SAMPLES)
         .map(mean_power)
         .filter(|&p| p >= gate)
-        .fold((0.0, 0usize), |(sum, n), p| (sum + p, n + 1));
+        .fold((0.0, 0usize), |(sum, n), p| (sum + p, n.saturating_add(1)));
     if n == 0 {
         FLOOR_DBFS
     } else {
@@ -75,22 +77,24 @@ pub fn loudness_dbfs(samples: &[i16]) -> f32 {
 pub fn trim_silence(samples: &[i16]) -> &[i16] {
     let threshold = db_to_power(TRIM_THRESHOLD_DBFS);
     let loud = |w: &[i16]| mean_power(w) >= threshold;
-    let windows = samples.len().div_ceil(TRIM_WINDOW_SAMPLES);
-    let window = |i: usize| {
-        let start = i * TRIM_WINDOW_SAMPLES;
-        &samples[start..(start + TRIM_WINDOW_SAMPLES).min(samples.len())]
-    };
-    let Some(first) = (0..windows).find(|&i| loud(window(i))) else {
+    let Some(first) = samples.chunks(TRIM_WINDOW_SAMPLES).position(loud) else {
         return &[];
     };
-    let last = (0..windows)
-        .rev()
-        .find(|&i| loud(window(i)))
+    let last = samples
+        .chunks(TRIM_WINDOW_SAMPLES)
+        .rposition(loud)
         .unwrap_or(first);
     let margin = (TRIM_MARGIN.as_secs_f64() * f64::from(SAMPLE_RATE_HZ)) as usize;
-    let start = (first * TRIM_WINDOW_SAMPLES).saturating_sub(margin);
-    let end = ((last + 1) * TRIM_WINDOW_SAMPLES + margin).min(samples.len());
-    &samples[start..end]
+    // Window indices times the window size stay within `samples.len()`; saturating anyway.
+    let start = first
+        .saturating_mul(TRIM_WINDOW_SAMPLES)
+        .saturating_sub(margin);
+    let end = last
+        .saturating_add(1)
+        .saturating_mul(TRIM_WINDOW_SAMPLES)
+        .saturating_add(margin)
+        .min(samples.len());
+    samples.get(start..end).unwrap_or_default()
 }
 
 /// Scales the samples to [`TARGET_LOUDNESS_DBFS`] within [`MAX_GAIN_DB`] and

@@ -1,4 +1,6 @@
 //! RTP (RFC 3550) packet parsing and a no-allocation packet writer for our outgoing streams.
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 use thiserror::Error;
 
@@ -51,12 +53,12 @@ pub struct RtpPacket<'a> {
 
 fn be16(buf: &[u8], at: usize) -> Option<u16> {
     let b = buf.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
+    Some(u16::from_be_bytes(b.try_into().ok()?))
 }
 
 fn be32(buf: &[u8], at: usize) -> Option<u32> {
     let b = buf.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    Some(u32::from_be_bytes(b.try_into().ok()?))
 }
 
 /// Parses one RTP datagram. Never panics, whatever the bytes.
@@ -81,32 +83,43 @@ pub fn parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     let timestamp = be32(buf, 4).ok_or(too_short)?;
     let ssrc = be32(buf, 8).ok_or(too_short)?;
 
-    let mut offset = RTP_HEADER_LEN + usize::from(csrc_count) * CSRC_LEN;
+    // At most 12 + 15 * 4 bytes: no overflow, but checked like every length read here.
+    let csrc_overflow = RtpError::CsrcOverflow {
+        count: csrc_count,
+        len,
+    };
+    let mut offset = usize::from(csrc_count)
+        .checked_mul(CSRC_LEN)
+        .and_then(|n| n.checked_add(RTP_HEADER_LEN))
+        .ok_or(csrc_overflow)?;
     if offset > len {
-        return Err(RtpError::CsrcOverflow {
-            count: csrc_count,
-            len,
-        });
+        return Err(csrc_overflow);
     }
     if has_extension {
-        let words = be16(buf, offset + 2).ok_or(RtpError::TooShort {
-            len,
-            need: offset + EXTENSION_HEADER_LEN,
-        })?;
-        offset += EXTENSION_HEADER_LEN + usize::from(words) * 4;
+        let need = offset.saturating_add(EXTENSION_HEADER_LEN);
+        let words = offset
+            .checked_add(2)
+            .and_then(|at| be16(buf, at))
+            .ok_or(RtpError::TooShort { len, need })?;
+        let extension_overflow = RtpError::ExtensionOverflow { words, len };
+        offset = usize::from(words)
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(need))
+            .ok_or(extension_overflow)?;
         if offset > len {
-            return Err(RtpError::ExtensionOverflow { words, len });
+            return Err(extension_overflow);
         }
     }
+    // `offset <= len` from here on.
+    let available = len.saturating_sub(offset);
     let mut end = len;
     if has_padding {
-        let available = len - offset;
         // The last byte counts the padding including itself, so 0 is invalid too.
         let padding = buf.last().copied().unwrap_or(0);
-        if padding == 0 || usize::from(padding) > available {
-            return Err(RtpError::BadPadding { padding, available });
-        }
-        end = len - usize::from(padding);
+        end = match len.checked_sub(usize::from(padding)) {
+            Some(end) if padding != 0 && usize::from(padding) <= available => end,
+            _ => return Err(RtpError::BadPadding { padding, available }),
+        };
     }
     Ok(RtpPacket {
         payload_type: b1 & 0x7F,
@@ -161,27 +174,41 @@ impl RtpSender {
     /// advances sequence (+1) and timestamp (+`payload.len()`). Nothing is allocated. If
     /// `out` is too small, nothing is written and the stream state is unchanged.
     pub fn write_packet(&mut self, payload: &[u8], out: &mut [u8]) -> Result<usize, RtpError> {
-        let need = RTP_HEADER_LEN + payload.len();
-        let Some(out) = out.get_mut(..need) else {
-            return Err(RtpError::BufferTooSmall {
-                need,
-                have: out.len(),
-            });
+        let need = RTP_HEADER_LEN.saturating_add(payload.len());
+        let have = out.len();
+        let Some((header, body)) = out
+            .get_mut(..need)
+            .and_then(|o| o.split_first_chunk_mut::<RTP_HEADER_LEN>())
+        else {
+            return Err(RtpError::BufferTooSmall { need, have });
         };
-        let (header, body) = out.split_at_mut(RTP_HEADER_LEN);
-        header[0] = RTP_VERSION << 6;
-        header[1] = self.payload_type | if self.marker_pending { 0x80 } else { 0 };
-        header[2..4].copy_from_slice(&self.sequence.to_be_bytes());
-        header[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
-        header[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let [s0, s1] = self.sequence.to_be_bytes();
+        let [t0, t1, t2, t3] = self.timestamp.to_be_bytes();
+        let [i0, i1, i2, i3] = self.ssrc.to_be_bytes();
+        let marker = if self.marker_pending { 0x80 } else { 0 };
+        *header = [
+            RTP_VERSION << 6,
+            self.payload_type | marker,
+            s0,
+            s1,
+            t0,
+            t1,
+            t2,
+            t3,
+            i0,
+            i1,
+            i2,
+            i3,
+        ];
+        // `body` is `need - 12 = payload.len()` bytes long.
         body.copy_from_slice(payload);
 
         self.marker_pending = false;
         self.sequence = self.sequence.wrapping_add(1);
         // RTP timestamps are modulo 2^32; a payload longer than u32::MAX is impossible in a datagram.
         self.timestamp = self.timestamp.wrapping_add(payload.len() as u32);
-        self.packets_sent += 1;
-        self.octets_sent += payload.len() as u64;
+        self.packets_sent = self.packets_sent.wrapping_add(1);
+        self.octets_sent = self.octets_sent.wrapping_add(payload.len() as u64);
         Ok(need)
     }
 

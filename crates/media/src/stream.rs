@@ -1,5 +1,14 @@
 //! One call's media as a sans-IO state machine: plays shared prompt frames, records, reads DTMF, latches.
 //!
+//! Strict RTP: the caller's media source is learnt only from a run of
+//! [`PROBATION_PACKETS`] in-sequence packets from one address (as Asterisk's `strictrtp` with
+//! its `probation`), and from then on packets from any other address, audio and RFC 4733
+//! events alike, are dropped and counted ([`Received::Foreign`]) until a re-offer with new
+//! SDP ([`Command::Update`]) starts learning again. Before the source is learnt the stream
+//! sends to the offer's address only when the call says so ([`BeforeLatch`]): for a caller
+//! from anywhere, an SDP `c=` line naming a third party must not turn the server into a
+//! reflector of the call's audio.
+//!
 //! The IO loop that owns many streams feeds it datagrams ([`Stream::on_datagram`]) and
 //! millisecond ticks ([`Stream::on_tick`], which hands each due packet to a sink with its
 //! destination), applies the call's [`Command`]s, and forwards [`StreamEvent`]s from
@@ -22,6 +31,110 @@ use crate::{Codec, FRAME_DURATION, FRAME_SAMPLES};
 /// Events a stream keeps for its call before the loop collects them; more is a bug in the loop.
 const MAX_PENDING_EVENTS: usize = 64;
 
+/// Packets with consecutive sequence numbers from one source address before the stream takes
+/// that address as the caller's (Asterisk's `probation`): 60 ms of a 20 ms stream, far more
+/// than a stray or spoofed packet, and few enough that the caller's first words are kept.
+pub const PROBATION_PACKETS: u16 = 4;
+
+/// Sources tracked at once while learning. One flooding source cannot keep the caller's own
+/// run from completing (each source has its own run); a newcomer replaces the source with the
+/// shortest run.
+const MAX_CANDIDATES: usize = 4;
+
+/// Where a stream sends before it has learnt the caller's media source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeforeLatch {
+    /// To the offer's address at once. For calls from a configured trunk, whose media servers
+    /// may sit at another address than its signalling and whose SDP is trusted not to name a
+    /// third party.
+    OfferAddress,
+    /// Nowhere: the first packet goes to the learnt source. For callers from anywhere, whose
+    /// SDP may name a third party (the server would reflect the call's audio at it) or a
+    /// private address behind NAT (latching finds the public one). Such a caller must send
+    /// RTP anyway (the media timeout ends a call without it), so only the first
+    /// [`PROBATION_PACKETS`] frames are lost. The signalling source is no better target: it
+    /// says nothing about the media port, and behind a proxy it is not the caller at all.
+    Silent,
+}
+
+/// What [`Stream::on_datagram`] did with a datagram, for the server's counters and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// From the learnt source: used (audio recorded, digits read).
+    Accepted,
+    /// This packet completed a source's probation: it is now the caller's (and was used).
+    Latched,
+    /// Part of a probation run (dropped: not yet known to be the caller's).
+    Learning,
+    /// From another address than the learnt source: dropped.
+    Foreign,
+    /// Not RTP, RTCP, or a payload type the call did not negotiate.
+    Ignored,
+}
+
+/// A source on probation: its address, the last sequence number seen and its run length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Candidate {
+    addr: SocketAddr,
+    last_sequence: u16,
+    run: u16,
+}
+
+/// The strict-RTP source state: learning from candidates, or latched to one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Learning([Option<Candidate>; MAX_CANDIDATES]),
+    Latched(SocketAddr),
+}
+
+impl Source {
+    const LEARNING: Source = Source::Learning([None; MAX_CANDIDATES]);
+
+    /// Judges a packet from `from` with sequence number `sequence`.
+    fn judge(&mut self, from: SocketAddr, sequence: u16) -> Received {
+        let candidates = match self {
+            Source::Latched(addr) if *addr == from => return Received::Accepted,
+            Source::Latched(_) => return Received::Foreign,
+            Source::Learning(candidates) => candidates,
+        };
+        let known = candidates.iter_mut().flatten().find(|c| c.addr == from);
+        let run = match known {
+            Some(c) => {
+                // In sequence: one more than the last (wrapping at 65,535). Anything else (a
+                // gap, a repeat, reordering) starts the run again from this packet.
+                c.run = if sequence == c.last_sequence.wrapping_add(1) {
+                    c.run.saturating_add(1)
+                } else {
+                    1
+                };
+                c.last_sequence = sequence;
+                c.run
+            }
+            None => {
+                let newcomer = Candidate {
+                    addr: from,
+                    last_sequence: sequence,
+                    run: 1,
+                };
+                // A free slot, else the one with the shortest run (the first of equals).
+                let slot = candidates
+                    .iter_mut()
+                    .min_by_key(|c| c.map_or(0, |c| c.run.saturating_add(1)));
+                if let Some(slot) = slot {
+                    *slot = Some(newcomer);
+                }
+                1
+            }
+        };
+        if run >= PROBATION_PACKETS {
+            *self = Source::Latched(from);
+            Received::Latched
+        } else {
+            Received::Learning
+        }
+    }
+}
+
 /// What the call asks its media to do.
 #[derive(Debug)]
 pub enum Command {
@@ -38,7 +151,9 @@ pub enum Command {
     /// Start recording the caller with these limits (`now` is the start).
     StartRecording { limits: RecorderLimits },
     /// A re-INVITE's answer: the codec, the telephone-event payload type and, when the
-    /// re-INVITE carried an offer, its remote address (unlatches if it changed).
+    /// re-INVITE carried new SDP (an offer that differs from the last one), its address: the
+    /// source is then learnt again (the caller may have moved), while packets keep going to
+    /// the source learnt before (or, with [`BeforeLatch::OfferAddress`], to the new address).
     Update {
         remote: Option<Option<SocketAddr>>,
         codec: Codec,
@@ -70,8 +185,11 @@ pub struct StreamConfig {
     pub initial_timestamp: u32,
     pub codec: Codec,
     pub telephone_event: Option<u8>,
-    /// The address from the offer's SDP, until the caller's RTP is latched.
+    /// The address from the offer's SDP; sent to before the caller's source is learnt only
+    /// with [`BeforeLatch::OfferAddress`].
     pub remote: Option<SocketAddr>,
+    /// Whether to send to `remote` before the caller's source is learnt.
+    pub before_latch: BeforeLatch,
     /// After the answer, this long without RTP from the caller raises [`StreamEvent::MediaTimeout`].
     pub media_timeout: Duration,
 }
@@ -95,8 +213,11 @@ pub const LATE_SEND: Duration = Duration::from_millis(10);
 pub struct Stream {
     codec: Codec,
     telephone_event: Option<u8>,
+    before_latch: BeforeLatch,
+    source: Source,
+    /// Where packets go: the learnt source, else per `before_latch` (the offer's address, or
+    /// the source learnt before a re-offer, or nowhere).
     remote: Option<SocketAddr>,
-    latched: bool,
     sender: RtpSender,
     pacer: Option<Pacer>,
     playing: Option<(Arc<Prompt>, usize)>,
@@ -126,8 +247,12 @@ impl Stream {
         Stream {
             codec: config.codec,
             telephone_event: config.telephone_event,
-            remote: config.remote,
-            latched: false,
+            before_latch: config.before_latch,
+            source: Source::LEARNING,
+            remote: match config.before_latch {
+                BeforeLatch::OfferAddress => config.remote,
+                BeforeLatch::Silent => None,
+            },
             sender: RtpSender::new(
                 config.ssrc,
                 config.codec.payload_type(),
@@ -154,9 +279,17 @@ impl Stream {
         self.pacer.as_ref().map(Pacer::origin)
     }
 
-    /// Where packets go now (latched or from SDP).
+    /// Where packets go now (the learnt source, or per [`BeforeLatch`]).
     pub fn remote(&self) -> Option<SocketAddr> {
         self.remote
+    }
+
+    /// The caller's learnt media source, if learnt.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        match self.source {
+            Source::Latched(addr) => Some(addr),
+            Source::Learning(_) => None,
+        }
     }
 
     pub fn is_recording(&self) -> bool {
@@ -204,9 +337,12 @@ impl Stream {
                 }
                 self.telephone_event = telephone_event;
                 if let Some(remote) = remote {
-                    if remote != self.remote {
+                    // New SDP: learn the source again. Until then, packets go where they went
+                    // (a source that proved itself), or to the new offer's address for a trunk;
+                    // an offer without an address (hold) stops them.
+                    self.source = Source::LEARNING;
+                    if remote.is_none() || self.before_latch == BeforeLatch::OfferAddress {
                         self.remote = remote;
-                        self.latched = false;
                     }
                 }
             }
@@ -233,36 +369,47 @@ impl Stream {
         self.events.pop_front()
     }
 
-    /// Handles one datagram from `from` that arrived at `now`.
-    pub fn on_datagram(&mut self, now: Instant, data: &[u8], from: SocketAddr) {
+    /// Handles one datagram from `from` that arrived at `now`, and says what became of it.
+    pub fn on_datagram(&mut self, now: Instant, data: &[u8], from: SocketAddr) -> Received {
+        // Checked before parsing: a flood from elsewhere costs one comparison per packet.
+        if let Source::Latched(addr) = self.source {
+            if addr != from {
+                return Received::Foreign;
+            }
+        }
         if crate::rtp::looks_like_rtcp(data) {
-            return;
+            return Received::Ignored;
         }
         let Ok(packet) = crate::rtp::parse(data) else {
-            return;
+            return Received::Ignored;
         };
         let is_audio = packet.payload_type == self.codec.payload_type();
         let is_event = Some(packet.payload_type) == self.telephone_event;
         if !is_audio && !is_event {
-            return;
+            return Received::Ignored;
         }
-        // Symmetric RTP: answer to where the caller's media really comes from.
-        if !self.latched || self.remote != Some(from) {
-            self.remote = Some(from);
-            self.latched = true;
+        let verdict = self.source.judge(from, packet.sequence);
+        match verdict {
+            Received::Accepted => {}
+            Received::Latched => {
+                // Symmetric RTP: answer to where the caller's media really comes from.
+                self.remote = Some(from);
+            }
+            Received::Learning | Received::Foreign | Received::Ignored => return verdict,
         }
         self.last_received = now;
         if is_event {
             if let Some(digit) = self.dtmf.on_packet(packet.timestamp, packet.payload) {
                 self.push_event(StreamEvent::Digit(digit));
             }
-            return;
+            return verdict;
         }
         if let Some(recorder) = &mut self.recorder {
             self.decoded.clear();
             self.codec.decode(packet.payload, &mut self.decoded);
             recorder.push(now, &self.decoded);
         }
+        verdict
     }
 
     /// Sends the frames due by `now` through `sink(packet, destination)`, checks the
@@ -303,8 +450,9 @@ impl Stream {
                 let Ok(len) = self.sender.write_packet(payload, &mut self.out) else {
                     continue;
                 };
-                if let Some(remote) = self.remote {
-                    sink(&self.out[..len], remote);
+                // `len` is what `write_packet` wrote into `out`, so `get` always finds it.
+                if let (Some(remote), Some(packet)) = (self.remote, self.out.get(..len)) {
+                    sink(packet, remote);
                 }
             }
             while let Some((prompt, index)) = &self.playing {
@@ -355,8 +503,36 @@ mod tests {
             codec: Codec::Pcmu,
             telephone_event: Some(101),
             remote: Some(remote),
+            before_latch: BeforeLatch::OfferAddress,
             media_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// Feeds `count` audio packets from `from` with sequence numbers from `first` on (each
+    /// 20 ms of silence) and returns what became of each.
+    fn feed(
+        s: &mut Stream,
+        now: Instant,
+        from: SocketAddr,
+        first: u16,
+        count: u16,
+    ) -> Vec<Received> {
+        (0..count)
+            .map(|k| {
+                let seq = first.wrapping_add(k);
+                let ts = u32::from(seq).wrapping_mul(160);
+                s.on_datagram(now, &rtp(0, seq, ts, &[0xFF; 160]), from)
+            })
+            .collect()
+    }
+
+    /// A telephone-event packet for `event` (0-9 are the digits).
+    fn digit_packet(seq: u16, ts: u32, event: u8) -> Vec<u8> {
+        rtp(101, seq, ts, &[event, 0x0A, 0, 160])
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
     }
 
     fn rtp(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
@@ -446,9 +622,10 @@ mod tests {
                 },
             },
         );
-        s.on_datagram(t0, &rtp(0, 1, 0, &[0xFF; 160]), real);
+        let fed = feed(&mut s, t0, real, 1, PROBATION_PACKETS);
+        assert_eq!(fed.last(), Some(&Received::Latched));
         assert_eq!(s.remote(), Some(real));
-        s.on_datagram(t0, &rtp(101, 2, 160, &[5, 0x0A, 0, 160]), real);
+        s.on_datagram(t0, &rtp(101, 5, 800, &[5, 0x0A, 0, 160]), real);
         assert!(matches!(s.poll_event(), Some(StreamEvent::Digit('5'))));
         // Silence only: the recording gives up after the initial silence.
         s.on_tick(t0 + Duration::from_millis(120), |_, to| {
@@ -461,7 +638,7 @@ mod tests {
                 ..
             })
         ));
-        // A re-INVITE to a new address unlatches; the same address does not.
+        // New SDP: the source is learnt again; a trunk's stream sends to the new address.
         s.handle(
             t0,
             Command::Update {
@@ -471,6 +648,7 @@ mod tests {
             },
         );
         assert_eq!(s.remote(), Some(sdp));
+        assert_eq!(s.latched(), None);
         let mut pts = Vec::new();
         s.on_tick(t0 + Duration::from_secs(31), |p, _| {
             pts.push(crate::rtp::parse(p).expect("ours").payload_type)
@@ -479,5 +657,209 @@ mod tests {
         assert!(matches!(s.poll_event(), Some(StreamEvent::MediaTimeout)));
         s.on_tick(t0 + Duration::from_secs(32), |_, _| {});
         assert!(s.poll_event().is_none(), "the timeout is reported once");
+    }
+
+    #[test]
+    fn learns_the_source_only_from_a_run_of_in_sequence_packets() {
+        let t0 = crate::test_origin();
+        let real = addr("127.0.0.1:5000");
+        let mut s = Stream::new(config(addr("127.0.0.1:4000")), t0);
+        // Three in sequence, then a gap: the run starts again from the packet after the gap.
+        assert_eq!(feed(&mut s, t0, real, 100, 3), vec![Received::Learning; 3]);
+        assert_eq!(feed(&mut s, t0, real, 104, 1), vec![Received::Learning]);
+        // A repeated sequence number is no progress either.
+        assert_eq!(feed(&mut s, t0, real, 104, 1), vec![Received::Learning]);
+        assert_eq!(s.latched(), None);
+        // The trunk policy sends to the offer until then.
+        assert_eq!(s.remote(), Some(addr("127.0.0.1:4000")));
+        assert_eq!(
+            feed(&mut s, t0, real, 105, 3),
+            vec![Received::Learning, Received::Learning, Received::Latched]
+        );
+        assert_eq!(s.latched(), Some(real));
+        assert_eq!(s.remote(), Some(real));
+        // From now on the source's packets count whatever their sequence (loss, reordering).
+        assert_eq!(feed(&mut s, t0, real, 200, 1), vec![Received::Accepted]);
+        assert_eq!(feed(&mut s, t0, real, 150, 1), vec![Received::Accepted]);
+    }
+
+    #[test]
+    fn probation_runs_across_the_sequence_wrap() {
+        let t0 = crate::test_origin();
+        let real = addr("127.0.0.1:5000");
+        let mut s = Stream::new(config(real), t0);
+        // 65,534, 65,535, 0, 1: in sequence.
+        let fed = feed(&mut s, t0, real, 65_534, PROBATION_PACKETS);
+        assert_eq!(fed.last(), Some(&Received::Latched));
+        assert_eq!(s.latched(), Some(real));
+    }
+
+    #[test]
+    fn nothing_goes_to_the_offer_of_a_caller_from_anywhere_before_latching() {
+        let t0 = crate::test_origin();
+        let third_party = addr("127.0.0.3:4000");
+        let real = addr("127.0.0.1:5000");
+        let mut s = Stream::new(
+            StreamConfig {
+                before_latch: BeforeLatch::Silent,
+                ..config(third_party)
+            },
+            t0,
+        );
+        s.handle(t0, Command::Start { origin: t0 });
+        let mut sent = Vec::new();
+        s.on_tick(t0 + Duration::from_millis(100), |_, to| sent.push(to));
+        assert!(sent.is_empty(), "sent before latching: {sent:?}");
+        assert_eq!(s.remote(), None);
+        feed(&mut s, t0, real, 7, PROBATION_PACKETS);
+        s.on_tick(t0 + Duration::from_millis(120), |_, to| sent.push(to));
+        assert_eq!(
+            sent,
+            vec![real],
+            "the learnt source, never the SDP's third party"
+        );
+    }
+
+    #[test]
+    fn drops_audio_and_digits_from_a_foreign_source_after_latching() {
+        let t0 = crate::test_origin();
+        let real = addr("127.0.0.1:5000");
+        let intruder = addr("127.0.0.2:5000");
+        let mut s = Stream::new(config(real), t0);
+        s.handle(t0, Command::Start { origin: t0 });
+        s.handle(
+            t0,
+            Command::StartRecording {
+                limits: RecorderLimits {
+                    max: Duration::from_secs(5),
+                    silence_end: Duration::from_secs(1),
+                    initial_silence: Duration::from_secs(2),
+                },
+            },
+        );
+        feed(&mut s, t0, real, 1, PROBATION_PACKETS);
+        // The intruder sends a perfect run of its own, with digits: all dropped.
+        let fed = feed(&mut s, t0, intruder, 1000, 10);
+        assert_eq!(fed, vec![Received::Foreign; 10]);
+        assert_eq!(
+            s.on_datagram(t0, &digit_packet(1010, 9000, 1), intruder),
+            Received::Foreign
+        );
+        assert!(s.poll_event().is_none(), "no digit from the intruder");
+        // Even from the caller's IP address on another port.
+        assert_eq!(
+            s.on_datagram(t0, &digit_packet(9, 9000, 1), addr("127.0.0.1:5002")),
+            Received::Foreign
+        );
+        assert!(s.poll_event().is_none());
+        // Packets still go to the caller, and the caller's digits still count.
+        let mut sent = Vec::new();
+        s.on_tick(t0 + Duration::from_millis(1), |_, to| sent.push(to));
+        assert_eq!(sent, vec![real]);
+        assert_eq!(
+            s.on_datagram(t0, &digit_packet(5, 800, 1), real),
+            Received::Accepted
+        );
+        assert!(matches!(s.poll_event(), Some(StreamEvent::Digit('1'))));
+        // Foreign packets do not keep the call alive: the media timeout counts from the
+        // caller's last packet.
+        let late = t0 + Duration::from_secs(31);
+        feed(&mut s, late, intruder, 2000, 3);
+        s.on_tick(late, |_, _| {});
+        let mut timed_out = false;
+        while let Some(e) = s.poll_event() {
+            timed_out |= matches!(e, StreamEvent::MediaTimeout);
+        }
+        assert!(timed_out);
+    }
+
+    #[test]
+    fn a_flood_during_learning_does_not_keep_the_caller_from_latching() {
+        let t0 = crate::test_origin();
+        let real = addr("127.0.0.1:5000");
+        let mut s = Stream::new(config(real), t0);
+        // The caller's packets interleaved with out-of-sequence junk from several sources.
+        for k in 0..PROBATION_PACKETS {
+            for n in 0..3u16 {
+                let from = SocketAddr::new(addr("127.0.0.2:1").ip(), 6000 + n);
+                feed(&mut s, t0, from, k.wrapping_mul(7), 1);
+            }
+            let fed = feed(&mut s, t0, real, 40 + k, 1);
+            let want = if k + 1 == PROBATION_PACKETS {
+                Received::Latched
+            } else {
+                Received::Learning
+            };
+            assert_eq!(fed, vec![want]);
+        }
+        assert_eq!(s.latched(), Some(real));
+    }
+
+    #[test]
+    fn a_re_offer_starts_learning_again() {
+        let t0 = crate::test_origin();
+        let first = addr("127.0.0.1:5000");
+        let moved = addr("127.0.0.1:5008");
+        let mut s = Stream::new(
+            StreamConfig {
+                before_latch: BeforeLatch::Silent,
+                ..config(first)
+            },
+            t0,
+        );
+        s.handle(t0, Command::Start { origin: t0 });
+        feed(&mut s, t0, first, 1, PROBATION_PACKETS);
+        assert_eq!(feed(&mut s, t0, moved, 1, 1), vec![Received::Foreign]);
+        s.handle(
+            t0,
+            Command::Update {
+                remote: Some(Some(moved)),
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!(s.latched(), None);
+        // Until the new source is learnt, packets go to the one learnt before: a caller from
+        // anywhere never has them sent to an address only its SDP names.
+        assert_eq!(s.remote(), Some(first));
+        let fed = feed(&mut s, t0, moved, 10, PROBATION_PACKETS);
+        assert_eq!(fed.last(), Some(&Received::Latched));
+        assert_eq!(s.remote(), Some(moved));
+        assert_eq!(feed(&mut s, t0, first, 5, 1), vec![Received::Foreign]);
+        // Hold (an offer without an address): nothing is sent until the caller is back.
+        s.handle(
+            t0,
+            Command::Update {
+                remote: Some(None),
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!((s.remote(), s.latched()), (None, None));
+        s.handle(
+            t0,
+            Command::Update {
+                remote: Some(Some(moved)),
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!(
+            s.remote(),
+            None,
+            "a caller from anywhere: nothing before the source"
+        );
+        feed(&mut s, t0, moved, 20, PROBATION_PACKETS);
+        assert_eq!(s.latched(), Some(moved));
+        // An answer without an offer (no new SDP) keeps what was learnt.
+        s.handle(
+            t0,
+            Command::Update {
+                remote: None,
+                codec: Codec::Pcmu,
+                telephone_event: Some(101),
+            },
+        );
+        assert_eq!(s.latched(), Some(moved));
     }
 }

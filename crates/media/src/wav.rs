@@ -1,4 +1,6 @@
 //! Writes canonical 16-bit PCM mono WAV files (44-byte RIFF header), e.g. for recordings.
+#![warn(clippy::arithmetic_side_effects)]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 /// Size of the canonical RIFF/WAVE header this module writes.
 pub const WAV_HEADER_LEN: usize = 44;
@@ -10,10 +12,12 @@ pub const MAX_WAV_SAMPLES: usize = ((u32::MAX as usize) - 36) / 2;
 pub fn pcm16_mono(samples: &[i16], sample_rate: u32) -> Vec<u8> {
     let samples = samples.get(..MAX_WAV_SAMPLES).unwrap_or(samples);
     // Fits in u32: bounded by MAX_WAV_SAMPLES above.
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(WAV_HEADER_LEN + samples.len() * 2);
+    let data_bytes = samples.len().saturating_mul(2);
+    let data_len = u32::try_from(data_bytes).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(WAV_HEADER_LEN.saturating_add(data_bytes));
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    // The RIFF size counts the 36 header bytes after this field and the data.
+    out.extend_from_slice(&data_len.saturating_add(36).to_le_bytes());
     out.extend_from_slice(b"WAVE");
     out.extend_from_slice(b"fmt ");
     out.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size

@@ -55,18 +55,20 @@ impl PhaseWheel {
     /// Adds `key` to the phase of `origin` (an instant from [`PhaseWheel::align`]).
     pub fn insert(&mut self, key: usize, origin: Instant) {
         let phase = self.phase_of(origin);
-        debug_assert!(
-            !self.slots[phase].contains(&key),
-            "a key is in the wheel once"
-        );
-        self.slots[phase].push(key);
-        self.len += 1;
+        // `phase_of` reduces modulo PHASES: the slot is always there.
+        if let Some(slot) = self.slots.get_mut(phase) {
+            debug_assert!(!slot.contains(&key), "a key is in the wheel once");
+            slot.push(key);
+            self.len += 1;
+        }
     }
 
     /// Removes `key` from the phase of `origin`; returns whether it was there.
     pub fn remove(&mut self, key: usize, origin: Instant) -> bool {
         let phase = self.phase_of(origin);
-        let slot = &mut self.slots[phase];
+        let Some(slot) = self.slots.get_mut(phase) else {
+            return false;
+        };
         match slot.iter().position(|&k| k == key) {
             Some(i) => {
                 slot.swap_remove(i);
@@ -95,7 +97,7 @@ impl PhaseWheel {
         let ahead = (0..PHASES as u64)
             .find(|i| {
                 let phase = ((self.next_tick + i) % PHASES as u64) as usize;
-                !self.slots[phase].is_empty()
+                self.slots.get(phase).is_some_and(|s| !s.is_empty())
             })
             .unwrap_or(0);
         Some(self.epoch + Duration::from_millis(self.next_tick + ahead))
@@ -121,7 +123,7 @@ impl PhaseWheel {
 
     /// The keys in `phase`.
     pub fn keys(&self, phase: usize) -> &[usize] {
-        &self.slots[phase % PHASES]
+        self.slots.get(phase % PHASES).map_or(&[], Vec::as_slice)
     }
 }
 

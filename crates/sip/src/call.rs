@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flow::engine::{Action, CallFacts, Engine, Input, SignResult};
 use media::recorder::{Recorder, RecorderLimits};
-use media::stream::{Command, StreamConfig, StreamEvent};
+use media::stream::{BeforeLatch, Command, StreamConfig, StreamEvent};
 use rsipstack::dialog::dialog::TransactionHandle;
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
@@ -52,6 +52,9 @@ pub(crate) struct CallSetup {
     pub caller: store::CallerIdentity,
     /// Which header gave `caller` (set by the server from the trunk's trust).
     pub trust: crate::trunk::CallerTrust,
+    /// The INVITE came from a configured trunk: its SDP address is sent to at once (see
+    /// `media::stream::BeforeLatch`).
+    pub from_trunk: bool,
     pub offer: Offer,
     pub chosen: Negotiated,
     pub dialog: InviteDialog,
@@ -325,6 +328,7 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         campaign,
         caller,
         trust,
+        from_trunk,
         mut offer,
         mut chosen,
         dialog,
@@ -349,6 +353,14 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
             codec: chosen.codec,
             telephone_event: chosen.telephone_event,
             remote: chosen.remote,
+            // A trunk's media servers may sit at another address than its signalling, and its
+            // SDP is trusted; anyone else's SDP may name a third party (or a private address
+            // behind NAT): nothing is sent until their own RTP shows where they are.
+            before_latch: if from_trunk {
+                BeforeLatch::OfferAddress
+            } else {
+                BeforeLatch::Silent
+            },
             media_timeout: MEDIA_TIMEOUT,
         };
         let (handle, events) =
@@ -674,21 +686,25 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
                     }
                     Some(CallEvent::Offer(body, handle)) => {
                         let answer = if body.is_empty() {
-                            Ok(())
+                            Ok(false)
                         } else {
                             sdp::parse(&body).and_then(|o| {
                                 let n = sdp::negotiate(&o)?;
+                                let new_sdp = o != offer;
                                 offer = o;
                                 chosen = n;
-                                Ok(())
+                                Ok(new_sdp)
                             })
                         };
                         match answer {
-                            Ok(()) => {
-                                // The stream keeps its SSRC, sequence and clock; an offer
-                                // with a new address unlatches it.
+                            Ok(new_sdp) => {
+                                // The stream keeps its SSRC, sequence and clock. New SDP (the
+                                // caller moved, held, resumed) makes it learn the caller's
+                                // source again; the same SDP again (a session refresh) does
+                                // not, so that no one can take the stream over by flooding it
+                                // at every refresh.
                                 media.handle.command(Command::Update {
-                                    remote: (!body.is_empty()).then_some(chosen.remote),
+                                    remote: new_sdp.then_some(chosen.remote),
                                     codec: chosen.codec,
                                     telephone_event: chosen.telephone_event,
                                 });

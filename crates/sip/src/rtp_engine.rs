@@ -34,7 +34,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use media::recorder::Recorder;
-use media::stream::{Command, Stream, StreamConfig, StreamEvent};
+use media::stream::{Command, Received, Stream, StreamConfig, StreamEvent};
 use media::wheel::PhaseWheel;
 use nix::poll::PollTimeout as EpollTimeout;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
@@ -42,7 +42,7 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::server::Stats;
 
@@ -333,6 +333,11 @@ struct Slot {
     unflushed_sent: u64,
     unflushed_late: u64,
     unflushed_sent_late: u64,
+    /// Datagrams from another address than the learnt source, not yet added to the figures.
+    unflushed_foreign: u64,
+    /// Whether this call's first foreign datagram was logged (the only one that is: a flood
+    /// must not flood the log, and addresses are never logged per packet).
+    foreign_logged: bool,
     /// The origin the stream was put in the wheel with.
     in_wheel: Option<Instant>,
     /// Panic on the first frame (an injected fault).
@@ -350,9 +355,13 @@ impl Slot {
         self.stats
             .rtp_packets_sent_late
             .fetch_add(self.unflushed_sent_late, Ordering::Relaxed);
+        self.stats
+            .rtp_foreign_packets
+            .fetch_add(self.unflushed_foreign, Ordering::Relaxed);
         self.unflushed_sent = 0;
         self.unflushed_late = 0;
         self.unflushed_sent_late = 0;
+        self.unflushed_foreign = 0;
     }
 
     /// Sends the stream's frames due by `now` and hands its events over; false when the call
@@ -580,6 +589,8 @@ impl MediaThread {
                     unflushed_sent: 0,
                     unflushed_late: 0,
                     unflushed_sent_late: 0,
+                    unflushed_foreign: 0,
+                    foreign_logged: false,
                     in_wheel: None,
                     fault,
                 });
@@ -715,12 +726,32 @@ impl MediaThread {
             Ok((len, from)) => {
                 let datagram = buf.get(..len).unwrap_or_default();
                 let handled = catch_unwind(AssertUnwindSafe(|| {
-                    slot.stream.on_datagram(now, datagram, from);
-                    slot.deliver()
+                    let received = slot.stream.on_datagram(now, datagram, from);
+                    (received, slot.deliver())
                 }));
                 match handled {
-                    Ok(true) => {}
-                    Ok(false) => self.close(index),
+                    Ok((received, alive)) => {
+                        match received {
+                            Received::Foreign => {
+                                slot.unflushed_foreign += 1;
+                                if !slot.foreign_logged {
+                                    slot.foreign_logged = true;
+                                    info!(
+                                        media = slot.id,
+                                        "RTP from another address than the caller's dropped (strict RTP); more is only counted in belteken_rtp_foreign_packets_total"
+                                    );
+                                }
+                            }
+                            Received::Latched => {
+                                // Once per call (and per re-offer with new SDP); never the address.
+                                info!(media = slot.id, "caller's RTP source learnt");
+                            }
+                            Received::Accepted | Received::Learning | Received::Ignored => {}
+                        }
+                        if !alive {
+                            self.close(index);
+                        }
+                    }
                     Err(_) => self.fail(index),
                 }
             }

@@ -137,6 +137,9 @@ pub struct Stats {
     pub rtp_frames_late: AtomicU64,
     /// RTP packets sent more than `media::stream::LATE_SEND` after their deadline.
     pub rtp_packets_sent_late: AtomicU64,
+    /// RTP and RTCP datagrams dropped because they came from another address than the
+    /// caller's learnt media source (strict RTP).
+    pub rtp_foreign_packets: AtomicU64,
     /// Calls in progress per (campaign, flow step), for the console's now view.
     pub calls_by_step: std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>>,
 }
@@ -958,6 +961,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         campaign,
         caller,
         trust,
+        from_trunk: trunk.is_some(),
         offer: offer.0,
         chosen: offer.1,
         dialog,

@@ -331,9 +331,27 @@ mod tests {
 
     #[test]
     fn params_survive_junk() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // An escaped quote stays in its value; the next pair is still read.
+        assert_eq!(
+            params("a=\"b\\\"c\", d=e"),
+            pairs(&[("a", "b\"c"), ("d", "e")])
+        );
+        // An unterminated quoted value ends the input, not the parser.
+        assert_eq!(params("a=\"\\"), pairs(&[("a", "")]));
+        assert_eq!(params("="), pairs(&[]));
+        assert_eq!(params(",,,"), pairs(&[]));
+        assert_eq!(params("\u{0}\u{ff}=x"), pairs(&[("\u{0}\u{ff}", "x")]));
+        // None of it is a challenge we could answer (no realm and nonce).
         for junk in ["=", ",,,", "a=\"\\", "a=\"b\\\"c\", d=e", "\u{0}\u{ff}=x"] {
-            let _ = params(junk);
-            let _ = parse_challenge(&format!("Digest {junk}"));
+            assert!(
+                parse_challenge(&format!("Digest {junk}")).is_none(),
+                "{junk:?}"
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 //! rsipstack (pinned) does the transactions and dialogs; no type of it leaves this crate.
 //! SDP, RTP and the media clock are the project's own (see `sdp` and the `media` crate).
 
+pub mod body;
 mod call;
 mod campaign;
 pub mod digest;
@@ -20,6 +21,8 @@ pub mod shed;
 mod summary;
 pub mod tls;
 pub mod trunk;
+mod udp_gate;
+pub mod wire;
 
 pub use fault::Faults;
 pub use ratelimit::RateLimits;

@@ -2,6 +2,12 @@
 //!
 //! The parser is tolerant of what real stacks send and never panics on input; the answer
 //! keeps every offered media line (rejected ones with port 0) in the offer's order.
+//!
+//! Tolerant of content, strict about structure: a body that is not `v=0` followed by
+//! `<letter>=<value>` lines, or whose `m=` line cannot be read, is malformed (the INVITE gets
+//! 400); a well-formed offer with nothing we can take is [`SdpError::NoCommonCodec`] (488).
+
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -87,6 +93,17 @@ pub enum SdpError {
     NoCommonCodec,
 }
 
+impl SdpError {
+    /// Whether the body is no valid SDP at all (a bad request) rather than an offer we cannot
+    /// take (not acceptable here).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            SdpError::TooLarge | SdpError::NotText | SdpError::Malformed(_)
+        )
+    }
+}
+
 /// Parses an SDP offer.
 pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
     if body.len() > MAX_SDP_BYTES {
@@ -98,6 +115,7 @@ pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
         media: Vec::new(),
     };
     let mut session_direction = Direction::SendRecv;
+    let mut seen_version = false;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.is_empty() {
@@ -106,6 +124,16 @@ pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
         let Some((kind, value)) = line.split_once('=') else {
             return Err(SdpError::Malformed(n + 1));
         };
+        // RFC 4566 section 5: `<type>=<value>`, the type one letter, `v=0` first.
+        let mut type_chars = kind.chars();
+        let one_letter = matches!(
+            (type_chars.next(), type_chars.next()),
+            (Some(c), None) if c.is_ascii_alphabetic()
+        );
+        if !one_letter || (!seen_version && (kind != "v" || value.trim() != "0")) {
+            return Err(SdpError::Malformed(n + 1));
+        }
+        seen_version = true;
         match kind {
             "m" => {
                 let mut parts = value.split_ascii_whitespace();
@@ -118,11 +146,15 @@ pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
                     .and_then(|p| p.parse::<u16>().ok())
                     .ok_or(SdpError::Malformed(n + 1))?;
                 let proto = parts.next().ok_or(SdpError::Malformed(n + 1))?;
+                let formats: Vec<String> = parts.map(str::to_string).collect();
+                if formats.is_empty() {
+                    return Err(SdpError::Malformed(n + 1));
+                }
                 offer.media.push(MediaLine {
                     kind: media_kind.to_string(),
                     port,
                     proto: proto.to_string(),
-                    formats: parts.map(str::to_string).collect(),
+                    formats,
                     connection: None,
                     direction: session_direction,
                     rtpmaps: Vec::new(),
@@ -350,6 +382,10 @@ mod tests {
     fn garbage_never_panics() {
         for input in [
             &b""[..],
+            b"v=0",
+            b"v=0\r\nm=audio 4000 RTP/AVP\r\n",
+            b"v=0\r\nxy=1\r\n",
+            b"v=\xc3\xa9\r\n",
             b"m=",
             b"m=audio",
             b"m=audio x RTP/AVP 0",
@@ -364,5 +400,26 @@ mod tests {
             parse(&vec![b'a'; MAX_SDP_BYTES + 1]),
             Err(SdpError::TooLarge)
         );
+    }
+
+    #[test]
+    fn structure_is_checked_content_is_not() {
+        for bad in [
+            &b"m=audio 4000 RTP/AVP 0\r\n"[..],
+            b"v=1\r\nm=audio 4000 RTP/AVP 0\r\n",
+            b"v=0\r\nthis is not sdp\r\n",
+            b"v=0\r\nm=audio many RTP/AVP 0\r\n",
+            b"v=0\r\nm=audio 4000 RTP/AVP\r\n",
+            b"v=0\r\nmm=audio 4000 RTP/AVP 0\r\n",
+        ] {
+            let e = parse(bad).expect_err("malformed");
+            assert!(e.is_malformed(), "{e:?}");
+        }
+        // Unknown lines and attributes are fine; an offer without audio we take is not malformed.
+        let ok = b"v=0\r\nz=whatever\r\nm=video 5000 RTP/AVP 96\r\na=x-unknown\r\n";
+        let offer = parse(ok).expect("well-formed");
+        let e = negotiate(&offer).expect_err("no audio");
+        assert!(!e.is_malformed());
+        assert!(!SdpError::NoMedia.is_malformed());
     }
 }

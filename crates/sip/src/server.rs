@@ -206,10 +206,11 @@ impl SipServer {
         drop(std::net::TcpListener::bind(addr).map_err(|e| bind_err(&e))?);
         let cancel = CancellationToken::new();
         let transport = TransportLayer::new(cancel.clone());
-        let udp = UdpConnection::create_connection(addr, None, Some(cancel.child_token()))
+        // UDP is bound here, behind our own gate (`wire`); added to the stack below, once the
+        // gate's rate limits and trunks exist.
+        let udp_socket = tokio::net::UdpSocket::bind(addr)
             .await
             .map_err(|e| bind_err(&e))?;
-        transport.add_transport(udp.into());
         let tcp = TcpListenerConnection::new(addr, None)
             .await
             .map_err(|e| bind_err(&e))?;
@@ -255,6 +256,23 @@ impl SipServer {
                 let allowed = trunks.is_trusted(ip) || admit(&guard, ip);
                 std::future::ready(allowed)
             });
+        }
+        {
+            let admit: crate::udp_gate::Admit = {
+                let trunks = trunks.clone();
+                let guard = guard.clone();
+                Arc::new(move |ip: IpAddr| trunks.is_trusted(ip) || admit(&guard, ip))
+            };
+            let strike: crate::udp_gate::Strike = {
+                let trunks = trunks.clone();
+                let guard = guard.clone();
+                Arc::new(move |ip: IpAddr| strike(&trunks, &guard, ip))
+            };
+            let gated = crate::udp_gate::GatedUdp::new(udp_socket, admit, strike);
+            let udp = UdpConnection::from_socket(Arc::new(gated), None, Some(cancel.child_token()))
+                .await
+                .map_err(|e| bind_err(&e))?;
+            transport.add_transport(udp.into());
         }
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
@@ -421,14 +439,7 @@ impl Context {
     /// Counts a bad request from an untrusted source; logs a ban when it starts one.
     fn strike(&self, ip: Option<IpAddr>) {
         let Some(ip) = ip else { return };
-        if self.trunks.is_trusted(ip) {
-            return;
-        }
-        let strike = match self.guard.lock() {
-            Ok(mut g) => g.bad_request(ip, Instant::now()),
-            Err(_) => return,
-        };
-        log_strike(ip, strike);
+        strike(&self.trunks, &self.guard, ip);
     }
 
     fn is_banned(&self, ip: Option<IpAddr>) -> bool {
@@ -456,6 +467,18 @@ impl Context {
         drop(g);
         log_strike(ip, strike);
     }
+}
+
+/// Counts a bad request from `ip` unless it is a trunk's; logs a ban when it starts one.
+fn strike(trunks: &Trunks, guard: &Mutex<Guard>, ip: IpAddr) {
+    if trunks.is_trusted(ip) {
+        return;
+    }
+    let strike = match guard.lock() {
+        Ok(mut g) => g.bad_request(ip, Instant::now()),
+        Err(_) => return,
+    };
+    log_strike(ip, strike);
 }
 
 fn log_strike(ip: IpAddr, strike: Strike) {
@@ -600,6 +623,69 @@ fn request_defect(tx: &Transaction) -> Option<(StatusCode, &'static str)> {
     None
 }
 
+/// A refusal for what the headers ask (RFC 3261 section 8.2.2): a Request-URI scheme we do
+/// not serve (416), an option tag in Require we lack (420 with Unsupported).
+#[warn(clippy::string_slice, clippy::indexing_slicing)]
+fn header_refusal(tx: &Transaction) -> Option<(StatusCode, Vec<Header>)> {
+    let scheme_ok = match &tx.original.uri.scheme {
+        Some(rsipstack::sip::Scheme::Sip | rsipstack::sip::Scheme::Sips) => true,
+        Some(rsipstack::sip::Scheme::Other(s)) => s.eq_ignore_ascii_case("tel"),
+        None => false,
+    };
+    if !scheme_ok {
+        return Some((StatusCode::UnsupportedUriScheme, vec![]));
+    }
+    let unsupported = unsupported_requirements(tx);
+    if !unsupported.is_empty() {
+        let h = Header::Other("Unsupported".into(), unsupported.join(", "));
+        return Some((StatusCode::BadExtension, vec![h]));
+    }
+    None
+}
+
+/// The SDP offer of an INVITE: `Err` with the refusal when its body cannot be read (415 with
+/// Accept, 406, 400); `Ok(Err(..))` when it reads as SDP we cannot take (for a 488).
+#[allow(clippy::type_complexity)]
+#[warn(clippy::string_slice, clippy::indexing_slicing)]
+fn offer_in_body(
+    tx: &Transaction,
+) -> Result<Result<sdp::Offer, sdp::SdpError>, (StatusCode, Vec<Header>)> {
+    let req = &tx.original;
+    let accept_types = || Header::Other("Accept".into(), crate::body::ACCEPTED.into());
+    let encoding = req.header_value("Content-Encoding").unwrap_or_default();
+    if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+        let h = Header::Other("Accept-Encoding".into(), "identity".into());
+        return Err((StatusCode::UnsupportedMediaType, vec![accept_types(), h]));
+    }
+    let content_type = req.header_value("Content-Type");
+    let sdp_bytes = match crate::body::session_description(content_type.as_deref(), &req.body) {
+        Ok(b) => b,
+        Err(crate::body::BodyError::Unsupported) => {
+            return Err((StatusCode::UnsupportedMediaType, vec![accept_types()]));
+        }
+        Err(e @ crate::body::BodyError::Malformed) => {
+            let w = Header::Other("Warning".into(), format!("399 belteken \"{e}\""));
+            return Err((StatusCode::BadRequest, vec![w]));
+        }
+    };
+    let accept: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Accept"))
+        .map(|h| h.value().to_string())
+        .collect();
+    if !accept.is_empty() && !crate::body::accepts_sdp(&accept.join(",")) {
+        return Err((StatusCode::NotAcceptable, vec![]));
+    }
+    match sdp::parse(sdp_bytes) {
+        Err(e) if e.is_malformed() && !sdp_bytes.is_empty() => {
+            let w = Header::Other("Warning".into(), format!("399 belteken \"{e}\""));
+            Err((StatusCode::BadRequest, vec![w]))
+        }
+        other => Ok(other),
+    }
+}
+
 /// The option tags in Require that we do not support.
 fn unsupported_requirements(tx: &Transaction) -> Vec<String> {
     tx.original
@@ -725,6 +811,11 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
     match method {
         Method::Invite => on_invite(ctx, tx, source).await,
         Method::Options => {
+            if let Some((status, headers)) = header_refusal(&tx) {
+                ctx.strike(source);
+                reply(&mut tx, status, headers).await;
+                return;
+            }
             let allow = Header::Other("Allow".into(), ALLOW.into());
             let accept = Header::Other("Accept".into(), "application/sdp".into());
             reply(&mut tx, StatusCode::OK, vec![allow, accept]).await;
@@ -778,13 +869,25 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         }
     };
     let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
-    let unsupported = unsupported_requirements(&tx);
-    if !unsupported.is_empty() {
-        info!(trunk = %trunk_name, "INVITE requires an extension we lack: 420");
-        let h = Header::Other("Unsupported".into(), unsupported.join(", "));
-        reply(&mut tx, StatusCode::BadExtension, vec![h]).await;
+    if let Some((status, headers)) = header_refusal(&tx) {
+        info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its headers");
+        reply(&mut tx, status, headers).await;
         return;
     }
+    // The body, before the campaign (RFC 3261 section 8.2.3): a type we cannot read is 415, an
+    // Accept that excludes SDP 406, a body that is no SDP at all 400; an offer we read but
+    // cannot take is 488, below.
+    let parsed_offer = match offer_in_body(&tx) {
+        Ok(o) => o,
+        Err((status, headers)) => {
+            info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its body");
+            if trunk.is_none() {
+                ctx.strike(source);
+            }
+            reply(&mut tx, status, headers).await;
+            return;
+        }
+    };
     let (did_source, trunk_dids) = match &trunk {
         Some(t) => (t.did_from.clone(), t.dids.clone()),
         None => (DidSource::Auto, Vec::new()),
@@ -828,7 +931,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         reply(&mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
-    let offer = match sdp::parse(&tx.original.body).and_then(|o| {
+    let offer = match parsed_offer.and_then(|o| {
         let chosen = sdp::negotiate(&o)?;
         Ok((o, chosen))
     }) {

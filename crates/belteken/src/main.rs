@@ -5,9 +5,11 @@ mod audio;
 mod campaign_admin;
 mod campaign_cli;
 mod config;
+mod http_server;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
+mod web_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -692,7 +694,9 @@ async fn serve(settings: Settings) -> Result<Served> {
             admin: Some(editor.clone()),
             public_url: settings.public_url.clone(),
             secret: Some((*secret).clone()),
-            ..web::Options::default()
+            max_event_streams: settings.web.max_event_streams,
+            max_event_streams_per_address: settings.web.max_event_streams_per_address,
+            trusted_proxies: settings.web.trusted_proxies.clone(),
         },
     );
     // cloud telephony (issue 7): the provider webhooks beside the web routes.
@@ -708,17 +712,15 @@ async fn serve(settings: Settings) -> Result<Served> {
         )),
     };
     let mut web_stop = stop_rx.clone();
-    let web_task = tokio::spawn(async move {
-        // The peer address feeds the console's login rate limit.
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = web_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let http_limits = http_server::limits(&settings);
+    info!(
+        max_connections = http_limits.max_connections,
+        per_address = http_limits.max_connections_per_address,
+        "HTTP limits"
+    );
+    let web_task = tokio::spawn(web::serve(http, app, http_limits, async move {
+        let _ = web_stop.wait_for(|s| *s).await;
+    }));
     let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
         let path = settings.data_dir.join("contact.key");
         Some(Arc::new(

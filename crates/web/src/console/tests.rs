@@ -618,6 +618,31 @@ async fn a_reviewer_cannot_reach_admin_actions() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(text(r).await.contains("\"state\":\"valid\""));
     assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
+    // Only valid and invalid: fraud and a return to pending are an admin's, by form or API.
+    for state in ["pending", "fraudulent"] {
+        let r = send(
+            &f.app,
+            Request::post("/console/review/demo/2")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, &cookie)
+                .body(Body::from(format!("state={state}&csrf={csrf}")))
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{state}");
+        let r = send(
+            &f.app,
+            Request::post("/console/api/review/demo/2")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::COOKIE, &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::from(format!("{{\"state\":\"{state}\"}}")))
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "api {state}");
+    }
+    assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
     let r = send(
         &f.app,
         Request::get("/console/recording/demo/1")

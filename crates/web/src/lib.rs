@@ -4,6 +4,11 @@
 //! per request: the binary seeds the hub at start and the SIP channel publishes after each
 //! signature. The router binds nothing; the binary serves it on a socket it bound.
 
+// Parsers of what clients send must not panic on any input: no slicing that can fall off a
+// string's end or a character boundary, no indexing that can be out of range.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod api;
 mod chart;
 mod client;

@@ -1265,3 +1265,22 @@ fn every_console_api_route_is_documented() {
     }
     assert_eq!(routes.len(), documented.len(), "documented but not mounted");
 }
+
+#[test]
+fn form_decoding_takes_any_bytes_without_panicking() {
+    use super::auth::form_urlencoded_pairs;
+    assert_eq!(
+        form_urlencoded_pairs("a=%2B1+2&b=%e2%82%ac&c=%+f&d=%4&e=%&%zz"),
+        vec![
+            ("a".into(), "+1 2".into()),
+            ("b".into(), "€".into()),
+            ("c".into(), "% f".into()),
+            ("d".into(), "%4".into()),
+            ("e".into(), "%".into()),
+            ("%zz".into(), String::new()),
+        ]
+    );
+    for text in ["%", "%%", "=%f", "é=%c3", "&&=&", "%ff%fe"] {
+        let _ = form_urlencoded_pairs(text);
+    }
+}

@@ -291,3 +291,33 @@ def test_behind_a_trusted_proxy_one_client_cannot_lock_out_the_team(server_facto
     # ... while a colleague behind the same proxy signs in.
     status, _, _ = _guess(s, "bo", PASSWORD, headers={"Forwarded": 'for="198.51.100.8:5555"'})
     assert status == 303
+
+
+def test_api_tokens_expire_and_say_when(srv):
+    _create_user(srv, "tok")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(binary()), "admin", "token", *args, "--config", str(srv.config),
+                               "--data-dir", str(srv.data)],
+                              capture_output=True, text=True, timeout=60, cwd=srv.dir)
+
+    p = cli("create", "--user", "tok", "--label", "dash", "--days", "0")
+    assert p.returncode != 0, "a token good for no time at all is refused"
+    p = cli("create", "--user", "tok", "--label", "dash")
+    assert p.returncode == 0, p.stderr
+    token = p.stdout.strip()
+    assert "it expires " in p.stderr
+    listed = next(l for l in cli("list").stdout.splitlines() if l.startswith("tok\tdash\t"))
+    created = listed.split("created ")[1].split("\t")[0]
+    expires = listed.split("expires ")[1].strip()
+    # 90 days by default.
+    to_day = lambda s: time.mktime(time.strptime(s[:10], "%Y-%m-%d")) / 86400
+    assert round(to_day(expires) - to_day(created)) == 90, listed
+    status, _, _ = _request(srv, "GET", "/console/api/queue/demo",
+                            headers={"Authorization": f"Bearer {token}"})
+    assert status == 200
+    p = cli("create", "--user", "tok", "--label", "short", "--days", "7")
+    assert p.returncode == 0, p.stderr
+    listed = next(l for l in cli("list").stdout.splitlines() if l.startswith("tok\tshort\t"))
+    assert round(to_day(listed.split("expires ")[1].strip())
+                 - to_day(listed.split("created ")[1].split("\t")[0])) == 7, listed

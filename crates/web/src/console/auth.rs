@@ -162,12 +162,14 @@ pub(crate) async fn guard(
     let api = path.starts_with("/console/api/");
     let found = tokio::task::spawn_blocking(move || -> Result<Option<Auth>, store::StoreError> {
         if let (true, Some(hash)) = (api, bearer) {
-            return Ok(store.api_token_user(&hash)?.map(|u| Auth {
-                user: u.name,
-                role: u.role,
-                csrf: String::new(),
-                session: None,
-            }));
+            return Ok(store
+                .api_token_user(&hash, SystemTime::now())?
+                .map(|u| Auth {
+                    user: u.name,
+                    role: u.role,
+                    csrf: String::new(),
+                    session: None,
+                }));
         }
         let Some(hash) = session_hash else {
             return Ok(None);

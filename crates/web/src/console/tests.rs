@@ -357,7 +357,13 @@ async fn every_route_without_a_session_is_refused() {
     // An API token does not open the pages (only /console/api/).
     let token = store::new_token();
     f.store
-        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .create_api_token(
+            &store::token_hash(&token),
+            "ada",
+            "t",
+            SystemTime::now(),
+            SystemTime::now() + std::time::Duration::from_secs(86_400),
+        )
         .expect("token");
     let r = send(
         &f.app,
@@ -890,7 +896,13 @@ async fn the_api_takes_a_bearer_token_or_a_session() {
     let f = fixture();
     let token = store::new_token();
     f.store
-        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .create_api_token(
+            &store::token_hash(&token),
+            "ada",
+            "t",
+            SystemTime::now(),
+            SystemTime::now() + std::time::Duration::from_secs(86_400),
+        )
         .expect("token");
     let bearer = format!("Bearer {token}");
     let r = send(

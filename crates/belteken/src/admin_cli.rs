@@ -53,6 +53,9 @@ pub enum AdminCommand {
     },
 }
 
+/// Days an API token is good for unless `--days` says otherwise.
+const DEFAULT_TOKEN_DAYS: u64 = 90;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Create a token acting as this user; it is printed once and stored only as a hash.
@@ -64,6 +67,9 @@ pub enum TokenCommand {
         /// What the token is for, e.g. "dashboard".
         #[arg(long)]
         label: String,
+        /// Days the token is good for (1 to 3650); past them it is refused.
+        #[arg(long, default_value_t = DEFAULT_TOKEN_DAYS, value_parser = clap::value_parser!(u64).range(1..=3650))]
+        days: u64,
     },
     /// List the tokens (not their secrets).
     List {
@@ -149,18 +155,26 @@ pub fn run(cmd: AdminCommand, store: &dyn store::Store) -> Result<()> {
             println!("password of {user} changed; their sessions have ended");
         }
         AdminCommand::Token { cmd } => match cmd {
-            TokenCommand::Create { user, label, .. } => {
+            TokenCommand::Create {
+                user, label, days, ..
+            } => {
                 let token = store::new_token();
                 let hash = store::token_hash(&token);
-                if !store.create_api_token(&hash, &user, &label, SystemTime::now())? {
+                let now = SystemTime::now();
+                let expires = now + std::time::Duration::from_secs(days * 86_400);
+                if !store.create_api_token(&hash, &user, &label, now, expires)? {
                     bail!("no user {user}, or they have a token labelled {label:?} already");
                 }
                 eprintln!("the token (shown only now; send it as `Authorization: Bearer TOKEN`):");
                 println!("{token}");
+                eprintln!("it expires {}", store::rfc3339_utc(expires));
             }
             TokenCommand::List { .. } => {
                 for t in store.api_tokens()? {
-                    println!("{}\t{}\tcreated {}", t.user, t.label, t.created_at);
+                    println!(
+                        "{}\t{}\tcreated {}\texpires {}",
+                        t.user, t.label, t.created_at, t.expires_at
+                    );
                 }
             }
             TokenCommand::Delete { user, label, .. } => {

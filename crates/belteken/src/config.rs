@@ -31,6 +31,8 @@ struct FileConfig {
     sip: crate::trunks::SipSection,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    web: crate::web_config::WebSection,
     // cloud telephony (issue 7): `[cloud]`, see providers.rs
     cloud: Option<crate::providers::CloudSection>,
 }
@@ -198,6 +200,8 @@ pub struct Settings {
     pub cloud: Option<crate::providers::CloudSettings>,
     /// Public address of the web pages (no trailing slash), for link previews and the embed.
     pub public_url: Option<String>,
+    /// `[web]`: the HTTP server's limits and trusted proxies.
+    pub web: crate::web_config::WebSettings,
 }
 
 /// A configuration error that names where it is.
@@ -407,6 +411,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     if drain_seconds > 3600 {
         return Err(server_err("drain_seconds", "must be at most 3600".into()));
     }
+    let web = crate::web_config::validate(raw.web, text, file)?;
     let public_url = match &raw.server.public_url {
         None => None,
         Some(url) => Some(public_url(url).map_err(|m| server_err("public_url", m.into()))?),
@@ -706,6 +711,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         sip_edge,
         cloud,
         public_url,
+        web,
     })
 }
 

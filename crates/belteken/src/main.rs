@@ -6,9 +6,11 @@ mod campaign_admin;
 mod campaign_cli;
 mod config;
 mod faults;
+mod http_server;
 mod providers; // cloud telephony (issue 7)
 mod registry_cli;
 mod trunks;
+mod web_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -927,7 +929,9 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
             admin: Some(editor.clone()),
             public_url: settings.public_url.clone(),
             secret: Some((*secret).clone()),
-            ..web::Options::default()
+            max_event_streams: settings.web.max_event_streams,
+            max_event_streams_per_address: settings.web.max_event_streams_per_address,
+            trusted_proxies: settings.web.trusted_proxies.clone(),
         },
     );
     // cloud telephony (issue 7): the provider webhooks beside the web routes.
@@ -954,17 +958,18 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     let app = app.layer(axum::middleware::from_fn(web::catch_panic));
     let mut core = Core::new(faults.core.clone());
     let mut web_stop = stop_rx.clone();
+    let http_limits = http_server::limits(&settings);
+    info!(
+        max_connections = http_limits.max_connections,
+        per_address = http_limits.max_connections_per_address,
+        "HTTP limits"
+    );
     core.spawn("web", async move {
-        // The peer address feeds the console's login rate limit.
-        axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        web::serve(http, app, http_limits, async move {
             let _ = web_stop.wait_for(|s| *s).await;
         })
-        .await
-        .map_err(|e| e.to_string())
+        .await;
+        Ok(())
     });
     let contact_key = if settings.campaigns.iter().any(|c| c.registry.keep_contact) {
         let path = settings.data_dir.join("contact.key");

@@ -84,7 +84,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// The line of `key = ` inside the block that starts with `header` and (if given) holds
 /// `name = "<name>"`; the block's first line if the key is not written.
-fn key_line(text: &str, header: &str, name: Option<&str>, key: &str) -> usize {
+pub(crate) fn key_line(text: &str, header: &str, name: Option<&str>, key: &str) -> usize {
     let mut start = text.find(header).unwrap_or(0);
     if let Some(name) = name {
         if let Some(pos) = text

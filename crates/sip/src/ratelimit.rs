@@ -3,6 +3,9 @@
 //! Sans-IO: the caller passes the time. The server consults `allow_packet` for every datagram and
 //! every new stream connection (before parsing), and reports bad requests (a refused INVITE, a
 //! REGISTER, a method we do not serve, a request for no dialog) with `bad_request`.
+//!
+//! A source is an IPv4 address or an IPv6 /64: one host usually holds a whole /64, and
+//! counting its addresses one by one would give it 2^64 buckets and ban nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,6 +67,18 @@ pub struct Guard {
     sources: HashMap<IpAddr, SourceState>,
 }
 
+/// The source an address counts under: an IPv4 address (also when written IPv4-mapped) or
+/// the /64 an IPv6 address is in.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        },
+        v4 => v4,
+    }
+}
+
 impl Guard {
     pub fn new(limits: RateLimits) -> Guard {
         Guard {
@@ -117,7 +132,7 @@ impl Guard {
 
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.sources
-            .get(&ip)
+            .get(&source(ip))
             .and_then(|s| s.banned_until)
             .is_some_and(|until| until > now)
     }
@@ -125,6 +140,7 @@ impl Guard {
     /// Whether a message (or a new connection) from `ip` may be read. A message over the
     /// rate is dropped and counts as a bad request, so a flood ends in a ban.
     pub fn allow_packet(&mut self, ip: IpAddr, now: Instant) -> (bool, Option<Strike>) {
+        let ip = source(ip);
         if self.is_banned(ip, now) {
             return (false, None);
         }
@@ -144,6 +160,7 @@ impl Guard {
 
     /// Counts a bad request from `ip`; bans the source when it has sent too many.
     pub fn bad_request(&mut self, ip: IpAddr, now: Instant) -> Strike {
+        let ip = source(ip);
         let limits = self.limits;
         let s = self.entry(ip, now);
         if s.banned_until.is_some_and(|until| until > now) {
@@ -255,6 +272,39 @@ mod tests {
         }
         assert!(banned);
         assert!(g.is_banned(ip(7), t0));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_source_per_64() {
+        let t0 = Instant::now();
+        let mut g = Guard::new(limits());
+        let v6 = |s: &str| s.parse::<IpAddr>().expect("test address");
+        // Strikes from three addresses of one /64 ban the whole /64, and only it.
+        g.bad_request(v6("2001:db8:1:2::1"), t0);
+        g.bad_request(v6("2001:db8:1:2::2"), t0);
+        assert_eq!(
+            g.bad_request(v6("2001:db8:1:2:ffff::3"), t0),
+            Strike::Banned(Duration::from_secs(60))
+        );
+        assert!(g.is_banned(v6("2001:db8:1:2:abcd::9"), t0));
+        assert!(!g.allow_packet(v6("2001:db8:1:2::77"), t0).0);
+        assert!(!g.is_banned(v6("2001:db8:1:3::1"), t0));
+        // Fresh addresses of one /64 share one bucket.
+        for i in 0..5u16 {
+            assert!(
+                g.allow_packet(IpAddr::from([0x2001, 0xdb8, 9, 9, 0, 0, 0, i]), t0)
+                    .0
+            );
+        }
+        assert!(
+            !g.allow_packet(IpAddr::from([0x2001, 0xdb8, 9, 9, 0, 0, 0, 99]), t0)
+                .0
+        );
+        // An IPv4-mapped address is its IPv4 address.
+        for _ in 0..3 {
+            g.bad_request(v6("::ffff:192.0.2.200"), t0);
+        }
+        assert!(g.is_banned(ip(200), t0));
     }
 
     #[test]

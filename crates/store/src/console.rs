@@ -90,6 +90,8 @@ pub struct ApiTokenInfo {
     pub user: String,
     pub label: String,
     pub created_at: String,
+    /// RFC 3339 UTC; past it the token is refused.
+    pub expires_at: String,
 }
 
 /// How one call went, recorded when it ends: nothing about the caller.

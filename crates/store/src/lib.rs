@@ -444,17 +444,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<ConsoleSession>, StoreError>;
     /// Ends a session (logout); nothing happens for an unknown one.
     fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError>;
-    /// Stores an API token's hash for the user; false when the user has a token with this
-    /// label already or does not exist.
+    /// Stores an API token's hash for the user, good until `expires`; false when the user has
+    /// a token with this label already or does not exist.
     fn create_api_token(
         &self,
         token_hash: &str,
         user: &str,
         label: &str,
         now: SystemTime,
+        expires: SystemTime,
     ) -> Result<bool, StoreError>;
-    /// The user an API token belongs to.
-    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError>;
+    /// The user an API token belongs to, while it has not expired at `now`.
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+    ) -> Result<Option<ConsoleUser>, StoreError>;
     /// Every API token (without its secret).
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError>;
     /// Deletes the user's token with this label; false when there is none.

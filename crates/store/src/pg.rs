@@ -204,6 +204,12 @@ CREATE TABLE secret_fingerprint (
     set_at      TEXT NOT NULL
 );
 ",
+    // API tokens expire; those made before expire 90 days after this migration.
+    "
+ALTER TABLE console_tokens ADD COLUMN expires_at TEXT NOT NULL DEFAULT '';
+UPDATE console_tokens SET expires_at =
+    to_char((now() AT TIME ZONE 'UTC') + interval '90 days', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"');
+",
 ];
 
 /// Statements of the signing path, prepared once per connection.
@@ -1651,10 +1657,12 @@ impl Store for PgStore {
         user: &str,
         label: &str,
         now: SystemTime,
+        expires: SystemTime,
     ) -> Result<bool, StoreError> {
         validate_token_hash(token_hash)?;
         validate_label(label)?;
         let now = time::rfc3339_utc(now);
+        let expires = time::rfc3339_utc(expires);
         self.write(|tx, _, _| {
             Box::pin(async move {
                 let exists: bool = tx
@@ -1669,9 +1677,10 @@ impl Store for PgStore {
                 }
                 let n = tx
                     .execute(
-                        "INSERT INTO console_tokens (token_hash, user_name, label, created_at)
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                        &[&token_hash, &user, &label, &now],
+                        "INSERT INTO console_tokens
+                             (token_hash, user_name, label, created_at, expires_at)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        &[&token_hash, &user, &label, &now, &expires],
                     )
                     .await?;
                 if n == 1 {
@@ -1683,18 +1692,23 @@ impl Store for PgStore {
         })
     }
 
-    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError> {
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+    ) -> Result<Option<ConsoleUser>, StoreError> {
         if validate_token_hash(token_hash).is_err() {
             return Ok(None);
         }
+        let now = time::rfc3339_utc(now);
         self.read(|tx, _, _| {
             Box::pin(async move {
                 let row = tx
                     .query_opt(
                         "SELECT u.name, u.role, u.created_at
                          FROM console_tokens t JOIN console_users u ON u.name = t.user_name
-                         WHERE t.token_hash = $1",
-                        &[&token_hash],
+                         WHERE t.token_hash = $1 AND t.expires_at > $2",
+                        &[&token_hash, &now],
                     )
                     .await?;
                 match row {
@@ -1714,7 +1728,7 @@ impl Store for PgStore {
             Box::pin(async move {
                 let rows = tx
                     .query(
-                        "SELECT user_name, label, created_at FROM console_tokens
+                        "SELECT user_name, label, created_at, expires_at FROM console_tokens
                          ORDER BY user_name, label",
                         &[],
                     )
@@ -1725,6 +1739,7 @@ impl Store for PgStore {
                             user: r.try_get(0)?,
                             label: r.try_get(1)?,
                             created_at: r.try_get(2)?,
+                            expires_at: r.try_get(3)?,
                         })
                     })
                     .collect()

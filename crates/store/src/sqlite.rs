@@ -216,6 +216,9 @@ const MIGRATIONS: &[&str] = &[
         fingerprint TEXT NOT NULL,
         set_at      TEXT NOT NULL
     );",
+    // 7: API tokens expire; those made before expire 90 days after this migration.
+    "ALTER TABLE console_tokens ADD COLUMN expires_at TEXT NOT NULL DEFAULT '';
+    UPDATE console_tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+90 days');",
 ];
 
 /// The SQLite store. See the module documentation for its concurrency model.
@@ -1469,6 +1472,7 @@ impl Store for SqliteStore {
         user: &str,
         label: &str,
         now: SystemTime,
+        expires: SystemTime,
     ) -> Result<bool, StoreError> {
         validate_token_hash(token_hash)?;
         validate_label(label)?;
@@ -1482,9 +1486,15 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             let n = tx.execute(
-                "INSERT INTO console_tokens (token_hash, user_name, label, created_at)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![token_hash, user, label, time::rfc3339_utc(now)],
+                "INSERT INTO console_tokens (token_hash, user_name, label, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![
+                    token_hash,
+                    user,
+                    label,
+                    time::rfc3339_utc(now),
+                    time::rfc3339_utc(expires)
+                ],
             )?;
             if n == 1 {
                 audit(tx, None, "API token created", &format!("{user}: {label}"))?;
@@ -1493,17 +1503,22 @@ impl Store for SqliteStore {
         })
     }
 
-    fn api_token_user(&self, token_hash: &str) -> Result<Option<ConsoleUser>, StoreError> {
+    fn api_token_user(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+    ) -> Result<Option<ConsoleUser>, StoreError> {
         if validate_token_hash(token_hash).is_err() {
             return Ok(None);
         }
+        let now = time::rfc3339_utc(now);
         let conn = self.reader();
         let row: Option<(String, String, String)> = conn
             .query_row(
                 "SELECT u.name, u.role, u.created_at
                  FROM console_tokens t JOIN console_users u ON u.name = t.user_name
-                 WHERE t.token_hash = ?1",
-                [token_hash],
+                 WHERE t.token_hash = ?1 AND t.expires_at > ?2",
+                [token_hash, now.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -1514,13 +1529,15 @@ impl Store for SqliteStore {
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare(
-            "SELECT user_name, label, created_at FROM console_tokens ORDER BY user_name, label",
+            "SELECT user_name, label, created_at, expires_at FROM console_tokens
+             ORDER BY user_name, label",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ApiTokenInfo {
                 user: r.get(0)?,
                 label: r.get(1)?,
                 created_at: r.get(2)?,
+                expires_at: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -113,7 +113,7 @@ fn schema_matches_contract() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("pragma");
-    assert_eq!(version, 6); // 3: cloud_calls, 4: campaign edits and clips, 5: console users and call summaries, 6: the secret fingerprint
+    assert_eq!(version, 7); // 3: cloud_calls, 4: campaign edits and clips, 5: console users and call summaries, 6: the secret fingerprint, 7: API token expiry
     let mut stmt = db
         .prepare(
             "SELECT s.caller_key, s.verified, s.channel, s.speech_ms, length(s.recording), s.created_at

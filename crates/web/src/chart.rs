@@ -59,8 +59,9 @@ pub(crate) fn group_digits(n: u64) -> String {
         r => r,
     };
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 * 3);
-    out.push_str(&digits[..head]);
-    for group in digits.as_bytes()[head..].chunks(3) {
+    let (first, rest) = digits.as_bytes().split_at(head.min(digits.len()));
+    out.extend(first.iter().map(|b| char::from(*b)));
+    for group in rest.chunks(3) {
         out.push('\u{202f}');
         out.extend(group.iter().map(|b| char::from(*b)));
     }

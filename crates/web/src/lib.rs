@@ -4,15 +4,28 @@
 //! per request: the binary seeds the hub at start and the SIP channel publishes after each
 //! signature. The router binds nothing; the binary serves it on a socket it bound.
 
+// Parsers of what clients send must not panic on any input: no slicing that can fall off a
+// string's end or a character boundary, no indexing that can be out of range.
+#![warn(clippy::string_slice, clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
+
 mod api;
 mod chart;
+mod client;
 mod console;
 mod embed;
 mod events;
 mod html;
 mod openapi;
 mod pages;
+mod serve;
 mod stats;
+
+pub use client::{client_ip, AddressKey, IpNet, IpNetError, TrustedProxies};
+pub use serve::{
+    serve, HttpLimits, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, MAX_BODY_BYTES,
+};
 
 use std::sync::{Arc, RwLock};
 
@@ -177,12 +190,20 @@ pub struct ClipInfo {
 
 /// Default for [`Options::max_event_streams`].
 pub const DEFAULT_MAX_EVENT_STREAMS: usize = 10_000;
+/// Default for [`Options::max_event_streams_per_address`].
+pub const DEFAULT_MAX_EVENT_STREAMS_PER_ADDRESS: usize = 16;
 
 /// Limits and the shutdown signal for [`router_with`].
 #[derive(Clone)]
 pub struct Options {
     /// Open SSE streams at most, over all campaigns; one more gets 503 with `Retry-After`.
     pub max_event_streams: usize,
+    /// Open SSE streams at most from one client address (an IPv6 client: its /64); one more
+    /// gets 429 with `Retry-After`, so that one client cannot take every stream.
+    pub max_event_streams_per_address: usize,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the client (for the
+    /// per-address limits); empty: the socket's peer is the client.
+    pub trusted_proxies: TrustedProxies,
     /// When this turns `true` (or its sender is dropped) every open SSE stream ends, so that a
     /// graceful shutdown of the server does not wait forever on pages left open.
     pub shutdown: Option<watch::Receiver<bool>>,
@@ -204,6 +225,11 @@ impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
             .field("max_event_streams", &self.max_event_streams)
+            .field(
+                "max_event_streams_per_address",
+                &self.max_event_streams_per_address,
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("shutdown", &self.shutdown.is_some())
             .field("status", &self.status.is_some())
             .field("store", &self.store.is_some())
@@ -218,6 +244,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
+            max_event_streams_per_address: DEFAULT_MAX_EVENT_STREAMS_PER_ADDRESS,
+            trusted_proxies: TrustedProxies::default(),
             shutdown: None,
             status: None,
             store: None,
@@ -234,6 +262,9 @@ struct AppState {
     web: WebState,
     event_streams: Arc<Semaphore>,
     max_event_streams: usize,
+    /// Open SSE streams per client address.
+    streams_by_address: events::PerAddress,
+    trusted_proxies: TrustedProxies,
     shutdown: Option<watch::Receiver<bool>>,
     status: Option<Arc<dyn Status>>,
     store: Option<Arc<dyn store::Store>>,
@@ -256,6 +287,8 @@ pub fn router_with(state: WebState, options: Options) -> Router {
         web: state,
         event_streams: Arc::new(Semaphore::new(permits)),
         max_event_streams: permits,
+        streams_by_address: events::PerAddress::new(options.max_event_streams_per_address),
+        trusted_proxies: options.trusted_proxies,
         shutdown: options.shutdown,
         status: options.status,
         store: options.store,

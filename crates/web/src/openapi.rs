@@ -101,10 +101,13 @@ pub(crate) fn document(routes: &[&ApiRoute], schemas: &[&Schema]) -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if r.needs_auth {
-            operation["security"] = json!([{ "session": [] }, { "token": [] }]);
+        let security = if r.needs_auth {
+            json!([{ "session": [] }, { "token": [] }])
         } else {
-            operation["security"] = json!([]);
+            json!([])
+        };
+        if let Some(o) = operation.as_object_mut() {
+            o.insert("security".into(), security);
         }
         let entry = paths
             .entry(r.path.to_owned())

@@ -223,7 +223,10 @@ fn country_name(code: &str, language: &str) -> Option<&'static str> {
         "fr" => 2,
         _ => 0,
     };
-    NAMES.iter().find(|(c, _)| *c == code).map(|(_, n)| n[i])
+    NAMES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .and_then(|(_, n)| n.get(i).copied())
 }
 
 /// The language names shown in the switch, in their own language.
@@ -396,7 +399,7 @@ pub(crate) fn first_sentence(text: &str) -> String {
             break;
         }
     }
-    let sentence = &flat[..end];
+    let sentence = flat.get(..end).unwrap_or(&flat);
     if sentence.chars().count() <= MAX_SUMMARY_CHARS {
         return sentence.to_owned();
     }
@@ -626,7 +629,12 @@ style=\"border:0;max-width:24rem\" loading=\"lazy\"></iframe>",
 /// "YYYY-MM-DD HH:MM" of a time in seconds (UTC).
 fn date_time(secs: u64) -> String {
     let s = store::rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs));
-    format!("{} {}", &s[..10], &s[11..16])
+    // "YYYY-MM-DDTHH:MM:SSZ": ASCII, so these ranges are on character boundaries.
+    format!(
+        "{} {}",
+        s.get(..10).unwrap_or_default(),
+        s.get(11..16).unwrap_or_default()
+    )
 }
 
 /// The chart, the table behind it, and the counts per country and region, from the cache.
@@ -660,9 +668,9 @@ fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String 
     let x_label = move |t: u64| {
         let s = date_time(t);
         match width {
-            w if w <= 600 => s[11..].to_owned(),
-            w if w < 86_400 => s[5..].to_owned(),
-            _ => s[..10].to_owned(),
+            w if w <= 600 => s.get(11..).unwrap_or_default().to_owned(),
+            w if w < 86_400 => s.get(5..).unwrap_or_default().to_owned(),
+            _ => s.get(..10).unwrap_or_default().to_owned(),
         }
     };
     let (start, end) = (

@@ -963,26 +963,43 @@ pub fn console_users_sessions_and_tokens(store: &dyn Store) {
             .is_some());
     }
 
-    // API tokens.
+    // API tokens, good until they expire.
     let api = token_hash(&store::new_token());
+    let expires = t0 + Duration::from_secs(90 * 86_400);
     assert!(store
-        .create_api_token(&api, "alice", "dashboard", t0)
+        .create_api_token(&api, "alice", "dashboard", t0, expires)
         .expect("token"));
     assert!(!store
-        .create_api_token(&token_hash("x"), "alice", "dashboard", t0)
+        .create_api_token(&token_hash("x"), "alice", "dashboard", t0, expires)
         .expect("same label"));
     assert!(!store
-        .create_api_token(&token_hash("y"), "carol", "x", t0)
+        .create_api_token(&token_hash("y"), "carol", "x", t0, expires)
         .expect("unknown user"));
     assert_eq!(
-        store.api_token_user(&api).expect("lookup").map(|u| u.name),
+        store
+            .api_token_user(&api, t0)
+            .expect("lookup")
+            .map(|u| u.name),
         Some("alice".to_string())
     );
-    assert_eq!(store.api_tokens().expect("list").len(), 1);
+    assert!(store
+        .api_token_user(&api, expires - Duration::from_secs(1))
+        .expect("lookup")
+        .is_some());
+    assert!(
+        store
+            .api_token_user(&api, expires)
+            .expect("lookup")
+            .is_none(),
+        "an expired token is refused"
+    );
+    let listed = store.api_tokens().expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].expires_at, store::rfc3339_utc(expires));
     assert!(store
         .delete_api_token("alice", "dashboard")
         .expect("delete"));
-    assert!(store.api_token_user(&api).expect("lookup").is_none());
+    assert!(store.api_token_user(&api, t0).expect("lookup").is_none());
 
     // Deleting a user ends their sessions and tokens.
     let bobs = token_hash(&store::new_token());
@@ -991,7 +1008,7 @@ pub fn console_users_sessions_and_tokens(store: &dyn Store) {
         .expect("session");
     let bob_api = token_hash(&store::new_token());
     assert!(store
-        .create_api_token(&bob_api, "bob", "t", t0)
+        .create_api_token(&bob_api, "bob", "t", t0, t0 + Duration::from_secs(86_400))
         .expect("token"));
     assert!(store.delete_console_user("bob").expect("delete"));
     assert!(!store.delete_console_user("bob").expect("delete twice"));
@@ -999,7 +1016,10 @@ pub fn console_users_sessions_and_tokens(store: &dyn Store) {
         .console_session(&bobs, t0, limits)
         .expect("lookup")
         .is_none());
-    assert!(store.api_token_user(&bob_api).expect("lookup").is_none());
+    assert!(store
+        .api_token_user(&bob_api, t0)
+        .expect("lookup")
+        .is_none());
 
     // Audit: user changes and what the console records, with numbers scrubbed.
     store

@@ -84,6 +84,12 @@ pub(crate) async fn judge(
     let Some(state) = judged_state(&body.state) else {
         return json_error(StatusCode::BAD_REQUEST, "unknown state");
     };
+    if !super::review::may_judge(&auth, state) {
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "reviewers mark signatures valid or invalid; other states need an admin",
+        );
+    }
     match set_one(store, &auth, slug, id, state).await {
         Ok(a) => Json(serde_json::json!({ "id": id, "state": state.as_str(), "changed": a.changed, "action": a.id }))
             .into_response(),

@@ -1,12 +1,11 @@
 //! Sessions, CSRF, roles and the login rate limit.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,6 +13,7 @@ use axum::Form;
 
 use super::layout::{self, page_bare};
 use super::{Access, Console};
+use crate::client::{request_client, AddressKey};
 use crate::html::escape;
 
 /// The session cookie.
@@ -21,7 +21,7 @@ pub(crate) const SESSION_COOKIE: &str = "belteken_console";
 /// The cookie that ties the login form to the browser that loaded it (before any session).
 pub(crate) const LOGIN_COOKIE: &str = "belteken_login";
 /// Largest form body the guard reads to find the CSRF token.
-const MAX_FORM_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// Who is making a console request.
 #[derive(Clone, Debug)]
@@ -75,13 +75,6 @@ fn set_cookie(name: &str, value: &str, max_age: Option<u64>, secure: bool) -> He
         c.push_str("; Secure");
     }
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// The client's address as the socket saw it (behind a proxy: the proxy's).
-fn client_ip(request_ext: &axum::http::Extensions) -> Option<IpAddr> {
-    request_ext
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 /// Compares two tokens in time independent of where they differ.
@@ -169,12 +162,14 @@ pub(crate) async fn guard(
     let api = path.starts_with("/console/api/");
     let found = tokio::task::spawn_blocking(move || -> Result<Option<Auth>, store::StoreError> {
         if let (true, Some(hash)) = (api, bearer) {
-            return Ok(store.api_token_user(&hash)?.map(|u| Auth {
-                user: u.name,
-                role: u.role,
-                csrf: String::new(),
-                session: None,
-            }));
+            return Ok(store
+                .api_token_user(&hash, SystemTime::now())?
+                .map(|u| Auth {
+                    user: u.name,
+                    role: u.role,
+                    csrf: String::new(),
+                    session: None,
+                }));
         }
         let Some(hash) = session_hash else {
             return Ok(None);
@@ -307,13 +302,14 @@ fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         if b == b'+' {
             out.push(b' ');
         } else if b == b'%' {
+            // Two hex digits exactly (from_str_radix alone would also take a sign: "%+f").
             let decoded = bytes
                 .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             if let Some(d) = decoded {
@@ -330,58 +326,105 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Failed logins allowed per client address and per user name within [`LIMIT_WINDOW`].
-const MAX_FAILURES_PER_ADDRESS: u32 = 20;
-const MAX_FAILURES_PER_USER: u32 = 8;
+/// Sign-in guesses per client address (an IPv6 client: its /64) within [`LIMIT_WINDOW`]. A
+/// guess is counted before its password is checked, so that parallel guesses cannot all slip
+/// through; a guess that signs in is given back.
+const MAX_GUESSES_PER_ADDRESS: u32 = 20;
+/// Guesses at one account name within [`LIMIT_WINDOW`] before that account is slowed down.
+const FREE_GUESSES_PER_ACCOUNT: u32 = 10;
+/// Past its free guesses, an account takes one guess per this long, from any number of
+/// addresses; a browser that signed in to it before is not slowed (see docs/console.md).
+const ACCOUNT_GUESS_SPACING: Duration = Duration::from_secs(10);
 const LIMIT_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Addresses and user names remembered at most (each map); the oldest go first.
+/// Addresses and account names remembered at most (each map); the oldest go first.
 const MAX_TRACKED: usize = 10_000;
+/// Browsers remembered per account (their device cookie's hash); the oldest go first.
+const MAX_DEVICES_PER_ACCOUNT: usize = 16;
+/// The cookie a browser gets when it signs in, by which the account's slowdown knows it.
+pub(crate) const DEVICE_COOKIE: &str = "belteken_device";
+/// How long the device cookie lasts, in seconds (90 days).
+const DEVICE_COOKIE_SECONDS: u64 = 90 * 24 * 3600;
 
-/// Failed login attempts per client address and per user name, in memory and bounded.
+/// Sign-in guesses per client address and per account name, in memory and bounded.
 #[derive(Default)]
 pub(crate) struct LoginLimiter {
     inner: Mutex<Limits>,
 }
 
-#[derive(Default)]
-struct Limits {
-    by_address: HashMap<IpAddr, (u32, Instant)>,
-    by_user: HashMap<String, (u32, Instant)>,
+/// Guesses counted since `start`.
+#[derive(Clone, Copy)]
+struct Window {
+    count: u32,
+    start: Instant,
 }
 
-fn over<K: std::hash::Hash + Eq>(
-    map: &HashMap<K, (u32, Instant)>,
-    key: &K,
-    max: u32,
-    now: Instant,
-) -> Option<Duration> {
-    let (n, start) = map.get(key)?;
-    let elapsed = now.saturating_duration_since(*start);
-    (*n >= max && elapsed < LIMIT_WINDOW).then(|| LIMIT_WINDOW - elapsed)
-}
-
-fn bump<K: std::hash::Hash + Eq + Clone>(
-    map: &mut HashMap<K, (u32, Instant)>,
-    key: K,
-    now: Instant,
-) {
-    if map.len() >= MAX_TRACKED && !map.contains_key(&key) {
-        map.retain(|_, (_, start)| now.saturating_duration_since(*start) < LIMIT_WINDOW);
-        if map.len() >= MAX_TRACKED {
-            let oldest = map
-                .iter()
-                .min_by_key(|(_, (_, s))| *s)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                map.remove(&k);
-            }
+impl Window {
+    fn new(now: Instant) -> Self {
+        Window {
+            count: 0,
+            start: now,
         }
     }
-    let entry = map.entry(key).or_insert((0, now));
-    if now.saturating_duration_since(entry.1) >= LIMIT_WINDOW {
-        *entry = (0, now);
+
+    /// The count in the window that holds `now` (a window past its end starts over).
+    fn current(&mut self, now: Instant) -> u32 {
+        if now.saturating_duration_since(self.start) >= LIMIT_WINDOW {
+            *self = Window::new(now);
+        }
+        self.count
     }
-    entry.0 = entry.0.saturating_add(1);
+
+    fn remaining(&self, now: Instant) -> Duration {
+        LIMIT_WINDOW.saturating_sub(now.saturating_duration_since(self.start))
+    }
+}
+
+struct Account {
+    guesses: Window,
+    /// When this account takes its next guess from an unknown browser, once over its free ones.
+    next: Instant,
+    /// Hashes of the device cookies of browsers that signed in to this account.
+    devices: Vec<String>,
+}
+
+#[derive(Default)]
+struct Limits {
+    by_address: HashMap<AddressKey, Window>,
+    by_user: HashMap<String, Account>,
+}
+
+/// Why a guess was not taken, and how long until one would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    Address(Duration),
+    Account(Duration),
+}
+
+/// A guess that was counted; handed back on success.
+#[derive(Debug)]
+pub(crate) struct Guess {
+    key: Option<AddressKey>,
+}
+
+/// Makes room for one more key: drops entries whose window has ended, then the oldest.
+fn make_room<K: std::hash::Hash + Eq + Clone, V>(
+    map: &mut HashMap<K, V>,
+    start: impl Fn(&V) -> Instant,
+    now: Instant,
+) {
+    if map.len() < MAX_TRACKED {
+        return;
+    }
+    map.retain(|_, v| now.saturating_duration_since(start(v)) < LIMIT_WINDOW);
+    if map.len() >= MAX_TRACKED {
+        let oldest = map
+            .iter()
+            .min_by_key(|(_, v)| start(v))
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            map.remove(&k);
+        }
+    }
 }
 
 impl LoginLimiter {
@@ -391,29 +434,91 @@ impl LoginLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// How long until this address or user may try again, if they are locked out now.
-    pub fn blocked(&self, ip: Option<IpAddr>, user: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let l = self.lock();
-        let a = ip.and_then(|ip| over(&l.by_address, &ip, MAX_FAILURES_PER_ADDRESS, now));
-        let u = over(&l.by_user, &user.to_string(), MAX_FAILURES_PER_USER, now);
-        a.max(u)
-    }
-
-    pub fn failed(&self, ip: Option<IpAddr>, user: &str) {
-        let now = Instant::now();
+    /// Takes one guess from `address` at `user`, or says why not: checking and counting are
+    /// one step under one lock, so however many guesses arrive at once, no more than the
+    /// limits allow are ever checked. `device` is the hash of the browser's device cookie.
+    pub fn guess(
+        &self,
+        address: Option<AddressKey>,
+        user: &str,
+        device: Option<&str>,
+        now: Instant,
+    ) -> Result<Guess, Refused> {
         let mut l = self.lock();
-        if let Some(ip) = ip {
-            bump(&mut l.by_address, ip, now);
+        if let Some(key) = address {
+            if let Some(w) = l.by_address.get_mut(&key) {
+                if w.current(now) >= MAX_GUESSES_PER_ADDRESS {
+                    return Err(Refused::Address(w.remaining(now)));
+                }
+            }
         }
         // Only well-formed names (at most 64 bytes) are remembered, so the map stays small.
-        if store::validate_user_name(user).is_ok() {
-            bump(&mut l.by_user, user.to_string(), now);
+        let user = store::validate_user_name(user)
+            .is_ok()
+            .then(|| user.to_string());
+        if let Some(name) = &user {
+            let known = |a: &Account| device.is_some_and(|d| a.devices.iter().any(|k| k == d));
+            match l.by_user.get_mut(name) {
+                Some(a) if known(a) => {}
+                Some(a) => {
+                    if a.guesses.current(now) >= FREE_GUESSES_PER_ACCOUNT {
+                        if now < a.next {
+                            return Err(Refused::Account(a.next.saturating_duration_since(now)));
+                        }
+                        a.next = now + ACCOUNT_GUESS_SPACING;
+                    }
+                    a.guesses.count = a.guesses.count.saturating_add(1);
+                }
+                None => {
+                    make_room(&mut l.by_user, |a| a.guesses.start, now);
+                    let mut guesses = Window::new(now);
+                    guesses.count = 1;
+                    l.by_user.insert(
+                        name.clone(),
+                        Account {
+                            guesses,
+                            next: now,
+                            devices: Vec::new(),
+                        },
+                    );
+                }
+            }
         }
+        if let Some(key) = address {
+            if !l.by_address.contains_key(&key) {
+                make_room(&mut l.by_address, |w| w.start, now);
+            }
+            let w = l.by_address.entry(key).or_insert(Window::new(now));
+            w.current(now);
+            w.count = w.count.saturating_add(1);
+        }
+        Ok(Guess { key: address })
     }
 
-    pub fn succeeded(&self, user: &str) {
-        self.lock().by_user.remove(user);
+    /// The guess signed in: its address gets it back, the account's count starts over and
+    /// the browser (by its new device cookie's hash) is remembered for the account.
+    pub fn succeeded(&self, guess: Guess, user: &str, device: String) {
+        let now = Instant::now();
+        let mut l = self.lock();
+        if let Some(w) = guess.key.and_then(|k| l.by_address.get_mut(&k)) {
+            w.count = w.count.saturating_sub(1);
+        }
+        if !l.by_user.contains_key(user) {
+            make_room(&mut l.by_user, |a| a.guesses.start, now);
+        }
+        let account = l.by_user.entry(user.to_string()).or_insert(Account {
+            guesses: Window::new(now),
+            next: now,
+            devices: Vec::new(),
+        });
+        account.guesses = Window::new(now);
+        account.next = now;
+        if !account.devices.contains(&device) {
+            if account.devices.len() >= MAX_DEVICES_PER_ACCOUNT {
+                account.devices.remove(0);
+            }
+            account.devices.push(device);
+        }
     }
 }
 
@@ -478,13 +583,23 @@ pub(crate) async fn login(
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    let ip = client_ip(request.extensions());
-    let Ok(Form(form)) = Form::<LoginForm>::from_request(request, &()).await else {
-        return login_again(
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "The form was incomplete.",
-        );
+    let ip = request_client(request.extensions(), &headers, &console.app.trusted_proxies);
+    let form = match Form::<LoginForm>::from_request(request, &()).await {
+        Ok(Form(form)) => form,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return login_again(
+                &headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The form was too large.",
+            );
+        }
+        Err(_) => {
+            return login_again(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "The form was incomplete.",
+            );
+        }
     };
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     if expected.is_empty() || !same_token(expected, &form.csrf) || !same_origin(&headers) {
@@ -502,14 +617,39 @@ pub(crate) async fn login(
         );
     };
     let user = form.user.trim().to_string();
-    if let Some(wait) = console.limiter.blocked(ip, &user) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        return login_again(
-            &headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("Too many failed sign-ins. Try again in {minutes} minute(s)."),
-        );
-    }
+    let device = cookie(&headers, DEVICE_COOKIE).map(store::token_hash);
+    // Counted before the password is checked: see [`LoginLimiter::guess`].
+    let guess = match console.limiter.guess(
+        ip.map(AddressKey::of),
+        &user,
+        device.as_deref(),
+        Instant::now(),
+    ) {
+        Ok(guess) => guess,
+        Err(refused) => {
+            let (wait, message) = match refused {
+                Refused::Address(wait) => (
+                    wait,
+                    format!(
+                        "Too many sign-in attempts from your address. Try again in {} minute(s).",
+                        wait.as_secs().div_ceil(60).max(1)
+                    ),
+                ),
+                Refused::Account(wait) => (
+                    wait,
+                    format!(
+                        "Too many sign-in attempts for this account. Try again in {} second(s).",
+                        wait.as_secs().max(1)
+                    ),
+                ),
+            };
+            let mut response = login_again(&headers, StatusCode::TOO_MANY_REQUESTS, &message);
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
+    };
     // Each check costs 19 MiB and tens of milliseconds: a few at a time; the rest wait their
     // turn briefly or are told to try again.
     let permit = match tokio::time::timeout(
@@ -528,7 +668,7 @@ pub(crate) async fn login(
         }
     };
     let password = form.password;
-    let limits_user = user.clone();
+    let signed_in_user = user.clone();
     let address = ip
         .map(|a| a.to_string())
         .unwrap_or_else(|| "unknown address".into());
@@ -577,10 +717,17 @@ pub(crate) async fn login(
     .await;
     match outcome {
         Ok(Ok(Some((token, _)))) => {
-            console.limiter.succeeded(&limits_user);
+            let device = store::new_token();
+            console
+                .limiter
+                .succeeded(guess, &signed_in_user, store::token_hash(&device));
             let mut response = Redirect::to("/console").into_response();
             let secure = secure(&headers);
             let h = response.headers_mut();
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(DEVICE_COOKIE, &device, Some(DEVICE_COOKIE_SECONDS), secure),
+            );
             h.append(
                 header::SET_COOKIE,
                 set_cookie(SESSION_COOKIE, &token, None, secure),
@@ -591,14 +738,11 @@ pub(crate) async fn login(
             );
             response
         }
-        Ok(Ok(None)) => {
-            console.limiter.failed(ip, &limits_user);
-            login_again(
-                &headers,
-                StatusCode::UNAUTHORIZED,
-                "Wrong user name or password.",
-            )
-        }
+        Ok(Ok(None)) => login_again(
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            "Wrong user name or password.",
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "console login failed on the store");
             login_again(

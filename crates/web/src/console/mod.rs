@@ -70,6 +70,17 @@ pub(crate) const MAX_PASSWORD_CHECKS: usize = 4;
 /// Largest audio file the upload form takes.
 pub(crate) const MAX_UPLOAD_BYTES: usize = 25 * 1024 * 1024;
 
+/// The audio upload route: the one that takes files, so larger bodies.
+const UPLOAD_ROUTE: &str = "/console/campaign/{slug}/clip/{clip}/{lang}";
+/// Largest body of an upload request: the file and the multipart framing around it.
+const MAX_UPLOAD_BODY_BYTES: usize = MAX_UPLOAD_BYTES + 64 * 1024;
+
+/// The routes whose bodies may be larger than [`crate::serve::MAX_BODY_BYTES`], with their
+/// limit in bytes.
+pub(crate) fn larger_bodies() -> &'static [(&'static str, usize)] {
+    &[(UPLOAD_ROUTE, MAX_UPLOAD_BODY_BYTES)]
+}
+
 /// Every console route. Handlers behind `Reviewer` or `Admin` get an [`Auth`] extension.
 pub(crate) fn table() -> Vec<Route> {
     use Access::*;
@@ -137,16 +148,11 @@ pub(crate) fn table() -> Vec<Route> {
         r("POST", "/console/campaign/{slug}", Admin, post(edit::save)),
         r(
             "POST",
-            "/console/campaign/{slug}/clip/{clip}/{lang}",
+            UPLOAD_ROUTE,
             Admin,
-            post(edit::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES + 64 * 1024)),
+            post(edit::upload).layer(DefaultBodyLimit::max(MAX_UPLOAD_BODY_BYTES)),
         ),
-        r(
-            "GET",
-            "/console/campaign/{slug}/clip/{clip}/{lang}",
-            Admin,
-            get(edit::clip),
-        ),
+        r("GET", UPLOAD_ROUTE, Admin, get(edit::clip)),
         r(
             "GET",
             "/console/api/queue/{slug}",

@@ -24,8 +24,8 @@ fn per_minute(minutes: &[(String, u64)], now: SystemTime) -> Vec<u64> {
             continue;
         };
         let m = (ago.as_secs() / 60) as usize;
-        if m < 60 {
-            out[59 - m] += n;
+        if let Some(slot) = 59usize.checked_sub(m).and_then(|i| out.get_mut(i)) {
+            *slot += n;
         }
     }
     out
@@ -262,13 +262,12 @@ fn body_of(auth: &Auth, slug: &str, version: Option<&str>, f: &store::Funnel) ->
         body.push_str("<table class=\"curve\"><caption>Still listening</caption><thead><tr>\
                        <th scope=\"col\">Second</th><th scope=\"col\">Callers</th><th scope=\"col\">Share</th></tr></thead><tbody>");
         let step = (f.curve.len() / 30).max(1);
-        for (s, n) in f.curve.iter().enumerate() {
+        for ((s, n), share) in f.curve.iter().enumerate().zip(&shares) {
             if s % step != 0 && s + 1 != f.curve.len() {
                 continue;
             }
             body.push_str(&format!(
-                "<tr><td>{s}</td><td>{n}</td><td>{:.0}%</td></tr>",
-                shares[s]
+                "<tr><td>{s}</td><td>{n}</td><td>{share:.0}%</td></tr>"
             ));
         }
         body.push_str("</tbody></table></div>");

@@ -27,6 +27,16 @@ pub(crate) fn judged_state(s: &str) -> Option<store::SignatureState> {
     }
 }
 
+/// Whether `auth` may give a signature this state: a reviewer judges (valid or invalid);
+/// marking fraud or sending a signature back to pending is an admin's call.
+pub(crate) fn may_judge(auth: &Auth, state: store::SignatureState) -> bool {
+    auth.is_admin()
+        || matches!(
+            state,
+            store::SignatureState::Valid | store::SignatureState::Invalid
+        )
+}
+
 /// Where a signature's caller is from, as the review shows it (no number: a class).
 pub(crate) fn origin_of(row: &store::SignatureRow) -> String {
     let mut parts = Vec::new();
@@ -197,6 +207,14 @@ pub(crate) async fn judge(
     let Some(state) = judged_state(&form.state) else {
         return message(&auth, StatusCode::BAD_REQUEST, "Not done", "Unknown state.");
     };
+    if !may_judge(&auth, state) {
+        return message(
+            &auth,
+            StatusCode::FORBIDDEN,
+            "Not done",
+            "Reviewers mark signatures valid or invalid; other states need an admin.",
+        );
+    }
     let wants_json = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

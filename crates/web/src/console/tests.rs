@@ -357,7 +357,13 @@ async fn every_route_without_a_session_is_refused() {
     // An API token does not open the pages (only /console/api/).
     let token = store::new_token();
     f.store
-        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .create_api_token(
+            &store::token_hash(&token),
+            "ada",
+            "t",
+            SystemTime::now(),
+            SystemTime::now() + std::time::Duration::from_secs(86_400),
+        )
         .expect("token");
     let r = send(
         &f.app,
@@ -432,7 +438,8 @@ async fn login_logout_and_wrong_passwords() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(set_cookie(&r, "belteken_console").is_none());
 
-    // Wrong passwords: refused, then rate limited per user name (even with the right one).
+    // Wrong passwords: refused, then slowed per user name (even with the right one): ten
+    // free guesses and the first slowed one are checked, the next within 10 s is not.
     let page = send(
         &f.app,
         Request::get("/console/login")
@@ -449,14 +456,17 @@ async fn login_logout_and_wrong_passwords() {
             &format!("csrf={token}&user=rey&password={pw}"),
         )
     };
-    for _ in 0..8 {
+    for _ in 0..11 {
         let r = send(&f.app, attempt("wrong+password+here")).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(text(r).await.contains("Wrong user name or password"));
     }
     let r = send(&f.app, attempt(&PASSWORD.replace(' ', "+"))).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(text(r).await.contains("Too many failed sign-ins"));
+    assert!(r.headers().contains_key(header::RETRY_AFTER));
+    assert!(text(r)
+        .await
+        .contains("Too many sign-in attempts for this account"));
     assert!(set_cookie(&send(&f.app, attempt("x")).await, "belteken_console").is_none());
     let log = f.store.audit_log(None).expect("audit");
     assert!(log
@@ -613,6 +623,31 @@ async fn a_reviewer_cannot_reach_admin_actions() {
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(text(r).await.contains("\"state\":\"valid\""));
+    assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
+    // Only valid and invalid: fraud and a return to pending are an admin's, by form or API.
+    for state in ["pending", "fraudulent"] {
+        let r = send(
+            &f.app,
+            Request::post("/console/review/demo/2")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::COOKIE, &cookie)
+                .body(Body::from(format!("state={state}&csrf={csrf}")))
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{state}");
+        let r = send(
+            &f.app,
+            Request::post("/console/api/review/demo/2")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::COOKIE, &cookie)
+                .header("x-csrf-token", &csrf)
+                .body(Body::from(format!("{{\"state\":\"{state}\"}}")))
+                .expect("req"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "api {state}");
+    }
     assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
     let r = send(
         &f.app,
@@ -861,7 +896,13 @@ async fn the_api_takes_a_bearer_token_or_a_session() {
     let f = fixture();
     let token = store::new_token();
     f.store
-        .create_api_token(&store::token_hash(&token), "ada", "t", SystemTime::now())
+        .create_api_token(
+            &store::token_hash(&token),
+            "ada",
+            "t",
+            SystemTime::now(),
+            SystemTime::now() + std::time::Duration::from_secs(86_400),
+        )
         .expect("token");
     let bearer = format!("Bearer {token}");
     let r = send(
@@ -1023,31 +1064,111 @@ async fn now_and_funnel_pages_draw_svg() {
 }
 
 #[test]
-fn the_login_limit_counts_per_address_and_per_name() {
-    let l = super::auth::LoginLimiter::default();
-    let a = Some(std::net::IpAddr::from([192, 0, 2, 1]));
-    let b = Some(std::net::IpAddr::from([192, 0, 2, 2]));
-    // Many names from one address: the address is locked out, other addresses are not.
+fn the_login_limit_counts_per_address_and_slows_an_account() {
+    use super::auth::{LoginLimiter, Refused};
+    use crate::client::AddressKey;
+    use std::time::{Duration, Instant};
+    let l = LoginLimiter::default();
+    let key = |ip: [u8; 4]| Some(AddressKey::of(std::net::IpAddr::from(ip)));
+    let (a, b) = (key([192, 0, 2, 1]), key([192, 0, 2, 2]));
+    let t0 = Instant::now();
+    // Many names from one address: 20 guesses are taken (counted as they are taken), then
+    // the address is refused; other addresses are not.
     for i in 0..20 {
-        assert!(l.blocked(a, &format!("user{i}")).is_none(), "attempt {i}");
-        l.failed(a, &format!("user{i}"));
+        assert!(
+            l.guess(a, &format!("user{i}"), None, t0).is_ok(),
+            "guess {i}"
+        );
     }
-    assert!(l.blocked(a, "someone-else").is_some());
-    assert!(l.blocked(b, "someone-else").is_none());
-    // One name from many addresses: the name is locked out everywhere; success clears it.
-    for i in 0..8u8 {
-        l.failed(Some(std::net::IpAddr::from([198, 51, 100, i])), "ada");
+    assert!(matches!(
+        l.guess(a, "someone-else", None, t0),
+        Err(Refused::Address(w)) if w <= Duration::from_secs(15 * 60)
+    ));
+    assert!(l.guess(b, "someone-else", None, t0).is_ok());
+    // A new window takes guesses again.
+    assert!(l
+        .guess(a, "x", None, t0 + Duration::from_secs(15 * 60))
+        .is_ok());
+
+    // One name from many addresses: 10 free guesses, then one per 10 s, never a lockout.
+    for i in 0..10u8 {
+        assert!(l.guess(key([198, 51, 100, i]), "ada", None, t0).is_ok());
     }
-    let wait = l.blocked(b, "ada").expect("locked");
-    assert!(wait <= std::time::Duration::from_secs(15 * 60));
-    l.succeeded("ada");
-    assert!(l.blocked(b, "ada").is_none());
+    let first_slow = l.guess(key([198, 51, 100, 50]), "ada", None, t0);
+    assert!(first_slow.is_ok(), "the first slowed guess is taken");
+    let refused = l.guess(
+        key([198, 51, 100, 51]),
+        "ada",
+        None,
+        t0 + Duration::from_secs(1),
+    );
+    assert_eq!(
+        refused.err(),
+        Some(Refused::Account(Duration::from_secs(9)))
+    );
+    assert!(l
+        .guess(
+            key([198, 51, 100, 52]),
+            "ada",
+            None,
+            t0 + Duration::from_secs(10)
+        )
+        .is_ok());
+    // A browser that signed in to the account before is not slowed; a success starts over.
+    let g = l
+        .guess(b, "bob", None, t0)
+        .expect("bob's first guess is free");
+    l.succeeded(g, "bob", "device-of-bob".into());
+    let g = l
+        .guess(
+            b,
+            "ada",
+            Some("device-of-ada"),
+            t0 + Duration::from_secs(11),
+        )
+        .expect_err("unknown device while slowed");
+    assert!(matches!(g, Refused::Account(_)));
+    let g = l
+        .guess(b, "ada", None, t0 + Duration::from_secs(20))
+        .expect("one slowed guess");
+    l.succeeded(g, "ada", "device-of-ada".into());
+    for i in 0..12u8 {
+        assert!(
+            l.guess(
+                key([203, 0, 113, i]),
+                "ada",
+                None,
+                t0 + Duration::from_secs(21)
+            )
+            .is_ok()
+                || i >= 10
+        );
+    }
+    assert!(l
+        .guess(
+            key([203, 0, 113, 99]),
+            "ada",
+            None,
+            t0 + Duration::from_secs(21)
+        )
+        .is_err());
+    assert!(
+        l.guess(
+            b,
+            "ada",
+            Some("device-of-ada"),
+            t0 + Duration::from_secs(21)
+        )
+        .is_ok(),
+        "the known browser still gets in"
+    );
     // Malformed names are not remembered (they could be anything, of any length).
     let long = "x!".repeat(10_000);
-    for _ in 0..10 {
-        l.failed(b, &long);
+    let c = key([192, 0, 2, 3]);
+    for _ in 0..15 {
+        assert!(l.guess(c, &long, None, t0).is_ok());
     }
-    assert!(l.blocked(None, &long).is_none());
+    assert!(l.guess(None, &long, None, t0).is_ok());
 }
 
 #[tokio::test]
@@ -1155,4 +1276,23 @@ fn every_console_api_route_is_documented() {
         );
     }
     assert_eq!(routes.len(), documented.len(), "documented but not mounted");
+}
+
+#[test]
+fn form_decoding_takes_any_bytes_without_panicking() {
+    use super::auth::form_urlencoded_pairs;
+    assert_eq!(
+        form_urlencoded_pairs("a=%2B1+2&b=%e2%82%ac&c=%+f&d=%4&e=%&%zz"),
+        vec![
+            ("a".into(), "+1 2".into()),
+            ("b".into(), "€".into()),
+            ("c".into(), "% f".into()),
+            ("d".into(), "%4".into()),
+            ("e".into(), "%".into()),
+            ("%zz".into(), String::new()),
+        ]
+    );
+    for text in ["%", "%%", "=%f", "é=%c3", "&&=&", "%ff%fe"] {
+        let _ = form_urlencoded_pairs(text);
+    }
 }

@@ -6,6 +6,8 @@
 mod call;
 mod campaign;
 pub mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod metrics;
 pub mod ratelimit;

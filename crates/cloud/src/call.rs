@@ -283,7 +283,7 @@ fn answer(provider: Provider, body: String) -> Response {
 /// this module uses (Twilio's): `conversation_uuid` is the call (every event carries it),
 /// numbers get their `+` (Vonage sends `447700900000`), `dtmf.digits`, `recording_url`,
 /// `recording_uuid`, and the caller's leg's terminal `status`. `None`: not a Vonage request.
-fn vonage_params(body: &[u8], query: &str, ev: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn vonage_params(body: &[u8], query: &str, ev: &str) -> Option<Vec<(String, String)>> {
     let fields: Vec<(String, serde_json::Value)> = if body.is_empty() {
         form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))

@@ -15,6 +15,8 @@
 
 mod call;
 pub mod fetch;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ncco;
 pub mod sig;
 mod twiml;

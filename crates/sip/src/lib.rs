@@ -8,6 +8,8 @@ mod call;
 mod campaign;
 pub mod digest;
 pub mod fault;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod metrics;
 pub mod ratelimit;

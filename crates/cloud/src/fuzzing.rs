@@ -42,14 +42,15 @@ pub fn webhook(signature: &str, query: &str, body: &[u8]) {
         }
     }
     // Vonage: the Authorization header as sent, then a correctly signed JWT around `body`.
-    let _ = crate::sig::vonage_valid(VONAGE_SECRET, Some(signature), body, NOW_SECS, 300);
-    let _ = crate::sig::vonage_valid(
-        VONAGE_SECRET,
-        Some(&signed_jwt(body)),
-        query.as_bytes(),
-        NOW_SECS,
-        300,
-    );
+    let seen = crate::sig::SeenTokens::default();
+    let check = crate::sig::VonageCheck {
+        secret: VONAGE_SECRET,
+        application_id: "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+        tolerance_secs: 300,
+        seen: &seen,
+    };
+    let _ = crate::sig::vonage_valid(&check, Some(signature), body, NOW_SECS);
+    let _ = crate::sig::vonage_valid(&check, Some(&signed_jwt(body)), query.as_bytes(), NOW_SECS);
     for ev in ["", "dial", "recording"] {
         if let Some(fields) = crate::call::vonage_params(body, query, ev) {
             for (k, v) in &fields {

@@ -26,17 +26,6 @@ pub fn fields<const N: usize>(data: &[u8]) -> [&[u8]; N] {
 /// know, and an empty one.
 pub const REGIONS: &[&str] = &["BE", "NL", "FR", "US", "GB", "XX", ""];
 
-/// Whether a caller's user part reaches the known panic in `store::caller::normalize`: a
-/// string slice `raw[..3]` that cuts a multi-byte character (recorded in SECURITY.md under
-/// "Findings"). Inputs it matches are skipped until that fix lands, then this filter goes.
-pub fn known_caller_slice_panic(raw: &str) -> bool {
-    if raw.len() > store::MAX_CALLER_INPUT_BYTES {
-        return false;
-    }
-    let raw = raw.split(';').next().unwrap_or("").trim();
-    !raw.starts_with('+') && raw.len() >= 3 && !raw.is_char_boundary(3)
-}
-
 /// Whether `e164` (from `identify_caller`'s rule) is a known unstable form: parsing it again
 /// gives another number or none. The parser keeps leading zeros of a national number
 /// ("+3200470000000" from "0000470000000"), and such forms parse again without them or are

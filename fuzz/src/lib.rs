@@ -26,15 +26,3 @@ pub fn fields<const N: usize>(data: &[u8]) -> [&[u8]; N] {
 /// know, and an empty one.
 pub const REGIONS: &[&str] = &["BE", "NL", "FR", "US", "GB", "XX", ""];
 
-/// Whether `e164` (from `identify_caller`'s rule) is a known unstable form: parsing it again
-/// gives another number or none. The parser keeps leading zeros of a national number
-/// ("+3200470000000" from "0000470000000"), and such forms parse again without them or are
-/// refused, so one phone number gets two keys (recorded in SECURITY.md under "Findings").
-/// Such inputs skip the key-stability check until the fix lands.
-pub fn known_e164_unstable(contact: &store::ContactKey, e164: &str, region: &str) -> bool {
-    contact
-        .seal(Some(e164), region)
-        .and_then(|s| contact.open(&s).ok())
-        .as_deref()
-        != Some(e164)
-}

@@ -177,6 +177,18 @@ pub(crate) fn parse_number(raw_user: Option<&str>, default_region: &str) -> Opti
     {
         return None;
     }
+    // One number, one key: the E.164 form must parse back to itself. The parser keeps extra
+    // leading zeros of a national number ("0000470000000" gives "+3200470000000", which parses
+    // again as "+32470000000"), so without this check a caller could sign again by padding
+    // their number with zeros.
+    let stable = panic::catch_unwind(AssertUnwindSafe(|| {
+        phonenumber::parse(None, &e164)
+            .map(|n| n.format().mode(phonenumber::Mode::E164).to_string() == e164)
+            .unwrap_or(false)
+    }));
+    if !matches!(stable, Ok(true)) {
+        return None;
+    }
     let country = number.country().id().map(|id| id.as_ref().to_owned());
     Some(ParsedNumber {
         e164,
@@ -306,6 +318,25 @@ mod tests {
             normalize("+32\u{a0}470\u{a0}12\u{a0}34\u{a0}56").as_deref(),
             Some("+32470123456")
         );
+    }
+
+    #[test]
+    fn one_number_has_one_key() {
+        let secret = Secret::from_bytes([7; 32]);
+        let plain = identify_caller(Some("0470000000"), "BE", &secret);
+        let key = plain.key();
+        assert!(key.is_some());
+        assert_eq!(identify_caller(Some("+32470000000"), "BE", &secret).key(), key);
+        // Padded with zeros, the number would get a key of its own: it is not a usable number.
+        for raw in ["0000470000000", "+3200470000000"] {
+            let identity = identify_caller(Some(raw), "BE", &secret);
+            let other = identity.key();
+            assert!(other.is_none() || other == key, "{raw} keyed apart");
+        }
+        // Dialled with the international prefix, a number keys as its E.164 form does.
+        let dialled = identify_caller(Some("0047000000002"), "BE", &secret);
+        let e164 = identify_caller(Some("+47000000002"), "BE", &secret);
+        assert_eq!(dialled.key(), e164.key());
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub enum AudioError {
     TooLong { max: Duration },
     #[error("not a decodable audio file: {0}")]
     Decode(#[from] SymphoniaError),
+    #[error(transparent)]
+    BadComment(#[from] crate::tags::BadComment),
     #[error("the file has no audio track")]
     NoAudioTrack,
     #[error("the file does not state its sample rate")]
@@ -101,6 +103,7 @@ pub fn decode_bytes(bytes: &[u8], extension: Option<&str>) -> Result<Vec<i16>, A
             max_bytes: MAX_AUDIO_FILE_BYTES,
         });
     }
+    crate::tags::check_comment_lengths(bytes)?;
     // symphonia needs an owned 'static source; one copy at import time is fine.
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let mut hint = Hint::new();

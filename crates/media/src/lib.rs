@@ -19,6 +19,7 @@ pub mod pacer;
 pub mod recorder;
 pub mod rtp;
 pub mod stream;
+pub mod tags;
 pub mod vad;
 pub mod wav;
 pub mod wheel;

@@ -420,5 +420,5 @@ class Vonage:
         if res.dial is None:
             s, _ = event(PUBLIC + "/hooks/vonage/event", dict(base, status="completed", direction="inbound",
                                                                duration="12", timestamp=now()))
-            assert s in (200, 204)
+            assert s in (200, 204), s
         return res

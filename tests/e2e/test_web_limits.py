@@ -146,6 +146,29 @@ def test_a_slowloris_burst_neither_stops_a_page_nor_holds_its_connections(srv):
             s.close()
 
 
+def test_busy_connections_from_one_address_are_not_capped(srv):
+    """A provider sends many webhooks at once from a few addresses: connections whose request
+    has arrived count only toward the overall cap, not the per-address one, which is for
+    connections that have sent nothing whole yet."""
+    held: list[socket.socket] = []
+    try:
+        for i in range(CONNECTIONS_PER_ADDRESS + 36):
+            s = _connect(srv)
+            held.append(s)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while b"\r\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            # Kept alive and still open: the next connection comes on top of it.
+            assert got.startswith(b"HTTP/1.1 200"), (i, got[:100])
+    finally:
+        for s in held:
+            s.close()
+
+
 def _open_stream(srv: Server, source: str) -> tuple[socket.socket, bytes]:
     """Opens the live count stream; returns the socket and what came before the first event
     (or the whole refusal)."""

@@ -180,14 +180,22 @@ mod tests {
         let mut header = b"\x03vorbis".to_vec();
         header.extend_from_slice(&comment(b"v", &[&[b'a'; 300], b"B=c"], None));
         // The identification packet (30 bytes), then the comment header over two pages.
-        let mut file = ogg_page(7, &[30, 255], &[[0u8; 30].as_slice(), &header[..255]].concat());
+        let mut file = ogg_page(
+            7,
+            &[30, 255],
+            &[[0u8; 30].as_slice(), &header[..255]].concat(),
+        );
         let tail = &header[255..];
         file.extend(ogg_page(7, &[tail.len() as u8], tail));
         assert_eq!(check_comment_lengths(&file), Ok(()));
 
         let mut lying = b"\x03vorbis".to_vec();
         lying.extend_from_slice(&comment(b"v", &[&[b'a'; 300], b"B=c"], Some(u32::MAX)));
-        let mut file = ogg_page(7, &[30, 255], &[[0u8; 30].as_slice(), &lying[..255]].concat());
+        let mut file = ogg_page(
+            7,
+            &[30, 255],
+            &[[0u8; 30].as_slice(), &lying[..255]].concat(),
+        );
         let tail = &lying[255..];
         file.extend(ogg_page(7, &[tail.len() as u8], tail));
         assert_eq!(check_comment_lengths(&file), Err(BadComment));

@@ -326,7 +326,10 @@ mod tests {
         let plain = identify_caller(Some("0470000000"), "BE", &secret);
         let key = plain.key();
         assert!(key.is_some());
-        assert_eq!(identify_caller(Some("+32470000000"), "BE", &secret).key(), key);
+        assert_eq!(
+            identify_caller(Some("+32470000000"), "BE", &secret).key(),
+            key
+        );
         // Padded with zeros, the number would get a key of its own: it is not a usable number.
         for raw in ["0000470000000", "+3200470000000"] {
             let identity = identify_caller(Some(raw), "BE", &secret);

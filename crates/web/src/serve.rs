@@ -59,8 +59,12 @@ pub struct HttpLimits {
     pub idle_timeout: Duration,
     /// Connections at once; one more is answered 503 and closed.
     pub max_connections: usize,
-    /// Connections at once from one client address (an IPv6 client: its /64); one more is
-    /// answered 429 and closed. Trusted proxies are held only to `max_connections`.
+    /// Connections at once from one client address (an IPv6 client: its /64) that have not yet
+    /// sent a whole request head; one more is answered 429 and closed. A connection whose first
+    /// request has arrived counts only toward `max_connections`: a provider sends many webhooks
+    /// at once from a few addresses, while a client that opens connections and sends nothing
+    /// (or a head byte by byte) is what this cap stops. Trusted proxies are held only to
+    /// `max_connections`.
     pub max_connections_per_address: usize,
     /// Peers exempt from the per-address cap (every client behind them shares their address).
     pub trusted_proxies: TrustedProxies,
@@ -95,6 +99,8 @@ enum Full {
 struct Slot {
     gate: Arc<Gate>,
     key: Option<AddressKey>,
+    /// Still counted for its address: no whole request head has arrived yet.
+    waiting: std::sync::atomic::AtomicBool,
 }
 
 impl Gate {
@@ -118,24 +124,41 @@ impl Gate {
         Ok(Slot {
             gate: self.clone(),
             key,
+            waiting: std::sync::atomic::AtomicBool::new(true),
         })
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
+impl Slot {
+    /// The connection's first request head has arrived: its address's count gives it back.
+    fn head_received(&self) {
+        if self.waiting.swap(false, Ordering::Relaxed) {
+            self.release_address();
+        }
+    }
+
+    fn release_address(&self) {
+        let Some(key) = self.key else {
+            return;
+        };
         let mut by_address = self
             .gate
             .by_address
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(key) = self.key {
-            if let Some(n) = by_address.get_mut(&key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    by_address.remove(&key);
-                }
+        if let Some(n) = by_address.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_address.remove(&key);
             }
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if *self.waiting.get_mut() {
+            self.release_address();
         }
         self.gate.total.fetch_sub(1, Ordering::Relaxed);
     }
@@ -231,7 +254,7 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
     slot: Slot,
 ) {
-    let _slot = slot;
+    let slot = Arc::new(slot);
     let activity = Activity::new();
     let io = TokioIo::new(Watched {
         inner: stream,
@@ -239,6 +262,7 @@ async fn connection(
     });
     let busy = activity.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        slot.head_received();
         let limit = body_limit(request.uri().path());
         let declared = request
             .headers()

@@ -25,4 +25,3 @@ pub fn fields<const N: usize>(data: &[u8]) -> [&[u8]; N] {
 /// Regions the caller-number targets try: the ones campaigns use, one the parser does not
 /// know, and an empty one.
 pub const REGIONS: &[&str] = &["BE", "NL", "FR", "US", "GB", "XX", ""];
-

@@ -133,7 +133,9 @@ fn fixture() -> &'static Fixture {
         db.create_console_session(&store::token_hash(&token), "ada", &csrf, SystemTime::now())
             .expect("session");
         let api = store::new_token();
-        db.create_api_token(&store::token_hash(&api), "ada", "fuzz", SystemTime::now())
+        let now = SystemTime::now();
+        let expires = now + std::time::Duration::from_secs(3600);
+        db.create_api_token(&store::token_hash(&api), "ada", "fuzz", now, expires)
             .expect("API token");
         let view = CampaignView {
             slug: "demo".into(),

@@ -182,7 +182,8 @@ pub(crate) fn parse_number(raw_user: Option<&str>, default_region: &str) -> Opti
     // again as "+32470000000"), so without this check a caller could sign again by padding
     // their number with zeros.
     let stable = panic::catch_unwind(AssertUnwindSafe(|| {
-        phonenumber::parse(None, &e164)
+        // With the same region: the parser's reading of a "+" number depends on it.
+        phonenumber::parse(region, &e164)
             .map(|n| n.format().mode(phonenumber::Mode::E164).to_string() == e164)
             .unwrap_or(false)
     }));

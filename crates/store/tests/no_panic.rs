@@ -46,3 +46,16 @@ proptest! {
         check(&raw, &region)?;
     }
 }
+
+/// Inputs the fuzzer found keyed apart from their own E.164 form (one number, two keys).
+#[test]
+fn found_numbers_keep_one_key() {
+    for (raw, region) in [
+        ("0047000000002", "BE"),
+        ("0000470000000", "BE"),
+        ("+47000000002", "BE"),
+        ("\0ࠀ", "BE"),
+    ] {
+        check(raw, region).expect(raw);
+    }
+}

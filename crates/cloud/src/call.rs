@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use flow::engine::{Action, CallFacts, Engine, Input, PromptRef, SignResult};
+use driver::Driver;
+use flow::engine::{CallFacts, Input, PromptRef, SignResult};
 use flow::Lang;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -858,17 +859,20 @@ fn process_state(
     // so a call signs at most once however many of its webhooks race. A flow signs once;
     // the bound only keeps a strange one from looping.
     for _ in 0..MAX_SIGNS_PER_WEBHOOK {
-        let Step::Claimed(next) = step else {
+        let Step::Claimed(next, job) = step else {
             break;
         };
-        let result = sign(state, &campaign, req, &rec);
+        let result = match job.run(&state.petition()) {
+            Input::Signed(result) => result,
+            _ => SignResult::Failed,
+        };
         step = finish_sign(
             state, &campaign, req, call_id, result, next, &mut rec, deletes,
         )?;
     }
     let answer = match step {
         Step::Answer(a) => a,
-        Step::Claimed(_) => req.provider.render(&Next::Hangup),
+        Step::Claimed(..) => req.provider.render(&Next::Hangup),
     };
     Ok(match req.hook {
         Hook::Voice => Some(answer),
@@ -966,11 +970,7 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
     let campaign = state.campaign_by_did(to)?;
     let caller = identity(state, &campaign, req);
     let anonymous = matches!(caller, store::CallerIdentity::Withheld);
-    let already_signed = !anonymous
-        && state
-            .store
-            .has_signed_identity(&campaign.slug, &caller)
-            .unwrap_or(false);
+    let already_signed = state.petition().already_signed(&campaign.slug, &caller);
     info!(provider = req.provider.name(), campaign = %campaign.slug, withheld = anonymous, "cloud call");
     Some(CallRecord {
         provider: req.provider.name().into(),
@@ -1087,6 +1087,19 @@ fn inputs_of(
     out
 }
 
+impl Take {
+    /// The take as the signature keeps it.
+    fn recording(&self) -> Option<driver::Recording> {
+        let wav = base64::engine::general_purpose::STANDARD
+            .decode(&self.wav_b64)
+            .ok()?;
+        Some(driver::Recording {
+            wav,
+            speech: Duration::from_millis(self.speech_ms),
+        })
+    }
+}
+
 /// Queues the deletion of a take's provider copy.
 fn queue_deletion(rec: &mut CallRecord, t: &Take) {
     if let Some(sid) = &t.sid {
@@ -1098,13 +1111,87 @@ fn queue_deletion(rec: &mut CallRecord, t: &Take) {
     }
 }
 
+/// The answer a webhook is making: the call driver's channel for one provider request.
+struct Webhook<'a> {
+    state: &'a CloudState,
+    campaign: &'a Campaign,
+    /// What the provider is to do next (its callback URL is filled in at the end).
+    next: Option<Next>,
+    /// A recording was asked for.
+    recording: bool,
+    /// The flow threw the last take away.
+    discarded: bool,
+}
+
+impl driver::Channel for Webhook<'_> {
+    fn play(&mut self, _now: Instant, prompts: &[PromptRef], barge_in: bool) -> bool {
+        if prompts.is_empty() {
+            return false;
+        }
+        let urls: Vec<String> = prompts
+            .iter()
+            .map(|p| prompt_url(self.state, self.campaign, p))
+            .collect();
+        self.next = Some(if barge_in {
+            Next::GatherPlay {
+                urls,
+                action: String::new(),
+            }
+        } else {
+            Next::Play {
+                urls,
+                action: String::new(),
+            }
+        });
+        true
+    }
+
+    fn start_recording(&mut self, limits: driver::RecordingLimits) {
+        self.recording = true;
+        self.next = Some(Next::Record {
+            max_seconds: limits.max.as_secs().max(1),
+            silence_seconds: limits.silence_end.as_secs_f64().ceil().max(1.0) as u64,
+            action: String::new(),
+            status_callback: String::new(),
+        });
+    }
+
+    fn discard_recording(&mut self) {
+        self.discarded = true;
+    }
+
+    fn transfer(&mut self, uri: String) {
+        self.next = Some(Next::Dial {
+            uri,
+            action: String::new(),
+        });
+    }
+
+    fn hangup(&mut self) {
+        self.next = Some(Next::Hangup);
+    }
+}
+
+/// The channel for a call's past webhooks, replayed: what they asked for was done then.
+struct Replay;
+
+impl driver::Channel for Replay {
+    fn play(&mut self, _now: Instant, prompts: &[PromptRef], _barge_in: bool) -> bool {
+        // As the webhook that played it: an empty prompt list was over at once.
+        !prompts.is_empty()
+    }
+    fn start_recording(&mut self, _limits: driver::RecordingLimits) {}
+    fn transfer(&mut self, _uri: String) {}
+    fn hangup(&mut self) {}
+}
+
 /// What [`advance`] came to.
 enum Step {
     /// The answer to send.
     Answer(String),
     /// The flow signs: the claim is in the record, to be saved before signing; then the
     /// result is fed and the answer made, starting from this next step.
-    Claimed(Option<Next>),
+    Claimed(Option<Next>, driver::SignJob),
 }
 
 /// Replays the call, feeds `inputs`, carries out the actions; returns the answer, or the
@@ -1135,115 +1222,102 @@ fn advance(
         count: rec.facts.count,
         signature_number: None,
     };
-    let mut engine = Engine::new(campaign.flow.clone(), facts, base);
+    let info = driver::CallInfo {
+        id: call_id.to_string(),
+        campaign: campaign.slug.clone(),
+        flow_version: campaign.flow_version.clone(),
+        // The caller again from this webhook's `From`: the call's state keeps no number.
+        caller: std::sync::Arc::new(identity(state, campaign, req)),
+        // The provider asserts the caller ID (the store keeps a withheld caller Withheld).
+        trust: store::Trust::NetworkAsserted,
+        channel: Provider::from_name(&rec.provider).name(),
+    };
+    let mut driver = Driver::new(campaign.flow.clone(), facts, base, info, None, None);
+    let at = |ms: u64| base + Duration::from_millis(ms);
+    // The call so far: what it did then is done (its store work is in the log as results).
     let mut last_ms = 0;
-    for (at, input) in &rec.log {
-        engine.handle(base + Duration::from_millis(*at), input.input());
-        while engine.poll_action().is_some() {}
-        last_ms = *at;
+    for (t, input) in &rec.log {
+        driver.handle(at(*t), input.input());
+        driver.step(at(*t), &mut Replay);
+        last_ms = *t;
     }
+    driver.set_take(rec.take.as_ref().and_then(Take::recording));
     let now_ms = unix_ms(now)
         .saturating_sub(rec.started_unix_ms)
         .max(last_ms);
-    let at = base + Duration::from_millis(now_ms);
-    let mut next = next;
-    let mut claimed = false;
-    let feed = |engine: &mut Engine, rec: &mut CallRecord, at_ms: u64, input: LoggedInput| {
+    let mut answer = Webhook {
+        state,
+        campaign,
+        next,
+        recording: false,
+        discarded: false,
+    };
+    let mut claimed = None;
+    let feed = |driver: &mut Driver, rec: &mut CallRecord, at_ms: u64, input: LoggedInput| {
         rec.log.push((at_ms, input));
-        engine.handle(base + Duration::from_millis(at_ms), input.input());
+        driver.handle(at(at_ms), input.input());
     };
     for input in inputs {
         match input {
-            Some(i) => feed(&mut engine, rec, now_ms, *i),
+            Some(i) => feed(&mut driver, rec, now_ms, *i),
             None => {
                 // The wait is over: the timer, at its time if the provider came back a little
                 // early. Much earlier (a provider's wait is shorter than the flow's) is not the
                 // timer yet: the answer below waits again for the rest.
-                let due = engine
+                let due = driver
                     .poll_timeout()
                     .map(|t| u64::try_from(t.duration_since(base).as_millis()).unwrap_or(u64::MAX))
                     .unwrap_or(now_ms);
                 if due > now_ms + EARLY_WAKE_MS {
                     continue;
                 }
-                feed(&mut engine, rec, due.max(now_ms), LoggedInput::Timer);
+                feed(&mut driver, rec, due.max(now_ms), LoggedInput::Timer);
             }
         }
-        // Carry out what the engine asks until it waits on the caller or the provider.
-        while let Some(action) = engine.poll_action() {
+        // Carry out what the flow asks until it waits on the caller or the provider.
+        loop {
             let at_ms = rec.log.last().map_or(now_ms, |(t, _)| *t);
-            match action {
-                Action::Play { prompts, barge_in } => {
-                    let urls: Vec<String> = prompts
-                        .iter()
-                        .map(|p| prompt_url(state, campaign, p))
-                        .collect();
-                    if urls.is_empty() {
-                        feed(&mut engine, rec, at_ms, LoggedInput::PromptFinished);
-                        continue;
-                    }
-                    next = Some(if barge_in {
-                        Next::GatherPlay {
-                            urls,
-                            action: String::new(),
-                        }
-                    } else {
-                        Next::Play {
-                            urls,
-                            action: String::new(),
-                        }
-                    });
+            let jobs = driver.step(at(at_ms), &mut answer);
+            if std::mem::take(&mut answer.recording) {
+                rec.recording_open = true;
+                rec.fetched = None;
+                rec.awaits = 0;
+            }
+            if std::mem::take(&mut answer.discarded) {
+                // A take the flow throws away is deleted at the provider as well.
+                if let Some(t) = rec.take.take() {
+                    queue_deletion(rec, &t);
                 }
-                Action::StartRecording {
-                    max, silence_end, ..
-                } => {
-                    rec.recording_open = true;
-                    rec.fetched = None;
-                    rec.awaits = 0;
-                    next = Some(Next::Record {
-                        max_seconds: max.as_secs().max(1),
-                        silence_seconds: silence_end.as_secs_f64().ceil().max(1.0) as u64,
-                        action: String::new(),
-                        status_callback: String::new(),
-                    });
-                }
-                Action::DiscardRecording => {
-                    // A take the flow throws away is deleted at the provider as well.
-                    if let Some(t) = rec.take.take() {
-                        queue_deletion(rec, &t);
-                    }
-                }
-                Action::Sign => {
+            }
+            let mut fed = false;
+            for job in jobs {
+                match job {
                     // Signed only once the claim is saved (see `process_state`); a claim
                     // already there belongs to another webhook, which feeds the result.
-                    if !rec.signing {
-                        rec.signing = true;
-                        claimed = true;
+                    driver::Job::Sign(job) => {
+                        if !rec.signing {
+                            rec.signing = true;
+                            claimed = Some(job);
+                        }
+                    }
+                    withdraw @ driver::Job::Withdraw(_) => {
+                        let ok = matches!(withdraw.run(&state.petition()), Input::Withdrawn(true));
+                        feed(&mut driver, rec, at_ms, LoggedInput::Withdrawn { ok });
+                        fed = true;
                     }
                 }
-                Action::Withdraw => {
-                    let ok = withdraw(state, campaign, req);
-                    feed(&mut engine, rec, at_ms, LoggedInput::Withdrawn { ok });
-                }
-                Action::Transfer { uri } => {
-                    next = Some(Next::Dial {
-                        uri,
-                        action: String::new(),
-                    });
-                }
-                Action::Hangup => next = Some(Next::Hangup),
-                Action::Ring
-                | Action::Answer
-                | Action::StopPlayback
-                | Action::StopRecording
-                | Action::SetLanguage(_)
-                | Action::KeepContact => {}
+            }
+            if !fed {
+                break;
             }
         }
     }
-    if claimed {
-        return Step::Claimed(next);
+    let next = answer.next;
+    if let Some(job) = claimed {
+        return Step::Claimed(next, job);
     }
+    let at = at(now_ms);
+    let engine = driver.engine();
     let seq = rec.log.len();
     let provider = Provider::from_name(&rec.provider);
     let hook = |ev: &str| {
@@ -1310,69 +1384,6 @@ fn advance(
     let answer = provider.render(&next);
     rec.last_answer = answer.clone();
     Step::Answer(answer)
-}
-
-/// Stores the signature with the call's take (the caller again from this webhook's `From`).
-fn sign(state: &CloudState, campaign: &Campaign, req: &Request, rec: &CallRecord) -> SignResult {
-    let (wav, speech_ms) = match rec.take.as_ref().and_then(|t| {
-        base64::engine::general_purpose::STANDARD
-            .decode(&t.wav_b64)
-            .ok()
-            .map(|w| (w, t.speech_ms))
-    }) {
-        Some(x) => x,
-        None => (media::wav::pcm16_mono(&[0; 160], 8000), 0),
-    };
-    let caller = identity(state, campaign, req);
-    let signature = store::NewSignature {
-        campaign: campaign.slug.clone(),
-        caller,
-        recording_wav: wav,
-        speech_ms: u32::try_from(speech_ms).unwrap_or(u32::MAX),
-        channel: req.provider.name(),
-        // The provider asserts the caller ID (the store keeps a withheld caller Withheld).
-        trust: Some(store::Trust::NetworkAsserted),
-        flow_version: Some(campaign.flow_version.clone()),
-        contact: None,
-    };
-    match state.store.sign(signature) {
-        Ok(outcome) => {
-            let counts = outcome.counts();
-            state.hub.publish(&campaign.slug, counts);
-            let r = match outcome {
-                store::SignOutcome::Counted { .. } => SignResult::Counted {
-                    number: counts.signatures,
-                },
-                store::SignOutcome::AlreadySigned { .. } => SignResult::AlreadySigned,
-                store::SignOutcome::Unverified { .. } => SignResult::Unverified,
-            };
-            info!(provider = req.provider.name(), campaign = %campaign.slug, result = ?r, signatures = counts.signatures, "signature");
-            r
-        }
-        Err(e) => {
-            warn!(error = %e, "signature not stored");
-            SignResult::Failed
-        }
-    }
-}
-
-fn withdraw(state: &CloudState, campaign: &Campaign, req: &Request) -> bool {
-    let caller = identity(state, campaign, req);
-    let Some(key) = caller.key() else {
-        return false;
-    };
-    match state.store.erase(&campaign.slug, key) {
-        Ok(erased) => {
-            if let Ok(counts) = state.store.counts(&campaign.slug) {
-                state.hub.reset(&campaign.slug, counts);
-            }
-            erased
-        }
-        Err(e) => {
-            warn!(error = %e, "withdrawal failed");
-            false
-        }
-    }
 }
 
 fn prompt_url(state: &CloudState, campaign: &Campaign, p: &PromptRef) -> String {

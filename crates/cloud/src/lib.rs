@@ -189,6 +189,14 @@ impl CloudState {
             .cloned()
     }
 
+    /// The store and the live count, as the call driver uses them.
+    fn petition(&self) -> driver::Petition {
+        driver::Petition {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+        }
+    }
+
     fn campaign(&self, slug: &str) -> Option<Campaign> {
         self.campaigns
             .snapshot()

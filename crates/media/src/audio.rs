@@ -52,7 +52,7 @@ pub enum AudioError {
     #[error("not a decodable audio file: {0}")]
     Decode(#[from] SymphoniaError),
     #[error(transparent)]
-    BadComment(#[from] crate::tags::BadComment),
+    BadHeader(#[from] crate::tags::BadHeader),
     #[error("the file has no audio track")]
     NoAudioTrack,
     #[error("the file does not state its sample rate")]

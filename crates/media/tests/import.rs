@@ -100,6 +100,6 @@ fn a_comment_length_past_its_block_is_refused_before_decoding() {
     // The fuzzer's first byte (its choice of extension) stays: the probe skips leading junk.
     assert!(matches!(
         media::audio::decode_bytes(&bytes, Some("flac")),
-        Err(AudioError::BadComment(_))
+        Err(AudioError::BadHeader(_))
     ));
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flow::engine::{Action, CallFacts, Engine, Input, SignResult};
+use flow::engine::{CallFacts, Input, PromptRef, SignResult};
 use media::recorder::{Recorder, RecorderLimits};
 use media::stream::{BeforeLatch, Command, StreamConfig, StreamEvent};
 use rsipstack::dialog::dialog::TransactionHandle;
@@ -23,7 +23,6 @@ use crate::rtp_engine::MediaHandle;
 use crate::sdp::{self, Negotiated, Offer};
 use crate::server::Context;
 
-const SAMPLES_PER_FRAME: usize = media::FRAME_SAMPLES;
 /// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a REFER to the helpline may take to be accepted.
@@ -164,111 +163,190 @@ fn sdp_headers() -> Vec<Header> {
     vec![Header::ContentType("application/sdp".into())]
 }
 
-/// What a finished recording left for the `sign` step.
-struct Take {
-    wav: Vec<u8>,
-    speech: Duration,
+/// The SIP and RTP side of one call: the driver's [`driver::Channel`]. What needs awaiting
+/// (a BYE, a recording back from the media thread) is noted here and done by [`run`] after
+/// the driver's step.
+struct Leg {
+    call_id: String,
+    dialog: InviteDialog,
+    media: Media,
+    audio: Arc<crate::campaign::CampaignAudio>,
+    offer: Offer,
+    chosen: Negotiated,
+    session_id: u64,
+    sdp_version: u64,
+    answered: bool,
+    /// The call is over on the wire (BYE or a final response sent or received).
+    terminated: bool,
+    gauge: crate::metrics::CallGauge,
+    /// Panic once answered (an injected fault).
+    fault_call: bool,
+    /// The REFER in progress.
+    transferring: Option<oneshot::Receiver<bool>>,
+    /// The flow asked to end the recording: its take is fetched from the media thread.
+    stop_recording: bool,
+    /// The flow asked to hang up.
+    hangup: bool,
 }
 
-/// Runs the store's `sign` on a blocking thread; the flow learns the result later.
-fn spawn_sign(
-    ctx: &Arc<Context>,
-    campaign: &Campaign,
-    caller: &Arc<store::CallerIdentity>,
-    trust: crate::trunk::CallerTrust,
-    take: Option<Take>,
-    contact: Option<store::SealedContact>,
-    call_id: &str,
-) -> oneshot::Receiver<SignResult> {
-    let (done_tx, done_rx) = oneshot::channel();
-    let services = ctx.services.clone();
-    let slug = campaign.slug.clone();
-    let caller = caller.clone();
-    let call_id = call_id.to_string();
-    let flow_version = campaign.flow_version.clone();
-    tokio::task::spawn_blocking(move || {
-        let (wav, speech) = match take {
-            Some(t) => (t.wav, t.speech),
-            // A flow that signs by a key or by listening has no voice recording: the
-            // signature keeps a short silent WAV so that every row has one.
-            None => (
-                media::wav::pcm16_mono(&[0; SAMPLES_PER_FRAME], 8000),
-                Duration::ZERO,
-            ),
+impl driver::Channel for Leg {
+    fn ring(&mut self) {
+        crate::metrics::response(180);
+        if let Err(e) = self.dialog.ringing(None, None) {
+            debug!(error = %e, "180 not sent");
+        }
+    }
+
+    fn answer(&mut self, now: Instant) -> bool {
+        if self.answered || self.terminated {
+            return false;
+        }
+        let body = self.sdp_answer();
+        crate::metrics::response(200);
+        self.gauge.set(crate::metrics::CallState::Answered);
+        if let Err(e) = self
+            .dialog
+            .accept(Some(sdp_headers()), Some(body.into_bytes()))
+        {
+            warn!(call = %self.call_id, error = %e, "200 not sent");
+        }
+        self.answered = true;
+        self.media.handle.command(Command::Start { origin: now });
+        if self.fault_call {
+            crate::fault::fire("fault injected: call");
+        }
+        true
+    }
+
+    fn play(&mut self, _now: Instant, prompts: &[PromptRef], _barge_in: bool) -> bool {
+        let prompts: Vec<_> = prompts
+            .iter()
+            .filter_map(|r| {
+                let audio = self.audio.resolve(r);
+                if audio.is_none() {
+                    warn!(call = %self.call_id, prompt = ?r, "prompt not loaded");
+                }
+                audio
+            })
+            .collect();
+        self.media.play += 1;
+        if prompts.is_empty() {
+            self.media.handle.command(Command::StopPlayback);
+            return false;
+        }
+        let play = self.media.play;
+        self.media.handle.command(Command::Play { play, prompts });
+        true
+    }
+
+    fn stop_playback(&mut self, _now: Instant) {
+        self.media.play += 1;
+        self.media.handle.command(Command::StopPlayback);
+    }
+
+    fn start_recording(&mut self, limits: driver::RecordingLimits) {
+        let limits = RecorderLimits {
+            max: limits.max,
+            silence_end: limits.silence_end,
+            initial_silence: limits.initial_silence,
         };
-        let signature = store::NewSignature {
-            campaign: slug.clone(),
-            caller: (*caller).clone(),
-            recording_wav: wav,
-            speech_ms: speech.as_millis().min(u128::from(u32::MAX)) as u32,
-            channel: "sip",
-            trust: Some(match trust {
-                crate::trunk::CallerTrust::NetworkAsserted => store::Trust::NetworkAsserted,
-                crate::trunk::CallerTrust::FromHeader => store::Trust::FromHeader,
-                crate::trunk::CallerTrust::Withheld => store::Trust::Withheld,
-            }),
-            flow_version: Some(flow_version),
-            contact,
-        };
-        let sign_started = std::time::Instant::now();
-        let signed = services.store.sign(signature);
-        crate::metrics::sign_duration(sign_started.elapsed());
-        let result = match signed {
-            Ok(outcome) => {
-                let counts = outcome.counts();
-                services.hub.publish(&slug, counts);
-                let result = match outcome {
-                    store::SignOutcome::Counted { .. } => SignResult::Counted {
-                        number: counts.signatures,
-                    },
-                    store::SignOutcome::AlreadySigned { .. } => SignResult::AlreadySigned,
-                    store::SignOutcome::Unverified { .. } => SignResult::Unverified,
-                };
-                info!(call = %call_id, campaign = %slug, ?result, signatures = counts.signatures, unverified = counts.unverified, "signature");
-                result
-            }
-            Err(e) => {
-                warn!(call = %call_id, error = %e, "signature not stored");
-                SignResult::Failed
-            }
-        };
-        let _ = done_tx.send(result);
-    });
-    done_rx
+        self.media.recording = true;
+        self.media
+            .handle
+            .command(Command::StartRecording { limits });
+        // Marks the beep's end: what a caller (and a test) waits for to speak.
+        info!(call = %self.call_id, "recording started");
+    }
+
+    fn stop_recording(&mut self) {
+        self.stop_recording = self.media.recording;
+    }
+
+    fn transfer(&mut self, uri: String) {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.transferring = Some(done_rx);
+        let d = self.dialog.clone();
+        let call_id = self.call_id.clone();
+        tokio::spawn(async move {
+            let refer_to = format!("<{uri}>");
+            let result = tokio::time::timeout(REFER_TIMEOUT, d.refer(refer_to, None, None)).await;
+            let ok = matches!(&result, Ok(Ok(Some(r))) if r.status_code.code() / 100 == 2);
+            info!(call = %call_id, ok, "REFER to the helpline");
+            let _ = done_tx.send(ok);
+        });
+    }
+
+    fn hangup(&mut self) {
+        self.hangup = true;
+    }
 }
 
-/// Runs the store's `erase` for a caller who withdraws by phone.
-fn spawn_withdraw(
-    ctx: &Arc<Context>,
-    campaign: &Campaign,
-    caller: &Arc<store::CallerIdentity>,
-    call_id: &str,
-) -> oneshot::Receiver<bool> {
-    let (done_tx, done_rx) = oneshot::channel();
-    let services = ctx.services.clone();
-    let slug = campaign.slug.clone();
-    let caller = caller.clone();
-    let call_id = call_id.to_string();
+impl Leg {
+    /// Our SDP answer to the caller's offer as it is now.
+    fn sdp_answer(&self) -> String {
+        sdp::answer(
+            &self.offer,
+            &self.chosen,
+            self.media.local,
+            self.session_id,
+            self.sdp_version,
+        )
+    }
+
+    /// Ends the call on the wire (BYE once answered, else `status`), once, and closes its
+    /// media.
+    async fn end(&mut self, status: StatusCode) {
+        if self.terminated {
+            return;
+        }
+        if self.answered {
+            if let Err(e) = self.dialog.bye().await {
+                debug!(error = %e, "BYE failed");
+            }
+        } else {
+            crate::metrics::response(status.code());
+            let _ = self.dialog.reject(Some(status), None);
+        }
+        self.terminated = true;
+        self.media.handle.close();
+    }
+
+    /// The recording in progress, taken from the media thread now (`None` when it already
+    /// ended by itself: its end is then on the way as an event).
+    async fn take_recording(&mut self) -> Option<(driver::Recording, Duration)> {
+        if !self.media.recording {
+            return None;
+        }
+        let r = self.media.handle.take_recording().await?;
+        self.media.recording = false;
+        Some(finish_recording(r))
+    }
+}
+
+/// Store work of the call (its signature, a withdrawal) on a blocking thread; the input it
+/// gives the flow comes back on the receiver (`fallback` when the work was lost).
+struct Pending {
+    fallback: Input,
+    rx: oneshot::Receiver<Input>,
+}
+
+fn spawn_job(ctx: &Arc<Context>, job: driver::Job) -> Pending {
+    let fallback = match job {
+        driver::Job::Sign(_) => Input::Signed(SignResult::Failed),
+        driver::Job::Withdraw(_) => Input::Withdrawn(false),
+    };
+    let signs = matches!(job, driver::Job::Sign(_));
+    let (done_tx, rx) = oneshot::channel();
+    let petition = ctx.petition();
     tokio::task::spawn_blocking(move || {
-        let ok = match caller.key() {
-            None => false,
-            Some(key) => match services.store.erase(&slug, key) {
-                Ok(erased) => {
-                    if let Ok(counts) = services.store.counts(&slug) {
-                        services.hub.reset(&slug, counts);
-                    }
-                    info!(call = %call_id, campaign = %slug, erased, "signature withdrawn by phone");
-                    erased
-                }
-                Err(e) => {
-                    warn!(call = %call_id, error = %e, "withdrawal failed");
-                    false
-                }
-            },
-        };
-        let _ = done_tx.send(ok);
+        let started = Instant::now();
+        let input = job.run(&petition);
+        if signs {
+            crate::metrics::sign_duration(started.elapsed());
+        }
+        let _ = done_tx.send(input);
     });
-    done_rx
+    Pending { fallback, rx }
 }
 
 /// What the call knows before its flow starts.
@@ -279,18 +357,12 @@ async fn facts(
     called: &str,
 ) -> CallFacts {
     let anonymous = matches!(**caller, store::CallerIdentity::Withheld);
-    let already_signed = if anonymous {
-        false
-    } else {
-        let store = ctx.services.store.clone();
-        let slug = campaign.slug.clone();
-        let caller = caller.clone();
-        tokio::task::spawn_blocking(move || store.has_signed_identity(&slug, &caller))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false)
-    };
+    let petition = ctx.petition();
+    let slug = campaign.slug.clone();
+    let who = caller.clone();
+    let already_signed = tokio::task::spawn_blocking(move || petition.already_signed(&slug, &who))
+        .await
+        .unwrap_or(false);
     CallFacts {
         already_signed,
         anonymous,
@@ -319,9 +391,59 @@ async fn answer_of<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
     }
 }
 
+/// Waits on the call's store work; pending forever when there is none.
+async fn job_of(pending: &mut Option<Pending>) -> Input {
+    match pending.as_mut() {
+        Some(p) => {
+            let fallback = p.fallback;
+            (&mut p.rx).await.unwrap_or(fallback)
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens the call's RTP stream on a socket of its own.
+fn open_media(
+    ctx: &Arc<Context>,
+    chosen: &Negotiated,
+    from_trunk: bool,
+    fault_media: bool,
+) -> std::io::Result<Media> {
+    let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
+    let socket = crate::rtp_ports::bind_rtp_socket(&ctx.rtp_ports, bind.ip())?;
+    let local = crate::rtp_engine::local_addr(&socket, ctx.config.advertise).unwrap_or(bind);
+    let config = StreamConfig {
+        ssrc: rand::random(),
+        initial_sequence: rand::random(),
+        initial_timestamp: rand::random(),
+        codec: chosen.codec,
+        telephone_event: chosen.telephone_event,
+        remote: chosen.remote,
+        // A trunk's media servers may sit at another address than its signalling, and its
+        // SDP is trusted; anyone else's SDP may name a third party (or a private address
+        // behind NAT): nothing is sent until their own RTP shows where they are.
+        before_latch: if from_trunk {
+            BeforeLatch::OfferAddress
+        } else {
+            BeforeLatch::Silent
+        },
+        media_timeout: MEDIA_TIMEOUT,
+    };
+    let (handle, events) =
+        crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone(), fault_media)?;
+    Ok(Media {
+        handle,
+        events,
+        local,
+        play: 0,
+        recording: false,
+        gone: false,
+    })
+}
+
 pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
     let CallSetup {
-        mut contact,
+        contact,
         transport,
         called,
         ctx,
@@ -329,8 +451,8 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         caller,
         trust,
         from_trunk,
-        mut offer,
-        mut chosen,
+        offer,
+        chosen,
         dialog,
         mut events,
         fault_call,
@@ -338,37 +460,12 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
     } = setup;
     let call_id = dialog.id().call_id.clone();
     let started = Instant::now();
-    let mut gauge = crate::metrics::CallGauge::new(crate::metrics::CallState::Ringing);
     let caller = Arc::new(caller);
     let withheld = matches!(*caller, store::CallerIdentity::Withheld);
     info!(call = %call_id, campaign = %campaign.slug, transport, withheld, trust = trust.as_str(), codec = chosen.codec.name(), "call");
 
-    let bind = SocketAddr::new(ctx.config.listen.ip(), 0);
-    let opened = crate::rtp_ports::bind_rtp_socket(&ctx.rtp_ports, bind.ip()).and_then(|socket| {
-        let local = crate::rtp_engine::local_addr(&socket, ctx.config.advertise).unwrap_or(bind);
-        let config = StreamConfig {
-            ssrc: rand::random(),
-            initial_sequence: rand::random(),
-            initial_timestamp: rand::random(),
-            codec: chosen.codec,
-            telephone_event: chosen.telephone_event,
-            remote: chosen.remote,
-            // A trunk's media servers may sit at another address than its signalling, and its
-            // SDP is trusted; anyone else's SDP may name a third party (or a private address
-            // behind NAT): nothing is sent until their own RTP shows where they are.
-            before_latch: if from_trunk {
-                BeforeLatch::OfferAddress
-            } else {
-                BeforeLatch::Silent
-            },
-            media_timeout: MEDIA_TIMEOUT,
-        };
-        let (handle, events) =
-            crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone(), fault_media)?;
-        Ok((handle, events, local))
-    });
-    let (handle, media_events, local) = match opened {
-        Ok(opened) => opened,
+    let media = match open_media(&ctx, &chosen, from_trunk, fault_media) {
+        Ok(media) => media,
         Err(e) => {
             warn!(error = %e, "cannot open the call's RTP: 503");
             crate::metrics::response(StatusCode::ServiceUnavailable.code());
@@ -379,177 +476,77 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
             return;
         }
     };
-    let session_id: u64 = rand::random::<u32>().into();
-    let mut sdp_version = 1u64;
-    let mut media = Media {
-        handle,
-        events: media_events,
-        local,
-        play: 0,
-        recording: false,
-        gone: false,
+    let mut leg = Leg {
+        call_id: call_id.clone(),
+        dialog: dialog.clone(),
+        media,
+        audio: campaign.audio.clone(),
+        offer,
+        chosen,
+        session_id: rand::random::<u32>().into(),
+        sdp_version: 1,
+        answered: false,
+        terminated: false,
+        gauge: crate::metrics::CallGauge::new(crate::metrics::CallState::Ringing),
+        fault_call,
+        transferring: None,
+        stop_recording: false,
+        hangup: false,
     };
 
     let facts = facts(&ctx, &campaign, &caller, &called).await;
-    let mut call = Engine::new(campaign.flow.clone(), facts, Instant::now());
+    let story = driver::story_step(&campaign.flow, |r| {
+        campaign.audio.resolve(r).map(|p| p.duration())
+    });
+    let info = driver::CallInfo {
+        id: call_id.clone(),
+        campaign: campaign.slug.clone(),
+        flow_version: campaign.flow_version.clone(),
+        caller,
+        trust: trust.store_trust(),
+        channel: "sip",
+    };
+    let mut call = driver::Driver::new(
+        campaign.flow.clone(),
+        facts,
+        Instant::now(),
+        info,
+        story,
+        contact,
+    );
     let deadline = started + ctx.config.max_call;
-    let mut answered = false;
-    let mut summary = crate::summary::Tracker::new(&campaign);
-    let mut terminated = false;
-    let mut take: Option<Take> = None;
-    let mut signing: Option<oneshot::Receiver<SignResult>> = None;
-    let mut withdrawing: Option<oneshot::Receiver<bool>> = None;
-    let mut transferring: Option<oneshot::Receiver<bool>> = None;
+    let mut pending: Option<Pending> = None;
     let mut step = StepGauge {
         ctx: ctx.clone(),
         campaign: campaign.slug.clone(),
         step: String::new(),
     };
-    let mut wants_contact = false;
     // One timer for the whole call, reset on each turn (the flow's timers and max_call).
     let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
     tokio::pin!(sleep);
 
     loop {
         let now = Instant::now();
-        if call.current_step() != step.step {
-            step.enter(call.current_step());
+        if call.engine().current_step() != step.step {
+            step.enter(call.engine().current_step());
             info!(call = %call_id, step = %step.step, lang = %call.language(), "step");
         }
-        while let Some(action) = call.poll_action() {
-            match action {
-                Action::Ring => {
-                    crate::metrics::response(180);
-                    if let Err(e) = dialog.ringing(None, None) {
-                        debug!(error = %e, "180 not sent");
-                    }
-                }
-                Action::Answer => {
-                    if !answered && !terminated {
-                        let body =
-                            sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
-                        crate::metrics::response(200);
-                        gauge.set(crate::metrics::CallState::Answered);
-                        if let Err(e) = dialog.accept(Some(sdp_headers()), Some(body.into_bytes()))
-                        {
-                            warn!(call = %call_id, error = %e, "200 not sent");
-                        }
-                        answered = true;
-                        media.handle.command(Command::Start { origin: now });
-                        if fault_call {
-                            crate::fault::fire("fault injected: call");
-                        }
-                    }
-                }
-                Action::Play { prompts, .. } => {
-                    let prompts: Vec<_> = prompts
-                        .iter()
-                        .filter_map(|r| {
-                            let audio = campaign.audio.resolve(r);
-                            if audio.is_none() {
-                                warn!(call = %call_id, prompt = ?r, "prompt not loaded");
-                            }
-                            audio
-                        })
-                        .collect();
-                    media.play += 1;
-                    summary.play(call.current_step(), now);
-                    if prompts.is_empty() {
-                        // Nothing to play: the prompt is over at once.
-                        media.handle.command(Command::StopPlayback);
-                        summary.finished(now);
-                        call.handle(now, Input::PromptFinished);
-                    } else {
-                        let play = media.play;
-                        media.handle.command(Command::Play { play, prompts });
-                    }
-                }
-                Action::StopPlayback => {
-                    summary.stopped(now);
-                    media.play += 1;
-                    media.handle.command(Command::StopPlayback);
-                }
-                Action::StartRecording {
-                    max,
-                    silence_end,
-                    initial_silence,
-                } => {
-                    let limits = RecorderLimits {
-                        max,
-                        silence_end,
-                        initial_silence,
-                    };
-                    media.recording = true;
-                    media.handle.command(Command::StartRecording { limits });
-                    // Marks the beep's end: what a caller (and a test) waits for to speak.
-                    info!(call = %call_id, "recording started");
-                }
-                Action::StopRecording => {
-                    if media.recording {
-                        // When the recording already ended by itself, `None` comes back
-                        // and its end is on the way as an event.
-                        if let Some(r) = media.handle.take_recording().await {
-                            media.recording = false;
-                            let (t, input) = finish_recording(r);
-                            take = Some(t);
-                            call.handle(now, input);
-                        }
-                    }
-                }
-                Action::DiscardRecording => take = None,
-                Action::Sign => {
-                    summary.recorded |= take.is_some();
-                    signing = Some(spawn_sign(
-                        &ctx,
-                        &campaign,
-                        &caller,
-                        trust,
-                        take.take(),
-                        if wants_contact { contact.take() } else { None },
-                        &call_id,
-                    ));
-                }
-                Action::Withdraw => {
-                    withdrawing = Some(spawn_withdraw(&ctx, &campaign, &caller, &call_id));
-                }
-                Action::Transfer { uri } => {
-                    let (done_tx, done_rx) = oneshot::channel();
-                    transferring = Some(done_rx);
-                    let d = dialog.clone();
-                    let call_id = call_id.clone();
-                    tokio::spawn(async move {
-                        let refer_to = format!("<{uri}>");
-                        let result =
-                            tokio::time::timeout(REFER_TIMEOUT, d.refer(refer_to, None, None))
-                                .await;
-                        let ok =
-                            matches!(&result, Ok(Ok(Some(r))) if r.status_code.code() / 100 == 2);
-                        info!(call = %call_id, ok, "REFER to the helpline");
-                        let _ = done_tx.send(ok);
-                    });
-                }
-                Action::KeepContact => {
-                    wants_contact = true;
-                    info!(call = %call_id, "caller asked to be contacted");
-                }
-                Action::SetLanguage(lang) => {
-                    debug!(call = %call_id, %lang, "language");
-                }
-                Action::Hangup => {
-                    if !terminated {
-                        if answered {
-                            if let Err(e) = dialog.bye().await {
-                                debug!(error = %e, "BYE failed");
-                            }
-                        } else {
-                            crate::metrics::response(StatusCode::TemporarilyUnavailable.code());
-                            let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
-                        }
-                        terminated = true;
-                        media.handle.close();
-                    }
+        // Carry out the flow's actions; what needs awaiting is done here, then the flow
+        // goes on from it.
+        loop {
+            for job in call.step(now, &mut leg) {
+                pending = Some(spawn_job(&ctx, job));
+            }
+            if std::mem::take(&mut leg.stop_recording) {
+                if let Some((take, length)) = leg.take_recording().await {
+                    call.recorded(now, take, length);
+                    continue;
                 }
             }
+            if std::mem::take(&mut leg.hangup) {
+                leg.end(StatusCode::TemporarilyUnavailable).await;
+            }
+            break;
         }
         if let Some(mut tx) = invite.take() {
             // The INVITE transaction is driven only after the 180 is queued, so that
@@ -562,36 +559,25 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
                 }
             });
         }
-        let waiting_on_store = signing.is_some() || withdrawing.is_some() || transferring.is_some();
-        gauge.set(if waiting_on_store {
+        let waiting_on_store = pending.is_some() || leg.transferring.is_some();
+        leg.gauge.set(if waiting_on_store {
             crate::metrics::CallState::Waiting
-        } else if media.recording {
+        } else if leg.media.recording {
             crate::metrics::CallState::Recording
-        } else if answered {
+        } else if leg.answered {
             crate::metrics::CallState::Answered
         } else {
             crate::metrics::CallState::Ringing
         });
         if call.is_done() && !waiting_on_store {
-            if !terminated {
-                // The flow ended without saying goodbye on the wire: end the call.
-                if answered {
-                    let _ = dialog.bye().await;
-                } else {
-                    crate::metrics::response(StatusCode::TemporarilyUnavailable.code());
-                    let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
-                }
-            }
+            // The flow ended without saying goodbye on the wire: end the call.
+            leg.end(StatusCode::TemporarilyUnavailable).await;
             break;
         }
-        if now >= deadline && !terminated {
+        if now >= deadline && !leg.terminated {
             info!(call = %call_id, "call reached max_call_seconds");
             call.handle(now, Input::Hangup);
-            if answered {
-                let _ = dialog.bye().await;
-            }
-            terminated = true;
-            media.handle.close();
+            leg.end(StatusCode::TemporarilyUnavailable).await;
             continue;
         }
 
@@ -607,56 +593,44 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
                     call.handle(now, Input::Timer);
                 }
             }
-            event = media.events.recv(), if !media.gone => {
+            event = leg.media.events.recv(), if !leg.media.gone => {
                 let now = Instant::now();
                 let Some(event) = event else {
                     // The media thread dropped this call's stream (it panicked on it): the
                     // call cannot go on without media.
-                    media.gone = true;
-                    if !terminated {
+                    leg.media.gone = true;
+                    if !leg.terminated {
                         warn!(call = %call_id, "the call's media stream failed: ending the call");
                         call.handle(now, Input::Hangup);
-                        if answered {
-                            let _ = dialog.bye().await;
-                        } else {
-                            crate::metrics::response(StatusCode::ServerInternalError.code());
-                            let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
-                        }
-                        terminated = true;
-                        media.handle.close();
+                        leg.end(StatusCode::ServerInternalError).await;
                     }
                     continue;
                 };
                 match event {
                     StreamEvent::PromptFinished { play } => {
-                        if play == media.play && !terminated {
-                            summary.finished(now);
+                        if play == leg.media.play && !leg.terminated {
                             call.handle(now, Input::PromptFinished);
                         }
                     }
                     StreamEvent::RecordingFinished { recorder, reason } => {
-                        if media.recording {
-                            media.recording = false;
+                        if leg.media.recording {
+                            leg.media.recording = false;
                             info!(call = %call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
-                            let (t, input) = finish_recording(*recorder);
-                            summary.recorded = true;
-                            take = Some(t);
-                            call.handle(now, input);
+                            let (take, length) = finish_recording(*recorder);
+                            call.recorded(now, take, length);
                         }
                     }
                     StreamEvent::Digit(digit) => {
-                        if !terminated {
-                            info!(call = %call_id, %digit, step = call.current_step(), "DTMF");
+                        if !leg.terminated {
+                            info!(call = %call_id, %digit, step = call.engine().current_step(), "DTMF");
                             call.handle(now, Input::Digit(digit));
                         }
                     }
                     StreamEvent::MediaTimeout => {
-                        if answered && !terminated {
+                        if leg.answered && !leg.terminated {
                             info!(call = %call_id, "no RTP from the caller: ending the call");
                             call.handle(now, Input::Hangup);
-                            let _ = dialog.bye().await;
-                            terminated = true;
-                            media.handle.close();
+                            leg.end(StatusCode::TemporarilyUnavailable).await;
                         }
                     }
                 }
@@ -666,95 +640,91 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
                 match event {
                     Some(CallEvent::Confirmed) => {}
                     Some(CallEvent::Terminated) | None => {
-                        if !terminated {
-                            terminated = true;
+                        if !leg.terminated {
+                            leg.terminated = true;
                             call.handle(now, Input::Hangup);
-                            if media.recording {
-                                if let Some(r) = media.handle.take_recording().await {
-                                    media.recording = false;
-                                    let (t, input) = finish_recording(r);
-                                    take = Some(t);
-                                    call.handle(now, input);
-                                }
+                            if let Some((take, length)) = leg.take_recording().await {
+                                call.recorded(now, take, length);
                             }
-                            media.handle.close();
+                            leg.media.handle.close();
                         }
                     }
                     Some(CallEvent::Digit(digit)) => {
-                        info!(call = %call_id, %digit, step = call.current_step(), "DTMF (INFO)");
+                        info!(call = %call_id, %digit, step = call.engine().current_step(), "DTMF (INFO)");
                         call.handle(now, Input::Digit(digit));
                     }
-                    Some(CallEvent::Offer(body, handle)) => {
-                        let answer = if body.is_empty() {
-                            Ok(false)
-                        } else {
-                            sdp::parse(&body).and_then(|o| {
-                                let n = sdp::negotiate(&o)?;
-                                let new_sdp = o != offer;
-                                offer = o;
-                                chosen = n;
-                                Ok(new_sdp)
-                            })
-                        };
-                        match answer {
-                            Ok(new_sdp) => {
-                                // The stream keeps its SSRC, sequence and clock. New SDP (the
-                                // caller moved, held, resumed) makes it learn the caller's
-                                // source again; the same SDP again (a session refresh) does
-                                // not, so that no one can take the stream over by flooding it
-                                // at every refresh.
-                                media.handle.command(Command::Update {
-                                    remote: new_sdp.then_some(chosen.remote),
-                                    codec: chosen.codec,
-                                    telephone_event: chosen.telephone_event,
-                                });
-                                sdp_version += 1;
-                                let body = sdp::answer(&offer, &chosen, media.local, session_id, sdp_version);
-                                crate::metrics::response(200);
-                                let _ = handle.respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes())).await;
-                            }
-                            Err(e) => {
-                                debug!(error = %e, "re-INVITE offer refused");
-                                crate::metrics::response(488);
-                                let _ = handle.reply(StatusCode::NotAcceptableHere).await;
-                            }
-                        }
-                    }
+                    Some(CallEvent::Offer(body, handle)) => leg.reoffer(&body, handle).await,
                 }
             }
-            result = answer_of(&mut signing) => {
-                signing = None;
-                summary.signed = matches!(result, Some(SignResult::Counted { .. } | SignResult::Unverified));
-                call.handle(Instant::now(), Input::Signed(result.unwrap_or(SignResult::Failed)));
+            input = job_of(&mut pending) => {
+                pending = None;
+                call.handle(Instant::now(), input);
             }
-            result = answer_of(&mut withdrawing) => {
-                withdrawing = None;
-                call.handle(Instant::now(), Input::Withdrawn(result.unwrap_or(false)));
-            }
-            result = answer_of(&mut transferring) => {
-                transferring = None;
+            result = answer_of(&mut leg.transferring) => {
+                leg.transferring = None;
                 call.handle(Instant::now(), Input::TransferResult(result.unwrap_or(false)));
             }
         }
     }
-    media.handle.close();
+    leg.media.handle.close();
     drop(step);
-    summary.answered = answered;
     if let Some(summaries) = &ctx.services.summaries {
-        summaries.record(summary.summary(&campaign, Instant::now()));
+        summaries.record(call.summary(Instant::now(), SystemTime::now()));
     }
-    info!(call = %call_id, outcome = ?call.outcome(), step = call.current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
+    info!(call = %call_id, outcome = ?call.outcome(), step = call.engine().current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
 }
 
-/// The take and the flow's input for a recording that ended.
-fn finish_recording(r: Recorder) -> (Take, Input) {
+impl Leg {
+    /// Answers a re-INVITE or UPDATE: the same stream, with the new offer's address and
+    /// codec.
+    async fn reoffer(&mut self, body: &[u8], handle: TransactionHandle) {
+        let answer = if body.is_empty() {
+            Ok(false)
+        } else {
+            sdp::parse(body).and_then(|o| {
+                let n = sdp::negotiate(&o)?;
+                let new_sdp = o != self.offer;
+                self.offer = o;
+                self.chosen = n;
+                Ok(new_sdp)
+            })
+        };
+        match answer {
+            Ok(new_sdp) => {
+                // The stream keeps its SSRC, sequence and clock. New SDP (the caller moved,
+                // held, resumed) makes it learn the caller's source again; the same SDP again
+                // (a session refresh) does not, so that no one can take the stream over by
+                // flooding it at every refresh.
+                self.media.handle.command(Command::Update {
+                    remote: new_sdp.then_some(self.chosen.remote),
+                    codec: self.chosen.codec,
+                    telephone_event: self.chosen.telephone_event,
+                });
+                self.sdp_version += 1;
+                let body = self.sdp_answer();
+                crate::metrics::response(200);
+                let _ = handle
+                    .respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes()))
+                    .await;
+            }
+            Err(e) => {
+                debug!(error = %e, "re-INVITE offer refused");
+                crate::metrics::response(488);
+                let _ = handle.reply(StatusCode::NotAcceptableHere).await;
+            }
+        }
+    }
+}
+
+/// The take and its length, for a recording that ended.
+fn finish_recording(r: Recorder) -> (driver::Recording, Duration) {
     let speech = r.speech();
     let length = Duration::from_secs_f64(r.samples().len() as f64 / 8000.0);
-    let take = Take {
+    let take = driver::Recording {
         wav: r.into_wav(),
         speech,
     };
-    (take, Input::RecordingFinished { speech, length })
+    (take, length)
 }
 
 /// Lets the INVITE transaction send a final response queued on the dialog.

@@ -422,6 +422,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The store and the live count, as the call driver uses them.
+    pub(crate) fn petition(&self) -> driver::Petition {
+        driver::Petition {
+            store: self.services.store.clone(),
+            hub: self.services.hub.clone(),
+        }
+    }
+}
+
+impl Context {
     /// Whether the media threads are falling behind (see `shed`).
     fn shedding(&self) -> bool {
         self.shedding.load(Ordering::Relaxed)

@@ -209,6 +209,15 @@ pub enum CallerTrust {
 }
 
 impl CallerTrust {
+    /// The same, as the store keeps it with a signature.
+    pub fn store_trust(self) -> store::Trust {
+        match self {
+            CallerTrust::NetworkAsserted => store::Trust::NetworkAsserted,
+            CallerTrust::FromHeader => store::Trust::FromHeader,
+            CallerTrust::Withheld => store::Trust::Withheld,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CallerTrust::NetworkAsserted => "network-asserted",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The standard capacity scenarios (issue 8), bounded in time, on loopback only.
+# The standard capacity scenarios, bounded in time, on loopback only.
 #
 #   bench/run.sh [all|concurrency|overload|rate|store|http]...     (default: all)
 #

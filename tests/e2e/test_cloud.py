@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -173,6 +174,21 @@ def run_call(server, rec_url: str | None, rec_sid: str, call_sid: str, caller: s
     return verbs_seen
 
 
+def summaries(server, channel: str = "twilio") -> list[tuple]:
+    return server.query("SELECT answered, story_completed, recorded, signed FROM call_summaries "
+                        "WHERE channel = ? ORDER BY id", (channel,))
+
+
+def wait_summaries(server, n: int, timeout: float = 10.0) -> list[tuple]:
+    """The channel's funnel rows once there are `n` (written by a background queue)."""
+    deadline = time.monotonic() + timeout
+    rows = summaries(server)
+    while len(rows) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+        rows = summaries(server)
+    return rows
+
+
 def test_unsigned_and_wrongly_signed_are_refused(cloud_server):
     t = Twilio(cloud_server, "CAbad0000000000000000000000000000", "+32470000111")
     assert t.post(PUBLIC + "/hooks/twilio/voice", sign=False)[0] == 403
@@ -192,6 +208,7 @@ def test_twilio_call_signs_with_its_recording(cloud_server, audio, twilio_api):
     sid = "RE11111111111111111111111111111111"
     url = recording(twilio_api, audio.name.read_bytes(), sid)
     assert url.startswith("https://")
+    funnel_before = len(summaries(cloud_server))
     verbs = run_call(cloud_server, url, sid, "CA11111111111111111111111111111111", "+32470123456")
     assert "Record" in verbs and "Play" in verbs and "Hangup" in verbs, (verbs, cloud_server.log_text()[-3000:])
     assert cloud_server.wait_counts((1, 0)) == (1, 0)
@@ -212,6 +229,10 @@ def test_twilio_call_signs_with_its_recording(cloud_server, audio, twilio_api):
     deletes = twilio_api.wait_seen("DELETE", f"/2010-04-01/Accounts/{SID}/Recordings/{sid}.json")
     assert deletes and twilio_auth_ok(deletes[0].auth), (twilio_api.requests, cloud_server.log_text()[-2000:])
     assert f"/2010-04-01/Accounts/{SID}/Recordings/{sid}" in twilio_api.deleted
+    # The call's funnel reaches the console like a SIP call's: answered, heard the story to
+    # its end, recorded, signed.
+    rows = wait_summaries(cloud_server, funnel_before + 1)
+    assert len(rows) == funnel_before + 1 and rows[-1] == (1, 1, 1, 1), rows
 
 
 def test_replayed_webhooks_change_nothing(cloud_server, audio, twilio_api):
@@ -222,12 +243,14 @@ def test_replayed_webhooks_change_nothing(cloud_server, audio, twilio_api):
     call_sid = "CA12121212121212121212121212121212"
     url = recording(twilio_api, audio.name.read_bytes(), sid)
     before = cloud_server.counts()
+    funnel_before = len(summaries(cloud_server))
     t = Twilio(cloud_server, call_sid, "anonymous")
     verbs = run_call(cloud_server, url, sid, call_sid, "anonymous", t=t)
     assert "Record" in verbs, verbs
     want = (before[0], before[1] + 1)
     assert cloud_server.wait_counts(want) == want, cloud_server.log_text()[-3000:]
     rows = len(cloud_server.signatures())
+    assert len(wait_summaries(cloud_server, funnel_before + 1)) == funnel_before + 1
     version = cloud_server.query("SELECT version FROM cloud_calls WHERE call_id = ?",
                                  (f"twilio:{call_sid}",))[0][0]
     sent = list(t.sent)
@@ -245,6 +268,11 @@ def test_replayed_webhooks_change_nothing(cloud_server, audio, twilio_api):
             assert s in (200, 204), (u, s)
     assert cloud_server.counts() == want
     assert len(cloud_server.signatures()) == rows
+    # The call's funnel was recorded once, however often its webhooks came: its state says
+    # so, and no second row appears.
+    data = cloud_server.query("SELECT data FROM cloud_calls WHERE call_id = ?", (f"twilio:{call_sid}",))[0][0]
+    assert b'"summarized":true' in bytes(data), data
+    assert len(wait_summaries(cloud_server, funnel_before + 2, timeout=1.0)) == funnel_before + 1
 
 
 def test_same_caller_again_is_already_signed(cloud_server, audio):

@@ -249,10 +249,9 @@ fn validate(c: &CampaignSettings, edit: &web::CampaignEdit) -> Result<Effective,
 
 /// Where the running server's campaigns live, for the swap.
 pub struct Live {
+    /// The campaigns calls run (the SIP channel's and the provider webhooks' alike).
     pub sip: sip::CampaignList,
     pub web: web::Campaigns,
-    /// The cloud channel's list (empty when no provider is configured).
-    pub cloud: cloud::Campaigns,
 }
 
 /// Campaign editing over the store; with [`Live`], edits also take effect in this process.
@@ -370,7 +369,6 @@ impl Editor {
             let sip_uri = live.web.get(&c.slug).map(|v| v.sip_uri).unwrap_or_default();
             live.web.replace(view(c, &built.effective, sip_uri));
             live.sip.replace(built.sip.clone());
-            live.cloud.replace(crate::cloud_campaign(&built.sip));
             info!(campaign = %c.slug, edit_version = built.edit_version, flow_version = %built.sip.flow_version, "campaign edit in effect");
         }
         self.applied
@@ -681,7 +679,6 @@ mod tests {
         editor: Editor,
         sip: sip::CampaignList,
         web: web::Campaigns,
-        cloud: cloud::Campaigns,
     }
 
     /// A node as `serve` sets it up: the file's campaigns, then the stored edits.
@@ -708,28 +705,16 @@ mod tests {
         }
         let sip = sip::CampaignList::new(campaigns);
         let web = web::Campaigns::new(views);
-        let cloud = cloud::Campaigns::new(
-            sip.snapshot()
-                .iter()
-                .map(|c| crate::cloud_campaign(c))
-                .collect(),
-        );
         let editor = Editor::new(
             settings.campaigns.clone(),
             store.clone(),
             Some(Live {
                 sip: sip.clone(),
                 web: web.clone(),
-                cloud: cloud.clone(),
             }),
         );
         editor.sync().expect("sync");
-        Node {
-            editor,
-            sip,
-            web,
-            cloud,
-        }
+        Node { editor, sip, web }
     }
 
     fn temp_store() -> (PathBuf, Arc<dyn store::Store>) {
@@ -887,13 +872,6 @@ mod tests {
         let after = a.sip.get("demo").expect("campaign");
         assert_ne!(after.flow_version, before.flow_version);
         assert_eq!(info.flow_version, after.flow_version);
-        // The cloud channel's next webhook plays the same.
-        let cloud_after = a.cloud.snapshot();
-        let cloud_demo = cloud_after
-            .iter()
-            .find(|c| c.slug == "demo")
-            .expect("cloud campaign");
-        assert_eq!(cloud_demo.flow_version, after.flow_version);
         let heard = after
             .audio
             .resolve(&PromptRef::Prompt {

@@ -33,7 +33,7 @@ struct FileConfig {
     store: StoreSection,
     #[serde(default)]
     web: crate::web_config::WebSection,
-    // cloud telephony (issue 7): `[cloud]`, see providers.rs
+    // cloud telephony: `[cloud]`, see providers.rs
     cloud: Option<crate::providers::CloudSection>,
 }
 
@@ -196,7 +196,7 @@ pub struct Settings {
     pub default_campaign: Option<String>,
     /// Trunks, TLS, RTP ports and rate limits of the SIP channel.
     pub sip_edge: crate::trunks::SipEdge,
-    /// Cloud telephony providers (issue 7); None: no webhooks.
+    /// Cloud telephony providers; None: no webhooks.
     pub cloud: Option<crate::providers::CloudSettings>,
     /// Public address of the web pages (no trailing slash), for link previews and the embed.
     pub public_url: Option<String>,
@@ -204,15 +204,7 @@ pub struct Settings {
     pub web: crate::web_config::WebSettings,
 }
 
-/// A configuration error that names where it is.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    pub key: String,
-    pub message: String,
-}
+pub use crate::config_error::ConfigError;
 
 pub const DEMO_TRANSCRIPT_EN: &str = include_str!("../../../audio/demo/en/transcript.txt");
 pub const DEMO_TRANSCRIPT_NL: &str = include_str!("../../../audio/demo/nl/transcript.txt");
@@ -684,8 +676,12 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
     }
     let all_dids: Vec<String> = campaigns.iter().flat_map(|c| c.dids.clone()).collect();
     let sip_edge = crate::trunks::validate(raw.trunks, raw.sip, &all_dids, text, file, base)?;
-    // cloud telephony (issue 7)
-    let cloud = crate::providers::validate(raw.cloud, &campaigns, text, file, base)?;
+    // cloud telephony
+    let flows: Vec<(&str, &flow::spec::FlowSpec)> = campaigns
+        .iter()
+        .map(|c| (c.slug.as_str(), &*c.flow))
+        .collect();
+    let cloud = crate::providers::validate(raw.cloud, &flows, text, file, base)?;
     Ok(Settings {
         sip_listen: raw
             .server

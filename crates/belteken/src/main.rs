@@ -5,9 +5,10 @@ mod audio;
 mod campaign_admin;
 mod campaign_cli;
 mod config;
+mod config_error;
 mod faults;
 mod http_server;
-mod providers; // cloud telephony (issue 7)
+mod providers;
 mod registry_cli;
 mod trunks;
 mod web_config;
@@ -343,7 +344,7 @@ fn main() -> Result<()> {
     }
 }
 
-/// The provider webhooks (crates/cloud) over the same campaigns, store and count (issue 7).
+/// The provider webhooks (crates/cloud) over the same campaigns, store and count.
 fn cloud_router(
     c: &providers::CloudSettings,
     campaigns: cloud::Campaigns,
@@ -351,6 +352,7 @@ fn cloud_router(
     store: &Arc<dyn store::Store>,
     hub: &store::CountHub,
     secret: &Arc<store::Secret>,
+    summaries: &store::CallSummaries,
 ) -> axum::Router {
     info!(public_url = %c.public_url, twilio = c.twilio.is_some(), telnyx = c.telnyx.is_some(), vonage = c.vonage.is_some(), "cloud telephony webhooks");
     cloud::router(cloud::CloudState {
@@ -366,23 +368,8 @@ fn cloud_router(
         fetch_attempts: c.fetch_attempts,
         fetch_pause: c.fetch_pause,
         http: c.http.clone(),
+        summaries: Some(summaries.clone()),
     })
-}
-
-/// The cloud channel's view of a campaign: the same flow and audio as the SIP channel's.
-pub(crate) fn cloud_campaign(sc: &sip::Campaign) -> cloud::Campaign {
-    let audio = sc.audio.clone();
-    cloud::Campaign {
-        slug: sc.slug.clone(),
-        dids: sc.dids.clone(),
-        did_languages: sc.did_languages.clone(),
-        default_region: sc.default_region.clone(),
-        flow: sc.flow.clone(),
-        flow_version: sc.flow_version.clone(),
-        opens: sc.opens,
-        closes: sc.closes,
-        prompts: Arc::new(move |r| audio.resolve(r)),
-    }
 }
 
 /// The SIP channel's figures, for `/healthz` and `/metrics`, and the core tasks that stopped.
@@ -462,7 +449,7 @@ impl web::Status for SipStatus {
     fn metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
         let s = &self.stats;
-        let (rounds, late_rounds) = sip::pacing_rounds();
+        let (rounds, late_rounds) = s.metrics.pacing_rounds();
         let lines: [(&str, &str, &str, u64); 10] = [
             (
                 "belteken_calls_in_progress",
@@ -531,7 +518,7 @@ impl web::Status for SipStatus {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
-        sip::metrics::render(out);
+        s.metrics.render(out);
         let by_trunk: Vec<(String, usize)> = s
             .calls_by_trunk
             .lock()
@@ -869,20 +856,14 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     // while serving by `campaign_admin::follow`.
     let sip_campaigns = sip::CampaignList::new(campaigns);
     let web_campaigns = web::Campaigns::new(views.clone());
-    let cloud_campaigns = cloud::Campaigns::new(
-        sip_campaigns
-            .snapshot()
-            .iter()
-            .map(|c| cloud_campaign(c))
-            .collect(),
-    );
+    // The provider webhooks run the same campaigns as the SIP channel.
+    let cloud_campaigns = sip_campaigns.clone();
     let editor = Arc::new(campaign_admin::Editor::new(
         settings.campaigns.clone(),
         store.clone(),
         Some(campaign_admin::Live {
             sip: sip_campaigns.clone(),
             web: web_campaigns.clone(),
-            cloud: cloud_campaigns.clone(),
         }),
     ));
     editor.sync()?;
@@ -934,7 +915,9 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
             trusted_proxies: settings.web.trusted_proxies.clone(),
         },
     );
-    // cloud telephony (issue 7): the provider webhooks beside the web routes.
+    // Each call's funnel summary, from every channel.
+    let summaries = store::CallSummaries::start(store.clone())?;
+    // cloud telephony: the provider webhooks beside the web routes.
     let app = match &settings.cloud {
         None => app,
         Some(c) => app.merge(cloud_router(
@@ -944,6 +927,7 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
             &store,
             &hub,
             &secret,
+            &summaries,
         )),
     };
     // A handler that panics answers 500 to its own request (the web routes carry this layer
@@ -979,7 +963,6 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     } else {
         None
     };
-    let summaries = store::CallSummaries::start(store.clone())?;
     let services = sip::Services {
         store: store.clone(),
         hub: hub.clone(),
@@ -1012,8 +995,9 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
             .await
             .map_err(|e| e.to_string())
     });
-    core.spawn("media", async {
-        sip::media_thread_stopped().await;
+    let media_stats = sip_stats.clone();
+    core.spawn("media", async move {
+        media_stats.media_thread_stopped().await;
         Err("a media thread stopped".to_string())
     });
 

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{CampaignSettings, ConfigError};
+use crate::config_error::ConfigError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +164,7 @@ fn fetch_hosts(
 
 pub fn validate(
     raw: Option<CloudSection>,
-    campaigns: &[CampaignSettings],
+    campaigns: &[(&str, &flow::spec::FlowSpec)],
     text: &str,
     file: &str,
     base: &Path,
@@ -304,8 +304,8 @@ pub fn validate(
     }
     // A step a provider cannot carry out is an error now, not during a call: the providers
     // transfer with <Dial>, to a SIP URI or a tel: number only.
-    for c in campaigns {
-        for step in c.flow.steps() {
+    for (slug, flow) in campaigns {
+        for step in flow.steps() {
             if let flow::spec::StepKind::Transfer { uri, .. } = &step.kind {
                 if !(uri.starts_with("sip:") || uri.starts_with("sips:") || uri.starts_with("tel:"))
                 {
@@ -313,7 +313,7 @@ pub fn validate(
                         "public_url",
                         format!(
                             "campaign {}: step {}: the cloud providers can only transfer to a sip: or tel: URI, not {uri:?}",
-                            c.slug, step.name
+                            slug, step.name
                         ),
                     ));
                 }

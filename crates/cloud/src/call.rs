@@ -159,6 +159,12 @@ pub struct CallRecord {
     /// Provider copies this webhook is done with (not stored: carried out after the save).
     #[serde(skip)]
     deletes: Vec<Deletion>,
+    /// The call's funnel summary has been made (once, by the webhook whose save ended it).
+    #[serde(default)]
+    summarized: bool,
+    /// The summary this webhook made (not stored: recorded after the save).
+    #[serde(skip)]
+    summary: Option<store::CallSummary>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -905,8 +911,12 @@ fn save(
     let ok = state.store.save_call(call_id, version, &data, expires)?;
     if ok {
         deletes.append(&mut rec.deletes);
+        if let (Some(summary), Some(summaries)) = (rec.summary.take(), &state.summaries) {
+            summaries.record(summary);
+        }
     } else {
         rec.deletes.clear();
+        rec.summary = None;
     }
     Ok(ok)
 }
@@ -996,6 +1006,8 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
         hung_up: false,
         signing: false,
         deletes: Vec::new(),
+        summarized: false,
+        summary: None,
     })
 }
 
@@ -1232,7 +1244,10 @@ fn advance(
         trust: store::Trust::NetworkAsserted,
         channel: Provider::from_name(&rec.provider).name(),
     };
-    let mut driver = Driver::new(campaign.flow.clone(), facts, base, info, None, None);
+    let story = driver::story_step(&campaign.flow, |r| {
+        campaign.audio.resolve(r).map(|p| p.duration())
+    });
+    let mut driver = Driver::new(campaign.flow.clone(), facts, base, info, story, None);
     let at = |ms: u64| base + Duration::from_millis(ms);
     // The call so far: what it did then is done (its store work is in the log as results).
     let mut last_ms = 0;
@@ -1383,6 +1398,11 @@ fn advance(
     };
     let answer = provider.render(&next);
     rec.last_answer = answer.clone();
+    // The flow is over: its funnel, once per call (recorded once this webhook's save holds).
+    if driver.is_done() && !rec.summarized {
+        rec.summarized = true;
+        rec.summary = Some(driver.summary(at, now));
+    }
     Step::Answer(answer)
 }
 
@@ -1433,7 +1453,7 @@ pub(crate) async fn prompt_wav(
         },
         _ => return not_found(),
     };
-    let Some(prompt) = (campaign.prompts)(&r) else {
+    let Some(prompt) = campaign.audio.resolve(&r) else {
         return not_found();
     };
     let mut samples = Vec::with_capacity(prompt.frames() * 160);

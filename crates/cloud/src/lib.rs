@@ -21,51 +21,22 @@ mod ncco;
 pub mod sig;
 mod twiml;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::Router;
-use flow::engine::PromptRef;
-use flow::spec::FlowSpec;
-use flow::Lang;
-use media::audio::Prompt;
 
 pub use call::{CallRecord, CALL_STATE_TTL};
 
-/// Resolves a prompt reference to its loaded audio (the binary's campaign audio).
-pub type PromptResolver = Arc<dyn Fn(&PromptRef) -> Option<Arc<Prompt>> + Send + Sync>;
-
-/// A campaign as the cloud channel runs it.
-#[derive(Clone)]
-pub struct Campaign {
-    pub slug: String,
-    /// The numbers (E.164 as the provider sends `To`) that reach this campaign.
-    pub dids: Vec<String>,
-    pub did_languages: HashMap<String, Lang>,
-    pub default_region: String,
-    pub flow: Arc<FlowSpec>,
-    pub flow_version: String,
-    pub opens: Option<SystemTime>,
-    pub closes: Option<SystemTime>,
-    pub prompts: PromptResolver,
-}
-
-impl std::fmt::Debug for Campaign {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Campaign")
-            .field("slug", &self.slug)
-            .field("dids", &self.dids)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Campaign {
-    fn outside_dates(&self, now: SystemTime) -> bool {
-        self.opens.is_some_and(|t| now < t) || self.closes.is_some_and(|t| now >= t)
-    }
-}
+/// A campaign as the webhooks run it: the same one the SIP channel runs.
+pub use driver::Campaign;
+/// The campaigns the webhooks serve, replaceable while the server runs (shared with the SIP
+/// channel): an edit made in the console reaches the next webhook. Edits change texts and
+/// audio clips, never the flow's steps, so a call in progress replays its inputs over the same
+/// steps; its next prompts come from the new audio and its signature carries the flow version
+/// in effect when it signs.
+pub use driver::CampaignList as Campaigns;
 
 /// Twilio account settings.
 #[derive(Clone)]
@@ -177,16 +148,13 @@ pub struct CloudState {
     pub fetch_pause: Duration,
     /// The client for the providers' APIs (recordings), with its trust roots.
     pub http: fetch::Client,
+    /// Where each call's funnel summary goes when its flow ends (the console's funnel).
+    pub summaries: Option<store::CallSummaries>,
 }
 
 impl CloudState {
-    fn campaign_by_did(&self, to: &str) -> Option<Campaign> {
-        let to = to.trim();
-        self.campaigns
-            .snapshot()
-            .iter()
-            .find(|c| c.dids.iter().any(|d| d == to) || c.slug == to)
-            .cloned()
+    fn campaign_by_did(&self, to: &str) -> Option<Arc<Campaign>> {
+        self.campaigns.find(to.trim(), |did, to| did == to)
     }
 
     /// The store and the live count, as the call driver uses them.
@@ -197,48 +165,8 @@ impl CloudState {
         }
     }
 
-    fn campaign(&self, slug: &str) -> Option<Campaign> {
-        self.campaigns
-            .snapshot()
-            .iter()
-            .find(|c| c.slug == slug)
-            .cloned()
-    }
-}
-
-/// The campaigns the webhooks serve, replaceable while the server runs: an edit made in the
-/// console reaches the next webhook. Edits change texts and audio clips, never the flow's
-/// steps, so a call in progress replays its inputs over the same steps; its next prompts come
-/// from the new audio and its signature carries the flow version in effect when it signs.
-/// Clones share the list.
-#[derive(Clone, Default)]
-pub struct Campaigns(Arc<std::sync::RwLock<Arc<Vec<Campaign>>>>);
-
-impl Campaigns {
-    pub fn new(campaigns: Vec<Campaign>) -> Self {
-        Campaigns(Arc::new(std::sync::RwLock::new(Arc::new(campaigns))))
-    }
-
-    /// The list as it is now.
-    pub fn snapshot(&self) -> Arc<Vec<Campaign>> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Replaces the campaign with the same slug (or adds it).
-    pub fn replace(&self, campaign: Campaign) {
-        let mut guard = self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut list: Vec<Campaign> = guard.as_ref().clone();
-        match list.iter_mut().find(|c| c.slug == campaign.slug) {
-            Some(old) => *old = campaign,
-            None => list.push(campaign),
-        }
-        *guard = Arc::new(list);
+    fn campaign(&self, slug: &str) -> Option<Arc<Campaign>> {
+        self.campaigns.get(slug)
     }
 }
 

@@ -11,6 +11,7 @@
 //! [`Driver::recorded`], calls [`Driver::step`] after each, and feeds each [`Job`]'s result
 //! back.
 
+mod campaign;
 mod funnel;
 mod petition;
 
@@ -22,6 +23,7 @@ use flow::spec::FlowSpec;
 use flow::Lang;
 use tracing::{debug, info};
 
+pub use campaign::{Campaign, CampaignAudio, CampaignList};
 pub use funnel::{story_step, Funnel};
 pub use petition::{Petition, Recording};
 

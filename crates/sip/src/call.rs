@@ -18,27 +18,15 @@ use rsipstack::transaction::transaction::Transaction;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::campaign::Campaign;
+use crate::context::{CallEvent, Context};
 use crate::rtp_engine::MediaHandle;
 use crate::sdp::{self, Negotiated, Offer};
-use crate::server::Context;
+use driver::Campaign;
 
 /// A caller whose RTP has stopped this long after the answer is gone (lost BYE).
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a REFER to the helpline may take to be accepted.
 const REFER_TIMEOUT: Duration = Duration::from_secs(8);
-
-/// Something the SIP dialog reports to its call.
-pub(crate) enum CallEvent {
-    /// The ACK for our 200 arrived.
-    Confirmed,
-    /// The dialog ended (BYE, CANCEL, timeout).
-    Terminated,
-    /// A re-INVITE or UPDATE with this body (empty: offer-less); answer on the handle.
-    Offer(Vec<u8>, TransactionHandle),
-    /// A DTMF key sent by SIP INFO.
-    Digit(char),
-}
 
 pub(crate) struct CallSetup {
     /// The caller's number, encrypted, for when they ask to be contacted again.
@@ -86,12 +74,16 @@ impl InviteSlot {
 
 /// Ends on the wire a call whose task panicked: a 500 to an INVITE not yet answered, a BYE to
 /// an answered one. Its media stream already closed as the task unwound.
-pub(crate) async fn end_after_panic(dialog: &InviteDialog, invite: &InviteSlot) {
+pub(crate) async fn end_after_panic(
+    metrics: &crate::metrics::Metrics,
+    dialog: &InviteDialog,
+    invite: &InviteSlot,
+) {
     use rsipstack::dialog::dialog::DialogState;
     let status = StatusCode::ServerInternalError;
     if let Some(mut tx) = invite.take() {
         // The INVITE was never handed to its driver: answer it here.
-        crate::server::reply(&mut tx, status, vec![]).await;
+        crate::context::reply(metrics, &mut tx, status, vec![]).await;
         return;
     }
     match dialog.state() {
@@ -102,7 +94,7 @@ pub(crate) async fn end_after_panic(dialog: &InviteDialog, invite: &InviteSlot) 
             }
         }
         _ => {
-            crate::metrics::response(status.code());
+            metrics.response(status.code());
             let _ = dialog.reject(Some(status), None);
         }
     }
@@ -118,14 +110,14 @@ struct StepGauge {
 
 impl StepGauge {
     fn enter(&mut self, to: &str) {
-        crate::summary::move_step(&self.ctx.stats, &self.campaign, &self.step, to);
+        crate::steps::move_step(&self.ctx.stats, &self.campaign, &self.step, to);
         self.step = to.to_string();
     }
 }
 
 impl Drop for StepGauge {
     fn drop(&mut self) {
-        crate::summary::move_step(&self.ctx.stats, &self.campaign, &self.step, "");
+        crate::steps::move_step(&self.ctx.stats, &self.campaign, &self.step, "");
     }
 }
 
@@ -168,9 +160,11 @@ fn sdp_headers() -> Vec<Header> {
 /// the driver's step.
 struct Leg {
     call_id: String,
+    /// The server's figures (responses sent).
+    stats: Arc<crate::metrics::Stats>,
     dialog: InviteDialog,
     media: Media,
-    audio: Arc<crate::campaign::CampaignAudio>,
+    audio: Arc<driver::CampaignAudio>,
     offer: Offer,
     chosen: Negotiated,
     session_id: u64,
@@ -191,7 +185,7 @@ struct Leg {
 
 impl driver::Channel for Leg {
     fn ring(&mut self) {
-        crate::metrics::response(180);
+        self.stats.metrics.response(180);
         if let Err(e) = self.dialog.ringing(None, None) {
             debug!(error = %e, "180 not sent");
         }
@@ -202,7 +196,7 @@ impl driver::Channel for Leg {
             return false;
         }
         let body = self.sdp_answer();
-        crate::metrics::response(200);
+        self.stats.metrics.response(200);
         self.gauge.set(crate::metrics::CallState::Answered);
         if let Err(e) = self
             .dialog
@@ -304,7 +298,7 @@ impl Leg {
                 debug!(error = %e, "BYE failed");
             }
         } else {
-            crate::metrics::response(status.code());
+            self.stats.metrics.response(status.code());
             let _ = self.dialog.reject(Some(status), None);
         }
         self.terminated = true;
@@ -338,11 +332,12 @@ fn spawn_job(ctx: &Arc<Context>, job: driver::Job) -> Pending {
     let signs = matches!(job, driver::Job::Sign(_));
     let (done_tx, rx) = oneshot::channel();
     let petition = ctx.petition();
+    let stats = ctx.stats.clone();
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let input = job.run(&petition);
         if signs {
-            crate::metrics::sign_duration(started.elapsed());
+            stats.metrics.sign_duration(started.elapsed());
         }
         let _ = done_tx.send(input);
     });
@@ -429,8 +424,11 @@ fn open_media(
         },
         media_timeout: MEDIA_TIMEOUT,
     };
-    let (handle, events) =
-        crate::rtp_engine::engine()?.open(socket, config, ctx.stats.clone(), fault_media)?;
+    let (handle, events) = ctx
+        .rtp
+        .as_ref()
+        .ok_or_else(|| std::io::Error::other("the RTP engine did not start"))?
+        .open(socket, config, ctx.stats.clone(), fault_media)?;
     Ok(Media {
         handle,
         events,
@@ -468,7 +466,9 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         Ok(media) => media,
         Err(e) => {
             warn!(error = %e, "cannot open the call's RTP: 503");
-            crate::metrics::response(StatusCode::ServiceUnavailable.code());
+            ctx.stats
+                .metrics
+                .response(StatusCode::ServiceUnavailable.code());
             let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
             if let Some(tx) = invite.take() {
                 drive_invite(dialog.clone(), tx).await;
@@ -478,6 +478,7 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
     };
     let mut leg = Leg {
         call_id: call_id.clone(),
+        stats: ctx.stats.clone(),
         dialog: dialog.clone(),
         media,
         audio: campaign.audio.clone(),
@@ -487,7 +488,10 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         sdp_version: 1,
         answered: false,
         terminated: false,
-        gauge: crate::metrics::CallGauge::new(crate::metrics::CallState::Ringing),
+        gauge: crate::metrics::CallGauge::new(
+            ctx.stats.clone(),
+            crate::metrics::CallState::Ringing,
+        ),
         fault_call,
         transferring: None,
         stop_recording: false,
@@ -702,14 +706,14 @@ impl Leg {
                 });
                 self.sdp_version += 1;
                 let body = self.sdp_answer();
-                crate::metrics::response(200);
+                self.stats.metrics.response(200);
                 let _ = handle
                     .respond(StatusCode::OK, Some(sdp_headers()), Some(body.into_bytes()))
                     .await;
             }
             Err(e) => {
                 debug!(error = %e, "re-INVITE offer refused");
-                crate::metrics::response(488);
+                self.stats.metrics.response(488);
                 let _ = handle.reply(StatusCode::NotAcceptableHere).await;
             }
         }

@@ -5,7 +5,7 @@
 
 pub mod body;
 mod call;
-mod campaign;
+mod context;
 pub mod digest;
 pub mod fault;
 #[doc(hidden)]
@@ -15,12 +15,11 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod register;
 mod rtp_engine;
-pub use rtp_engine::{media_thread_stopped, pacing_rounds};
 pub mod rtp_ports;
 pub mod sdp;
 mod server;
 pub mod shed;
-mod summary;
+mod steps;
 pub mod tls;
 pub mod trunk;
 mod udp_gate;

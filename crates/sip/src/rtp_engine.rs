@@ -17,8 +17,12 @@
 //!
 //! A panic while a thread works on one call's stream ends that stream alone: the thread drops
 //! it, which closes the call's event channel, and the call hangs up (see `call.rs`). A thread
-//! that stops all the same is counted and announced ([`media_thread_stopped`]): the process
-//! cannot carry calls on it and must be restarted.
+//! that stops all the same is counted and announced (`Stats::media_thread_stopped`): the
+//! process cannot carry calls on it and must be restarted.
+//!
+//! The engine belongs to its SIP server (no process-wide state: two servers in one process
+//! have their own threads and figures); its threads are joined when the server and its last
+//! call let go of it.
 
 // Nothing a peer sends may panic this code: no slicing or indexing that can go out of bounds.
 #![warn(clippy::string_slice, clippy::indexing_slicing)]
@@ -30,7 +34,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use media::recorder::Recorder;
@@ -44,7 +48,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::server::Stats;
+use crate::metrics::Stats;
 
 /// Commands waiting for one media thread; past this the call is refused (503) or the
 /// command dropped with a warning, never queued without bound.
@@ -59,50 +63,22 @@ const EPOLL_BATCH: usize = 256;
 const MAX_DATAGRAM_BYTES: usize = 1500;
 /// A pacing round that starts this long after its phase was due counts as late.
 pub(crate) const LATE_ROUND: std::time::Duration = std::time::Duration::from_millis(2);
-/// Pacing rounds run by every media thread of the process (one per due phase, 1 ms apart).
-static ROUNDS: AtomicU64 = AtomicU64::new(0);
-/// Of those, rounds that started more than [`LATE_ROUND`] after their phase was due.
-static ROUNDS_LATE: AtomicU64 = AtomicU64::new(0);
-
-/// The media threads' pacing rounds so far, and how many of them started late.
-pub fn pacing_rounds() -> (u64, u64) {
-    (
-        ROUNDS.load(Ordering::Relaxed),
-        ROUNDS_LATE.load(Ordering::Relaxed),
-    )
+/// Counts and announces its thread's end, however it ends (a return or a panic), unless its
+/// engine is shutting down.
+struct ThreadWatch {
+    stats: Arc<Stats>,
+    stopping: Arc<AtomicBool>,
 }
-
-/// Media threads that have stopped (each one a fault: they run as long as the process).
-static THREADS_STOPPED: AtomicUsize = AtomicUsize::new(0);
-/// Rung when a media thread stops.
-static THREAD_STOPPED: std::sync::LazyLock<tokio::sync::Notify> =
-    std::sync::LazyLock::new(tokio::sync::Notify::new);
-/// Set by an injected fault (see `fault`): media threads panic as they start.
-static THREAD_FAULT: AtomicBool = AtomicBool::new(false);
-
-/// Waits until a media thread stops (it never should); returns at once if one already has.
-pub async fn media_thread_stopped() {
-    loop {
-        let notified = THREAD_STOPPED.notified();
-        if THREADS_STOPPED.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        notified.await;
-    }
-}
-
-/// Makes the media threads panic as they start (an injected fault); before [`engine`].
-pub(crate) fn inject_thread_fault(on: bool) {
-    THREAD_FAULT.store(on, Ordering::Relaxed);
-}
-
-/// Counts and announces its thread's end, however it ends (a return or a panic).
-struct ThreadWatch;
 
 impl Drop for ThreadWatch {
     fn drop(&mut self) {
-        THREADS_STOPPED.fetch_add(1, Ordering::SeqCst);
-        THREAD_STOPPED.notify_waiters();
+        if self.stopping.load(Ordering::SeqCst) && !std::thread::panicking() {
+            return;
+        }
+        self.stats
+            .media_threads_stopped
+            .fetch_add(1, Ordering::SeqCst);
+        self.stats.media_thread_stopped_notify.notify_waiters();
         tracing::error!(
             thread = std::thread::current().name().unwrap_or("?"),
             "a media thread stopped: its calls have no media; the process must restart"
@@ -170,59 +146,70 @@ impl Shard {
     }
 }
 
-/// The process's media threads (started with the first call).
+/// One SIP server's media threads: started with the server, stopped and joined when the last
+/// handle to them goes (the server's, and every call's [`MediaHandle`]).
 pub(crate) struct RtpEngine {
     shards: Vec<Shard>,
     next_shard: AtomicUsize,
     next_id: AtomicU64,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set as the engine is dropped: its threads' ends are no fault then.
+    stopping: Arc<AtomicBool>,
 }
 
-static ENGINE: OnceLock<Result<RtpEngine, String>> = OnceLock::new();
-
-/// The engine, started on first use with one thread per core.
-pub(crate) fn engine() -> io::Result<&'static RtpEngine> {
-    ENGINE
-        .get_or_init(|| {
-            let threads = std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .min(MAX_THREADS);
-            RtpEngine::start(threads).map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| io::Error::other(format!("the RTP engine did not start: {e}")))
+/// Media threads for a server on this machine: one per core, at most [`MAX_THREADS`].
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_THREADS)
 }
 
 impl RtpEngine {
-    fn start(threads: usize) -> io::Result<RtpEngine> {
+    /// Starts `threads` media threads counting into `stats`. With `fault` (an injected fault,
+    /// see `fault`) they panic as they start.
+    pub(crate) fn start(
+        threads: usize,
+        stats: Arc<Stats>,
+        fault: bool,
+    ) -> io::Result<Arc<RtpEngine>> {
+        let stopping = Arc::new(AtomicBool::new(false));
         let mut shards = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
         for n in 0..threads.max(1) {
             let (tx, rx) = std::sync::mpsc::sync_channel(MAX_QUEUED_COMMANDS);
             let wake = Arc::new(EventFd::from_flags(
                 EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC,
             )?);
             let parked = Arc::new(AtomicBool::new(true));
-            let mut thread = MediaThread::new(rx, wake.clone(), parked.clone())?;
-            std::thread::Builder::new()
+            let mut thread = MediaThread::new(rx, wake.clone(), parked.clone(), stats.clone())?;
+            let watch = ThreadWatch {
+                stats: stats.clone(),
+                stopping: stopping.clone(),
+            };
+            let handle = std::thread::Builder::new()
                 .name(format!("rtp-{n}"))
                 .spawn(move || {
-                    let _watch = ThreadWatch;
-                    if THREAD_FAULT.load(Ordering::Relaxed) {
+                    let _watch = watch;
+                    if fault {
                         crate::fault::fire("fault injected: media thread");
                     }
                     thread.run();
                 })?;
             shards.push(Shard { tx, wake, parked });
+            handles.push(handle);
         }
-        Ok(RtpEngine {
+        Ok(Arc::new(RtpEngine {
             shards,
             next_shard: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-        })
+            threads: handles,
+            stopping,
+        }))
     }
 
     /// Places a call's stream on a media thread. `socket` is the call's bound RTP socket.
     pub(crate) fn open(
-        &'static self,
+        self: &Arc<Self>,
         socket: UdpSocket,
         config: StreamConfig,
         stats: Arc<Stats>,
@@ -253,7 +240,7 @@ impl RtpEngine {
             .map_err(|_| queue_full())?;
         Ok((
             MediaHandle {
-                engine: self,
+                engine: self.clone(),
                 shard,
                 id,
                 closed: false,
@@ -263,9 +250,24 @@ impl RtpEngine {
     }
 }
 
+impl Drop for RtpEngine {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Each thread ends when its command channel closes; a parked one is woken to see it.
+        for shard in std::mem::take(&mut self.shards) {
+            let Shard { tx, wake, .. } = shard;
+            drop(tx);
+            let _ = wake.write(1);
+        }
+        for thread in std::mem::take(&mut self.threads) {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A call's side of its stream on a media thread; closes the stream when dropped.
 pub(crate) struct MediaHandle {
-    engine: &'static RtpEngine,
+    engine: Arc<RtpEngine>,
     shard: usize,
     id: u64,
     closed: bool,
@@ -412,6 +414,8 @@ struct MediaThread {
     generations: Vec<u32>,
     free: Vec<usize>,
     by_id: HashMap<u64, usize>,
+    /// The server's figures: pacing rounds, contained panics.
+    stats: Arc<Stats>,
 }
 
 fn key_of(index: usize, generation: u32) -> u64 {
@@ -423,6 +427,7 @@ impl MediaThread {
         rx: Receiver<Msg>,
         wake: Arc<EventFd>,
         parked: Arc<AtomicBool>,
+        stats: Arc<Stats>,
     ) -> io::Result<MediaThread> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let timer = TimerFd::new(
@@ -444,6 +449,7 @@ impl MediaThread {
             generations: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
+            stats,
         })
     }
 
@@ -674,7 +680,7 @@ impl MediaThread {
     /// Drops a stream whose work panicked: its call hears its event channel close and hangs
     /// up; the thread and its other calls go on.
     fn fail(&mut self, index: usize) {
-        crate::metrics::panic_contained();
+        self.stats.metrics.panic_contained();
         warn!("a call's media stream panicked: that call ends here");
         self.close(index);
     }
@@ -684,10 +690,7 @@ impl MediaThread {
         // How late this round starts against the earliest phase due: the first sign that the
         // thread cannot keep its schedule, while packets are still within their budget.
         if let Some(due) = self.wheel.next_wake().filter(|due| *due <= now) {
-            ROUNDS.fetch_add(1, Ordering::Relaxed);
-            if now - due > LATE_ROUND {
-                ROUNDS_LATE.fetch_add(1, Ordering::Relaxed);
-            }
+            self.stats.metrics.round(now - due > LATE_ROUND);
         }
         let mut gone = Vec::new();
         let mut failed = Vec::new();
@@ -767,4 +770,36 @@ pub(crate) fn local_addr(socket: &UdpSocket, advertise: std::net::IpAddr) -> Opt
         .local_addr()
         .ok()
         .map(|a| SocketAddr::new(advertise, a.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_engine_joins_its_threads_and_reports_no_fault() {
+        let stats = Arc::new(Stats::default());
+        let engine = RtpEngine::start(2, stats.clone(), false).expect("engine starts");
+        assert_eq!(engine.threads.len(), 2);
+        // Returns only once both threads have ended.
+        drop(engine);
+        assert_eq!(stats.media_threads_stopped.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_media_thread_fault_is_reported_to_its_own_server_only() {
+        let faulty = Arc::new(Stats::default());
+        let healthy = Arc::new(Stats::default());
+        let a = RtpEngine::start(1, faulty.clone(), true).expect("engine starts");
+        let b = RtpEngine::start(1, healthy.clone(), false).expect("engine starts");
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while faulty.media_threads_stopped.load(Ordering::SeqCst) == 0 && Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(faulty.media_threads_stopped.load(Ordering::SeqCst), 1);
+        drop(a);
+        drop(b);
+        assert_eq!(healthy.media_threads_stopped.load(Ordering::SeqCst), 0);
+    }
 }

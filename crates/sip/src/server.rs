@@ -4,17 +4,14 @@
 #![warn(clippy::string_slice, clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::string_slice, clippy::indexing_slicing))]
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, DialogStateSender};
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::dialog::DialogId;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, StatusCode};
@@ -27,19 +24,20 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::call::{self, CallEvent, CallSetup};
-use crate::ratelimit::{Guard, RateLimits, Strike};
+use crate::call::{self, CallSetup};
+use crate::context::{reply, CallEvent, CallMap, Context};
+pub use crate::context::{EdgeConfig, Services, SipConfig};
+pub use crate::metrics::Stats;
+use crate::ratelimit::{Guard, Strike};
 use crate::register::{self, RegisterJob, Registrations};
 use crate::rtp_ports::RtpPorts;
 use crate::sdp;
-use crate::tls::{self, TlsSettings};
+use crate::tls;
 use crate::trunk::{
     self, CallerTrust, DidHeaders, DidSource, IdentityHeaders, Source, TrunkConfig, TrunkTransport,
     Trunks, Untrusted,
 };
-
-/// Methods we answer, for Allow headers.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+use crate::wire::ALLOW;
 
 /// Events queued per call before the dispatcher waits; a call reads them every 20 ms.
 const CALL_EVENT_QUEUE: usize = 32;
@@ -68,81 +66,7 @@ const BUSY_RETRY_AFTER: u32 = 30;
 /// Retry-After (seconds) of a 503 while the media threads catch up: soon better.
 const SHED_RETRY_AFTER: u32 = 5;
 
-/// How belteken meets the open internet: untrusted sources, TLS, RTP ports, rate limits.
-#[derive(Debug, Clone, Default)]
-pub struct EdgeConfig {
-    /// The answer to an INVITE from a source that is no trunk's (when trunks exist).
-    pub untrusted: Untrusted,
-    /// SIP over TLS, if configured.
-    pub tls: Option<TlsSettings>,
-    /// Roots (PEM) that a TLS trunk's certificate must chain to.
-    pub tls_roots_pem: Option<Vec<u8>>,
-    /// RTP ports come from this range; `None`: any free port.
-    pub rtp_ports: Option<RangeInclusive<u16>>,
-    pub limits: RateLimits,
-}
-
-/// Settings of the SIP channel.
-#[derive(Debug, Clone)]
-pub struct SipConfig {
-    /// Where SIP listens, on UDP and TCP.
-    pub listen: SocketAddr,
-    /// The address put in Contact and SDP (the listen address unless it is unspecified).
-    pub advertise: IpAddr,
-    /// Calls in progress at most; more get 503.
-    pub max_calls: usize,
-    /// New calls get 503 while more than this share (percent) of the media threads' pacing
-    /// rounds starts late ([`crate::shed`]); 0: never.
-    pub shed_late_percent: f64,
-    /// No call lasts longer than this.
-    pub max_call: Duration,
-    /// The trunks; none: calls from anywhere are taken (the demo).
-    pub trunks: Vec<TrunkConfig>,
-    pub edge: EdgeConfig,
-    /// The campaign for numbers a trunk delivers that no campaign owns (else 404).
-    pub default_campaign: Option<String>,
-    /// Panics injected on purpose, for tests (none in production).
-    pub faults: crate::fault::Faults,
-}
-
-pub use crate::campaign::{Campaign, CampaignAudio, CampaignList};
-
-/// What calls need from the rest of the server.
-#[derive(Clone)]
-pub struct Services {
-    pub store: Arc<dyn store::Store>,
-    pub hub: store::CountHub,
-    pub secret: Arc<store::Secret>,
-    /// Encrypts the number of callers who ask to be contacted (campaigns with keep_contact).
-    pub contact_key: Option<Arc<store::ContactKey>>,
-    /// Where each call's summary goes when it ends (the console's funnel).
-    pub summaries: Option<store::CallSummaries>,
-}
-
-/// Live figures of the channel.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub calls_in_progress: AtomicUsize,
-    pub calls_total: AtomicU64,
-    pub calls_rejected_busy: AtomicU64,
-    /// Of those, refused because the media threads were falling behind (load shedding).
-    pub calls_shed: AtomicU64,
-    /// Calls in progress per trunk (by name).
-    pub calls_by_trunk: std::sync::Mutex<std::collections::BTreeMap<String, usize>>,
-    /// Set when the server drains for shutdown: new calls get 503, calls in progress finish.
-    pub draining: std::sync::atomic::AtomicBool,
-    /// RTP packets sent to callers.
-    pub rtp_packets_sent: AtomicU64,
-    /// RTP frames dropped because their send time had passed (the pacer fell behind).
-    pub rtp_frames_late: AtomicU64,
-    /// RTP packets sent more than `media::stream::LATE_SEND` after their deadline.
-    pub rtp_packets_sent_late: AtomicU64,
-    /// RTP and RTCP datagrams dropped because they came from another address than the
-    /// caller's learnt media source (strict RTP).
-    pub rtp_foreign_packets: AtomicU64,
-    /// Calls in progress per (campaign, flow step), for the console's now view.
-    pub calls_by_step: std::sync::Mutex<std::collections::BTreeMap<(String, String), usize>>,
-}
+pub use driver::{Campaign, CampaignAudio, CampaignList};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
@@ -155,32 +79,6 @@ pub enum SipError {
     /// A part of the channel that runs as long as the channel stopped on its own.
     #[error("the SIP channel's {0} stopped")]
     Stopped(&'static str),
-}
-
-type CallMap = Arc<Mutex<HashMap<DialogId, mpsc::Sender<CallEvent>>>>;
-
-impl Stats {
-    /// Calls in progress from the trunk named `name`.
-    pub fn trunk_calls(&self, name: &str) -> usize {
-        self.calls_by_trunk
-            .lock()
-            .map(|m| m.get(name).copied().unwrap_or(0))
-            .unwrap_or(0)
-    }
-
-    fn trunk_call_started(&self, name: &str) {
-        if let Ok(mut m) = self.calls_by_trunk.lock() {
-            *m.entry(name.to_string()).or_default() += 1;
-        }
-    }
-
-    fn trunk_call_ended(&self, name: &str) {
-        if let Ok(mut m) = self.calls_by_trunk.lock() {
-            if let Some(n) = m.get_mut(name) {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
 }
 
 /// A bound SIP endpoint, ready to run.
@@ -248,6 +146,7 @@ impl SipServer {
         }
         let trunks = Arc::new(resolve_trunks(&config.trunks).await);
         let guard = Arc::new(Mutex::new(Guard::new(config.edge.limits)));
+        let stats = Arc::new(Stats::default());
         {
             // Every datagram and new connection passes here before it is parsed.
             let trunks = trunks.clone();
@@ -268,7 +167,7 @@ impl SipServer {
                 let guard = guard.clone();
                 Arc::new(move |ip: IpAddr| strike(&trunks, &guard, ip))
             };
-            let gated = crate::udp_gate::GatedUdp::new(udp_socket, admit, strike);
+            let gated = crate::udp_gate::GatedUdp::new(udp_socket, admit, strike, stats.clone());
             let udp = UdpConnection::from_socket(Arc::new(gated), None, Some(cancel.child_token()))
                 .await
                 .map_err(|e| bind_err(&e))?;
@@ -283,7 +182,7 @@ impl SipServer {
             config,
             cancel,
             endpoint,
-            stats: Arc::new(Stats::default()),
+            stats,
             trunks,
             guard,
             registrations: Registrations::default(),
@@ -323,6 +222,7 @@ impl SipServer {
             }
         });
         let mut dispatcher = tokio::spawn(dispatch_dialog_states(
+            self.stats.clone(),
             state_rx,
             calls.clone(),
             dialogs.clone(),
@@ -343,29 +243,38 @@ impl SipServer {
             guard: self.guard.clone(),
             rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
             shedding: Arc::default(),
+            // Started now rather than by the first call, while INVITEs would queue behind it.
+            rtp: match crate::rtp_engine::RtpEngine::start(
+                crate::rtp_engine::default_threads(),
+                self.stats.clone(),
+                self.config.faults.media_thread,
+            ) {
+                Ok(engine) => Some(engine),
+                Err(e) => {
+                    warn!(error = %e, "the RTP engine did not start; calls will get 503");
+                    None
+                }
+            },
         });
         // The shedding verdict, revised every window from the media threads' figures whether
         // or not INVITEs arrive (so each verdict covers one recent window).
         let shed_task = (self.config.shed_late_percent > 0.0).then(|| {
             let verdict = ctx.shedding.clone();
+            let stats = ctx.stats.clone();
             let mut shedder = crate::shed::Shedder::new(self.config.shed_late_percent);
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(crate::shed::WINDOW);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     every.tick().await;
-                    let (rounds, late) = crate::rtp_engine::pacing_rounds();
+                    let (rounds, late) = stats.metrics.pacing_rounds();
                     let now = std::time::Instant::now();
                     verdict.store(shedder.update(now, rounds, late), Ordering::Relaxed);
                 }
             })
         });
-        // What the first call would otherwise start or load, while INVITEs queue behind it:
-        // the media threads and the number parser's metadata.
-        crate::rtp_engine::inject_thread_fault(self.config.faults.media_thread);
-        if let Err(e) = crate::rtp_engine::engine() {
-            warn!(error = %e, "the RTP engine did not start; calls will get 503");
-        }
+        // What the first call would otherwise load, while INVITEs queue behind it: the number
+        // parser's metadata.
         tokio::task::spawn_blocking(store::warm_up).await.ok();
         tokio::pin!(shutdown);
         // The endpoint and the dialog dispatcher run as long as the channel: one that ends
@@ -401,32 +310,6 @@ impl SipServer {
         match stopped {
             None => Ok(()),
             Some(part) => Err(SipError::Stopped(part)),
-        }
-    }
-}
-
-pub(crate) struct Context {
-    pub config: SipConfig,
-    pub campaigns: CampaignList,
-    pub services: Services,
-    pub dialogs: Arc<DialogLayer>,
-    pub state_tx: DialogStateSender,
-    pub calls: CallMap,
-    pub stats: Arc<Stats>,
-    pub trunks: Arc<Trunks>,
-    pub guard: Arc<Mutex<Guard>>,
-    /// Where each call's RTP socket comes from (see `rtp_ports::allocate_rtp_socket`).
-    pub rtp_ports: RtpPorts,
-    /// Set while new calls are refused for the media threads' pace (see `shed`).
-    pub shedding: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Context {
-    /// The store and the live count, as the call driver uses them.
-    pub(crate) fn petition(&self) -> driver::Petition {
-        driver::Petition {
-            store: self.services.store.clone(),
-            hub: self.services.hub.clone(),
         }
     }
 }
@@ -750,17 +633,23 @@ async fn on_request_isolated(ctx: Arc<Context>, tx: Transaction) {
             tx.connection.clone(),
         )
     });
-    let handled = tokio::spawn(on_request(ctx, tx)).await;
+    let handled = tokio::spawn(on_request(ctx.clone(), tx)).await;
     let Err(e) = handled else { return };
     if !e.is_panic() {
         return;
     }
-    crate::metrics::panic_contained();
+    ctx.stats.metrics.panic_contained();
     // The method only: the request may carry a caller's number anywhere else.
     warn!(%method, "a SIP request's handler panicked: that request ends here (500)");
     if let Some((key, original, endpoint, connection)) = answer_with {
         let mut tx = Transaction::new_server(key, original, endpoint, connection);
-        reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+        reply(
+            &ctx.stats.metrics,
+            &mut tx,
+            StatusCode::ServerInternalError,
+            vec![],
+        )
+        .await;
     }
 }
 
@@ -784,7 +673,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         ctx.strike(source);
         if method != Method::Ack {
             let warning = Header::Other("Warning".into(), format!("399 belteken \"{why}\""));
-            reply(&mut tx, status, vec![warning]).await;
+            reply(&ctx.stats.metrics, &mut tx, status, vec![warning]).await;
         }
         return;
     }
@@ -795,7 +684,13 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
                 "Warning".into(),
                 "399 belteken \"Content-Length exceeds the message\"".into(),
             );
-            reply(&mut tx, StatusCode::BadRequest, vec![warning]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::BadRequest,
+                vec![warning],
+            )
+            .await;
         }
         return;
     }
@@ -812,7 +707,13 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
             None => {
                 if method != Method::Ack {
                     ctx.strike(source);
-                    reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+                    reply(
+                        &ctx.stats.metrics,
+                        &mut tx,
+                        StatusCode::CallTransactionDoesNotExist,
+                        vec![],
+                    )
+                    .await;
                 }
             }
         }
@@ -823,12 +724,18 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         Method::Options => {
             if let Some((status, headers)) = header_refusal(&tx) {
                 ctx.strike(source);
-                reply(&mut tx, status, headers).await;
+                reply(&ctx.stats.metrics, &mut tx, status, headers).await;
                 return;
             }
             let allow = Header::Other("Allow".into(), ALLOW.into());
             let accept = Header::Other("Accept".into(), "application/sdp".into());
-            reply(&mut tx, StatusCode::OK, vec![allow, accept]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::OK,
+                vec![allow, accept],
+            )
+            .await;
         }
         Method::Ack => {}
         Method::Bye
@@ -839,21 +746,26 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         | Method::Notify
         | Method::PRack => {
             ctx.strike(source);
-            reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::CallTransactionDoesNotExist,
+                vec![],
+            )
+            .await;
         }
         _ => {
             // REGISTER among them: we are no registrar, and say so to every user alike.
             ctx.strike(source);
             let allow = Header::Other("Allow".into(), ALLOW.into());
-            reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::MethodNotAllowed,
+                vec![allow],
+            )
+            .await;
         }
-    }
-}
-
-pub(crate) async fn reply(tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
-    crate::metrics::response(status.code());
-    if let Err(e) = tx.reply_with(status, headers, None).await {
-        debug!(error = %e, "could not send a response");
     }
 }
 
@@ -869,7 +781,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             match ctx.config.edge.untrusted {
                 Untrusted::Reject => {
                     info!(source = ?source, "INVITE from no trunk's address: 403");
-                    reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+                    reply(&ctx.stats.metrics, &mut tx, StatusCode::Forbidden, vec![]).await;
                 }
                 Untrusted::Drop => {
                     debug!(source = ?source, "INVITE from no trunk's address: dropped")
@@ -881,7 +793,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
     let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
     if let Some((status, headers)) = header_refusal(&tx) {
         info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its headers");
-        reply(&mut tx, status, headers).await;
+        reply(&ctx.stats.metrics, &mut tx, status, headers).await;
         return;
     }
     // The body, before the campaign (RFC 3261 section 8.2.3): a type we cannot read is 415, an
@@ -894,7 +806,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             if trunk.is_none() {
                 ctx.strike(source);
             }
-            reply(&mut tx, status, headers).await;
+            reply(&ctx.stats.metrics, &mut tx, status, headers).await;
             return;
         }
     };
@@ -938,7 +850,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         if trunk.is_none() {
             ctx.strike(source);
         }
-        reply(&mut tx, StatusCode::NotFound, vec![]).await;
+        reply(&ctx.stats.metrics, &mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
     let offer = match parsed_offer.and_then(|o| {
@@ -949,7 +861,13 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Err(e) => {
             info!(campaign = %campaign.slug, reason = %e, "INVITE rejected: 488");
             let warning = Header::Other("Warning".into(), format!("304 belteken \"{e}\""));
-            reply(&mut tx, StatusCode::NotAcceptableHere, vec![warning]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::NotAcceptableHere,
+                vec![warning],
+            )
+            .await;
             return;
         }
     };
@@ -979,7 +897,13 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             .fetch_add(1, Ordering::Relaxed);
         debug!(trunk = %trunk_name, reason = why, "INVITE refused: 503");
         let retry = Header::Other("Retry-After".into(), retry_after.to_string());
-        reply(&mut tx, StatusCode::ServiceUnavailable, vec![retry]).await;
+        reply(
+            &ctx.stats.metrics,
+            &mut tx,
+            StatusCode::ServiceUnavailable,
+            vec![retry],
+        )
+        .await;
         return;
     }
     let pai = tx.original.header_value("P-Asserted-Identity");
@@ -1035,7 +959,13 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot build Contact");
-            reply(&mut tx, StatusCode::ServerInternalError, vec![]).await;
+            reply(
+                &ctx.stats.metrics,
+                &mut tx,
+                StatusCode::ServerInternalError,
+                vec![],
+            )
+            .await;
             return;
         }
     };
@@ -1046,7 +976,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Ok(d) => d,
         Err(e) => {
             debug!(error = %e, "cannot create a dialog");
-            reply(&mut tx, StatusCode::BadRequest, vec![]).await;
+            reply(&ctx.stats.metrics, &mut tx, StatusCode::BadRequest, vec![]).await;
             return;
         }
     };
@@ -1105,10 +1035,10 @@ async fn supervise_call(setup: CallSetup, invite: call::InviteSlot, counted_trun
     let ran = tokio::spawn(call::run(setup, invite.clone())).await;
     if let Err(e) = ran {
         if e.is_panic() {
-            crate::metrics::panic_contained();
+            ctx.stats.metrics.panic_contained();
             // The Call-ID only: never the caller's number.
             warn!(call = %id.call_id, "a call panicked: that call ends here");
-            call::end_after_panic(&dialog, &invite).await;
+            call::end_after_panic(&ctx.stats.metrics, &dialog, &invite).await;
         }
     }
     if let Ok(mut calls) = ctx.calls.lock() {
@@ -1125,6 +1055,7 @@ async fn supervise_call(setup: CallSetup, invite: call::InviteSlot, counted_trun
 /// handled in a task of its own, one after the other (a call's events stay in order): a panic
 /// while handling one ends that request, never the dispatcher every call depends on.
 async fn dispatch_dialog_states(
+    stats: Arc<Stats>,
     mut states: DialogStateReceiver,
     calls: CallMap,
     dialogs: Arc<DialogLayer>,
@@ -1132,6 +1063,7 @@ async fn dispatch_dialog_states(
 ) {
     while let Some(state) = states.recv().await {
         let handled = tokio::spawn(dispatch_dialog_state(
+            stats.clone(),
             state,
             calls.clone(),
             dialogs.clone(),
@@ -1139,7 +1071,7 @@ async fn dispatch_dialog_states(
         ))
         .await;
         if handled.as_ref().is_err_and(|e| e.is_panic()) {
-            crate::metrics::panic_contained();
+            stats.metrics.panic_contained();
             warn!("an in-dialog request's handler panicked: that request ends here");
         }
     }
@@ -1157,6 +1089,7 @@ fn dialog_fault(fault: Option<&String>, state: &DialogState) -> bool {
 
 /// Routes one dialog state change (see `dispatch_dialog_states`).
 async fn dispatch_dialog_state(
+    stats: Arc<Stats>,
     state: DialogState,
     calls: CallMap,
     dialogs: Arc<DialogLayer>,
@@ -1173,7 +1106,7 @@ async fn dispatch_dialog_state(
         DialogState::Updated(id, req, handle) => (id, CallEvent::Offer(req.body, handle)),
         DialogState::Info(id, req, handle) => {
             let digit = call::info_digit(&req.body);
-            crate::metrics::response(200);
+            stats.metrics.response(200);
             let ok = handle.reply(StatusCode::OK).await;
             if ok.is_err() {
                 debug!("INFO answer not sent");
@@ -1184,7 +1117,7 @@ async fn dispatch_dialog_state(
             }
         }
         DialogState::Options(_, _, handle) => {
-            crate::metrics::response(200);
+            stats.metrics.response(200);
             let _ = handle
                 .respond(
                     StatusCode::OK,
@@ -1198,7 +1131,7 @@ async fn dispatch_dialog_state(
         | DialogState::Message(_, _, handle)
         | DialogState::Notify(_, _, handle)
         | DialogState::Publish(_, _, handle) => {
-            crate::metrics::response(405);
+            stats.metrics.response(405);
             let _ = handle.reply(StatusCode::MethodNotAllowed).await;
             return;
         }
@@ -1214,7 +1147,7 @@ async fn dispatch_dialog_state(
         }
         None => {
             if let CallEvent::Offer(_, handle) = event {
-                crate::metrics::response(481);
+                stats.metrics.response(481);
                 let _ = handle.reply(StatusCode::CallTransactionDoesNotExist).await;
             }
         }

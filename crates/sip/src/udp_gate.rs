@@ -19,14 +19,22 @@ pub struct GatedUdp {
     socket: tokio::net::UdpSocket,
     admit: Admit,
     strike: Strike,
+    /// The server's figures (responses sent).
+    stats: std::sync::Arc<crate::metrics::Stats>,
 }
 
 impl GatedUdp {
-    pub fn new(socket: tokio::net::UdpSocket, admit: Admit, strike: Strike) -> GatedUdp {
+    pub fn new(
+        socket: tokio::net::UdpSocket,
+        admit: Admit,
+        strike: Strike,
+        stats: std::sync::Arc<crate::metrics::Stats>,
+    ) -> GatedUdp {
         GatedUdp {
             socket,
             admit,
             strike,
+            stats,
         }
     }
 }
@@ -63,7 +71,7 @@ impl StackUdpSocket for GatedUdp {
                         continue;
                     }
                     (self.strike)(from.ip());
-                    crate::metrics::response(status);
+                    self.stats.metrics.response(status);
                     debug!(src = %from, status, "request refused before the stack");
                     if let Err(e) = self.socket.send_to(&response, from).await {
                         debug!(error = %e, "could not send a response");

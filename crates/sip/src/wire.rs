@@ -10,6 +10,9 @@
 
 use std::net::SocketAddr;
 
+/// Methods we answer, for Allow headers.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::SipMessage;
 
@@ -360,7 +363,7 @@ pub fn inspect(data: &[u8], source: SocketAddr) -> Verdict {
                 Ok(()) => Verdict::Pass(normalised),
                 Err(_) if !STACK_METHODS.contains(&method.as_str()) => {
                     let mut response = response(&req, 501, "unknown method", source);
-                    insert_header(&mut response, &format!("Allow: {}", crate::server::ALLOW));
+                    insert_header(&mut response, &format!("Allow: {}", ALLOW));
                     if is_ack {
                         Verdict::Drop
                     } else {

@@ -150,16 +150,7 @@ pub(crate) async fn campaign(State(state): State<AppState>, Path(slug): Path<Str
     }
 }
 
-/// A JSON error body `{"error": message}`; never cached. Messages are fixed strings of ours,
-/// never an internal error's text.
-pub(crate) fn error(status: StatusCode, message: &'static str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "error": message })),
-    )
-        .into_response()
-}
+pub(crate) use crate::openapi::error;
 
 // The API's route table: the router mounts exactly these, and `/api/openapi.json` documents
 // exactly these. New JSON endpoints get an entry here (or in a table of their own, mounted
@@ -429,6 +420,22 @@ pub(crate) fn routes() -> Vec<(&'static ApiRoute, MethodRouter<AppState>)> {
         (&LIST_ROUTE, get(list)),
         (&CAMPAIGN_ROUTE, get(campaign)),
         (&EVENTS_ROUTE, get(crate::events::stream)),
-        (&OPENAPI_ROUTE, get(crate::openapi::serve)),
+        (&OPENAPI_ROUTE, get(openapi_json)),
     ]
+}
+
+/// `/api/openapi.json`: the document of every route table the router mounts (this one and
+/// the console's).
+async fn openapi_json(State(_state): State<AppState>) -> Response {
+    let routes = routes();
+    let mut docs: Vec<&ApiRoute> = routes.iter().map(|(doc, _)| *doc).collect();
+    docs.extend(crate::console::api::DOCS);
+    let mut schemas: Vec<&Schema> = SCHEMAS.to_vec();
+    schemas.extend(crate::console::api::SCHEMAS);
+    let body = crate::openapi::document(&docs, &schemas);
+    (
+        [(header::CACHE_CONTROL, crate::openapi::OPENAPI_CACHE)],
+        Json(body),
+    )
+        .into_response()
 }

@@ -18,7 +18,7 @@ use store::Counts;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
 use crate::client::{request_client, AddressKey};
-use crate::{api, AppState};
+use crate::AppState;
 
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -84,7 +84,7 @@ pub(crate) async fn stream(
     extensions: Extensions,
 ) -> Response {
     if state.web.campaign(&slug).is_none() {
-        return api::error(StatusCode::NOT_FOUND, "unknown campaign");
+        return crate::openapi::error(StatusCode::NOT_FOUND, "unknown campaign");
     }
     // Requests that come without a peer (in-process tests) are not counted per address.
     let client = request_client(&extensions, &headers, &state.trusted_proxies);
@@ -93,7 +93,7 @@ pub(crate) async fn stream(
         Some(ip) => match state.streams_by_address.acquire(AddressKey::of(ip)) {
             Some(p) => Some(p),
             None => {
-                let mut response = api::error(
+                let mut response = crate::openapi::error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many live streams from your address",
                 );
@@ -107,7 +107,8 @@ pub(crate) async fn stream(
     };
     let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
         tracing::warn!("event stream limit reached; answering 503");
-        let mut response = api::error(StatusCode::SERVICE_UNAVAILABLE, "too many live viewers");
+        let mut response =
+            crate::openapi::error(StatusCode::SERVICE_UNAVAILABLE, "too many live viewers");
         response.headers_mut().insert(
             header::RETRY_AFTER,
             HeaderValue::from_static(RETRY_AFTER_SECONDS),

@@ -1,15 +1,12 @@
-//! `/api/openapi.json`: the OpenAPI 3.1 document of the HTTP API, built from the same route
-//! table the router mounts ([`crate::api::routes`]), so a route cannot be served without
-//! being documented. Another module's routes join by adding their [`ApiRoute`] entries to
-//! that table (or to a table of their own passed to [`document`]).
+//! What every API route is made of: its documentation entry ([`ApiRoute`], [`Schema`]), its
+//! error body ([`error`]), and the OpenAPI 3.1 document built from the route tables the
+//! router mounts (`api::routes`, the console's), so a route cannot be served without being
+//! documented. Below every module that serves API routes: it knows none of them.
 
-use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
-
-use crate::AppState;
 
 /// The document changes only with a new release; a few minutes of caching is harmless.
 pub(crate) const OPENAPI_CACHE: &str = "public, max-age=300";
@@ -151,12 +148,13 @@ pub(crate) fn document(routes: &[&ApiRoute], schemas: &[&Schema]) -> Value {
 }
 
 /// `GET /api/openapi.json`.
-pub(crate) async fn serve(State(_state): State<AppState>) -> Response {
-    let routes = crate::api::routes();
-    let mut docs: Vec<&ApiRoute> = routes.iter().map(|(doc, _)| *doc).collect();
-    docs.extend(crate::console::api::DOCS);
-    let mut schemas: Vec<&Schema> = crate::api::SCHEMAS.to_vec();
-    schemas.extend(crate::console::api::SCHEMAS);
-    let body = document(&docs, &schemas);
-    ([(header::CACHE_CONTROL, OPENAPI_CACHE)], Json(body)).into_response()
+/// A JSON error body `{"error": message}`; never cached. Messages are fixed strings of ours,
+/// never an internal error's text.
+pub(crate) fn error(status: StatusCode, message: &'static str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
 }

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::html::{escape, path_segment, tel_target};
-use crate::{api, chart, AppState, CampaignView};
+use crate::{chart, AppState, CampaignView};
 
 const LIVE_JS: &str = include_str!("../static/live.js");
 const STYLE_CSS: &str = include_str!("../static/style.css");
@@ -836,7 +836,7 @@ fn not_found_page() -> Response {
 /// Any other path: a JSON 404 under `/api/`, an HTML one elsewhere.
 pub(crate) async fn fallback(uri: Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        api::error(StatusCode::NOT_FOUND, "not found")
+        crate::openapi::error(StatusCode::NOT_FOUND, "not found")
     } else {
         not_found_page()
     }

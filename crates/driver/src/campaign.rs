@@ -1,7 +1,11 @@
-//! A campaign as the SIP channel runs it: its flow and its audio, loaded once, shared by calls.
+//! A campaign as calls run it, on every channel: its numbers, flow and audio, loaded and
+//! validated once (by the binary, from the config file and the stored edits), shared by
+//! calls; and the list of them, swapped while the server runs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::SystemTime;
 
 use flow::engine::PromptRef;
@@ -47,7 +51,7 @@ impl CampaignAudio {
     }
 }
 
-/// A campaign as the SIP channel needs it.
+/// A campaign as a call needs it.
 #[derive(Debug, Clone)]
 pub struct Campaign {
     pub slug: String,
@@ -74,20 +78,21 @@ impl Campaign {
     }
 }
 
-/// The campaigns the SIP channel answers for, replaceable while it runs: a campaign edited
-/// in the console is swapped in for the next call, while calls in progress keep the
-/// `Arc<Campaign>` they started with. Cheap to clone: clones share the list.
+/// The campaigns the server answers for (SIP and the provider webhooks alike), replaceable
+/// while it runs: a campaign edited in the console is swapped in for the next call, while
+/// calls in progress keep the `Arc<Campaign>` they started with. A read takes no lock. Cheap
+/// to clone: clones share the list.
 #[derive(Debug, Clone, Default)]
-pub struct CampaignList(Arc<RwLock<Arc<Vec<Arc<Campaign>>>>>);
+pub struct CampaignList(Arc<ArcSwap<Vec<Arc<Campaign>>>>);
 
 impl CampaignList {
     pub fn new(campaigns: Vec<Arc<Campaign>>) -> Self {
-        CampaignList(Arc::new(RwLock::new(Arc::new(campaigns))))
+        CampaignList(Arc::new(ArcSwap::from_pointee(campaigns)))
     }
 
     /// The list as it is now; later changes do not affect the snapshot.
     pub fn snapshot(&self) -> Arc<Vec<Arc<Campaign>>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.load_full()
     }
 
     /// The campaign with this slug, as it is now.
@@ -97,13 +102,27 @@ impl CampaignList {
 
     /// Replaces the campaign with the same slug (or adds it).
     pub fn replace(&self, campaign: Arc<Campaign>) {
-        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<Arc<Campaign>> = guard.as_ref().clone();
-        match list.iter_mut().find(|c| c.slug == campaign.slug) {
-            Some(old) => *old = campaign,
-            None => list.push(campaign),
-        }
-        *guard = Arc::new(list);
+        self.0.rcu(|list| {
+            let mut list: Vec<Arc<Campaign>> = list.as_ref().clone();
+            match list.iter_mut().find(|c| c.slug == campaign.slug) {
+                Some(old) => *old = campaign.clone(),
+                None => list.push(campaign.clone()),
+            }
+            list
+        });
+    }
+
+    /// The campaign a number called reaches (one of its DIDs, compared by `same_number`), or
+    /// the one with that slug.
+    pub fn find(
+        &self,
+        called: &str,
+        same_number: impl Fn(&str, &str) -> bool,
+    ) -> Option<Arc<Campaign>> {
+        self.snapshot()
+            .iter()
+            .find(|c| c.slug == called || c.dids.iter().any(|d| same_number(d, called)))
+            .cloned()
     }
 }
 

@@ -2,7 +2,7 @@
 
 /// Moves one call from step `from` to step `to` in the per-step gauge (an empty name: not in
 /// a step, i.e. the call starts or ends).
-pub(crate) fn move_step(stats: &crate::server::Stats, campaign: &str, from: &str, to: &str) {
+pub(crate) fn move_step(stats: &crate::metrics::Stats, campaign: &str, from: &str, to: &str) {
     let mut steps = stats
         .calls_by_step
         .lock()

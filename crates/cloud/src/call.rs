@@ -868,10 +868,7 @@ fn process_state(
         let Step::Claimed(next, job) = step else {
             break;
         };
-        let result = match job.run(&state.petition()) {
-            Input::Signed(result) => result,
-            _ => SignResult::Failed,
-        };
+        let result = job.sign(&state.petition());
         step = finish_sign(
             state, &campaign, req, call_id, result, next, &mut rec, deletes,
         )?;
@@ -994,7 +991,7 @@ fn new_record(state: &CloudState, req: &Request, now: SystemTime) -> Option<Call
                 .did_languages
                 .get(to.trim())
                 .map(|l| l.code().to_string()),
-            count: state.hub.current(&campaign.slug).signatures,
+            count: state.petition().count(&campaign.slug),
         },
         log: Vec::new(),
         last_answer: String::new(),
@@ -1244,10 +1241,14 @@ fn advance(
         trust: store::Trust::NetworkAsserted,
         channel: Provider::from_name(&rec.provider).name(),
     };
-    let story = driver::story_step(&campaign.flow, |r| {
-        campaign.audio.resolve(r).map(|p| p.duration())
-    });
-    let mut driver = Driver::new(campaign.flow.clone(), facts, base, info, story, None);
+    let mut driver = Driver::new(
+        campaign.flow.clone(),
+        facts,
+        base,
+        info,
+        campaign.story_step(),
+        None,
+    );
     let at = |ms: u64| base + Duration::from_millis(ms);
     // The call so far: what it did then is done (its store work is in the log as results).
     let mut last_ms = 0;

@@ -72,6 +72,11 @@ pub struct Campaign {
 }
 
 impl Campaign {
+    /// The flow's story step, for the funnel (see [`crate::story_step`]).
+    pub fn story_step(&self) -> Option<String> {
+        crate::story_step(&self.flow, |r| self.audio.resolve(r).map(|p| p.duration()))
+    }
+
     /// Whether `now` falls outside the campaign's dates.
     pub fn outside_dates(&self, now: SystemTime) -> bool {
         self.opens.is_some_and(|t| now < t) || self.closes.is_some_and(|t| now >= t)

@@ -24,7 +24,8 @@ use flow::Lang;
 use tracing::{debug, info};
 
 pub use campaign::{Campaign, CampaignAudio, CampaignList};
-pub use funnel::{story_step, Funnel};
+pub use funnel::story_step;
+use funnel::Funnel;
 pub use petition::{Petition, Recording};
 
 /// Who and what a call is about: enough to sign for it and to name it in the logs (no phone
@@ -102,9 +103,9 @@ pub struct SignJob {
 }
 
 impl SignJob {
-    /// Commits it: [`Input::Signed`] for the driver.
-    pub fn run(self, petition: &Petition) -> Input {
-        Input::Signed(petition.sign(&self.call, self.take, self.contact))
+    /// Commits it; the store's answer.
+    pub fn sign(self, petition: &Petition) -> SignResult {
+        petition.sign(&self.call, self.take, self.contact)
     }
 }
 
@@ -112,7 +113,7 @@ impl Job {
     /// Runs it against the store: the input for the driver.
     pub fn run(self, petition: &Petition) -> Input {
         match self {
-            Job::Sign(job) => job.run(petition),
+            Job::Sign(job) => Input::Signed(job.sign(petition)),
             Job::Withdraw(call) => Input::Withdrawn(petition.withdraw(&call)),
         }
     }
@@ -150,11 +151,6 @@ impl Driver {
             wants_contact: false,
             funnel: Funnel::new(story),
         }
-    }
-
-    /// The call.
-    pub fn call(&self) -> &CallInfo {
-        &self.call
     }
 
     /// The flow engine (its step, timer, outcome and language).

@@ -178,9 +178,9 @@ struct Leg {
     /// The REFER in progress.
     transferring: Option<oneshot::Receiver<bool>>,
     /// The flow asked to end the recording: its take is fetched from the media thread.
-    stop_recording: bool,
+    stop_asked: bool,
     /// The flow asked to hang up.
-    hangup: bool,
+    hangup_asked: bool,
 }
 
 impl driver::Channel for Leg {
@@ -253,7 +253,7 @@ impl driver::Channel for Leg {
     }
 
     fn stop_recording(&mut self) {
-        self.stop_recording = self.media.recording;
+        self.stop_asked = self.media.recording;
     }
 
     fn transfer(&mut self, uri: String) {
@@ -271,7 +271,7 @@ impl driver::Channel for Leg {
     }
 
     fn hangup(&mut self) {
-        self.hangup = true;
+        self.hangup_asked = true;
     }
 }
 
@@ -353,11 +353,15 @@ async fn facts(
 ) -> CallFacts {
     let anonymous = matches!(**caller, store::CallerIdentity::Withheld);
     let petition = ctx.petition();
-    let slug = campaign.slug.clone();
-    let who = caller.clone();
-    let already_signed = tokio::task::spawn_blocking(move || petition.already_signed(&slug, &who))
-        .await
-        .unwrap_or(false);
+    let count = petition.count(&campaign.slug);
+    // A withheld caller has no signature to find: no trip to the store.
+    let already_signed = !anonymous && {
+        let slug = campaign.slug.clone();
+        let who = caller.clone();
+        tokio::task::spawn_blocking(move || petition.already_signed(&slug, &who))
+            .await
+            .unwrap_or(false)
+    };
     CallFacts {
         already_signed,
         anonymous,
@@ -373,7 +377,7 @@ async fn facts(
             in_progress > max.saturating_sub(max / 10)
         },
         language: campaign.did_languages.get(called).copied(),
-        count: ctx.services.hub.current(&campaign.slug).signatures,
+        count,
         signature_number: None,
     }
 }
@@ -494,14 +498,11 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         ),
         fault_call,
         transferring: None,
-        stop_recording: false,
-        hangup: false,
+        stop_asked: false,
+        hangup_asked: false,
     };
 
     let facts = facts(&ctx, &campaign, &caller, &called).await;
-    let story = driver::story_step(&campaign.flow, |r| {
-        campaign.audio.resolve(r).map(|p| p.duration())
-    });
     let info = driver::CallInfo {
         id: call_id.clone(),
         campaign: campaign.slug.clone(),
@@ -515,7 +516,7 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         facts,
         Instant::now(),
         info,
-        story,
+        campaign.story_step(),
         contact,
     );
     let deadline = started + ctx.config.max_call;
@@ -541,13 +542,13 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
             for job in call.step(now, &mut leg) {
                 pending = Some(spawn_job(&ctx, job));
             }
-            if std::mem::take(&mut leg.stop_recording) {
+            if std::mem::take(&mut leg.stop_asked) {
                 if let Some((take, length)) = leg.take_recording().await {
                     call.recorded(now, take, length);
                     continue;
                 }
             }
-            if std::mem::take(&mut leg.hangup) {
+            if std::mem::take(&mut leg.hangup_asked) {
                 leg.end(StatusCode::TemporarilyUnavailable).await;
             }
             break;

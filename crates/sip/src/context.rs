@@ -106,6 +106,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Sends a response on `tx`, counted in this server's figures.
+    pub(crate) async fn reply(
+        &self,
+        tx: &mut Transaction,
+        status: StatusCode,
+        headers: Vec<Header>,
+    ) {
+        reply(&self.stats.metrics, tx, status, headers).await;
+    }
+
     /// The store and the live count, as the call driver uses them.
     pub(crate) fn petition(&self) -> driver::Petition {
         driver::Petition {

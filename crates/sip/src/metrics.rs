@@ -25,7 +25,7 @@ const SIGN_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 25
 pub struct Metrics {
     responses: [AtomicU64; CODES],
     panics_contained: AtomicU64,
-    calls: [AtomicI64; 4],
+    calls: [AtomicI64; CallState::ALL.len()],
     sign_buckets: [AtomicU64; SIGN_BUCKETS_MS.len()],
     sign_count: AtomicU64,
     sign_sum_micros: AtomicU64,
@@ -40,7 +40,7 @@ impl Default for Metrics {
         Metrics {
             responses: [const { AtomicU64::new(0) }; CODES],
             panics_contained: AtomicU64::new(0),
-            calls: [const { AtomicI64::new(0) }; 4],
+            calls: [const { AtomicI64::new(0) }; CallState::ALL.len()],
             sign_buckets: [const { AtomicU64::new(0) }; SIGN_BUCKETS_MS.len()],
             sign_count: AtomicU64::new(0),
             sign_sum_micros: AtomicU64::new(0),
@@ -84,9 +84,8 @@ impl Metrics {
     }
 
     fn calls(&self, state: CallState) -> &AtomicI64 {
-        // `CallState` has as many values as `calls` has slots.
-        let i = state as usize;
-        self.calls.get(i).unwrap_or(&self.calls[0])
+        // One slot per `CallState`, in declaration order.
+        &self.calls[state as usize]
     }
 
     /// Records how long one `Store::sign` took (whatever its outcome).
@@ -139,22 +138,19 @@ impl CallState {
 /// A call's place in the `belteken_calls_active` gauge; leaves it when dropped.
 #[derive(Debug)]
 pub(crate) struct CallGauge {
-    metrics: Arc<Stats>,
+    stats: Arc<Stats>,
     state: CallState,
 }
 
 impl CallGauge {
     pub fn new(stats: Arc<Stats>, state: CallState) -> CallGauge {
         stats.metrics.calls(state).fetch_add(1, Ordering::Relaxed);
-        CallGauge {
-            metrics: stats,
-            state,
-        }
+        CallGauge { stats, state }
     }
 
     pub fn set(&mut self, state: CallState) {
         if state != self.state {
-            let m = &self.metrics.metrics;
+            let m = &self.stats.metrics;
             m.calls(self.state).fetch_sub(1, Ordering::Relaxed);
             m.calls(state).fetch_add(1, Ordering::Relaxed);
             self.state = state;
@@ -164,7 +160,7 @@ impl CallGauge {
 
 impl Drop for CallGauge {
     fn drop(&mut self) {
-        self.metrics
+        self.stats
             .metrics
             .calls(self.state)
             .fetch_sub(1, Ordering::Relaxed);

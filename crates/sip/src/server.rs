@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::call::{self, CallSetup};
-use crate::context::{reply, CallEvent, CallMap, Context};
+use crate::context::{CallEvent, CallMap, Context};
 pub use crate::context::{EdgeConfig, Services, SipConfig};
 pub use crate::metrics::Stats;
 use crate::ratelimit::{Guard, Strike};
@@ -323,10 +323,7 @@ impl Context {
     fn campaign_for(&self, user: &str) -> Option<Arc<Campaign>> {
         let wanted = trunk::normalize_did(user);
         self.campaigns
-            .snapshot()
-            .iter()
-            .find(|c| c.slug == user || c.dids.iter().any(|d| trunk::normalize_did(d) == wanted))
-            .cloned()
+            .find(user, |did, _| trunk::normalize_did(did) == wanted)
     }
 
     /// Counts a bad request from an untrusted source; logs a ban when it starts one.
@@ -643,13 +640,8 @@ async fn on_request_isolated(ctx: Arc<Context>, tx: Transaction) {
     warn!(%method, "a SIP request's handler panicked: that request ends here (500)");
     if let Some((key, original, endpoint, connection)) = answer_with {
         let mut tx = Transaction::new_server(key, original, endpoint, connection);
-        reply(
-            &ctx.stats.metrics,
-            &mut tx,
-            StatusCode::ServerInternalError,
-            vec![],
-        )
-        .await;
+        ctx.reply(&mut tx, StatusCode::ServerInternalError, vec![])
+            .await;
     }
 }
 
@@ -673,7 +665,7 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         ctx.strike(source);
         if method != Method::Ack {
             let warning = Header::Other("Warning".into(), format!("399 belteken \"{why}\""));
-            reply(&ctx.stats.metrics, &mut tx, status, vec![warning]).await;
+            ctx.reply(&mut tx, status, vec![warning]).await;
         }
         return;
     }
@@ -684,13 +676,8 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
                 "Warning".into(),
                 "399 belteken \"Content-Length exceeds the message\"".into(),
             );
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::BadRequest,
-                vec![warning],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::BadRequest, vec![warning])
+                .await;
         }
         return;
     }
@@ -707,13 +694,8 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
             None => {
                 if method != Method::Ack {
                     ctx.strike(source);
-                    reply(
-                        &ctx.stats.metrics,
-                        &mut tx,
-                        StatusCode::CallTransactionDoesNotExist,
-                        vec![],
-                    )
-                    .await;
+                    ctx.reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![])
+                        .await;
                 }
             }
         }
@@ -724,18 +706,13 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         Method::Options => {
             if let Some((status, headers)) = header_refusal(&tx) {
                 ctx.strike(source);
-                reply(&ctx.stats.metrics, &mut tx, status, headers).await;
+                ctx.reply(&mut tx, status, headers).await;
                 return;
             }
             let allow = Header::Other("Allow".into(), ALLOW.into());
             let accept = Header::Other("Accept".into(), "application/sdp".into());
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::OK,
-                vec![allow, accept],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::OK, vec![allow, accept])
+                .await;
         }
         Method::Ack => {}
         Method::Bye
@@ -746,25 +723,15 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
         | Method::Notify
         | Method::PRack => {
             ctx.strike(source);
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::CallTransactionDoesNotExist,
-                vec![],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![])
+                .await;
         }
         _ => {
             // REGISTER among them: we are no registrar, and say so to every user alike.
             ctx.strike(source);
             let allow = Header::Other("Allow".into(), ALLOW.into());
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::MethodNotAllowed,
-                vec![allow],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::MethodNotAllowed, vec![allow])
+                .await;
         }
     }
 }
@@ -781,7 +748,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             match ctx.config.edge.untrusted {
                 Untrusted::Reject => {
                     info!(source = ?source, "INVITE from no trunk's address: 403");
-                    reply(&ctx.stats.metrics, &mut tx, StatusCode::Forbidden, vec![]).await;
+                    ctx.reply(&mut tx, StatusCode::Forbidden, vec![]).await;
                 }
                 Untrusted::Drop => {
                     debug!(source = ?source, "INVITE from no trunk's address: dropped")
@@ -793,7 +760,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
     let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
     if let Some((status, headers)) = header_refusal(&tx) {
         info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its headers");
-        reply(&ctx.stats.metrics, &mut tx, status, headers).await;
+        ctx.reply(&mut tx, status, headers).await;
         return;
     }
     // The body, before the campaign (RFC 3261 section 8.2.3): a type we cannot read is 415, an
@@ -806,7 +773,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             if trunk.is_none() {
                 ctx.strike(source);
             }
-            reply(&ctx.stats.metrics, &mut tx, status, headers).await;
+            ctx.reply(&mut tx, status, headers).await;
             return;
         }
     };
@@ -850,7 +817,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         if trunk.is_none() {
             ctx.strike(source);
         }
-        reply(&ctx.stats.metrics, &mut tx, StatusCode::NotFound, vec![]).await;
+        ctx.reply(&mut tx, StatusCode::NotFound, vec![]).await;
         return;
     };
     let offer = match parsed_offer.and_then(|o| {
@@ -861,13 +828,8 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Err(e) => {
             info!(campaign = %campaign.slug, reason = %e, "INVITE rejected: 488");
             let warning = Header::Other("Warning".into(), format!("304 belteken \"{e}\""));
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::NotAcceptableHere,
-                vec![warning],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::NotAcceptableHere, vec![warning])
+                .await;
             return;
         }
     };
@@ -897,13 +859,8 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
             .fetch_add(1, Ordering::Relaxed);
         debug!(trunk = %trunk_name, reason = why, "INVITE refused: 503");
         let retry = Header::Other("Retry-After".into(), retry_after.to_string());
-        reply(
-            &ctx.stats.metrics,
-            &mut tx,
-            StatusCode::ServiceUnavailable,
-            vec![retry],
-        )
-        .await;
+        ctx.reply(&mut tx, StatusCode::ServiceUnavailable, vec![retry])
+            .await;
         return;
     }
     let pai = tx.original.header_value("P-Asserted-Identity");
@@ -959,13 +916,8 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot build Contact");
-            reply(
-                &ctx.stats.metrics,
-                &mut tx,
-                StatusCode::ServerInternalError,
-                vec![],
-            )
-            .await;
+            ctx.reply(&mut tx, StatusCode::ServerInternalError, vec![])
+                .await;
             return;
         }
     };
@@ -976,7 +928,7 @@ async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr
         Ok(d) => d,
         Err(e) => {
             debug!(error = %e, "cannot create a dialog");
-            reply(&ctx.stats.metrics, &mut tx, StatusCode::BadRequest, vec![]).await;
+            ctx.reply(&mut tx, StatusCode::BadRequest, vec![]).await;
             return;
         }
     };

@@ -12,7 +12,7 @@ use axum::http::{header, Request};
 use axum::Router;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
-use web::{CampaignAdmin, CampaignEdit, CampaignView, ClipInfo, Options, Translation, WebState};
+use web::{CampaignAdmin, CampaignEdit, Campaign, ClipInfo, Options, Translation, WebState};
 
 /// The multipart boundary the upload requests declare.
 const BOUNDARY: &str = "fuzzboundary";
@@ -137,7 +137,7 @@ fn fixture() -> &'static Fixture {
         let expires = now + std::time::Duration::from_secs(3600);
         db.create_api_token(&store::token_hash(&api), "ada", "fuzz", now, expires)
             .expect("API token");
-        let view = CampaignView {
+        let view = Campaign {
             slug: "demo".into(),
             title: "Demo".into(),
             number: None,
@@ -146,6 +146,7 @@ fn fixture() -> &'static Fixture {
             language: "en".into(),
             goal: None,
             translations: Vec::new(),
+            ..Campaign::new("demo")
         };
         let app = runtime.block_on(async {
             web::router_with(

@@ -56,33 +56,23 @@ fn decode_builtin(path: &str) -> Result<Vec<i16>> {
     media::audio::decode_wav_bytes(bytes).with_context(|| format!("built-in audio {path}"))
 }
 
-/// Loads every prompt and number clip a campaign's flow can play; returns the audio and
-/// the flow version (a hash of the flow and of all its audio).
+/// Uploaded clips (8 kHz samples, already trimmed and normalised) by prompt name and language;
+/// each takes the place of the flow's own file for that prompt.
+pub type Uploaded = HashMap<(String, Lang), Arc<Prompt>>;
+
+/// Loads every prompt and number clip a campaign's flow can play, uploaded clips in place of
+/// the campaign's own files; returns the audio and the flow version (a hash of the flow and of
+/// all its audio: it changes with every clip that changes).
 /// `numbers_dir`, when set, holds a campaign's own number clips as `{lang}/{token}.wav`
 /// (the file names of `audio/numbers/`); a clip it lacks comes from the built-in set.
 pub fn load_campaign(
     spec: &FlowSpec,
     base: &Path,
     numbers_dir: Option<&Path>,
-    cache: &mut Cache,
-) -> Result<(sip::CampaignAudio, String)> {
-    load_campaign_with(spec, base, numbers_dir, &Uploaded::new(), cache)
-}
-
-/// Uploaded clips (8 kHz samples, already trimmed and normalised) by prompt name and language;
-/// each takes the place of the flow's own file for that prompt.
-pub type Uploaded = HashMap<(String, Lang), Arc<Prompt>>;
-
-/// [`load_campaign`] with uploaded clips in place of the campaign's own files. The flow version
-/// hashes what callers hear, so it changes with every clip that changes.
-pub fn load_campaign_with(
-    spec: &FlowSpec,
-    base: &Path,
-    numbers_dir: Option<&Path>,
     uploaded: &Uploaded,
     cache: &mut Cache,
-) -> Result<(sip::CampaignAudio, String)> {
-    let mut audio = sip::CampaignAudio::default();
+) -> Result<(driver::CampaignAudio, String)> {
+    let mut audio = driver::CampaignAudio::default();
     let mut version = Sha256::new();
     version.update(format!("{spec:?}").as_bytes());
     for (name, lang, source) in spec.required_prompts() {
@@ -260,8 +250,16 @@ mod tests {
         let settings = crate::config::defaults();
         let c = &settings.campaigns[0];
         let mut cache = Cache::default();
-        let (_, v1) = load_campaign(&c.flow, &c.base, None, &mut cache).expect("loads");
-        let (_, v2) = load_campaign(&c.flow, &c.base, None, &mut Cache::default()).expect("loads");
+        let (_, v1) =
+            load_campaign(&c.flow, &c.base, None, &Uploaded::new(), &mut cache).expect("loads");
+        let (_, v2) = load_campaign(
+            &c.flow,
+            &c.base,
+            None,
+            &Uploaded::new(),
+            &mut Cache::default(),
+        )
+        .expect("loads");
         assert_eq!(v1, v2);
         assert_eq!(v1.len(), 16);
 
@@ -270,8 +268,14 @@ mod tests {
         std::fs::create_dir_all(dir.join("en")).expect("temp dir");
         let tone = media::audio::tone(440.0, Duration::from_millis(2500), 8000);
         std::fs::write(dir.join("en/7.wav"), media::wav::pcm16_mono(&tone, 8000)).expect("write");
-        let (audio, v3) =
-            load_campaign(&c.flow, &c.base, Some(&dir), &mut Cache::default()).expect("loads");
+        let (audio, v3) = load_campaign(
+            &c.flow,
+            &c.base,
+            Some(&dir),
+            &Uploaded::new(),
+            &mut Cache::default(),
+        )
+        .expect("loads");
         let _ = std::fs::remove_dir_all(&dir);
         assert_ne!(v1, v3);
         let seven = audio
@@ -332,14 +336,15 @@ mod tests {
             "{replaceable:?}"
         );
         let mut cache = Cache::default();
-        let (_, v1) = load_campaign(&c.flow, &c.base, None, &mut cache).expect("loads");
+        let (_, v1) =
+            load_campaign(&c.flow, &c.base, None, &Uploaded::new(), &mut cache).expect("loads");
         let tone = media::audio::tone(523.0, Duration::from_millis(3000), 8000);
         let converted = convert_upload(&media::wav::pcm16_mono(&tone, 8000)).expect("converts");
         let prompt = prompt_from_wav(&converted.wav).expect("prompt");
         let mut uploaded = Uploaded::new();
         uploaded.insert(("story".into(), Lang::En), prompt.clone());
         let (audio, v2) =
-            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+            load_campaign(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
         assert_ne!(v1, v2);
         let story = audio
             .resolve(&flow::engine::PromptRef::Prompt {
@@ -355,13 +360,11 @@ mod tests {
             ("story".into(), Lang::En),
             prompt_from_wav(&other.wav).expect("prompt"),
         );
-        let (_, v3) =
-            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+        let (_, v3) = load_campaign(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
         assert_ne!(v3, v2);
         assert_ne!(v3, v1);
         uploaded.insert(("story".into(), Lang::En), prompt);
-        let (_, v4) =
-            load_campaign_with(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
+        let (_, v4) = load_campaign(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
         assert_eq!(v4, v2);
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::audio;
-use crate::config::CampaignSettings;
+use crate::config::CampaignSource;
 
 /// Longest transcript per language, in bytes.
 pub const MAX_TRANSCRIPT_BYTES: usize = 20_000;
@@ -60,21 +60,21 @@ struct TextDoc {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Effective {
     /// The main language's text first.
-    texts: Vec<web::Translation>,
+    texts: Vec<driver::Translation>,
     number: Option<String>,
     goal: Option<u64>,
     opens: Option<SystemTime>,
     closes: Option<SystemTime>,
 }
 
-fn base_fields(c: &CampaignSettings) -> Effective {
-    let mut texts = vec![web::Translation {
+fn base_fields(c: &CampaignSource) -> Effective {
+    let mut texts = vec![driver::Translation {
         language: c.language.clone(),
         title: c.title.clone(),
         transcript: c.transcript.clone(),
     }];
     for (language, title, transcript) in &c.translations {
-        texts.push(web::Translation {
+        texts.push(driver::Translation {
             language: language.clone(),
             title: title.clone(),
             transcript: transcript.clone(),
@@ -97,10 +97,10 @@ fn date_field(stored: &Option<String>, base: Option<SystemTime>) -> Option<Syste
     }
 }
 
-fn merge(c: &CampaignSettings, doc: &EditDoc) -> Effective {
+fn merge(c: &CampaignSource, doc: &EditDoc) -> Effective {
     let mut e = base_fields(c);
     for t in &doc.texts {
-        let text = web::Translation {
+        let text = driver::Translation {
             language: t.language.clone(),
             title: t.title.clone(),
             transcript: t.transcript.clone(),
@@ -122,7 +122,7 @@ fn merge(c: &CampaignSettings, doc: &EditDoc) -> Effective {
 }
 
 /// The document that turns the file's fields into `e`: only what differs.
-fn diff(c: &CampaignSettings, e: &Effective) -> EditDoc {
+fn diff(c: &CampaignSource, e: &Effective) -> EditDoc {
     let base = base_fields(c);
     let texts = e
         .texts
@@ -147,8 +147,8 @@ fn diff(c: &CampaignSettings, e: &Effective) -> EditDoc {
 }
 
 /// Checks an edit from the console or the command line; the error is for the person at the form.
-fn validate(c: &CampaignSettings, edit: &web::CampaignEdit) -> Result<Effective, String> {
-    let mut texts: Vec<web::Translation> = Vec::new();
+fn validate(c: &CampaignSource, edit: &web::CampaignEdit) -> Result<Effective, String> {
+    let mut texts: Vec<driver::Translation> = Vec::new();
     for t in &edit.texts {
         let language = t.language.trim().to_ascii_lowercase();
         if language.parse::<Lang>().is_err() {
@@ -186,7 +186,7 @@ fn validate(c: &CampaignSettings, edit: &web::CampaignEdit) -> Result<Effective,
                 "the transcript in {language} has control characters"
             ));
         }
-        texts.push(web::Translation {
+        texts.push(driver::Translation {
             language,
             title: title.to_string(),
             transcript: t.transcript.replace("\r\n", "\n").trim_end().to_string(),
@@ -249,14 +249,15 @@ fn validate(c: &CampaignSettings, edit: &web::CampaignEdit) -> Result<Effective,
 
 /// Where the running server's campaigns live, for the swap.
 pub struct Live {
-    /// The campaigns calls run (the SIP channel's and the provider webhooks' alike).
-    pub sip: sip::CampaignList,
-    pub web: web::Campaigns,
+    /// The campaigns the SIP channel, the provider webhooks and the pages share.
+    pub campaigns: driver::CampaignList,
+    /// "host:port" of the SIP address callers can dial directly.
+    pub sip_address: String,
 }
 
 /// Campaign editing over the store; with [`Live`], edits also take effect in this process.
 pub struct Editor {
-    campaigns: Vec<CampaignSettings>,
+    campaigns: Vec<CampaignSource>,
     store: Arc<dyn store::Store>,
     live: Option<Live>,
     /// Decoded built-in and file prompts, shared by rebuilds.
@@ -269,15 +270,14 @@ pub struct Editor {
 
 /// A campaign rebuilt from the file and the store.
 struct Built {
-    sip: Arc<sip::Campaign>,
-    effective: Effective,
+    campaign: Arc<driver::Campaign>,
     edit_version: i64,
     clips: Vec<store::StoredClip>,
 }
 
 impl Editor {
     pub fn new(
-        campaigns: Vec<CampaignSettings>,
+        campaigns: Vec<CampaignSource>,
         store: Arc<dyn store::Store>,
         live: Option<Live>,
     ) -> Editor {
@@ -291,11 +291,11 @@ impl Editor {
         }
     }
 
-    fn settings(&self, slug: &str) -> Option<&CampaignSettings> {
+    fn settings(&self, slug: &str) -> Option<&CampaignSource> {
         self.campaigns.iter().find(|c| c.slug == slug)
     }
 
-    fn settings_or_err(&self, slug: &str) -> Result<&CampaignSettings, String> {
+    fn settings_or_err(&self, slug: &str) -> Result<&CampaignSource, String> {
         self.settings(slug)
             .ok_or_else(|| format!("unknown campaign {slug:?}"))
     }
@@ -313,7 +313,7 @@ impl Editor {
     }
 
     /// The campaign as the file and the store make it now.
-    fn build(&self, c: &CampaignSettings) -> Result<Built> {
+    fn build(&self, c: &CampaignSource) -> Result<Built> {
         // The version first: an edit landing while this runs moves it again, and the next
         // poll rebuilds.
         let (edit_version, doc) = self.stored_doc(&c.slug)?;
@@ -330,7 +330,7 @@ impl Editor {
         }
         let (campaign_audio, flow_version) = {
             let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            audio::load_campaign_with(
+            audio::load_campaign(
                 &c.flow,
                 &c.base,
                 c.numbers_dir.as_deref(),
@@ -338,8 +338,25 @@ impl Editor {
                 &mut cache,
             )?
         };
-        let sip = Arc::new(sip::Campaign {
+        let mut texts = effective.texts.into_iter();
+        let main = texts.next().unwrap_or_else(|| driver::Translation {
+            language: c.language.clone(),
+            title: c.title.clone(),
+            transcript: c.transcript.clone(),
+        });
+        let sip_uri = match &self.live {
+            Some(live) => format!("sip:{}@{}", c.slug, live.sip_address),
+            None => String::new(),
+        };
+        let campaign = Arc::new(driver::Campaign {
             slug: c.slug.clone(),
+            title: main.title,
+            language: c.language.clone(),
+            transcript: main.transcript,
+            translations: texts.collect(),
+            number: effective.number,
+            sip_uri,
+            goal: effective.goal,
             dids: c.dids.clone(),
             did_languages: c.did_languages.clone(),
             default_region: c.default_region.clone(),
@@ -350,8 +367,7 @@ impl Editor {
             closes: effective.closes,
         });
         Ok(Built {
-            sip,
-            effective,
+            campaign,
             edit_version,
             clips,
         })
@@ -359,23 +375,35 @@ impl Editor {
 
     /// Rebuilds the campaign and, in a running server, swaps it in for the next call and
     /// page view (calls in progress keep what they started with).
-    fn reload(&self, c: &CampaignSettings) -> Result<Built> {
+    fn reload(&self, c: &CampaignSource) -> Result<Built> {
+        self.put_in_effect(c, "campaign edit in effect")
+    }
+
+    fn put_in_effect(&self, c: &CampaignSource, what: &str) -> Result<Built> {
         let _one_at_a_time = self
             .reloading
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let built = self.build(c)?;
         if let Some(live) = &self.live {
-            let sip_uri = live.web.get(&c.slug).map(|v| v.sip_uri).unwrap_or_default();
-            live.web.replace(view(c, &built.effective, sip_uri));
-            live.sip.replace(built.sip.clone());
-            info!(campaign = %c.slug, edit_version = built.edit_version, flow_version = %built.sip.flow_version, "campaign edit in effect");
+            live.campaigns.replace(built.campaign.clone());
+            info!(campaign = %c.slug, edit_version = built.edit_version, flow_version = %built.campaign.flow_version, "{what}");
         }
         self.applied
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(c.slug.clone(), built.edit_version);
         Ok(built)
+    }
+
+    /// Builds every campaign of the file with its stored edits and puts it in effect: the
+    /// start of a server. An error names the campaign.
+    pub fn load(&self) -> Result<()> {
+        for c in &self.campaigns {
+            self.put_in_effect(c, "campaign loaded")
+                .with_context(|| format!("campaign {}", c.slug))?;
+        }
+        Ok(())
     }
 
     /// Applies every edit made elsewhere (another node, the command line) since the last
@@ -443,22 +471,22 @@ impl Editor {
     /// The campaign as callers get it now: the running one, or built from the store.
     fn current(
         &self,
-        c: &CampaignSettings,
-    ) -> Result<(Arc<sip::Campaign>, Vec<store::StoredClip>)> {
+        c: &CampaignSource,
+    ) -> Result<(Arc<driver::Campaign>, Vec<store::StoredClip>)> {
         let clips = self.store.clips(&c.slug)?;
         if let Some(live) = &self.live {
-            if let Some(running) = live.sip.get(&c.slug) {
+            if let Some(running) = live.campaigns.get(&c.slug) {
                 return Ok((running, clips));
             }
         }
         let built = self.build(c)?;
-        Ok((built.sip, built.clips))
+        Ok((built.campaign, built.clips))
     }
 
     fn clip_infos(
         &self,
-        c: &CampaignSettings,
-        campaign: &sip::Campaign,
+        c: &CampaignSource,
+        campaign: &driver::Campaign,
         clips: &[store::StoredClip],
     ) -> Vec<web::ClipInfo> {
         audio::replaceable_prompts(&c.flow)
@@ -502,31 +530,6 @@ impl Editor {
         let (campaign, _) = self.current(c)?;
         let version = self.store.campaign_edits(slug)?.version;
         Ok((campaign.flow_version.clone(), version))
-    }
-}
-
-/// The page's view of a campaign with its fields as in effect.
-fn view(c: &CampaignSettings, e: &Effective, sip_uri: String) -> web::CampaignView {
-    let (main, rest) = match e.texts.split_first() {
-        Some((m, r)) => (m.clone(), r.to_vec()),
-        None => (
-            web::Translation {
-                language: c.language.clone(),
-                title: c.title.clone(),
-                transcript: c.transcript.clone(),
-            },
-            Vec::new(),
-        ),
-    };
-    web::CampaignView {
-        slug: c.slug.clone(),
-        title: main.title,
-        number: e.number.clone(),
-        sip_uri,
-        transcript: main.transcript,
-        language: c.language.clone(),
-        goal: e.goal,
-        translations: rest,
     }
 }
 
@@ -622,7 +625,7 @@ impl web::CampaignAdmin for Editor {
             )
             .map_err(|e| e.to_string())?;
         let built = self.reload(c).map_err(message)?;
-        self.clip_infos(c, &built.sip, &built.clips)
+        self.clip_infos(c, &built.campaign, &built.clips)
             .into_iter()
             .find(|i| i.name == clip && i.language == lang.code())
             .ok_or_else(|| "the clip was stored but is not in the flow".to_string())
@@ -677,44 +680,27 @@ mod tests {
 
     struct Node {
         editor: Editor,
-        sip: sip::CampaignList,
-        web: web::Campaigns,
+        campaigns: driver::CampaignList,
     }
 
     /// A node as `serve` sets it up: the file's campaigns, then the stored edits.
     fn node(store: &Arc<dyn store::Store>) -> Node {
         let settings = crate::config::defaults();
-        let mut cache = audio::Cache::default();
-        let mut campaigns = Vec::new();
-        let mut views = Vec::new();
         for c in &settings.campaigns {
             store.ensure_campaign(&c.slug, &c.title).expect("campaign");
-            let (a, v) = audio::load_campaign(&c.flow, &c.base, None, &mut cache).expect("audio");
-            campaigns.push(Arc::new(sip::Campaign {
-                slug: c.slug.clone(),
-                dids: Vec::new(),
-                did_languages: HashMap::new(),
-                default_region: c.default_region.clone(),
-                flow: c.flow.clone(),
-                audio: Arc::new(a),
-                flow_version: v,
-                opens: c.opens,
-                closes: c.closes,
-            }));
-            views.push(view(c, &base_fields(c), "sip:demo@127.0.0.1:5060".into()));
         }
-        let sip = sip::CampaignList::new(campaigns);
-        let web = web::Campaigns::new(views);
+        let campaigns = driver::CampaignList::default();
         let editor = Editor::new(
             settings.campaigns.clone(),
             store.clone(),
             Some(Live {
-                sip: sip.clone(),
-                web: web.clone(),
+                campaigns: campaigns.clone(),
+                sip_address: "127.0.0.1:5060".into(),
             }),
         );
+        editor.load().expect("load");
         editor.sync().expect("sync");
-        Node { editor, sip, web }
+        Node { editor, campaigns }
     }
 
     fn temp_store() -> (PathBuf, Arc<dyn store::Store>) {
@@ -753,22 +739,22 @@ mod tests {
             .expect("applies");
 
         // This node: at once, for the next page view.
-        let v = a.web.get("demo").expect("view");
+        let v = a.campaigns.get("demo").expect("view");
         assert_eq!(
             (v.title.as_str(), v.goal),
             ("Save the <b>bees</b>", Some(5000))
         );
         assert_eq!(v.sip_uri, "sip:demo@127.0.0.1:5060");
         let closes = store::parse_rfc3339("2031-01-01");
-        assert_eq!(a.sip.get("demo").expect("campaign").closes, closes);
+        assert_eq!(a.campaigns.get("demo").expect("campaign").closes, closes);
         assert_eq!(
             store.campaign_settings("demo").expect("settings").closes_at,
             closes
         );
         // The other node: on its next poll, and only then.
-        assert_ne!(b.web.get("demo").expect("view").title, v.title);
+        assert_ne!(b.campaigns.get("demo").expect("view").title, v.title);
         assert_eq!(b.editor.sync().expect("sync"), 1);
-        assert_eq!(b.web.get("demo").expect("view").title, v.title);
+        assert_eq!(b.campaigns.get("demo").expect("view").title, v.title);
         assert_eq!(b.editor.sync().expect("sync"), 0);
 
         // Only what differs from the file is stored.
@@ -786,7 +772,7 @@ mod tests {
 
         // A restart (a fresh node) starts with the edit.
         let c = node(&store);
-        assert_eq!(c.web.get("demo").expect("view").title, v.title);
+        assert_eq!(c.campaigns.get("demo").expect("view").title, v.title);
         assert_eq!(c.editor.edit_form("demo").expect("form"), {
             let mut f = form.clone();
             f.closes = Some("2031-01-01T00:00:00Z".into());
@@ -795,9 +781,9 @@ mod tests {
 
         // Reset: the file's version is back, on every node.
         a.editor.reset("demo", "alice").expect("reset");
-        assert_eq!(a.web.get("demo").expect("view").title, file_title);
+        assert_eq!(a.campaigns.get("demo").expect("view").title, file_title);
         b.editor.sync().expect("sync");
-        assert_eq!(b.web.get("demo").expect("view").title, file_title);
+        assert_eq!(b.campaigns.get("demo").expect("view").title, file_title);
         assert_eq!(
             store.campaign_settings("demo").expect("settings").closes_at,
             None
@@ -848,7 +834,7 @@ mod tests {
         let (dir, store) = temp_store();
         let a = node(&store);
         let b = node(&store);
-        let before = a.sip.get("demo").expect("campaign");
+        let before = a.campaigns.get("demo").expect("campaign");
         let clips = a.editor.clips("demo");
         let story = clips
             .iter()
@@ -869,7 +855,7 @@ mod tests {
             "{}",
             info.duration_ms
         );
-        let after = a.sip.get("demo").expect("campaign");
+        let after = a.campaigns.get("demo").expect("campaign");
         assert_ne!(after.flow_version, before.flow_version);
         assert_eq!(info.flow_version, after.flow_version);
         let heard = after
@@ -900,7 +886,7 @@ mod tests {
         // Another node follows with the same flow version.
         b.editor.sync().expect("sync");
         assert_eq!(
-            b.sip.get("demo").expect("campaign").flow_version,
+            b.campaigns.get("demo").expect("campaign").flow_version,
             after.flow_version
         );
 
@@ -928,7 +914,7 @@ mod tests {
             version
         );
         assert_eq!(
-            a.sip.get("demo").expect("campaign").flow_version,
+            a.campaigns.get("demo").expect("campaign").flow_version,
             after.flow_version
         );
         let log = store.audit_log(Some("demo")).expect("audit");

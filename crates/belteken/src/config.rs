@@ -151,9 +151,11 @@ fn default_min_speech() -> u64 {
     500
 }
 
-/// One campaign, validated.
+/// One campaign as the configuration file describes it, validated: the source from which
+/// `campaign_admin::Editor` builds the [`driver::Campaign`] that calls and pages share (with
+/// the stored edits on top, and its audio loaded).
 #[derive(Debug, Clone)]
-pub struct CampaignSettings {
+pub struct CampaignSource {
     pub slug: String,
     pub title: String,
     pub number: Option<String>,
@@ -190,7 +192,7 @@ pub struct Settings {
     pub max_call: Duration,
     /// On SIGTERM, how long calls in progress may go on before the process stops.
     pub drain: Duration,
-    pub campaigns: Vec<CampaignSettings>,
+    pub campaigns: Vec<CampaignSource>,
     /// PostgreSQL URL; None: SQLite in the data dir.
     pub store_url: Option<String>,
     pub default_campaign: Option<String>,
@@ -278,7 +280,7 @@ fn demo_flow(slug: &str, params: &VoicemailParams) -> FlowToml {
     raw
 }
 
-fn demo_campaign() -> CampaignSettings {
+fn demo_campaign() -> CampaignSource {
     let params = VoicemailParams {
         language: Lang::En,
         ring: Duration::from_secs(3),
@@ -290,7 +292,7 @@ fn demo_campaign() -> CampaignSettings {
     };
     let spec = FlowSpec::build("demo", demo_flow("demo", &params))
         .expect("the built-in demo flow is valid");
-    CampaignSettings {
+    CampaignSource {
         slug: "demo".into(),
         title: "Demo: call and sign".into(),
         number: None,
@@ -425,7 +427,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
         {
             return Err(err("slug", "use 1-64 of a-z, 0-9 and -".into()));
         }
-        if campaigns.iter().any(|x: &CampaignSettings| x.slug == slug) {
+        if campaigns.iter().any(|x: &CampaignSource| x.slug == slug) {
             return Err(err("slug", "two campaigns have this slug".into()));
         }
         if c.title.trim().is_empty() {
@@ -633,7 +635,7 @@ fn validate(raw: FileConfig, text: &str, file: &str, base: &Path) -> Result<Sett
                 message: e.to_string(),
             }
         })?;
-        campaigns.push(CampaignSettings {
+        campaigns.push(CampaignSource {
             slug: c.slug,
             title: c.title,
             number: c.number,

@@ -347,7 +347,7 @@ fn main() -> Result<()> {
 /// The provider webhooks (crates/cloud) over the same campaigns, store and count.
 fn cloud_router(
     c: &providers::CloudSettings,
-    campaigns: cloud::Campaigns,
+    campaigns: driver::CampaignList,
     settings: &Settings,
     store: &Arc<dyn store::Store>,
     hub: &store::CountHub,
@@ -812,61 +812,22 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     };
     let sip_port = settings.sip_listen.port();
 
-    let mut campaigns = Vec::new();
-    let mut views = Vec::new();
-    let mut audio_cache = audio::Cache::default();
     for c in &settings.campaigns {
         hub.reset(&c.slug, store.counts(&c.slug)?);
-        let (campaign_audio, flow_version) =
-            audio::load_campaign(&c.flow, &c.base, c.numbers_dir.as_deref(), &mut audio_cache)
-                .with_context(|| format!("campaign {}", c.slug))?;
-        info!(campaign = %c.slug, flow_version = %flow_version, "campaign loaded");
-        campaigns.push(Arc::new(sip::Campaign {
-            slug: c.slug.clone(),
-            dids: c.dids.clone(),
-            did_languages: c.did_languages.clone(),
-            default_region: c.default_region.clone(),
-            flow: c.flow.clone(),
-            audio: Arc::new(campaign_audio),
-            flow_version,
-            opens: c.opens,
-            closes: c.closes,
-        }));
-        views.push(web::CampaignView {
-            slug: c.slug.clone(),
-            title: c.title.clone(),
-            number: c.number.clone(),
-            sip_uri: format!("sip:{}@{sip_host}:{sip_port}", c.slug),
-            transcript: c.transcript.clone(),
-            language: c.language.clone(),
-            goal: c.goal,
-            translations: c
-                .translations
-                .iter()
-                .map(|(language, title, transcript)| web::Translation {
-                    language: language.clone(),
-                    title: title.clone(),
-                    transcript: transcript.clone(),
-                })
-                .collect(),
-        });
     }
-
-    // Stored campaign edits (console, `belteken campaign`) on top of the file; kept up to date
+    // The campaigns as the file and the stored edits (console, `belteken campaign`) make
+    // them: one list for the SIP channel, the provider webhooks and the pages, kept up to date
     // while serving by `campaign_admin::follow`.
-    let sip_campaigns = sip::CampaignList::new(campaigns);
-    let web_campaigns = web::Campaigns::new(views.clone());
-    // The provider webhooks run the same campaigns as the SIP channel.
-    let cloud_campaigns = sip_campaigns.clone();
+    let campaigns = driver::CampaignList::default();
     let editor = Arc::new(campaign_admin::Editor::new(
         settings.campaigns.clone(),
         store.clone(),
         Some(campaign_admin::Live {
-            sip: sip_campaigns.clone(),
-            web: web_campaigns.clone(),
+            campaigns: campaigns.clone(),
+            sip_address: format!("{sip_host}:{sip_port}"),
         }),
     ));
-    editor.sync()?;
+    editor.load()?;
 
     let sip_server = sip::SipServer::bind(sip::SipConfig {
         listen: settings.sip_listen,
@@ -886,9 +847,9 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     let http_addr = http.local_addr()?;
 
     println!("belteken is ready");
-    for v in &views {
-        println!("  call:  {}", v.sip_uri);
-        println!("  page:  http://{http_addr}/c/{}", v.slug);
+    for c in campaigns.snapshot().iter() {
+        println!("  call:  {}", c.sip_uri);
+        println!("  page:  http://{http_addr}/c/{}", c.slug);
     }
     info!(sip = %settings.sip_listen, http = %http_addr, data = %settings.data_dir.display(), "serving");
 
@@ -896,7 +857,7 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     let stopped = Stopped::default();
     let app = web::router_with(
         web::WebState {
-            campaigns: web_campaigns,
+            campaigns: campaigns.clone(),
             hub: hub.clone(),
         },
         web::Options {
@@ -922,7 +883,7 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
         None => app,
         Some(c) => app.merge(cloud_router(
             c,
-            cloud_campaigns,
+            campaigns.clone(),
             &settings,
             &store,
             &hub,
@@ -989,7 +950,7 @@ async fn serve(settings: Settings, faults: faults::Faults) -> Result<Served> {
     let mut sip_stop = stop_rx.clone();
     core.spawn("sip", async move {
         sip_server
-            .run(sip_campaigns, services, async move {
+            .run(campaigns, services, async move {
                 let _ = sip_stop.wait_for(|s| *s).await;
             })
             .await

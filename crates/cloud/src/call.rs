@@ -14,8 +14,10 @@ use flow::Lang;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use driver::Campaign;
+
 use crate::twiml::{self, Next};
-use crate::{Campaign, CloudState};
+use crate::CloudState;
 
 /// How long a call's state outlives `max_call` (late status callbacks still find it).
 pub const CALL_STATE_TTL: Duration = Duration::from_secs(600);

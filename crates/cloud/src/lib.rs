@@ -29,14 +29,7 @@ use axum::Router;
 
 pub use call::{CallRecord, CALL_STATE_TTL};
 
-/// A campaign as the webhooks run it: the same one the SIP channel runs.
-pub use driver::Campaign;
-/// The campaigns the webhooks serve, replaceable while the server runs (shared with the SIP
-/// channel): an edit made in the console reaches the next webhook. Edits change texts and
-/// audio clips, never the flow's steps, so a call in progress replays its inputs over the same
-/// steps; its next prompts come from the new audio and its signature carries the flow version
-/// in effect when it signs.
-pub use driver::CampaignList as Campaigns;
+use driver::{Campaign, CampaignList};
 
 /// Twilio account settings.
 #[derive(Clone)]
@@ -134,7 +127,12 @@ pub struct CloudState {
     /// slash), e.g. `https://line.example.org`; signatures are computed over it, so it must be
     /// exactly what the provider's console holds (also behind a reverse proxy).
     pub public_url: String,
-    pub campaigns: Campaigns,
+    /// The campaigns the webhooks serve, replaceable while the server runs (shared with the
+    /// SIP channel and the pages): an edit made in the console reaches the next webhook. Edits
+    /// change texts and audio clips, never the flow's steps, so a call in progress replays its
+    /// inputs over the same steps; its next prompts come from the new audio and its signature
+    /// carries the flow version in effect when it signs.
+    pub campaigns: CampaignList,
     pub store: Arc<dyn store::Store>,
     pub hub: store::CountHub,
     pub secret: Arc<store::Secret>,

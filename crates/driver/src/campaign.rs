@@ -51,10 +51,27 @@ impl CampaignAudio {
     }
 }
 
-/// A campaign as a call needs it.
+/// A campaign as calls run it and the pages show it: one value, built by the binary from the
+/// configuration file with the stored edits on top.
 #[derive(Debug, Clone)]
 pub struct Campaign {
+    /// URL-safe identifier: the SIP user, `/c/{slug}` and the API paths.
     pub slug: String,
+    /// The title in the main language.
+    pub title: String,
+    /// The main language ("en", "nl", "fr"): the page's `lang` and its labels.
+    pub language: String,
+    /// What callers hear, in the main language; blank lines separate paragraphs.
+    pub transcript: String,
+    /// The title and transcript in other languages; the page picks one from `?lang=` or
+    /// Accept-Language and links to the others.
+    pub translations: Vec<Translation>,
+    /// Display number, e.g. "+32 2 000 00 00".
+    pub number: Option<String>,
+    /// The SIP address callers can dial directly, e.g. "sip:demo@127.0.0.1:5060".
+    pub sip_uri: String,
+    /// The number of signatures the campaign aims for, shown as progress.
+    pub goal: Option<u64>,
     /// The numbers (Request-URI users) that reach this campaign, besides its slug.
     pub dids: Vec<String>,
     /// The language of calls to a DID, when the campaign picks it from the number called.
@@ -71,7 +88,49 @@ pub struct Campaign {
     pub closes: Option<SystemTime>,
 }
 
+/// A campaign's texts in one more language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub language: String,
+    pub title: String,
+    pub transcript: String,
+}
+
 impl Campaign {
+    /// A campaign with this slug and nothing else: its title is the slug, it has no page
+    /// texts, and its flow hangs up at once. The fields are public: fill in what matters.
+    pub fn new(slug: &str) -> Campaign {
+        Campaign {
+            slug: slug.to_string(),
+            title: slug.to_string(),
+            language: "en".to_string(),
+            transcript: String::new(),
+            translations: Vec::new(),
+            number: None,
+            sip_uri: String::new(),
+            goal: None,
+            dids: Vec::new(),
+            did_languages: HashMap::new(),
+            default_region: "BE".to_string(),
+            flow: Arc::new(
+                FlowSpec::parse(slug, "[[step]]\nname = \"end\"\nkind = \"hangup\"\n")
+                    .expect("a one-step hang-up flow is valid"),
+            ),
+            audio: Arc::default(),
+            flow_version: String::new(),
+            opens: None,
+            closes: None,
+        }
+    }
+
+    /// The title and transcript in `language`, or in the main language.
+    pub fn texts(&self, language: &str) -> (&str, &str) {
+        match self.translations.iter().find(|t| t.language == language) {
+            Some(t) => (&t.title, &t.transcript),
+            None => (&self.title, &self.transcript),
+        }
+    }
+
     /// The flow's story step, for the funnel (see [`crate::story_step`]).
     pub fn story_step(&self) -> Option<String> {
         crate::story_step(&self.flow, |r| self.audio.resolve(r).map(|p| p.duration()))
@@ -131,6 +190,12 @@ impl CampaignList {
     }
 }
 
+impl From<Vec<Campaign>> for CampaignList {
+    fn from(campaigns: Vec<Campaign>) -> Self {
+        CampaignList::new(campaigns.into_iter().map(Arc::new).collect())
+    }
+}
+
 impl From<Vec<Arc<Campaign>>> for CampaignList {
     fn from(campaigns: Vec<Arc<Campaign>>) -> Self {
         CampaignList::new(campaigns)
@@ -143,18 +208,8 @@ mod tests {
 
     fn campaign(slug: &str, version: &str) -> Arc<Campaign> {
         Arc::new(Campaign {
-            slug: slug.into(),
-            dids: Vec::new(),
-            did_languages: HashMap::new(),
-            default_region: "BE".into(),
-            flow: Arc::new(
-                FlowSpec::parse(slug, "[[step]]\nname = \"end\"\nkind = \"hangup\"\n")
-                    .expect("flow"),
-            ),
-            audio: Arc::default(),
             flow_version: version.into(),
-            opens: None,
-            closes: None,
+            ..Campaign::new(slug)
         })
     }
 

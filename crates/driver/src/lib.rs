@@ -23,7 +23,7 @@ use flow::spec::FlowSpec;
 use flow::Lang;
 use tracing::{debug, info};
 
-pub use campaign::{Campaign, CampaignAudio, CampaignList};
+pub use campaign::{Campaign, CampaignAudio, CampaignList, Translation};
 pub use funnel::story_step;
 use funnel::Funnel;
 pub use petition::{Petition, Recording};

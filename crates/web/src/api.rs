@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::{AppState, CampaignView};
+use crate::{AppState, Campaign};
 
 /// Counts change with each call; a second of caching absorbs a burst of polling clients
 /// without showing a stale number for long.
@@ -107,7 +107,7 @@ struct CampaignJson<'a> {
     language: &'a str,
 }
 
-fn campaign_json<'a>(view: &'a CampaignView, state: &AppState) -> CampaignJson<'a> {
+fn campaign_json<'a>(view: &'a Campaign, state: &AppState) -> CampaignJson<'a> {
     let counts = state.web.hub.current(&view.slug);
     CampaignJson {
         slug: &view.slug,

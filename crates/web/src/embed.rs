@@ -35,7 +35,7 @@ pub(crate) async fn page(
         .and_then(|v| v.to_str().ok());
     let language = pages::pick_language(&view, query.lang.as_deref(), accept);
     let labels = pages::labels(language);
-    let (title, _) = pages::texts(&view, language);
+    let (title, _) = view.texts(language);
     let counts = state.web.hub.current(&view.slug);
     let url = escape(&format!(
         "{}?lang={}",

@@ -27,7 +27,7 @@ pub use serve::{
     DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, MAX_BODY_BYTES,
 };
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
@@ -35,82 +35,19 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::{watch, Semaphore};
 
-/// What the web layer shows about one campaign; built by the binary from the config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CampaignView {
-    /// URL-safe identifier, used in `/c/{slug}` and the API paths.
-    pub slug: String,
-    pub title: String,
-    /// Display number, e.g. "+32 2 000 00 00"; the `tel:` link keeps its digits and `+` only.
-    pub number: Option<String>,
-    /// The SIP address callers can dial directly, e.g. "sip:demo@127.0.0.1:5060".
-    pub sip_uri: String,
-    /// What callers hear; blank lines separate paragraphs.
-    pub transcript: String,
-    /// "en" or "nl": the page's `lang` and the language of its labels (anything else: English).
-    pub language: String,
-    /// The number of signatures the campaign aims for, shown as progress.
-    pub goal: Option<u64>,
-    /// The title and transcript in other languages ("nl", "fr", "en"); the page picks one
-    /// from `?lang=` or Accept-Language and links to the others.
-    pub translations: Vec<Translation>,
-}
-
-/// A campaign's texts in one more language.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Translation {
-    pub language: String,
-    pub title: String,
-    pub transcript: String,
-}
-
-/// The campaigns the pages show, replaceable while the server runs (a campaign edited in the
-/// console shows its new texts on the next request). Cheap to clone: clones share the list.
-#[derive(Clone, Default)]
-pub struct Campaigns(Arc<RwLock<Arc<Vec<CampaignView>>>>);
-
-impl Campaigns {
-    pub fn new(views: Vec<CampaignView>) -> Self {
-        Campaigns(Arc::new(RwLock::new(Arc::new(views))))
-    }
-
-    /// The list as it is now; later changes do not affect the snapshot.
-    pub fn snapshot(&self) -> Arc<Vec<CampaignView>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The campaign with this slug, as it is now.
-    pub fn get(&self, slug: &str) -> Option<CampaignView> {
-        self.snapshot().iter().find(|c| c.slug == slug).cloned()
-    }
-
-    /// Replaces the campaign with the same slug (or adds it).
-    pub fn replace(&self, view: CampaignView) {
-        let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
-        let mut list: Vec<CampaignView> = guard.as_ref().clone();
-        match list.iter_mut().find(|c| c.slug == view.slug) {
-            Some(old) => *old = view,
-            None => list.push(view),
-        }
-        *guard = Arc::new(list);
-    }
-}
-
-impl From<Vec<CampaignView>> for Campaigns {
-    fn from(views: Vec<CampaignView>) -> Self {
-        Campaigns::new(views)
-    }
-}
+/// The campaigns the pages show: the same list the calls run, so a campaign edited in the
+/// console shows its new texts on the next request.
+pub use driver::{Campaign, CampaignList, Translation};
 
 /// Everything the handlers read. Cheap to clone.
 #[derive(Clone)]
 pub struct WebState {
-    pub campaigns: Campaigns,
+    pub campaigns: CampaignList,
     pub hub: store::CountHub,
 }
 
 impl WebState {
-    fn campaign(&self, slug: &str) -> Option<CampaignView> {
+    fn campaign(&self, slug: &str) -> Option<Arc<Campaign>> {
         self.campaigns.get(slug)
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::html::{escape, path_segment, tel_target};
-use crate::{chart, AppState, CampaignView};
+use crate::{chart, AppState, Campaign};
 
 const LIVE_JS: &str = include_str!("../static/live.js");
 const STYLE_CSS: &str = include_str!("../static/style.css");
@@ -248,7 +248,7 @@ pub(crate) struct LangQuery {
 /// The language to show: `?lang=` if the campaign has it, else the first of Accept-Language
 /// (by quality) it has, else the campaign's own.
 pub(crate) fn pick_language<'a>(
-    view: &'a CampaignView,
+    view: &'a Campaign,
     asked: Option<&str>,
     accept: Option<&str>,
 ) -> &'a str {
@@ -380,14 +380,6 @@ pub(crate) async fn campaign(
     }
 }
 
-/// The campaign's texts in `language` (its own when it has no translation in it).
-pub(crate) fn texts<'a>(view: &'a CampaignView, language: &str) -> (&'a str, &'a str) {
-    match view.translations.iter().find(|t| t.language == language) {
-        Some(t) => (t.title.as_str(), t.transcript.as_str()),
-        None => (view.title.as_str(), view.transcript.as_str()),
-    }
-}
-
 /// The transcript's first sentence (up to [`MAX_SUMMARY_CHARS`]), for link previews.
 pub(crate) fn first_sentence(text: &str) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -429,8 +421,8 @@ pub(crate) fn campaign_url(state: &AppState, slug: &str) -> String {
 }
 
 /// Open Graph and Twitter card tags. No image: the server draws no PNG.
-fn preview_tags(view: &CampaignView, language: &str, state: &AppState) -> String {
-    let (title, transcript) = texts(view, language);
+fn preview_tags(view: &Campaign, language: &str, state: &AppState) -> String {
+    let (title, transcript) = view.texts(language);
     let title = escape(title);
     let summary = escape(&first_sentence(transcript));
     let mut head = String::new();
@@ -470,7 +462,7 @@ fn og_locale(language: &str) -> String {
     }
 }
 
-fn language_nav(view: &CampaignView, language: &str, labels: &Labels) -> String {
+fn language_nav(view: &Campaign, language: &str, labels: &Labels) -> String {
     if view.translations.is_empty() {
         return String::new();
     }
@@ -497,9 +489,9 @@ fn language_nav(view: &CampaignView, language: &str, labels: &Labels) -> String 
     nav
 }
 
-fn campaign_page(view: &CampaignView, language: &str, state: &AppState) -> String {
+fn campaign_page(view: &Campaign, language: &str, state: &AppState) -> String {
     let labels = labels(language);
-    let (title, transcript) = texts(view, language);
+    let (title, transcript) = view.texts(language);
     let counts = state.web.hub.current(&view.slug);
     let title = escape(title);
     let mut main = String::new();
@@ -638,7 +630,7 @@ fn date_time(secs: u64) -> String {
 }
 
 /// The chart, the table behind it, and the counts per country and region, from the cache.
-fn statistics(view: &CampaignView, labels: &Labels, state: &AppState) -> String {
+fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> String {
     let mut out = format!(
         "<section class=\"stats\" aria-labelledby=\"chart-heading\">\n\
 <h2 id=\"chart-heading\">{}</h2>\n",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use store::{BelgianRegion, CountHub, CountPolicy, Counts, SignatureRow};
 use tokio::sync::watch;
 
-use crate::Campaigns;
+use crate::CampaignList;
 
 /// The shortest pause between two refreshes.
 pub(crate) const REFRESH_MIN: Duration = Duration::from_secs(5);
@@ -208,7 +208,7 @@ pub(crate) fn stale(last: Option<&(Counts, Instant)>, counts: Counts, now: Insta
 async fn refresh(
     cache: &StatsCache,
     store: &Arc<dyn store::Store>,
-    campaigns: &Campaigns,
+    campaigns: &CampaignList,
     hub: &CountHub,
     seen: &mut Seen,
     failing: &mut HashSet<String>,
@@ -267,7 +267,7 @@ pub(crate) fn pause_after(took: Duration) -> Duration {
 pub(crate) async fn run(
     cache: StatsCache,
     store: Arc<dyn store::Store>,
-    campaigns: Campaigns,
+    campaigns: CampaignList,
     hub: CountHub,
     mut shutdown: Option<watch::Receiver<bool>>,
 ) {

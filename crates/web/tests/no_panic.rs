@@ -7,11 +7,11 @@ use axum::http::{header, Request};
 use proptest::prelude::*;
 use store::CountHub;
 use tower::ServiceExt;
-use web::{router, CampaignView, WebState};
+use web::{router, Campaign, WebState};
 
 fn state() -> WebState {
     WebState {
-        campaigns: vec![CampaignView {
+        campaigns: vec![Campaign {
             slug: "demo".into(),
             title: "Demo".into(),
             number: Some("+32 2 000 00 00".into()),
@@ -24,6 +24,7 @@ fn state() -> WebState {
                 title: "Démo".into(),
                 transcript: "Histoire.".into(),
             }],
+            ..Campaign::new("demo")
         }]
         .into(),
         hub: CountHub::default(),

@@ -10,15 +10,15 @@ use axum::response::Response;
 use axum::Router;
 use store::{identify_caller, CountHub, NewSignature, Secret, SignatureState, Store};
 use tower::ServiceExt;
-use web::{router, router_with, CampaignView, Options, WebState};
+use web::{router, router_with, Campaign, Options, WebState};
 
 /// Only guards against a hanging test; never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 /// How long a test waits for the background statistics (they refresh every few seconds).
 const STATS_DEADLINE: Duration = Duration::from_secs(30);
 
-fn view(slug: &str, title: &str) -> CampaignView {
-    CampaignView {
+fn view(slug: &str, title: &str) -> Campaign {
+    Campaign {
         slug: slug.into(),
         title: title.into(),
         number: Some("+32 2 000 00 00".into()),
@@ -31,6 +31,7 @@ fn view(slug: &str, title: &str) -> CampaignView {
             title: "Red het park".into(),
             transcript: "Red het park. Bel nu.".into(),
         }],
+        ..Campaign::new(slug)
     }
 }
 

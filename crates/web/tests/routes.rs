@@ -9,16 +9,16 @@ use axum::Router;
 use futures_util::StreamExt;
 use store::{CountHub, Counts};
 use tower::ServiceExt;
-use web::{router, router_with, CampaignView, Options, WebState};
+use web::{router, router_with, Campaign, Options, WebState};
 
 /// Only guards against a hanging test; never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
 const EVIL_TITLE: &str = "Save the <script>alert(1)</script> park & \"square\"";
 
-fn campaigns() -> Vec<CampaignView> {
+fn campaigns() -> Vec<Campaign> {
     vec![
-        CampaignView {
+        Campaign {
             slug: "demo".into(),
             title: "Demo: call and sign".into(),
             number: Some("+32 2 000 00 00".into()),
@@ -31,8 +31,9 @@ fn campaigns() -> Vec<CampaignView> {
                 title: "Démo : appeler et signer".into(),
                 transcript: "Premier paragraphe.".into(),
             }],
+            ..Campaign::new("demo")
         },
-        CampaignView {
+        Campaign {
             slug: "evil".into(),
             title: EVIL_TITLE.into(),
             number: None,
@@ -41,6 +42,7 @@ fn campaigns() -> Vec<CampaignView> {
             language: "nl".into(),
             goal: None,
             translations: Vec::new(),
+            ..Campaign::new("evil")
         },
     ]
 }

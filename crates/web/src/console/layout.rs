@@ -214,7 +214,7 @@ pub(crate) async fn home(
             .app
             .web
             .campaign(slug)
-            .map(|c| c.title)
+            .map(|c| c.title.clone())
             .unwrap_or_else(|| slug.clone());
         let s = path_segment(slug);
         let mut actions = format!("<a href=\"/console/review/{s}\">Review</a>");

@@ -13,8 +13,7 @@ use tower::ServiceExt;
 
 use super::{table, Access};
 use crate::{
-    router_with, CampaignAdmin, CampaignEdit, CampaignView, ClipInfo, Options, Translation,
-    WebState,
+    router_with, Campaign, CampaignAdmin, CampaignEdit, ClipInfo, Options, Translation, WebState,
 };
 
 const PASSWORD: &str = "a long enough password";
@@ -160,7 +159,7 @@ fn fixture() -> Fixture {
         opens: None,
         closes: None,
     };
-    let view = CampaignView {
+    let view = Campaign {
         slug: "demo".into(),
         title: EVIL.into(),
         number: None,
@@ -169,6 +168,7 @@ fn fixture() -> Fixture {
         language: "en".into(),
         goal: None,
         translations: Vec::new(),
+        ..Campaign::new("demo")
     };
     let status = Arc::new(FakeStatus) as Arc<dyn crate::Status>;
     let app = router_with(

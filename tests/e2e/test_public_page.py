@@ -255,9 +255,13 @@ def test_a_real_call_raises_the_count_on_open_pages_and_in_the_embed(srv, audio,
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text format: every sample's family has # HELP and # TYPE before it."""
+    """OpenMetrics text: every sample's family has # HELP and # TYPE before it, a counter's
+    samples end in _total, a histogram's in _bucket, _sum or _count, and # EOF ends it."""
     helped, typed, values = set(), {}, {}
-    for line in text.splitlines():
+    lines = text.splitlines()
+    assert lines and lines[-1] == "# EOF", lines[-3:]
+    suffixes = {"histogram": r"_(bucket|sum|count)$", "counter": r"_total$"}
+    for line in lines[:-1]:
         if line.startswith("# HELP "):
             helped.add(line.split()[2])
         elif line.startswith("# TYPE "):
@@ -267,8 +271,12 @@ def parse_metrics(text: str) -> dict[str, float]:
         elif line and not line.startswith("#"):
             series, _, value = line.rpartition(" ")
             name = series.split("{")[0]
-            family = re.sub(r"_(bucket|sum|count)$", "", name) if re.sub(
-                r"_(bucket|sum|count)$", "", name) in typed else name
+            family = name
+            for kind, suffix in suffixes.items():
+                base = re.sub(suffix, "", name)
+                if base != name and typed.get(base) == kind:
+                    family = base
+            assert typed.get(family) != "counter" or family != name, f"counter without _total: {line}"
             assert family in typed and family in helped, line
             values[series] = float(value)
     return values

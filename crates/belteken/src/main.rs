@@ -446,113 +446,11 @@ impl web::Status for SipStatus {
         m
     }
 
-    fn metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let s = &self.stats;
-        let (rounds, late_rounds) = s.metrics.pacing_rounds();
-        let lines: [(&str, &str, &str, u64); 10] = [
-            (
-                "belteken_calls_in_progress",
-                "gauge",
-                "Calls in progress.",
-                s.calls_in_progress.load(Ordering::Relaxed) as u64,
-            ),
-            (
-                "belteken_calls_total",
-                "counter",
-                "INVITEs that started a call attempt.",
-                s.calls_total.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_calls_rejected_busy_total",
-                "counter",
-                "Calls refused with 503 (max_calls, a trunk's max_calls, load shedding or draining).",
-                s.calls_rejected_busy.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_calls_shed_total",
-                "counter",
-                "Calls refused with 503 because the media threads were falling behind.",
-                s.calls_shed.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_rtp_packets_sent_total",
-                "counter",
-                "RTP packets sent to callers.",
-                s.rtp_packets_sent.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_rtp_frames_late_total",
-                "counter",
-                "RTP frames dropped because the pacer fell behind.",
-                s.rtp_frames_late.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_rtp_packets_sent_late_total",
-                "counter",
-                "RTP packets sent more than 10 ms after their deadline.",
-                s.rtp_packets_sent_late.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_rtp_foreign_packets_total",
-                "counter",
-                "Datagrams dropped on a call's RTP port because they came from another address than the caller's learnt media source.",
-                s.rtp_foreign_packets.load(Ordering::Relaxed),
-            ),
-            (
-                "belteken_media_rounds_total",
-                "counter",
-                "Pacing rounds run by the media threads (one per due 1 ms phase).",
-                rounds,
-            ),
-            (
-                "belteken_media_rounds_late_total",
-                "counter",
-                "Pacing rounds that started more than 2 ms after their phase was due.",
-                late_rounds,
-            ),
-        ];
-        for (name, kind, help, value) in lines {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
-        s.metrics.render(out);
-        let by_trunk: Vec<(String, usize)> = s
-            .calls_by_trunk
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
-        if !by_trunk.is_empty() {
-            out.push_str("# HELP belteken_trunk_calls_in_progress Calls in progress per trunk.\n# TYPE belteken_trunk_calls_in_progress gauge\n");
-            for (trunk, n) in by_trunk {
-                let _ = writeln!(
-                    out,
-                    "belteken_trunk_calls_in_progress{{trunk=\"{trunk}\"}} {n}"
-                );
-            }
-        }
-        let regs = self.registrations.snapshot();
-        if !regs.is_empty() {
-            out.push_str("# HELP belteken_trunk_registered Whether the trunk's registration is in force (1) or not (0).\n# TYPE belteken_trunk_registered gauge\n");
-            for r in &regs {
-                let up = u8::from(r.status == sip::RegistrationStatus::Registered);
-                let _ = writeln!(
-                    out,
-                    "belteken_trunk_registered{{trunk=\"{}\"}} {up}",
-                    r.trunk
-                );
-            }
-            out.push_str("# HELP belteken_trunk_registration_failures Failures since the last successful registration.\n# TYPE belteken_trunk_registration_failures gauge\n");
-            for r in &regs {
-                let _ = writeln!(
-                    out,
-                    "belteken_trunk_registration_failures{{trunk=\"{}\"}} {}",
-                    r.trunk, r.consecutive_failures
-                );
-            }
-        }
+    fn collectors(&self) -> Vec<Box<dyn web::Collector>> {
+        vec![
+            Box::new(self.stats.clone()),
+            Box::new(self.registrations.clone()),
+        ]
     }
 }
 

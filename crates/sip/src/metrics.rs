@@ -3,14 +3,20 @@
 //! call or media stream and nothing more, and the media threads' pacing rounds.
 //!
 //! Relaxed atomics owned by the server (in its `Stats`): a count costs one uncontended add,
-//! and nothing is allocated or locked on the call path. [`Metrics::render`] writes them in the
-//! Prometheus text format.
+//! and nothing is allocated or locked on the call path. [`Stats`] is a `prometheus_client`
+//! collector: `/metrics` reads the counters when it is scraped.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 
 /// Lowest and highest status code counted one by one; others are not counted.
 const FIRST_CODE: u16 = 100;
@@ -91,7 +97,7 @@ impl Metrics {
     /// Records how long one `Store::sign` took (whatever its outcome).
     pub(crate) fn sign_duration(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        // Non-cumulative here; `render` sums them into Prometheus's cumulative buckets.
+        // Non-cumulative here; the encoder sums them into cumulative buckets.
         if let Some(slot) = SIGN_BUCKETS_MS
             .iter()
             .position(|ms| micros <= ms.saturating_mul(1000))
@@ -167,61 +173,87 @@ impl Drop for CallGauge {
     }
 }
 
+/// One unlabelled counter. Names are given without `_total`: the encoder adds it.
+pub(crate) fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> fmt::Result {
+    ConstCounter::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+/// One unlabelled gauge.
+pub(crate) fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> fmt::Result {
+    ConstGauge::new(v).encode(e.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+/// A gauge with one label, a sample per `(label value, value)`.
+pub(crate) fn gauge_family<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    samples: impl IntoIterator<Item = (&'a str, i64)>,
+) -> fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, n) in samples {
+        ConstGauge::new(n).encode(family.encode_family(&[(label, value)])?)?;
+    }
+    Ok(())
+}
+
 impl Metrics {
-    /// Appends the counters in the Prometheus text format (with `# HELP` and `# TYPE`).
-    pub fn render(&self, out: &mut String) {
-        out.push_str(
-            "# HELP belteken_sip_responses_total SIP responses sent by belteken, by status code.\n\
-    # TYPE belteken_sip_responses_total counter\n",
-        );
-        for (i, slot) in self.responses.iter().enumerate() {
+    /// Encodes the counters for `/metrics`.
+    fn encode(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let mut family = e.encode_descriptor(
+            "belteken_sip_responses",
+            "SIP responses sent by belteken, by status code.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (code, slot) in (FIRST_CODE..=LAST_CODE).zip(self.responses.iter()) {
             let n = slot.load(Ordering::Relaxed);
             if n > 0 {
-                let _ = writeln!(
-                    out,
-                    "belteken_sip_responses_total{{code=\"{}\"}} {n}",
-                    usize::from(FIRST_CODE) + i
-                );
+                let code = code.to_string();
+                ConstCounter::new(n).encode(family.encode_family(&[("code", code.as_str())])?)?;
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP belteken_panics_contained_total Panics that ended one SIP request, call or media \
-    stream and nothing more (each a bug to report).\n# TYPE belteken_panics_contained_total counter\n\
-    belteken_panics_contained_total {}",
-            self.panics_contained.load(Ordering::Relaxed)
-        );
-        out.push_str(
-            "# HELP belteken_calls_active Calls in progress, by state.\n# TYPE belteken_calls_active gauge\n",
-        );
-        for state in CallState::ALL {
-            let n = self.calls(state).load(Ordering::Relaxed).max(0);
-            let _ = writeln!(
-                out,
-                "belteken_calls_active{{state=\"{}\"}} {n}",
-                state.as_str()
-            );
-        }
-        out.push_str(
-            "# HELP belteken_store_sign_seconds Time the store took to commit a signature durably.\n\
-    # TYPE belteken_store_sign_seconds histogram\n",
-        );
-        let mut cumulative = 0u64;
-        for (ms, slot) in SIGN_BUCKETS_MS.iter().zip(self.sign_buckets.iter()) {
-            cumulative += slot.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "belteken_store_sign_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *ms as f64 / 1000.0
-            );
-        }
+        counter(
+            e,
+            "belteken_panics_contained",
+            "Panics that ended one SIP request, call or media stream and nothing more (each a \
+             bug to report).",
+            self.panics_contained.load(Ordering::Relaxed),
+        )?;
+        gauge_family(
+            e,
+            "belteken_calls_active",
+            "Calls in progress, by state.",
+            "state",
+            CallState::ALL.map(|state| {
+                (
+                    state.as_str(),
+                    self.calls(state).load(Ordering::Relaxed).max(0),
+                )
+            }),
+        )?;
+        // Non-cumulative per bucket, as the encoder wants them; the last bound is +Inf.
+        let mut buckets: Vec<(f64, u64)> = SIGN_BUCKETS_MS
+            .iter()
+            .zip(self.sign_buckets.iter())
+            .map(|(ms, slot)| (*ms as f64 / 1000.0, slot.load(Ordering::Relaxed)))
+            .collect();
         let count = self.sign_count.load(Ordering::Relaxed);
-        let sum = self.sign_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "belteken_store_sign_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-    belteken_store_sign_seconds_sum {sum}\nbelteken_store_sign_seconds_count {count}"
-        );
+        let bounded: u64 = buckets.iter().map(|(_, n)| n).sum();
+        buckets.push((f64::MAX, count.saturating_sub(bounded)));
+        e.encode_descriptor(
+            "belteken_store_sign_seconds",
+            "Time the store took to commit a signature durably.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            self.sign_sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            count,
+            &buckets,
+            None,
+        )
     }
 }
 
@@ -270,6 +302,81 @@ impl Stats {
     }
 }
 
+impl Collector for Stats {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        gauge(
+            &mut e,
+            "belteken_calls_in_progress",
+            "Calls in progress.",
+            i64::try_from(self.calls_in_progress.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+        )?;
+        let counters = [
+            ("belteken_calls", "INVITEs that started a call attempt.", &self.calls_total),
+            (
+                "belteken_calls_rejected_busy",
+                "Calls refused with 503 (max_calls, a trunk's max_calls, load shedding or draining).",
+                &self.calls_rejected_busy,
+            ),
+            (
+                "belteken_calls_shed",
+                "Calls refused with 503 because the media threads were falling behind.",
+                &self.calls_shed,
+            ),
+            ("belteken_rtp_packets_sent", "RTP packets sent to callers.", &self.rtp_packets_sent),
+            (
+                "belteken_rtp_frames_late",
+                "RTP frames dropped because the pacer fell behind.",
+                &self.rtp_frames_late,
+            ),
+            (
+                "belteken_rtp_packets_sent_late",
+                "RTP packets sent more than 10 ms after their deadline.",
+                &self.rtp_packets_sent_late,
+            ),
+            (
+                "belteken_rtp_foreign_packets",
+                "Datagrams dropped on a call's RTP port because they came from another address \
+                 than the caller's learnt media source.",
+                &self.rtp_foreign_packets,
+            ),
+            (
+                "belteken_media_rounds",
+                "Pacing rounds run by the media threads (one per due 1 ms phase).",
+                &self.metrics.rounds,
+            ),
+            (
+                "belteken_media_rounds_late",
+                "Pacing rounds that started more than 2 ms after their phase was due.",
+                &self.metrics.rounds_late,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(&mut e, name, help, load(value))?;
+        }
+        self.metrics.encode(&mut e)?;
+        let by_trunk: Vec<(String, i64)> = self
+            .calls_by_trunk
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), i64::try_from(*v).unwrap_or(i64::MAX)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !by_trunk.is_empty() {
+            gauge_family(
+                &mut e,
+                "belteken_trunk_calls_in_progress",
+                "Calls in progress per trunk.",
+                "trunk",
+                by_trunk.iter().map(|(t, n)| (t.as_str(), *n)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Stats {
     /// Calls in progress from the trunk named `name`.
     pub fn trunk_calls(&self, name: &str) -> usize {
@@ -298,6 +405,14 @@ impl Stats {
 mod tests {
     use super::*;
 
+    fn exposition(stats: &Arc<Stats>) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(stats.clone()));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encodes");
+        out
+    }
+
     fn value(text: &str, series: &str) -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -308,8 +423,7 @@ mod tests {
     fn counts_show_in_the_exposition() {
         let stats = Arc::new(Stats::default());
         let m = &stats.metrics;
-        let mut before = String::new();
-        m.render(&mut before);
+        let before = exposition(&stats);
         m.response(486);
         m.response(486);
         m.response(99);
@@ -318,8 +432,7 @@ mod tests {
         let gauge = CallGauge::new(stats.clone(), CallState::Ringing);
         let mut other = CallGauge::new(stats.clone(), CallState::Ringing);
         other.set(CallState::Recording);
-        let mut after = String::new();
-        m.render(&mut after);
+        let after = exposition(&stats);
         let code = "belteken_sip_responses_total{code=\"486\"}";
         assert_eq!(value(&after, code) - value(&before, code), 2.0, "{after}");
         assert!(!after.contains("code=\"99\"") && !after.contains("code=\"700\""));
@@ -333,15 +446,13 @@ mod tests {
         assert!(value(&after, "belteken_calls_active{state=\"recording\"}") >= 1.0);
         drop(gauge);
         drop(other);
-        let mut gone = String::new();
-        m.render(&mut gone);
+        let gone = exposition(&stats);
         assert_eq!(
             value(&gone, "belteken_calls_active{state=\"recording\"}"),
             0.0
         );
         // Another server's counters are its own.
-        let mut fresh = String::new();
-        Stats::default().metrics.render(&mut fresh);
+        let fresh = exposition(&Arc::new(Stats::default()));
         assert_eq!(value(&fresh, code), 0.0);
         for line in after.lines().filter(|l| !l.starts_with('#')) {
             let (name, v) = line.rsplit_once(' ').expect("name value");

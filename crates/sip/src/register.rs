@@ -75,6 +75,35 @@ pub struct RegistrationState {
 #[derive(Debug, Clone, Default)]
 pub struct Registrations(Arc<Mutex<Vec<RegistrationState>>>);
 
+impl prometheus_client::collector::Collector for Registrations {
+    fn encode(&self, mut e: prometheus_client::encoding::DescriptorEncoder) -> std::fmt::Result {
+        let regs = self.snapshot();
+        if regs.is_empty() {
+            return Ok(());
+        }
+        crate::metrics::gauge_family(
+            &mut e,
+            "belteken_trunk_registered",
+            "Whether the trunk's registration is in force (1) or not (0).",
+            "trunk",
+            regs.iter().map(|r| {
+                (
+                    r.trunk.as_str(),
+                    i64::from(r.status == RegistrationStatus::Registered),
+                )
+            }),
+        )?;
+        crate::metrics::gauge_family(
+            &mut e,
+            "belteken_trunk_registration_failures",
+            "Failures since the last successful registration.",
+            "trunk",
+            regs.iter()
+                .map(|r| (r.trunk.as_str(), i64::from(r.consecutive_failures))),
+        )
+    }
+}
+
 impl Registrations {
     /// A copy of every trunk's state.
     pub fn snapshot(&self) -> Vec<RegistrationState> {

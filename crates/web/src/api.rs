@@ -6,7 +6,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use crate::{AppState, Campaign};
+use prometheus_client::encoding::{text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::{AppState, Campaign, Collector};
 
 /// Counts change with each call; a second of caching absorbs a burst of polling clients
 /// without showing a stale number for long.
@@ -50,43 +55,81 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET /metrics`: Prometheus text format. Counts come from the hub (memory).
+/// The web's own figures: counts per campaign (from the hub) and open live-count streams.
+#[derive(Debug)]
+struct WebMetrics {
+    /// (campaign, signatures, unverified)
+    counts: Vec<(String, u64, u64)>,
+    open_streams: usize,
+}
+
+impl Collector for WebMetrics {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let mut family = e.encode_descriptor(
+            "belteken_signatures",
+            "Signatures counted, per campaign.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (slug, n, _) in &self.counts {
+            ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&[("campaign", slug.as_str())])?)?;
+        }
+        let mut family = e.encode_descriptor(
+            "belteken_signatures_unverified",
+            "Unverified signatures (withheld caller ID), per campaign.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (slug, _, n) in &self.counts {
+            ConstGauge::new(i64::try_from(*n).unwrap_or(i64::MAX))
+                .encode(family.encode_family(&[("campaign", slug.as_str())])?)?;
+        }
+        ConstGauge::new(i64::try_from(self.open_streams).unwrap_or(i64::MAX)).encode(
+            e.encode_descriptor(
+                "belteken_sse_streams",
+                "Open live-count streams.",
+                None,
+                MetricType::Gauge,
+            )?,
+        )
+    }
+}
+
+/// `GET /metrics`: the OpenMetrics text format, read at each scrape. Counts come from the hub
+/// (memory), the rest from the server's [`Status::collectors`](crate::Status::collectors).
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(4096);
-    out.push_str("# HELP belteken_signatures Signatures counted, per campaign.\n# TYPE belteken_signatures gauge\n");
-    for c in state.web.campaigns.snapshot().iter() {
-        let n = state.web.hub.current(&c.slug);
-        let _ = writeln!(
-            out,
-            "belteken_signatures{{campaign=\"{}\"}} {}",
-            c.slug, n.signatures
-        );
-    }
-    out.push_str("# HELP belteken_signatures_unverified Unverified signatures (withheld caller ID), per campaign.\n# TYPE belteken_signatures_unverified gauge\n");
-    for c in state.web.campaigns.snapshot().iter() {
-        let n = state.web.hub.current(&c.slug);
-        let _ = writeln!(
-            out,
-            "belteken_signatures_unverified{{campaign=\"{}\"}} {}",
-            c.slug, n.unverified
-        );
-    }
-    let open = state
+    let counts = state
+        .web
+        .campaigns
+        .snapshot()
+        .iter()
+        .map(|c| {
+            let n = state.web.hub.current(&c.slug);
+            (c.slug.clone(), n.signatures, n.unverified)
+        })
+        .collect();
+    let open_streams = state
         .max_event_streams
         .saturating_sub(state.event_streams.available_permits());
-    let _ = writeln!(
-        out,
-        "# HELP belteken_sse_streams Open live-count streams.\n# TYPE belteken_sse_streams gauge\nbelteken_sse_streams {open}"
-    );
-    if let Some(status) = &state.status {
-        status.metrics(&mut out);
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(WebMetrics {
+        counts,
+        open_streams,
+    }));
+    for collector in state.status.iter().flat_map(|s| s.collectors()) {
+        registry.register_collector(collector);
+    }
+    let mut out = String::with_capacity(8192);
+    if let Err(e) = text::encode(&mut out, &registry) {
+        tracing::error!(error = %e, "cannot encode /metrics");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (
         [
             (
                 header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ),
             (header::CACHE_CONTROL, "no-store"),
         ],

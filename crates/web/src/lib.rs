@@ -38,6 +38,8 @@ use tokio::sync::{watch, Semaphore};
 /// The campaigns the pages show: the same list the calls run, so a campaign edited in the
 /// console shows its new texts on the next request.
 pub use driver::{Campaign, CampaignList, Translation};
+/// What adds its figures to `/metrics` (see [`Status::collectors`]).
+pub use prometheus_client::collector::Collector;
 
 /// Everything the handlers read. Cheap to clone.
 #[derive(Clone)]
@@ -67,8 +69,10 @@ pub trait Status: Send + Sync + 'static {
     fn stopped(&self) -> Vec<String> {
         Vec::new()
     }
-    /// Prometheus text exposition lines (with their `# HELP`/`# TYPE`), appended to `/metrics`.
-    fn metrics(&self, out: &mut String);
+    /// The server's metrics beside the web's own, read at each scrape of `/metrics`.
+    fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        Vec::new()
+    }
 }
 
 /// What a campaign team may change from the console. The binary carries it out: it validates,

@@ -8,6 +8,9 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
 use store::{identify_caller, CountHub, NewSignature, Secret, SignatureState, Store};
 use tower::ServiceExt;
 use web::{router, router_with, Campaign, Options, WebState};
@@ -426,6 +429,7 @@ fn parse_exposition(text: &str) -> Vec<(String, f64)> {
     let mut helped = std::collections::HashSet::new();
     let mut typed = std::collections::HashMap::new();
     let mut samples = Vec::new();
+    let mut eof = false;
     let valid_name = |n: &str| {
         !n.is_empty()
             && n.chars()
@@ -433,6 +437,7 @@ fn parse_exposition(text: &str) -> Vec<(String, f64)> {
             && !n.starts_with(|c: char| c.is_ascii_digit())
     };
     for line in text.lines() {
+        assert!(!eof, "a line after # EOF: {line}");
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let name = rest.split(' ').next().expect("name");
             assert!(valid_name(name), "{line}");
@@ -440,13 +445,24 @@ fn parse_exposition(text: &str) -> Vec<(String, f64)> {
         } else if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("name and type");
             assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                [
+                    "counter",
+                    "gauge",
+                    "histogram",
+                    "summary",
+                    "unknown",
+                    "info",
+                    "stateset"
+                ]
+                .contains(&kind),
                 "{line}"
             );
             assert!(
                 typed.insert(name.to_owned(), kind.to_owned()).is_none(),
                 "TYPE twice: {line}"
             );
+        } else if line == "# EOF" {
+            eof = true;
         } else if line.starts_with('#') || line.is_empty() {
             continue;
         } else {
@@ -470,18 +486,31 @@ fn parse_exposition(text: &str) -> Vec<(String, f64)> {
                     );
                 }
             }
-            let family = ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|suffix| {
-                    let base = name.strip_suffix(suffix)?;
-                    (typed.get(base).map(String::as_str) == Some("histogram")).then_some(base)
-                })
-                .unwrap_or(name);
+            // OpenMetrics: a counter's samples end in _total, a histogram's in _bucket, _sum
+            // and _count; other kinds' samples carry the family's name.
+            let family = [
+                ("_bucket", "histogram"),
+                ("_sum", "histogram"),
+                ("_count", "histogram"),
+                ("_total", "counter"),
+            ]
+            .iter()
+            .find_map(|(suffix, kind)| {
+                let base = name.strip_suffix(suffix)?;
+                (typed.get(base).map(String::as_str) == Some(*kind)).then_some(base)
+            })
+            .unwrap_or(name);
+            assert_ne!(
+                typed.get(name).map(String::as_str),
+                Some("counter"),
+                "a counter sample without _total: {line}"
+            );
             assert!(typed.contains_key(family), "no # TYPE before {line}");
             assert!(helped.contains(family), "no # HELP before {line}");
             samples.push((series.to_owned(), value));
         }
     }
+    assert!(eof, "no # EOF at the end");
     samples
 }
 
@@ -491,12 +520,25 @@ impl web::Status for HistogramStatus {
     fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
     }
-    fn metrics(&self, out: &mut String) {
-        out.push_str(
-            "# HELP belteken_x_seconds X.\n# TYPE belteken_x_seconds histogram\n\
-belteken_x_seconds_bucket{le=\"0.1\"} 1\nbelteken_x_seconds_bucket{le=\"+Inf\"} 2\n\
-belteken_x_seconds_sum 0.35\nbelteken_x_seconds_count 2\n",
-        );
+    fn collectors(&self) -> Vec<Box<dyn web::Collector>> {
+        vec![Box::new(XSeconds)]
+    }
+}
+
+/// A histogram and a counter beside the web's gauges.
+#[derive(Debug)]
+struct XSeconds;
+
+impl web::Collector for XSeconds {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        e.encode_descriptor("belteken_x_seconds", "X.", None, MetricType::Histogram)?
+            .encode_histogram::<NoLabelSet>(0.35, 2, &[(0.1, 1), (f64::MAX, 1)], None)?;
+        ConstCounter::new(5u64).encode(e.encode_descriptor(
+            "belteken_y",
+            "Y.",
+            None,
+            MetricType::Counter,
+        )?)
     }
 }
 
@@ -531,15 +573,26 @@ async fn metrics_are_valid_prometheus_text() {
         2.0
     );
     assert_eq!(value("belteken_x_seconds_count"), 2.0);
+    assert_eq!(value("belteken_x_seconds_bucket{le=\"+Inf\"}"), 2.0);
+    assert_eq!(value("belteken_y_total"), 5.0);
 }
 
 #[test]
 fn the_exposition_check_catches_a_sample_without_its_type() {
-    let bad = std::panic::catch_unwind(|| parse_exposition("belteken_orphan 1\n"));
+    let bad = std::panic::catch_unwind(|| parse_exposition("belteken_orphan 1\n# EOF\n"));
     assert!(bad.is_err());
-    let bad =
-        std::panic::catch_unwind(|| parse_exposition("# HELP a A.\n# TYPE a gauge\na{x=1} 1\n"));
+    let bad = std::panic::catch_unwind(|| {
+        parse_exposition("# HELP a A.\n# TYPE a gauge\na{x=1} 1\n# EOF\n")
+    });
     assert!(bad.is_err(), "unquoted label value");
+    let bad = std::panic::catch_unwind(|| parse_exposition("# HELP a A.\n# TYPE a gauge\na 1\n"));
+    assert!(bad.is_err(), "no # EOF");
+    let bad = std::panic::catch_unwind(|| {
+        parse_exposition("# HELP a A.\n# TYPE a counter\na 1\n# EOF\n")
+    });
+    assert!(bad.is_err(), "a counter sample without _total");
+    let good = parse_exposition("# HELP a A.\n# TYPE a counter\na_total 1\n# EOF\n");
+    assert_eq!(good, vec![("a_total".to_string(), 1.0)]);
 }
 
 #[tokio::test]

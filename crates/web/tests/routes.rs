@@ -7,6 +7,9 @@ use axum::http::{header, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use futures_util::StreamExt;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use store::{CountHub, Counts};
 use tower::ServiceExt;
 use web::{router, router_with, Campaign, Options, WebState};
@@ -455,8 +458,22 @@ impl web::Status for FakeStatus {
         m.insert("status".into(), "overridden?".into());
         m
     }
-    fn metrics(&self, out: &mut String) {
-        out.push_str("# TYPE belteken_test gauge\nbelteken_test 7\n");
+    fn collectors(&self) -> Vec<Box<dyn web::Collector>> {
+        vec![Box::new(TestGauge)]
+    }
+}
+
+#[derive(Debug)]
+struct TestGauge;
+
+impl web::Collector for TestGauge {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        ConstGauge::new(7i64).encode(e.encode_descriptor(
+            "belteken_test",
+            "A test figure.",
+            None,
+            MetricType::Gauge,
+        )?)
     }
 }
 
@@ -483,7 +500,7 @@ async fn health_and_metrics_include_the_status() {
     assert!(response.headers()["content-type"]
         .to_str()
         .expect("ascii")
-        .starts_with("text/plain; version=0.0.4"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .expect("body");
@@ -494,6 +511,7 @@ async fn health_and_metrics_include_the_status() {
         "{text}"
     );
     assert!(text.contains("belteken_sse_streams 0\n"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
 }
 
 async fn page_with(app: Router, uri: &str, accept: Option<&str>) -> String {
@@ -541,7 +559,6 @@ impl web::Status for StoppedStatus {
     fn health(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
     }
-    fn metrics(&self, _out: &mut String) {}
     fn stopped(&self) -> Vec<String> {
         vec!["sip".into()]
     }

@@ -110,7 +110,6 @@ impl crate::Status for FakeStatus {
         );
         m
     }
-    fn metrics(&self, _out: &mut String) {}
 }
 
 struct Fixture {

@@ -1,4 +1,4 @@
-//! Durable signatures per second through `Store::sign` (group commit), for SQLite and
+//! Durable signatures per second through `Signing::sign` (group commit), for SQLite and
 //! PostgreSQL, with a number of concurrent signers. Bounded: a fixed number of signatures per
 //! run. Run it through `bench/store.sh`.
 //!

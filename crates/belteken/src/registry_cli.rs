@@ -156,7 +156,7 @@ fn parse_time(what: &str, s: &Option<String>) -> Result<Option<SystemTime>> {
 }
 
 /// Runs a registry command on an open store. The campaigns of the configuration must have been
-/// ensured and configured (`Store::configure_campaign`) first, so that retention sees their
+/// ensured and configured (`Campaigns::configure_campaign`) first, so that retention sees their
 /// policies.
 ///
 /// `secret` loads the secret key (and checks it against the store); only commands that turn a

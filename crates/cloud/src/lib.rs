@@ -2,7 +2,7 @@
 //! TeXML, Vonage NCCO), next to the native SIP channel.
 //!
 //! Each webhook is one input to the call's [`flow::engine::Engine`]. The call's state between
-//! webhooks lives in the store ([`store::Store::save_call`]), so any node can answer the next
+//! webhooks lives in the store ([`store::Calls::save_call`]), so any node can answer the next
 //! one: the facts the call started with and its input log (inputs with their offset in ms from
 //! the call's start). A webhook rebuilds the engine by replaying the log (the engine is
 //! deterministic and sans-IO), feeds the new input, carries out the actions (sign, withdraw)

@@ -58,7 +58,7 @@ fn petition() -> (Petition, Dir) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let store = store::SqliteStore::open(&dir.join("t.db")).unwrap();
-    store::Store::ensure_campaign(&store, "demo", "Demo").unwrap();
+    store::Campaigns::ensure_campaign(&store, "demo", "Demo").unwrap();
     (
         Petition {
             store: Arc::new(store),

@@ -94,7 +94,7 @@ impl Metrics {
         &self.calls[state as usize]
     }
 
-    /// Records how long one `Store::sign` took (whatever its outcome).
+    /// Records how long one `Signing::sign` took (whatever its outcome).
     pub(crate) fn sign_duration(&self, took: Duration) {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         // Non-cumulative here; the encoder sums them into cumulative buckets.

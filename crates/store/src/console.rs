@@ -23,7 +23,7 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Longest API token label, in bytes.
 pub const MAX_TOKEN_LABEL_BYTES: usize = 100;
-/// Longest audit action or detail [`crate::Store::record_audit`] takes, in bytes.
+/// Longest audit action or detail [`crate::Audit::record_audit`] takes, in bytes.
 pub const MAX_AUDIT_BYTES: usize = 1000;
 
 /// What a console user may do.
@@ -361,7 +361,9 @@ pub struct CallSummaries {
 }
 
 impl CallSummaries {
-    pub fn start(store: std::sync::Arc<dyn crate::Store>) -> Result<CallSummaries, StoreError> {
+    pub fn start<S: crate::Calls + ?Sized + 'static>(
+        store: std::sync::Arc<S>,
+    ) -> Result<CallSummaries, StoreError> {
         use std::sync::atomic::Ordering;
         let (tx, rx) = std::sync::mpsc::sync_channel::<CallSummary>(MAX_PENDING_SUMMARIES);
         let failed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));

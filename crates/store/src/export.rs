@@ -8,8 +8,9 @@ use std::io::{Seek, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use crate::prelude::*;
 use crate::registry::summarise;
-use crate::{BelgianRegion, Store, StoreError};
+use crate::{BelgianRegion, StoreError};
 
 fn zip_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Export(e.to_string())

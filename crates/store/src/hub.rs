@@ -41,7 +41,7 @@ impl CountHub {
         });
     }
 
-    /// Sets the counts unconditionally (after `Store::recount`, which may lower them).
+    /// Sets the counts unconditionally (after `Signing::recount`, which may lower them).
     pub fn reset(&self, slug: &str, counts: Counts) {
         self.with_sender(slug, |tx| {
             tx.send_if_modified(|cur| {

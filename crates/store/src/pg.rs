@@ -29,27 +29,30 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, Config, NoTls, Row, Statement, Transaction};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement, ToStatement, Transaction};
 
 use crate::console::{
-    session_alive, validate_audit, validate_label, validate_summary, validate_token_hash,
-    MAX_SESSIONS_PER_USER, TOUCH_EVERY_SECS,
+    validate_audit, validate_label, validate_summary, validate_token_hash, MAX_SESSIONS_PER_USER,
 };
-use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
+use crate::decode::{self, CampaignRef, Columns, SETTINGS_COLUMNS, SIGNATURE_COLUMNS};
+use crate::edits::{validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
+use crate::prelude::*;
 use crate::registry::fold_counts;
-use crate::sqlite::{retention_str, row_from_parts, settings_from_row, RowParts};
-use crate::{
-    scrub_bounded, scrub_numbers, time, unix_secs, validate_call_id, validate_call_state,
-    validate_campaign, validate_fingerprint, validate_reason, validate_signature, AuditEntry,
-    BelgianRegion, CallState, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
-    CountPolicy, Counts, NewClip, NewSignature, RetentionStep, ReviewAction, SealedContact,
-    SignOutcome, SignatureRow, SignatureState, Store, StoreError, StoredClip, StoredRecording,
-    COUNTER_SHARDS, MAX_REASON_BYTES,
+use crate::shared::{
+    clip_detail, clip_duration, edit_detail, key_found, outcomes, page_limit, reset_detail,
+    retention_detail, revert_detail, reviewed_reason, summary_ended_at, summary_heard_ms,
+    token_detail, unix_range, user_detail, ReviewTexts, SessionCheck, SettingsValues,
+    SignatureValues, Written, ERASE_DETAIL,
 };
 use crate::{
-    validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
-    SessionLimits,
+    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
+    validate_fingerprint, validate_signature, validate_user_name, ApiTokenInfo, AuditEntry,
+    CallState, CallSummary, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
+    ConsoleSession, ConsoleUser, Counts, Funnel, NewClip, NewSignature, RetentionStep,
+    ReviewAction, Role, SealedContact, SessionLimits, SignOutcome, SignatureRow, SignatureState,
+    StoreError, StoredClip, StoredRecording, COUNTER_SHARDS,
 };
 
 /// How long connecting may take when the URL does not say.
@@ -423,7 +426,7 @@ async fn prepare(client: &Client) -> Result<Prepared, StoreError> {
             .await?,
         read_counts: client
             .prepare(
-                "SELECT verified, state, sum(n)::BIGINT FROM counters WHERE campaign_id = $1
+                "SELECT verified, state, sum(n)::BIGINT AS n FROM counters WHERE campaign_id = $1
                  GROUP BY verified, state",
             )
             .await?,
@@ -442,11 +445,11 @@ async fn migrate(client: &Client) -> Result<(), StoreError> {
             .await?;
         let row = client
             .query_one(
-                "SELECT coalesce(max(version), 0)::BIGINT FROM schema_version",
+                "SELECT coalesce(max(version), 0)::BIGINT AS version FROM schema_version",
                 &[],
             )
             .await?;
-        let version: i64 = row.try_get(0)?;
+        let version = row.int("version")?;
         if version > supported {
             return Err(StoreError::SchemaTooNew {
                 found: version,
@@ -482,49 +485,79 @@ async fn migrate(client: &Client) -> Result<(), StoreError> {
     }
 }
 
-struct CampaignRow {
-    id: i64,
-    policy: CountPolicy,
-    keep_contact: bool,
+impl Columns for Row {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn text_opt(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn int_opt(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn bytes_opt(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+}
+
+type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+/// Every row of `sql`, decoded.
+async fn all<T, S: ToStatement + ?Sized>(
+    tx: &Transaction<'_>,
+    sql: &S,
+    params: &Params<'_>,
+    decode: impl Fn(&dyn Columns) -> Result<T, StoreError> + Send,
+) -> Result<Vec<T>, StoreError> {
+    tx.query(sql, params)
+        .await?
+        .iter()
+        .map(|r| decode(r))
+        .collect()
+}
+
+/// The row of `sql`, if there is one, decoded.
+async fn one<T, S: ToStatement + ?Sized>(
+    tx: &Transaction<'_>,
+    sql: &S,
+    params: &Params<'_>,
+    decode: impl FnOnce(&dyn Columns) -> Result<T, StoreError> + Send,
+) -> Result<Option<T>, StoreError> {
+    tx.query_opt(sql, params)
+        .await?
+        .as_ref()
+        .map(|r| decode(r))
+        .transpose()
 }
 
 async fn campaign(
     tx: &Transaction<'_>,
     st: &Prepared,
     slug: &str,
-) -> Result<CampaignRow, StoreError> {
-    let row = tx
-        .query_opt(&st.campaign, &[&slug])
+) -> Result<CampaignRef, StoreError> {
+    one(tx, &st.campaign, &[&slug], decode::campaign_ref)
         .await?
-        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-    campaign_row(&row)
-}
-
-fn campaign_row(row: &Row) -> Result<CampaignRow, StoreError> {
-    let policy: String = row.try_get(1)?;
-    Ok(CampaignRow {
-        id: row.try_get(0)?,
-        policy: CountPolicy::parse(&policy).ok_or(StoreError::Corrupt("unknown count policy"))?,
-        keep_contact: row.try_get(2)?,
-    })
+        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
 }
 
 async fn read_counts(
     tx: &Transaction<'_>,
     st: &Prepared,
-    c: &CampaignRow,
+    c: &CampaignRef,
 ) -> Result<Counts, StoreError> {
-    let rows = tx.query(&st.read_counts, &[&c.id]).await?;
-    let mut parts = Vec::with_capacity(rows.len());
-    for r in rows {
-        let state: String = r.try_get(1)?;
-        parts.push((
-            r.try_get::<_, bool>(0)?,
-            SignatureState::parse(&state).ok_or(StoreError::Corrupt("unknown signature state"))?,
-            r.try_get::<_, i64>(2)?,
-        ));
-    }
-    fold_counts(parts, c.policy)
+    fold_counts(
+        all(tx, &st.read_counts, &[&c.id], decode::counter).await?,
+        c.policy,
+    )
 }
 
 async fn recount_tx(tx: &Transaction<'_>, campaign_id: i64) -> Result<(), StoreError> {
@@ -571,10 +604,10 @@ async fn bump_edit_version(tx: &Transaction<'_>, campaign_id: i64) -> Result<i64
             &[&campaign_id],
         )
         .await?;
-    Ok(row.try_get(0)?)
+    row.int("edit_version")
 }
 
-/// See the SQLite backend's `find_key`.
+/// Which of `key` / `previous` has a signature in the campaign (see [`key_found`]).
 async fn find_key(
     tx: &Transaction<'_>,
     st: &Prepared,
@@ -586,25 +619,11 @@ async fn find_key(
     if let Some(p) = previous {
         keys.push(p.as_str());
     }
-    let rows = tx.query(&st.find_key, &[&campaign_id, &keys]).await?;
-    let mut found_current = false;
-    for r in &rows {
-        let k: String = r.try_get(0)?;
-        found_current |= k == key.as_str();
-    }
-    Ok(if found_current {
-        Some(true)
-    } else if rows.is_empty() {
-        None
-    } else {
-        Some(false)
+    let found = all(tx, &st.find_key, &[&campaign_id, &keys], |r| {
+        r.text("caller_key")
     })
-}
-
-enum Written {
-    Counted,
-    Already,
-    Unverified,
+    .await?;
+    Ok(key_found(found.iter().map(String::as_str), key))
 }
 
 async fn commit_group(
@@ -615,7 +634,7 @@ async fn commit_group(
     let created_at = time::rfc3339_utc(SystemTime::now());
     let st = &conn.st;
     let tx = conn.client.transaction().await?;
-    let mut campaigns: HashMap<&str, CampaignRow> = HashMap::new();
+    let mut campaigns: HashMap<&str, CampaignRef> = HashMap::new();
     for sig in sigs {
         validate_signature(sig)?;
         if !campaigns.contains_key(sig.campaign.as_str()) {
@@ -671,61 +690,40 @@ async fn commit_group(
         let tx = &tx;
         let created_at = &created_at;
         async move {
-            let (key, country, class) = match &sig.caller {
-                CallerIdentity::Verified {
-                    key,
-                    country,
-                    class,
-                    ..
-                } => (Some(key.as_str()), country.as_deref(), Some(class)),
-                CallerIdentity::Withheld => (None, None, None),
-            };
-            let verified = key.is_some();
-            let contact = sig
-                .contact
-                .as_ref()
-                .filter(|_| c.keep_contact && verified)
-                .map(|s| s.as_bytes());
-            let speech_ms = i64::from(sig.speech_ms);
-            let trust = sig.effective_trust().as_str();
-            let kind = class.map(|c| c.kind.as_str());
-            let region = class.and_then(|c| c.be_region).map(BelgianRegion::as_str);
-            let block = class.map(|c| c.prefix_block.as_str());
+            let v = SignatureValues::of(sig, c.keep_contact);
             let row = tx
                 .query_opt(
                     &st.insert,
                     &[
                         &c.id,
-                        &key,
-                        &verified,
-                        &sig.channel,
-                        &speech_ms,
-                        &sig.recording_wav,
+                        &v.key,
+                        &v.verified,
+                        &v.channel,
+                        &v.speech_ms,
+                        &v.recording,
                         &created_at,
-                        &trust,
-                        &country,
-                        &kind,
-                        &region,
-                        &block,
-                        &sig.flow_version,
-                        &contact,
+                        &v.trust,
+                        &v.country,
+                        &v.number_kind,
+                        &v.be_region,
+                        &v.prefix_block,
+                        &v.flow_version,
+                        &v.contact,
                     ],
                 )
                 .await?;
-            Ok::<_, StoreError>((row.is_some(), verified))
+            Ok::<_, StoreError>((row.is_some(), v.verified))
         }
     }))
     .await?;
     let mut deltas: HashMap<(i64, bool), i64> = HashMap::new();
     for (&i, (ok, verified)) in to_insert.iter().zip(inserted) {
         let slot = &mut written[i];
-        slot.1 = Some(if !ok {
+        slot.1 = Some(if ok {
+            Written::stored(verified)
+        } else {
             // Signed by another node a moment ago.
             Written::Already
-        } else if verified {
-            Written::Counted
-        } else {
-            Written::Unverified
         });
         if ok {
             *deltas.entry((slot.0, verified)).or_default() += 1;
@@ -750,43 +748,78 @@ async fn commit_group(
     }
     // synchronous_commit (on by default) makes COMMIT return after the WAL is flushed.
     tx.commit().await?;
-    written
-        .into_iter()
-        .map(|(id, w)| {
-            let counts = *counts
-                .get(&id)
-                .ok_or(StoreError::Corrupt("campaign vanished in a group"))?;
-            Ok(match w {
-                Written::Counted => SignOutcome::Counted { counts },
-                Written::Already => SignOutcome::AlreadySigned { counts },
-                Written::Unverified => SignOutcome::Unverified { counts },
-            })
-        })
-        .collect()
+    outcomes(written, &counts)
 }
 
-fn to_u32(v: Option<i64>) -> Result<Option<u32>, StoreError> {
-    v.map(|d| u32::try_from(d).map_err(|_| StoreError::Corrupt("days out of range")))
-        .transpose()
-}
-
-impl Store for PgStore {
+impl Campaigns for PgStore {
     fn ensure_campaign(&self, slug: &str, title: &str) -> Result<(), StoreError> {
         validate_campaign(slug, title)?;
-        self.block(async {
-            let mut w = self.inner.writer().await?;
-            let conn = client_of(&mut w)?;
-            conn.client
-                .execute(
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                tx.execute(
                     "INSERT INTO campaigns (slug, title) VALUES ($1, $2)
                      ON CONFLICT (slug) DO UPDATE SET title = excluded.title",
                     &[&slug, &title],
                 )
                 .await?;
-            Ok(())
+                Ok(())
+            })
         })
     }
 
+    fn configure_campaign(
+        &self,
+        slug: &str,
+        settings: &CampaignSettings,
+    ) -> Result<(), StoreError> {
+        let s = SettingsValues::of(settings);
+        let s = &s;
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE campaigns SET count_policy = $2, closes_at = $3,
+                             recordings_days = $4, signatures_days = $5,
+                             signature_retention = $6, keep_contact = $7,
+                             threshold_flanders = $8, threshold_wallonia = $9,
+                             threshold_brussels = $10
+                         WHERE slug = $1",
+                        &[
+                            &slug,
+                            &s.count_policy,
+                            &s.closes_at,
+                            &s.recordings_days,
+                            &s.signatures_days,
+                            &s.signature_retention,
+                            &s.keep_contact,
+                            &s.thresholds[0],
+                            &s.thresholds[1],
+                            &s.thresholds[2],
+                        ],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Err(StoreError::UnknownCampaign(slug.to_owned()));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
+        let sql = format!("SELECT {SETTINGS_COLUMNS} FROM campaigns WHERE slug = $1");
+        self.read_one(&sql, &[&slug], decode::campaign_settings)?
+            .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
+    }
+
+    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+        self.read_all("SELECT slug FROM campaigns ORDER BY id", &[], |r| {
+            r.text("slug")
+        })
+    }
+}
+
+impl Signing for PgStore {
     fn has_signed(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
         self.has_signed_identity_inner(slug, key, None)
     }
@@ -822,150 +855,54 @@ impl Store for PgStore {
             })
         })
     }
+}
 
-    fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
-        self.read(|tx, st, _| {
-            Box::pin(async move {
-                let c = campaign(tx, st, slug).await?;
-                let rows = tx
-                    .query(
-                        "SELECT id, verified, speech_ms, recording FROM signatures
-                         WHERE campaign_id = $1 AND recording IS NOT NULL ORDER BY id",
-                        &[&c.id],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(StoredRecording {
-                            id: r.try_get(0)?,
-                            verified: r.try_get(1)?,
-                            speech_ms: u32::try_from(r.try_get::<_, i64>(2)?)
-                                .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
-                            wav: r.try_get(3)?,
-                        })
-                    })
-                    .collect()
-            })
-        })
-    }
-
-    fn configure_campaign(
-        &self,
-        slug: &str,
-        settings: &CampaignSettings,
-    ) -> Result<(), StoreError> {
-        let closes_at = settings.closes_at.map(time::rfc3339_utc);
-        let rec_days = settings.recordings_days.map(i64::from);
-        let sig_days = settings.signatures_days.map(i64::from);
-        let t = settings.region_thresholds;
-        let th = [t.flanders, t.wallonia, t.brussels].map(|v| v.min(i64::MAX as u64) as i64);
-        let policy = settings.count_policy.as_str();
-        let retention = retention_str(settings.signature_retention);
-        let keep = settings.keep_contact;
-        self.write(|tx, _, _| {
-            Box::pin(async move {
-                let n = tx
-                    .execute(
-                        "UPDATE campaigns SET count_policy = $2, closes_at = $3,
-                             recordings_days = $4, signatures_days = $5,
-                             signature_retention = $6, keep_contact = $7,
-                             threshold_flanders = $8, threshold_wallonia = $9,
-                             threshold_brussels = $10
-                         WHERE slug = $1",
-                        &[
-                            &slug, &policy, &closes_at, &rec_days, &sig_days, &retention, &keep,
-                            &th[0], &th[1], &th[2],
-                        ],
-                    )
-                    .await?;
-                if n == 0 {
-                    return Err(StoreError::UnknownCampaign(slug.to_owned()));
-                }
-                Ok(())
-            })
-        })
-    }
-
-    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let r = tx
-                    .query_opt(
-                        "SELECT count_policy, closes_at, recordings_days, signatures_days,
-                             signature_retention, keep_contact, threshold_flanders,
-                             threshold_wallonia, threshold_brussels
-                         FROM campaigns WHERE slug = $1",
-                        &[&slug],
-                    )
-                    .await?
-                    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-                let policy: String = r.try_get(0)?;
-                let closes_at: Option<String> = r.try_get(1)?;
-                let retention: String = r.try_get(4)?;
-                settings_from_row(
-                    &policy,
-                    closes_at.as_deref(),
-                    to_u32(r.try_get(2)?)?,
-                    to_u32(r.try_get(3)?)?,
-                    &retention,
-                    r.try_get(5)?,
-                    [r.try_get(6)?, r.try_get(7)?, r.try_get(8)?],
-                )
-            })
-        })
-    }
-
-    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let rows = tx
-                    .query("SELECT slug FROM campaigns ORDER BY id", &[])
-                    .await?;
-                rows.iter()
-                    .map(|r| r.try_get(0).map_err(StoreError::from))
-                    .collect()
-            })
-        })
-    }
-
+impl Review for PgStore {
     fn signature_rows(&self, slug: &str) -> Result<Vec<SignatureRow>, StoreError> {
         self.read(|tx, st, _| {
             Box::pin(async move {
                 let c = campaign(tx, st, slug).await?;
-                let rows = tx
-                    .query(
-                        "SELECT id, created_at, verified, state, trust, country, number_kind,
-                             be_region, prefix_block, flow_version, channel, speech_ms,
-                             recording IS NOT NULL, anonymised
-                         FROM signatures WHERE campaign_id = $1 ORDER BY id",
-                        &[&c.id],
+                let sql = format!(
+                    "SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE campaign_id = $1 ORDER BY id"
+                );
+                all(tx, sql.as_str(), &[&c.id], decode::signature_row).await
+            })
+        })
+    }
+
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = page_limit(limit);
+        let state = state.as_str();
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                let total = tx
+                    .query_one(
+                        "SELECT count(*)::BIGINT AS n FROM signatures
+                         WHERE campaign_id = $1 AND state = $2",
+                        &[&c.id, &state],
                     )
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    let state: String = r.try_get(3)?;
-                    let trust: String = r.try_get(4)?;
-                    let kind: Option<String> = r.try_get(6)?;
-                    let region: Option<String> = r.try_get(7)?;
-                    out.push(row_from_parts(RowParts {
-                        id: r.try_get(0)?,
-                        created_at: r.try_get(1)?,
-                        verified: r.try_get(2)?,
-                        state: &state,
-                        trust: &trust,
-                        country: r.try_get(5)?,
-                        kind: kind.as_deref(),
-                        be_region: region.as_deref(),
-                        prefix_block: r.try_get(8)?,
-                        flow_version: r.try_get(9)?,
-                        channel: r.try_get(10)?,
-                        speech_ms: u32::try_from(r.try_get::<_, i64>(11)?)
-                            .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
-                        has_recording: r.try_get(12)?,
-                        anonymised: r.try_get(13)?,
-                    })?);
-                }
-                Ok(out)
+                    .await?
+                    .int("n")?;
+                let sql = format!(
+                    "SELECT {SIGNATURE_COLUMNS}
+                     FROM signatures WHERE campaign_id = $1 AND state = $2 AND id > $3
+                     ORDER BY id LIMIT $4"
+                );
+                let rows = all(
+                    tx,
+                    sql.as_str(),
+                    &[&c.id, &state, &after, &limit],
+                    decode::signature_row,
+                )
+                .await?;
+                Ok((rows, decode::count(total)))
             })
         })
     }
@@ -974,47 +911,46 @@ impl Store for PgStore {
         self.read(|tx, st, _| {
             Box::pin(async move {
                 let c = campaign(tx, st, slug).await?;
-                let row = tx
-                    .query_opt(
-                        "SELECT recording FROM signatures WHERE campaign_id = $1 AND id = $2",
-                        &[&c.id, &id],
-                    )
-                    .await?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => Ok(r.try_get(0)?),
-                }
+                let wav = one(
+                    tx,
+                    "SELECT recording FROM signatures WHERE campaign_id = $1 AND id = $2",
+                    &[&c.id, &id],
+                    |r| r.bytes_opt("recording"),
+                )
+                .await?;
+                Ok(wav.flatten())
             })
         })
     }
 
-    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
-        let key = key.as_str();
-        self.write(|tx, st, _| {
+    fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
+        self.read(|tx, st, _| {
             Box::pin(async move {
                 let c = campaign(tx, st, slug).await?;
-                let row = tx
-                    .query_opt(
-                        "DELETE FROM signatures WHERE campaign_id = $1 AND caller_key = $2
-                         RETURNING id",
-                        &[&c.id, &key],
-                    )
-                    .await?;
-                let Some(row) = row else {
-                    return Ok(false);
-                };
-                let id: i64 = row.try_get(0)?;
-                tx.execute("DELETE FROM review_changes WHERE signature_id = $1", &[&id])
-                    .await?;
-                recount_tx(tx, c.id).await?;
-                audit(
+                all(
                     tx,
-                    Some(slug),
-                    "erase",
-                    "one signature and its recording erased on request",
+                    "SELECT id, verified, speech_ms, recording FROM signatures
+                     WHERE campaign_id = $1 AND recording IS NOT NULL ORDER BY id",
+                    &[&c.id],
+                    decode::stored_recording,
                 )
-                .await?;
-                Ok(true)
+                .await
+            })
+        })
+    }
+
+    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                all(
+                    tx,
+                    "SELECT id, contact FROM signatures
+                     WHERE campaign_id = $1 AND contact IS NOT NULL ORDER BY id",
+                    &[&c.id],
+                    decode::contact,
+                )
+                .await
             })
         })
     }
@@ -1027,27 +963,22 @@ impl Store for PgStore {
         reason: &str,
         description: &str,
     ) -> Result<ReviewAction, StoreError> {
-        validate_reason(reason)?;
-        let reason = scrub_numbers(reason);
-        // The description is built from what an operator typed (a filter): bounded and
-        // scrubbed like the reason, so that no number reaches the audit log through it.
-        let description = scrub_bounded(description, MAX_REASON_BYTES);
-        let description = description.as_str();
-        let reason = reason.as_str();
+        let texts = ReviewTexts::new(reason, description)?;
+        let texts = &texts;
         let state_s = state.as_str();
         self.write(|tx, st, _| {
             Box::pin(async move {
                 let c = campaign(tx, st, slug).await?;
                 let now = time::rfc3339_utc(SystemTime::now());
-                let action: i64 = tx
+                let action = tx
                     .query_one(
                         "INSERT INTO review_actions
                              (campaign_id, at, state, reason, description, changed)
                          VALUES ($1, $2, $3, $4, $5, 0) RETURNING id",
-                        &[&c.id, &now, &state_s, &reason, &description],
+                        &[&c.id, &now, &state_s, &texts.reason, &texts.description],
                     )
                     .await?
-                    .try_get(0)?;
+                    .int("id")?;
                 tx.execute(
                     "INSERT INTO review_changes (action_id, signature_id, old_state)
                      SELECT $1, id, state FROM signatures
@@ -1068,15 +999,8 @@ impl Store for PgStore {
                 )
                 .await?;
                 recount_tx(tx, c.id).await?;
-                audit(
-                    tx,
-                    Some(slug),
-                    "review",
-                    &format!(
-                        "action {action}: {changed} signatures set to {state_s} ({description}); reason: {reason}"
-                    ),
-                )
-                .await?;
+                let detail = texts.detail(action, changed, state);
+                audit(tx, Some(slug), "review", &detail).await?;
                 Ok(ReviewAction {
                     id: action,
                     changed,
@@ -1086,24 +1010,27 @@ impl Store for PgStore {
     }
 
     fn revert_review(&self, action_id: i64, reason: &str) -> Result<u64, StoreError> {
-        validate_reason(reason)?;
-        let reason = scrub_numbers(reason);
+        let reason = reviewed_reason(reason)?;
         let reason = reason.as_str();
         self.write(|tx, _, _| {
             Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
-                         FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
-                         WHERE a.id = $1",
-                        &[&action_id],
-                    )
-                    .await?
-                    .ok_or(StoreError::UnknownReviewAction(action_id))?;
-                let campaign_id: i64 = row.try_get(0)?;
-                let state: String = row.try_get(1)?;
-                let reverted: Option<String> = row.try_get(2)?;
-                let slug: String = row.try_get(3)?;
+                let (campaign_id, state, reverted, slug) = one(
+                    tx,
+                    "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
+                     FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
+                     WHERE a.id = $1",
+                    &[&action_id],
+                    |r| {
+                        Ok((
+                            r.int("campaign_id")?,
+                            r.text("state")?,
+                            r.text_opt("reverted_at")?,
+                            r.text("slug")?,
+                        ))
+                    },
+                )
+                .await?
+                .ok_or(StoreError::UnknownReviewAction(action_id))?;
                 if reverted.is_some() {
                     return Ok(0);
                 }
@@ -1120,20 +1047,15 @@ impl Store for PgStore {
                 )
                 .await?;
                 recount_tx(tx, campaign_id).await?;
-                audit(
-                    tx,
-                    Some(&slug),
-                    "revert",
-                    &format!(
-                        "action {action_id} reverted: {n} signatures restored; reason: {reason}"
-                    ),
-                )
-                .await?;
+                let detail = revert_detail(action_id, n, reason);
+                audit(tx, Some(&slug), "revert", &detail).await?;
                 Ok(n)
             })
         })
     }
+}
 
+impl Retention for PgStore {
     fn apply_retention(&self, slug: &str, step: RetentionStep) -> Result<u64, StoreError> {
         self.write(|tx, st, _| {
             Box::pin(async move {
@@ -1180,65 +1102,153 @@ impl Store for PgStore {
                     }
                 };
                 if n > 0 {
-                    audit(
-                        tx,
-                        Some(slug),
-                        "retention",
-                        &format!("{}: {n} signatures", step.as_str()),
-                    )
-                    .await?;
+                    audit(tx, Some(slug), "retention", &retention_detail(step, n)).await?;
                 }
                 Ok(n)
             })
         })
     }
 
-    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
-        self.read(|tx, _, _| {
+    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
+        let key = key.as_str();
+        self.write(|tx, st, _| {
             Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT id, at, campaign, action, detail FROM audit
-                         WHERE $1::TEXT IS NULL OR campaign = $1 ORDER BY id",
-                        &[&slug],
-                    )
+                let c = campaign(tx, st, slug).await?;
+                let id = one(
+                    tx,
+                    "DELETE FROM signatures WHERE campaign_id = $1 AND caller_key = $2
+                     RETURNING id",
+                    &[&c.id, &key],
+                    |r| r.int("id"),
+                )
+                .await?;
+                let Some(id) = id else {
+                    return Ok(false);
+                };
+                tx.execute("DELETE FROM review_changes WHERE signature_id = $1", &[&id])
                     .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(AuditEntry {
-                            id: r.try_get(0)?,
-                            at: r.try_get(1)?,
-                            campaign: r.try_get(2)?,
-                            action: r.try_get(3)?,
-                            detail: r.try_get(4)?,
-                        })
-                    })
-                    .collect()
+                recount_tx(tx, c.id).await?;
+                audit(tx, Some(slug), "erase", ERASE_DETAIL).await?;
+                Ok(true)
+            })
+        })
+    }
+}
+
+impl Audit for PgStore {
+    fn record_audit(
+        &self,
+        campaign: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        validate_audit(action, detail)?;
+        let detail = scrub_numbers(detail);
+        self.write(|tx, _, _| Box::pin(async move { audit(tx, campaign, action, &detail).await }))
+    }
+
+    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_all(
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE $1::TEXT IS NULL OR campaign = $1 ORDER BY id",
+            &[&slug],
+            decode::audit_entry,
+        )
+    }
+
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read_all(
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE ($1::TEXT IS NULL OR campaign = $1) AND id < $2
+             ORDER BY id DESC LIMIT $3",
+            &[&slug, &before.unwrap_or(i64::MAX), &page_limit(limit)],
+            decode::audit_entry,
+        )
+    }
+}
+
+impl Statistics for PgStore {
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        let since = since.as_str();
+        self.read(|tx, st, _| {
+            Box::pin(async move {
+                let c = campaign(tx, st, slug).await?;
+                all(
+                    tx,
+                    "SELECT substr(created_at, 1, 16) AS minute, count(*)::BIGINT AS n
+                     FROM signatures WHERE campaign_id = $1 AND created_at >= $2
+                     GROUP BY minute ORDER BY minute",
+                    &[&c.id, &since],
+                    decode::minute_count,
+                )
+                .await
             })
         })
     }
 
-    fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError> {
-        validate_call_id(call_id)?;
-        let now = unix_secs(now);
+    fn funnel(
+        &self,
+        slug: &str,
+        flow_version: Option<&str>,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Funnel, StoreError> {
+        let (since, until) = unix_range(since, until);
         self.read(|tx, _, _| {
             Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT version, data FROM cloud_calls
-                         WHERE call_id = $1 AND expires_at > $2",
-                        &[&call_id, &now],
+                let filter = "campaign = $1 AND ($2::TEXT IS NULL OR flow_version = $2)
+                     AND ended_at >= $3 AND ended_at < $4";
+                let params: &Params<'_> = &[&slug, &flow_version, &since, &until];
+                let histogram = all(
+                    tx,
+                    format!(
+                        "SELECT (story_heard_ms / 1000)::BIGINT AS s, count(*)::BIGINT AS n
+                         FROM call_summaries WHERE {filter} AND answered
+                         GROUP BY s ORDER BY s"
+                    )
+                    .as_str(),
+                    params,
+                    decode::heard_seconds,
+                )
+                .await?;
+                let totals = tx
+                    .query_one(
+                        &format!(
+                            "SELECT count(*)::BIGINT AS calls,
+                                count(*) FILTER (WHERE answered)::BIGINT AS answered,
+                                count(*) FILTER (WHERE story_completed)::BIGINT
+                                    AS story_completed,
+                                count(*) FILTER (WHERE recorded)::BIGINT AS recorded,
+                                count(*) FILTER (WHERE signed)::BIGINT AS signed
+                             FROM call_summaries WHERE {filter}"
+                        ),
+                        params,
                     )
                     .await?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => Ok(Some(CallState {
-                        version: r.try_get(0)?,
-                        data: r.try_get(1)?,
-                    })),
-                }
+                decode::funnel(&totals, &histogram)
             })
         })
+    }
+}
+
+impl Calls for PgStore {
+    fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError> {
+        validate_call_id(call_id)?;
+        self.read_one(
+            "SELECT version, data FROM cloud_calls WHERE call_id = $1 AND expires_at > $2",
+            &[&call_id, &unix_secs(now)],
+            decode::call_state,
+        )
     }
 
     fn save_call(
@@ -1283,6 +1293,43 @@ impl Store for PgStore {
         })
     }
 
+    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
+        for c in calls {
+            validate_summary(c)?;
+        }
+        self.write(|tx, _, _| {
+            Box::pin(async move {
+                let stmt = tx
+                    .prepare(
+                        "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at,
+                             answered, story_heard_ms, story_completed, recorded, signed)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .await?;
+                for c in calls {
+                    tx.execute(
+                        &stmt,
+                        &[
+                            &c.campaign,
+                            &c.flow_version,
+                            &c.channel,
+                            &summary_ended_at(c),
+                            &c.answered,
+                            &summary_heard_ms(c),
+                            &c.story_completed,
+                            &c.recorded,
+                            &c.signed,
+                        ],
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+    }
+}
+
+impl Edits for PgStore {
     fn save_campaign_edit(
         &self,
         slug: &str,
@@ -1300,35 +1347,25 @@ impl Store for PgStore {
                     &[&c.id, &document],
                 )
                 .await?;
-                let detail = actor_detail(actor, "texts and settings");
-                audit(tx, Some(slug), "campaign_edit", &detail).await?;
+                audit(tx, Some(slug), "campaign_edit", &edit_detail(actor)).await?;
                 Ok(version)
             })
         })
     }
 
     fn campaign_edits(&self, slug: &str) -> Result<CampaignEdits, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT edit_version, edit_document FROM campaigns WHERE slug = $1",
-                        &[&slug],
-                    )
-                    .await?
-                    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-                Ok(CampaignEdits {
-                    version: row.try_get(0)?,
-                    document: row.try_get(1)?,
-                })
-            })
-        })
+        self.read_one(
+            "SELECT edit_version, edit_document FROM campaigns WHERE slug = $1",
+            &[&slug],
+            decode::campaign_edits,
+        )?
+        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
     }
 
     fn save_clip(&self, slug: &str, clip: &NewClip, actor: &str) -> Result<i64, StoreError> {
         validate_clip(clip)?;
         validate_actor(actor)?;
-        let duration = i64::try_from(clip.duration_ms).unwrap_or(i64::MAX);
+        let duration = clip_duration(clip);
         let now = time::rfc3339_utc(SystemTime::now());
         self.write(|tx, st, _| {
             Box::pin(async move {
@@ -1351,11 +1388,7 @@ impl Store for PgStore {
                     ],
                 )
                 .await?;
-                let what = format!(
-                    "clip {} ({}), {} ms",
-                    clip.name, clip.language, clip.duration_ms
-                );
-                audit(tx, Some(slug), "clip_upload", &actor_detail(actor, &what)).await?;
+                audit(tx, Some(slug), "clip_upload", &clip_detail(actor, clip)).await?;
                 Ok(version)
             })
         })
@@ -1365,24 +1398,14 @@ impl Store for PgStore {
         self.read(|tx, st, _| {
             Box::pin(async move {
                 let c = campaign(tx, st, slug).await?;
-                let rows = tx
-                    .query(
-                        "SELECT name, language, wav, duration_ms, uploaded_at FROM campaign_clips
-                         WHERE campaign_id = $1 ORDER BY name, language",
-                        &[&c.id],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(StoredClip {
-                            name: r.try_get(0)?,
-                            language: r.try_get(1)?,
-                            wav: r.try_get(2)?,
-                            duration_ms: u64::try_from(r.try_get::<_, i64>(3)?).unwrap_or(0),
-                            uploaded_at: r.try_get(4)?,
-                        })
-                    })
-                    .collect()
+                all(
+                    tx,
+                    "SELECT name, language, wav, duration_ms, uploaded_at FROM campaign_clips
+                     WHERE campaign_id = $1 ORDER BY name, language",
+                    &[&c.id],
+                    decode::stored_clip,
+                )
+                .await
             })
         })
     }
@@ -1404,50 +1427,23 @@ impl Store for PgStore {
                         &[&c.id],
                     )
                     .await?;
-                let what = format!("reset to the configuration ({clips} clips dropped)");
-                audit(
-                    tx,
-                    Some(slug),
-                    "campaign_reset",
-                    &actor_detail(actor, &what),
-                )
-                .await?;
+                let detail = reset_detail(actor, clips);
+                audit(tx, Some(slug), "campaign_reset", &detail).await?;
                 Ok(version)
             })
         })
     }
 
     fn edit_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let rows = tx
-                    .query("SELECT slug, edit_version FROM campaigns ORDER BY id", &[])
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                    .collect()
-            })
-        })
+        self.read_all(
+            "SELECT slug, edit_version FROM campaigns ORDER BY id",
+            &[],
+            decode::edit_version,
+        )
     }
+}
 
-    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
-        self.read(|tx, st, _| {
-            Box::pin(async move {
-                let c = campaign(tx, st, slug).await?;
-                let rows = tx
-                    .query(
-                        "SELECT id, contact FROM signatures
-                         WHERE campaign_id = $1 AND contact IS NOT NULL ORDER BY id",
-                        &[&c.id],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, SealedContact(r.try_get(1)?))))
-                    .collect()
-            })
-        })
-    }
-
+impl Accounts for PgStore {
     fn add_console_user(
         &self,
         name: &str,
@@ -1466,8 +1462,7 @@ impl Store for PgStore {
                     )
                     .await?;
                 if n == 1 {
-                    let detail = format!("{name} ({})", role.as_str());
-                    audit(tx, None, "user created", &detail).await?;
+                    audit(tx, None, "user created", &user_detail(name, role)).await?;
                 }
                 Ok(n == 1)
             })
@@ -1475,40 +1470,19 @@ impl Store for PgStore {
     }
 
     fn console_user(&self, name: &str) -> Result<Option<(ConsoleUser, String)>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT name, role, created_at, password_hash FROM console_users
-                         WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => Ok(Some((
-                        console_user_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)?,
-                        r.try_get(3)?,
-                    ))),
-                }
-            })
-        })
+        self.read_one(
+            "SELECT name, role, created_at, password_hash FROM console_users WHERE name = $1",
+            &[&name],
+            |r| Ok((decode::console_user(r)?, r.text("password_hash")?)),
+        )
     }
 
     fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT name, role, created_at FROM console_users ORDER BY name",
-                        &[],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| console_user_from(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
-                    .collect()
-            })
-        })
+        self.read_all(
+            "SELECT name, role, created_at FROM console_users ORDER BY name",
+            &[],
+            decode::console_user,
+        )
     }
 
     fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
@@ -1593,49 +1567,37 @@ impl Store for PgStore {
             return Ok(None);
         }
         let now = unix_secs(now);
-        let row = self.read(|tx, _, _| {
-            Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
-                         FROM console_sessions s JOIN console_users u ON u.name = s.user_name
-                         WHERE s.token_hash = $1",
-                        &[&token_hash],
-                    )
-                    .await?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => Ok(Some((
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                        r.try_get::<_, String>(2)?,
-                        r.try_get::<_, i64>(3)?,
-                        r.try_get::<_, i64>(4)?,
-                    ))),
-                }
-            })
-        })?;
-        let Some((user, role, csrf, created, last_seen)) = row else {
+        let row = self.read_one(
+            "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
+             FROM console_sessions s JOIN console_users u ON u.name = s.user_name
+             WHERE s.token_hash = $1",
+            &[&token_hash],
+            decode::session_row,
+        )?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        if !session_alive(created, last_seen, now, limits) {
-            self.end_console_session(token_hash)?;
-            return Ok(None);
+        match SessionCheck::of(row, now, limits)? {
+            SessionCheck::Expired => {
+                self.end_console_session(token_hash)?;
+                Ok(None)
+            }
+            SessionCheck::Live { session, touch } => {
+                if touch {
+                    self.write(|tx, _, _| {
+                        Box::pin(async move {
+                            tx.execute(
+                                "UPDATE console_sessions SET last_seen = $2 WHERE token_hash = $1",
+                                &[&token_hash, &now],
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })?;
+                }
+                Ok(Some(session))
+            }
         }
-        if now - last_seen >= TOUCH_EVERY_SECS {
-            self.write(|tx, _, _| {
-                Box::pin(async move {
-                    tx.execute(
-                        "UPDATE console_sessions SET last_seen = $2 WHERE token_hash = $1",
-                        &[&token_hash, &now],
-                    )
-                    .await?;
-                    Ok(())
-                })
-            })?;
-        }
-        let role = Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?;
-        Ok(Some(ConsoleSession { user, role, csrf }))
     }
 
     fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -1665,13 +1627,14 @@ impl Store for PgStore {
         let expires = time::rfc3339_utc(expires);
         self.write(|tx, _, _| {
             Box::pin(async move {
-                let exists: bool = tx
+                let exists = tx
                     .query_one(
-                        "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = $1)",
+                        "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = $1)
+                             AS user_exists",
                         &[&user],
                     )
                     .await?
-                    .try_get(0)?;
+                    .flag("user_exists")?;
                 if !exists {
                     return Ok(false);
                 }
@@ -1684,8 +1647,7 @@ impl Store for PgStore {
                     )
                     .await?;
                 if n == 1 {
-                    let detail = format!("{user}: {label}");
-                    audit(tx, None, "API token created", &detail).await?;
+                    audit(tx, None, "API token created", &token_detail(user, label)).await?;
                 }
                 Ok(n == 1)
             })
@@ -1700,51 +1662,22 @@ impl Store for PgStore {
         if validate_token_hash(token_hash).is_err() {
             return Ok(None);
         }
-        let now = time::rfc3339_utc(now);
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT u.name, u.role, u.created_at
-                         FROM console_tokens t JOIN console_users u ON u.name = t.user_name
-                         WHERE t.token_hash = $1 AND t.expires_at > $2",
-                        &[&token_hash, &now],
-                    )
-                    .await?;
-                match row {
-                    None => Ok(None),
-                    Some(r) => Ok(Some(console_user_from(
-                        r.try_get(0)?,
-                        r.try_get(1)?,
-                        r.try_get(2)?,
-                    )?)),
-                }
-            })
-        })
+        self.read_one(
+            "SELECT u.name, u.role, u.created_at
+             FROM console_tokens t JOIN console_users u ON u.name = t.user_name
+             WHERE t.token_hash = $1 AND t.expires_at > $2",
+            &[&token_hash, &time::rfc3339_utc(now)],
+            decode::console_user,
+        )
     }
 
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT user_name, label, created_at, expires_at FROM console_tokens
-                         ORDER BY user_name, label",
-                        &[],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ApiTokenInfo {
-                            user: r.try_get(0)?,
-                            label: r.try_get(1)?,
-                            created_at: r.try_get(2)?,
-                            expires_at: r.try_get(3)?,
-                        })
-                    })
-                    .collect()
-            })
-        })
+        self.read_all(
+            "SELECT user_name, label, created_at, expires_at FROM console_tokens
+             ORDER BY user_name, label",
+            &[],
+            decode::api_token_info,
+        )
     }
 
     fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError> {
@@ -1757,8 +1690,7 @@ impl Store for PgStore {
                     )
                     .await?;
                 if n == 1 {
-                    let detail = format!("{user}: {label}");
-                    audit(tx, None, "API token deleted", &detail).await?;
+                    audit(tx, None, "API token deleted", &token_detail(user, label)).await?;
                 }
                 Ok(n == 1)
             })
@@ -1766,17 +1698,11 @@ impl Store for PgStore {
     }
 
     fn secret_fingerprint(&self) -> Result<Option<String>, StoreError> {
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let row = tx
-                    .query_opt(
-                        "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
-                        &[],
-                    )
-                    .await?;
-                Ok(row.map(|r| r.try_get(0)).transpose()?)
-            })
-        })
+        self.read_one(
+            "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
+            &[],
+            |r| r.text("fingerprint"),
+        )
     }
 
     fn swap_secret_fingerprint(
@@ -1811,248 +1737,10 @@ impl Store for PgStore {
             })
         })
     }
-
-    fn record_audit(
-        &self,
-        campaign: Option<&str>,
-        action: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        validate_audit(action, detail)?;
-        let detail = scrub_numbers(detail);
-        self.write(|tx, _, _| Box::pin(async move { audit(tx, campaign, action, &detail).await }))
-    }
-
-    fn signatures_in_state(
-        &self,
-        slug: &str,
-        state: SignatureState,
-        after: i64,
-        limit: usize,
-    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
-        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
-        let state_name = state.as_str();
-        self.read(|tx, st, _| {
-            Box::pin(async move {
-                let c = campaign(tx, st, slug).await?;
-                let total: i64 = tx
-                    .query_one(
-                        "SELECT count(*)::BIGINT FROM signatures
-                         WHERE campaign_id = $1 AND state = $2",
-                        &[&c.id, &state_name],
-                    )
-                    .await?
-                    .try_get(0)?;
-                let rows = tx
-                    .query(
-                        "SELECT id, created_at, verified, state, trust, country, number_kind,
-                             be_region, prefix_block, flow_version, channel, speech_ms,
-                             recording IS NOT NULL, anonymised
-                         FROM signatures WHERE campaign_id = $1 AND state = $2 AND id > $3
-                         ORDER BY id LIMIT $4",
-                        &[&c.id, &state_name, &after, &limit],
-                    )
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for r in &rows {
-                    let state: String = r.try_get(3)?;
-                    let trust: String = r.try_get(4)?;
-                    let kind: Option<String> = r.try_get(6)?;
-                    let region: Option<String> = r.try_get(7)?;
-                    out.push(row_from_parts(RowParts {
-                        id: r.try_get(0)?,
-                        created_at: r.try_get(1)?,
-                        verified: r.try_get(2)?,
-                        state: &state,
-                        trust: &trust,
-                        country: r.try_get(5)?,
-                        kind: kind.as_deref(),
-                        be_region: region.as_deref(),
-                        prefix_block: r.try_get(8)?,
-                        flow_version: r.try_get(9)?,
-                        channel: r.try_get(10)?,
-                        speech_ms: u32::try_from(r.try_get::<_, i64>(11)?)
-                            .map_err(|_| StoreError::Corrupt("speech_ms out of range"))?,
-                        has_recording: r.try_get(12)?,
-                        anonymised: r.try_get(13)?,
-                    })?);
-                }
-                Ok((out, total.max(0) as u64))
-            })
-        })
-    }
-
-    fn signatures_by_minute(
-        &self,
-        slug: &str,
-        since: SystemTime,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let since = time::rfc3339_utc(since);
-        self.read(|tx, st, _| {
-            Box::pin(async move {
-                let c = campaign(tx, st, slug).await?;
-                let rows = tx
-                    .query(
-                        "SELECT substr(created_at, 1, 16) AS minute, count(*)::BIGINT
-                         FROM signatures WHERE campaign_id = $1 AND created_at >= $2
-                         GROUP BY minute ORDER BY minute",
-                        &[&c.id, &since],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)?.max(0) as u64)))
-                    .collect()
-            })
-        })
-    }
-
-    fn audit_recent(
-        &self,
-        slug: Option<&str>,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
-        let before = before.unwrap_or(i64::MAX);
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT id, at, campaign, action, detail FROM audit
-                         WHERE ($1::TEXT IS NULL OR campaign = $1) AND id < $2
-                         ORDER BY id DESC LIMIT $3",
-                        &[&slug, &before, &limit],
-                    )
-                    .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(AuditEntry {
-                            id: r.try_get(0)?,
-                            at: r.try_get(1)?,
-                            campaign: r.try_get(2)?,
-                            action: r.try_get(3)?,
-                            detail: r.try_get(4)?,
-                        })
-                    })
-                    .collect()
-            })
-        })
-    }
-
-    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
-        for c in calls {
-            validate_summary(c)?;
-        }
-        self.write(|tx, _, _| {
-            Box::pin(async move {
-                let stmt = tx
-                    .prepare(
-                        "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at,
-                             answered, story_heard_ms, story_completed, recorded, signed)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .await?;
-                for c in calls {
-                    let ended = unix_secs(c.ended_at.unwrap_or_else(SystemTime::now));
-                    let heard = i64::try_from(c.story_heard_ms).unwrap_or(i64::MAX);
-                    tx.execute(
-                        &stmt,
-                        &[
-                            &c.campaign,
-                            &c.flow_version,
-                            &c.channel,
-                            &ended,
-                            &c.answered,
-                            &heard,
-                            &c.story_completed,
-                            &c.recorded,
-                            &c.signed,
-                        ],
-                    )
-                    .await?;
-                }
-                Ok(())
-            })
-        })
-    }
-
-    fn funnel(
-        &self,
-        slug: &str,
-        flow_version: Option<&str>,
-        since: Option<SystemTime>,
-        until: Option<SystemTime>,
-    ) -> Result<Funnel, StoreError> {
-        let since = since.map(unix_secs).unwrap_or(i64::MIN);
-        let until = until.map(unix_secs).unwrap_or(i64::MAX);
-        self.read(|tx, _, _| {
-            Box::pin(async move {
-                let filter = "campaign = $1 AND ($2::TEXT IS NULL OR flow_version = $2)
-                     AND ended_at >= $3 AND ended_at < $4";
-                let r = tx
-                    .query_one(
-                        &format!(
-                            "SELECT count(*)::BIGINT,
-                                count(*) FILTER (WHERE answered)::BIGINT,
-                                count(*) FILTER (WHERE story_completed)::BIGINT,
-                                count(*) FILTER (WHERE recorded)::BIGINT,
-                                count(*) FILTER (WHERE signed)::BIGINT
-                             FROM call_summaries WHERE {filter}"
-                        ),
-                        &[&slug, &flow_version, &since, &until],
-                    )
-                    .await?;
-                let u = |v: i64| v.max(0) as u64;
-                let (calls, answered, completed, recorded, signed): (i64, i64, i64, i64, i64) = (
-                    r.try_get(0)?,
-                    r.try_get(1)?,
-                    r.try_get(2)?,
-                    r.try_get(3)?,
-                    r.try_get(4)?,
-                );
-                let rows = tx
-                    .query(
-                        &format!(
-                            "SELECT (story_heard_ms / 1000)::BIGINT AS s, count(*)::BIGINT
-                             FROM call_summaries WHERE {filter} AND answered
-                             GROUP BY s ORDER BY s"
-                        ),
-                        &[&slug, &flow_version, &since, &until],
-                    )
-                    .await?;
-                let mut histogram = Vec::new();
-                for row in &rows {
-                    let s: i64 = row.try_get(0)?;
-                    let n: i64 = row.try_get(1)?;
-                    histogram.push((u(s), u(n)));
-                }
-                Ok(Funnel {
-                    calls: u(calls),
-                    answered: u(answered),
-                    story_completed: u(completed),
-                    recorded: u(recorded),
-                    signed: u(signed),
-                    curve: Funnel::curve_from_histogram(&histogram),
-                })
-            })
-        })
-    }
 }
 
 /// Ties the transaction's lifetime `'a` to the captured arguments' `'c` (`'c: 'a`), so that
 /// the closures of `read` and `write` may borrow their caller's arguments.
-fn console_user_from(
-    name: String,
-    role: String,
-    created_at: String,
-) -> Result<ConsoleUser, StoreError> {
-    Ok(ConsoleUser {
-        name,
-        role: Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?,
-        created_at,
-    })
-}
-
 type Scope<'a, 'c> = std::marker::PhantomData<&'a &'c ()>;
 
 type TxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -2080,6 +1768,26 @@ impl PgStore {
             })?;
         }
         Ok(found.is_some())
+    }
+
+    /// Every row of `sql`, decoded, in a read-only transaction.
+    fn read_all<T: Send>(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+        decode: impl Fn(&dyn Columns) -> Result<T, StoreError> + Send,
+    ) -> Result<Vec<T>, StoreError> {
+        self.read(|tx, _, _| Box::pin(all(tx, sql, params, decode)))
+    }
+
+    /// The row of `sql`, if there is one, decoded, in a read-only transaction.
+    fn read_one<T: Send>(
+        &self,
+        sql: &str,
+        params: &Params<'_>,
+        decode: impl FnOnce(&dyn Columns) -> Result<T, StoreError> + Send,
+    ) -> Result<Option<T>, StoreError> {
+        self.read(|tx, _, _| Box::pin(one(tx, sql, params, decode)))
     }
 
     /// Runs `f` in a transaction on the writer connection and commits it.

@@ -1,11 +1,12 @@
 //! Review, retention and anomaly logic shared by every backend: the types of the registry and
-//! the provided methods of [`Store`] that are built on its primitives.
+//! the provided methods of [`Review`] and [`Retention`] that are built on their primitives.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
 use crate::{
-    time, validate_reason, BelgianRegion, Counts, NumberKind, Store, StoreError, MAX_REVIEW_IDS,
+    time, validate_reason, BelgianRegion, Counts, NumberKind, Retention, Review, StoreError,
+    MAX_REVIEW_IDS,
 };
 
 /// Review state of a signature. New signatures are `Pending` (not yet reviewed).
@@ -142,7 +143,7 @@ impl RegionThresholds {
     }
 }
 
-/// A campaign's policies, kept in the database (see [`Store::configure_campaign`]).
+/// A campaign's policies, kept in the database (see [`crate::Campaigns::configure_campaign`]).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct CampaignSettings {
     pub count_policy: CountPolicy,
@@ -275,7 +276,7 @@ pub(crate) fn is_prefix_block_shape(s: &str) -> bool {
     digits(code, 3) && lead.is_none_or(|l| digits(l, 4))
 }
 
-/// A stored review action: its id (for [`Store::revert_review`]) and how many signatures it
+/// A stored review action: its id (for [`crate::Review::revert_review`]) and how many signatures it
 /// changed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct ReviewAction {
@@ -399,7 +400,7 @@ pub(crate) fn fold_counts(
     Ok(counts)
 }
 
-pub(crate) fn preview<S: Store + ?Sized>(
+pub(crate) fn preview<S: Review + ?Sized>(
     store: &S,
     slug: &str,
     filter: &SignatureFilter,
@@ -408,7 +409,7 @@ pub(crate) fn preview<S: Store + ?Sized>(
     Ok(rows.iter().filter(|r| filter.matches(r)).count() as u64)
 }
 
-pub(crate) fn review<S: Store + ?Sized>(
+pub(crate) fn review<S: Review + ?Sized>(
     store: &S,
     slug: &str,
     filter: &SignatureFilter,
@@ -431,7 +432,7 @@ pub(crate) fn review<S: Store + ?Sized>(
     store.set_states(slug, &ids, state, reason, &filter.describe())
 }
 
-pub(crate) fn anomalies<S: Store + ?Sized>(
+pub(crate) fn anomalies<S: Review + ?Sized>(
     store: &S,
     slug: &str,
     thresholds: &AnomalyThresholds,
@@ -490,7 +491,7 @@ pub(crate) fn anomalies<S: Store + ?Sized>(
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-pub(crate) fn retention_run<S: Store + ?Sized>(
+pub(crate) fn retention_run<S: Retention + ?Sized>(
     store: &S,
     now: SystemTime,
 ) -> Result<RetentionReport, StoreError> {

@@ -16,7 +16,7 @@ use rand::rngs::OsRng;
 use rand::TryRngCore;
 use sha2::Sha256;
 
-use crate::{Store, StoreError};
+use crate::{Accounts, StoreError};
 
 /// Length of the secret in bytes (the HMAC-SHA256 block is larger; 32 bytes is its output size
 /// and plenty of key).
@@ -185,7 +185,7 @@ pub enum SecretCheck {
 /// that names another key is refused with [`StoreError::SecretMismatch`].
 ///
 /// Run it before the first caller is identified against the store.
-pub fn check_secret<S: Store + ?Sized>(
+pub fn check_secret<S: Accounts + ?Sized>(
     store: &S,
     secret: &Secret,
 ) -> Result<SecretCheck, StoreError> {

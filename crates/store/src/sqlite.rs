@@ -19,26 +19,29 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Params, Row, Transaction, TransactionBehavior};
 
 use crate::console::{
-    session_alive, validate_audit, validate_label, validate_summary, validate_token_hash,
-    MAX_SESSIONS_PER_USER, TOUCH_EVERY_SECS,
+    validate_audit, validate_label, validate_summary, validate_token_hash, MAX_SESSIONS_PER_USER,
 };
-use crate::edits::{actor_detail, validate_actor, validate_clip, validate_document};
+use crate::decode::{self, CampaignRef, Columns, SETTINGS_COLUMNS, SIGNATURE_COLUMNS};
+use crate::edits::{validate_actor, validate_clip, validate_document};
 use crate::group::{CommitFn, Committer};
+use crate::prelude::*;
 use crate::registry::fold_counts;
-use crate::{
-    scrub_bounded, scrub_numbers, time, unix_secs, validate_call_id, validate_call_state,
-    validate_campaign, validate_fingerprint, validate_reason, validate_signature, AuditEntry,
-    BelgianRegion, CallState, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
-    CountPolicy, Counts, NewClip, NewSignature, NumberKind, RegionThresholds, RetentionStep,
-    ReviewAction, SealedContact, SignOutcome, SignatureRetention, SignatureRow, SignatureState,
-    Store, StoreError, StoredClip, StoredRecording, Trust, COUNTER_SHARDS, MAX_REASON_BYTES,
+use crate::shared::{
+    clip_detail, clip_duration, edit_detail, key_found, outcomes, page_limit, reset_detail,
+    retention_detail, revert_detail, reviewed_reason, summary_ended_at, summary_heard_ms,
+    token_detail, unix_range, user_detail, ReviewTexts, SessionCheck, SettingsValues,
+    SignatureValues, Written, ERASE_DETAIL,
 };
 use crate::{
-    validate_user_name, ApiTokenInfo, CallSummary, ConsoleSession, ConsoleUser, Funnel, Role,
-    SessionLimits,
+    scrub_numbers, time, unix_secs, validate_call_id, validate_call_state, validate_campaign,
+    validate_fingerprint, validate_signature, validate_user_name, ApiTokenInfo, AuditEntry,
+    CallState, CallSummary, CallerIdentity, CallerKey, CampaignEdits, CampaignSettings,
+    ConsoleSession, ConsoleUser, Counts, Funnel, NewClip, NewSignature, RetentionStep,
+    ReviewAction, Role, SealedContact, SessionLimits, SignOutcome, SignatureRow, SignatureState,
+    StoreError, StoredClip, StoredRecording, COUNTER_SHARDS,
 };
 
 /// How long a connection waits for another writer (another process on the same file).
@@ -294,7 +297,7 @@ impl Checkpointer {
 fn checkpoint(conn: &Connection, mode: &str) -> Result<i64, StoreError> {
     let (_busy, log, done): (i64, i64, i64) =
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get("busy")?, r.get("log")?, r.get("checkpointed")?))
         })?;
     Ok((log - done).max(0))
 }
@@ -313,7 +316,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let mut writer = Connection::open(path)?;
         configure(&writer)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode: String =
+            writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get("journal_mode"))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Invalid {
                 what: "database",
@@ -421,7 +425,7 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get("user_version"))?;
     if version > supported {
         return Err(StoreError::SchemaTooNew {
             found: version,
@@ -440,51 +444,76 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-struct CampaignRow {
-    id: i64,
-    policy: CountPolicy,
-    keep_contact: bool,
+impl Columns for Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn text_opt(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn int_opt(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn bytes_opt(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(column)?)
+    }
 }
 
-fn campaign(conn: &Connection, slug: &str) -> Result<CampaignRow, StoreError> {
-    let row: Option<(i64, String, bool)> = conn
-        .query_row(
-            "SELECT id, count_policy, keep_contact FROM campaigns WHERE slug = ?1",
-            [slug],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let (id, policy, keep_contact) =
-        row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-    Ok(CampaignRow {
-        id,
-        policy: CountPolicy::parse(&policy).ok_or(StoreError::Corrupt("unknown count policy"))?,
-        keep_contact,
-    })
+/// Every row of `sql`, decoded.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl Fn(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(decode(r)?);
+    }
+    Ok(out)
 }
 
-fn read_counts(conn: &Connection, c: &CampaignRow) -> Result<Counts, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT verified, state, sum(n) FROM counters WHERE campaign_id = ?1
+/// The first row of `sql`, if there is one, decoded.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&dyn Columns) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    rows.next()?.map(|r| decode(r)).transpose()
+}
+
+fn campaign(conn: &Connection, slug: &str) -> Result<CampaignRef, StoreError> {
+    one(
+        conn,
+        "SELECT id, count_policy, keep_contact FROM campaigns WHERE slug = ?1",
+        [slug],
+        decode::campaign_ref,
+    )?
+    .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
+}
+
+fn read_counts(conn: &Connection, c: &CampaignRef) -> Result<Counts, StoreError> {
+    let rows = all(
+        conn,
+        "SELECT verified, state, sum(n) AS n FROM counters WHERE campaign_id = ?1
          GROUP BY verified, state",
+        [c.id],
+        decode::counter,
     )?;
-    let rows = stmt
-        .query_map([c.id], |r| {
-            Ok((
-                r.get::<_, bool>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let rows = rows
-        .into_iter()
-        .map(|(v, s, n)| {
-            SignatureState::parse(&s)
-                .map(|s| (v, s, n))
-                .ok_or(StoreError::Corrupt("unknown signature state"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     fold_counts(rows, c.policy)
 }
 
@@ -521,14 +550,14 @@ fn audit(
 /// Increments the campaign's edit version; returns the new one.
 fn bump_edit_version(conn: &Connection, campaign_id: i64) -> Result<i64, StoreError> {
     Ok(conn.query_row(
-        "UPDATE campaigns SET edit_version = edit_version + 1 WHERE id = ?1 RETURNING edit_version",
+        "UPDATE campaigns SET edit_version = edit_version + 1 WHERE id = ?1
+         RETURNING edit_version",
         [campaign_id],
-        |r| r.get(0),
+        |r| r.get("edit_version"),
     )?)
 }
 
-/// Which of `key` / `previous` has a signature in the campaign: Some(true) the current key,
-/// Some(false) only the previous one.
+/// Which of `key` / `previous` has a signature in the campaign (see [`key_found`]).
 fn find_key(
     conn: &Connection,
     campaign_id: i64,
@@ -536,21 +565,13 @@ fn find_key(
     previous: Option<&CallerKey>,
 ) -> Result<Option<bool>, StoreError> {
     let prev = previous.unwrap_or(key);
-    let mut stmt = conn.prepare_cached(
+    let found = all(
+        conn,
         "SELECT caller_key FROM signatures WHERE campaign_id = ?1 AND caller_key IN (?2, ?3)",
+        params![campaign_id, key.as_str(), prev.as_str()],
+        |r| r.text("caller_key"),
     )?;
-    let found = stmt
-        .query_map(params![campaign_id, key.as_str(), prev.as_str()], |r| {
-            r.get::<_, String>(0)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    if found.iter().any(|k| k == key.as_str()) {
-        Ok(Some(true))
-    } else if found.is_empty() {
-        Ok(None)
-    } else {
-        Ok(Some(false))
-    }
+    Ok(key_found(found.iter().map(String::as_str), key))
 }
 
 /// Moves every signature of `old` to `new` (all campaigns), except where `new` already signed.
@@ -564,12 +585,6 @@ fn rekey(conn: &Connection, new: &CallerKey, old: &CallerKey) -> Result<(), Stor
     Ok(())
 }
 
-enum Written {
-    Counted,
-    Already,
-    Unverified,
-}
-
 fn commit_group(
     conn: &mut Connection,
     sigs: &[NewSignature],
@@ -577,7 +592,7 @@ fn commit_group(
 ) -> Result<Vec<SignOutcome>, StoreError> {
     let created_at = time::rfc3339_utc(SystemTime::now());
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut campaigns: HashMap<&str, CampaignRow> = HashMap::new();
+    let mut campaigns: HashMap<&str, CampaignRef> = HashMap::new();
     let mut deltas: HashMap<(i64, bool), i64> = HashMap::new();
     let mut written = Vec::with_capacity(sigs.len());
     for sig in sigs {
@@ -589,37 +604,23 @@ fn commit_group(
         let c = campaigns
             .get(sig.campaign.as_str())
             .ok_or(StoreError::Corrupt("campaign looked up above is missing"))?;
-        let (key, country, class) = match &sig.caller {
-            CallerIdentity::Verified {
-                key,
-                country,
-                class,
-                previous,
-            } => {
-                match find_key(&tx, c.id, key, previous.as_ref())? {
-                    Some(true) => {
-                        written.push((c.id, Written::Already));
-                        continue;
-                    }
-                    Some(false) => {
-                        if let Some(old) = previous {
-                            rekey(&tx, key, old)?;
-                        }
-                        written.push((c.id, Written::Already));
-                        continue;
-                    }
-                    None => {}
+        if let CallerIdentity::Verified { key, previous, .. } = &sig.caller {
+            match find_key(&tx, c.id, key, previous.as_ref())? {
+                Some(true) => {
+                    written.push((c.id, Written::Already));
+                    continue;
                 }
-                (Some(key.as_str()), country.as_deref(), Some(class))
+                Some(false) => {
+                    if let Some(old) = previous {
+                        rekey(&tx, key, old)?;
+                    }
+                    written.push((c.id, Written::Already));
+                    continue;
+                }
+                None => {}
             }
-            CallerIdentity::Withheld => (None, None, None),
-        };
-        let verified = key.is_some();
-        let contact = sig
-            .contact
-            .as_ref()
-            .filter(|_| c.keep_contact && verified)
-            .map(|s| s.as_bytes());
+        }
+        let v = SignatureValues::of(sig, c.keep_contact);
         let inserted = tx
             .prepare_cached(
                 "INSERT INTO signatures (campaign_id, caller_key, verified, channel, speech_ms,
@@ -630,34 +631,27 @@ fn commit_group(
             )?
             .execute(params![
                 c.id,
-                key,
-                verified,
-                sig.channel,
-                sig.speech_ms,
-                sig.recording_wav,
+                v.key,
+                v.verified,
+                v.channel,
+                v.speech_ms,
+                v.recording,
                 created_at,
-                sig.effective_trust().as_str(),
-                country,
-                class.map(|c| c.kind.as_str()),
-                class.and_then(|c| c.be_region).map(BelgianRegion::as_str),
-                class.map(|c| c.prefix_block.as_str()),
-                sig.flow_version,
-                contact,
+                v.trust,
+                v.country,
+                v.number_kind,
+                v.be_region,
+                v.prefix_block,
+                v.flow_version,
+                v.contact,
             ])?;
         if inserted == 0 {
             // The same caller twice in this group: the unique index kept the first.
             written.push((c.id, Written::Already));
             continue;
         }
-        *deltas.entry((c.id, verified)).or_default() += 1;
-        written.push((
-            c.id,
-            if verified {
-                Written::Counted
-            } else {
-                Written::Unverified
-            },
-        ));
+        *deltas.entry((c.id, v.verified)).or_default() += 1;
+        written.push((c.id, Written::stored(v.verified)));
     }
     for ((campaign_id, verified), n) in deltas {
         tx.prepare_cached(
@@ -673,26 +667,10 @@ fn commit_group(
     }
     // With synchronous=FULL the commit returns after the WAL is fsync'd.
     tx.commit()?;
-    written
-        .into_iter()
-        .map(|(id, w)| {
-            let counts = *counts
-                .get(&id)
-                .ok_or(StoreError::Corrupt("campaign vanished in a group"))?;
-            Ok(match w {
-                Written::Counted => SignOutcome::Counted { counts },
-                Written::Already => SignOutcome::AlreadySigned { counts },
-                Written::Unverified => SignOutcome::Unverified { counts },
-            })
-        })
-        .collect()
+    outcomes(written, &counts)
 }
 
-fn parse_or_corrupt<T>(v: Option<T>, what: &'static str) -> Result<T, StoreError> {
-    v.ok_or(StoreError::Corrupt(what))
-}
-
-impl Store for SqliteStore {
+impl Campaigns for SqliteStore {
     fn ensure_campaign(&self, slug: &str, title: &str) -> Result<(), StoreError> {
         validate_campaign(slug, title)?;
         self.write_tx(|tx| {
@@ -705,6 +683,59 @@ impl Store for SqliteStore {
         })
     }
 
+    fn configure_campaign(
+        &self,
+        slug: &str,
+        settings: &CampaignSettings,
+    ) -> Result<(), StoreError> {
+        let s = SettingsValues::of(settings);
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE campaigns SET count_policy = ?2, closes_at = ?3, recordings_days = ?4,
+                     signatures_days = ?5, signature_retention = ?6, keep_contact = ?7,
+                     threshold_flanders = ?8, threshold_wallonia = ?9, threshold_brussels = ?10
+                 WHERE slug = ?1",
+                params![
+                    slug,
+                    s.count_policy,
+                    s.closes_at,
+                    s.recordings_days,
+                    s.signatures_days,
+                    s.signature_retention,
+                    s.keep_contact,
+                    s.thresholds[0],
+                    s.thresholds[1],
+                    s.thresholds[2],
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::UnknownCampaign(slug.to_owned()));
+            }
+            Ok(())
+        })
+    }
+
+    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
+        one(
+            &self.reader(),
+            &format!("SELECT {SETTINGS_COLUMNS} FROM campaigns WHERE slug = ?1"),
+            [slug],
+            decode::campaign_settings,
+        )?
+        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
+    }
+
+    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
+        all(
+            &self.reader(),
+            "SELECT slug FROM campaigns ORDER BY id",
+            [],
+            |r| r.text("slug"),
+        )
+    }
+}
+
+impl Signing for SqliteStore {
     fn has_signed(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
         let conn = self.reader();
         let c = campaign(&conn, slug)?;
@@ -746,217 +777,88 @@ impl Store for SqliteStore {
             read_counts(tx, &c)
         })
     }
+}
 
-    fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
-        self.read_tx(|tx| {
-            let c = campaign(tx, slug)?;
-            let mut stmt = tx.prepare(
-                "SELECT id, verified, speech_ms, recording FROM signatures
-                 WHERE campaign_id = ?1 AND recording IS NOT NULL ORDER BY id",
-            )?;
-            let rows = stmt.query_map([c.id], |r| {
-                Ok(StoredRecording {
-                    id: r.get(0)?,
-                    verified: r.get(1)?,
-                    speech_ms: r.get(2)?,
-                    wav: r.get(3)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn configure_campaign(
-        &self,
-        slug: &str,
-        settings: &CampaignSettings,
-    ) -> Result<(), StoreError> {
-        self.write_tx(|tx| {
-            let n = tx.execute(
-                "UPDATE campaigns SET count_policy = ?2, closes_at = ?3, recordings_days = ?4,
-                     signatures_days = ?5, signature_retention = ?6, keep_contact = ?7,
-                     threshold_flanders = ?8, threshold_wallonia = ?9, threshold_brussels = ?10
-                 WHERE slug = ?1",
-                params![
-                    slug,
-                    settings.count_policy.as_str(),
-                    settings.closes_at.map(time::rfc3339_utc),
-                    settings.recordings_days,
-                    settings.signatures_days,
-                    retention_str(settings.signature_retention),
-                    settings.keep_contact,
-                    settings.region_thresholds.flanders as i64,
-                    settings.region_thresholds.wallonia as i64,
-                    settings.region_thresholds.brussels as i64,
-                ],
-            )?;
-            if n == 0 {
-                return Err(StoreError::UnknownCampaign(slug.to_owned()));
-            }
-            Ok(())
-        })
-    }
-
-    fn campaign_settings(&self, slug: &str) -> Result<CampaignSettings, StoreError> {
-        let conn = self.reader();
-        type Row = (
-            String,
-            Option<String>,
-            Option<u32>,
-            Option<u32>,
-            String,
-            bool,
-            i64,
-            i64,
-            i64,
-        );
-        let row: Option<Row> = conn
-            .query_row(
-                "SELECT count_policy, closes_at, recordings_days, signatures_days,
-                     signature_retention, keep_contact, threshold_flanders, threshold_wallonia,
-                     threshold_brussels
-                 FROM campaigns WHERE slug = ?1",
-                [slug],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let (policy, closes_at, rec_days, sig_days, retention, keep_contact, fl, wa, br) =
-            row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-        settings_from_row(
-            &policy,
-            closes_at.as_deref(),
-            rec_days,
-            sig_days,
-            &retention,
-            keep_contact,
-            [fl, wa, br],
-        )
-    }
-
-    fn campaigns(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare("SELECT slug FROM campaigns ORDER BY id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
+impl Review for SqliteStore {
     fn signature_rows(&self, slug: &str) -> Result<Vec<SignatureRow>, StoreError> {
         self.read_tx(|tx| {
             let c = campaign(tx, slug)?;
-            let mut stmt = tx.prepare(
-                "SELECT id, created_at, verified, state, trust, country, number_kind, be_region,
-                     prefix_block, flow_version, channel, speech_ms, recording IS NOT NULL,
-                     anonymised
-                 FROM signatures WHERE campaign_id = ?1 ORDER BY id",
+            all(
+                tx,
+                &format!(
+                    "SELECT {SIGNATURE_COLUMNS} FROM signatures WHERE campaign_id = ?1 ORDER BY id"
+                ),
+                [c.id],
+                decode::signature_row,
+            )
+        })
+    }
+
+    fn signatures_in_state(
+        &self,
+        slug: &str,
+        state: SignatureState,
+        after: i64,
+        limit: usize,
+    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
+        let limit = page_limit(limit);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let total: i64 = tx.query_row(
+                "SELECT count(*) AS n FROM signatures WHERE campaign_id = ?1 AND state = ?2",
+                params![c.id, state.as_str()],
+                |r| r.get("n"),
             )?;
-            type Raw = (
-                i64,
-                String,
-                bool,
-                String,
-                String,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                String,
-                u32,
-                bool,
-                bool,
-            );
-            let raw = stmt
-                .query_map([c.id], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                        r.get(9)?,
-                        r.get(10)?,
-                        r.get(11)?,
-                        r.get(12)?,
-                        r.get(13)?,
-                    ))
-                })?
-                .collect::<Result<Vec<Raw>, _>>()?;
-            raw.into_iter()
-                .map(|r| {
-                    row_from_parts(RowParts {
-                        id: r.0,
-                        created_at: r.1,
-                        verified: r.2,
-                        state: &r.3,
-                        trust: &r.4,
-                        country: r.5,
-                        kind: r.6.as_deref(),
-                        be_region: r.7.as_deref(),
-                        prefix_block: r.8,
-                        flow_version: r.9,
-                        channel: r.10,
-                        speech_ms: r.11,
-                        has_recording: r.12,
-                        anonymised: r.13,
-                    })
-                })
-                .collect()
+            let rows = all(
+                tx,
+                &format!(
+                    "SELECT {SIGNATURE_COLUMNS}
+                     FROM signatures WHERE campaign_id = ?1 AND state = ?2 AND id > ?3
+                     ORDER BY id LIMIT ?4"
+                ),
+                params![c.id, state.as_str(), after, limit],
+                decode::signature_row,
+            )?;
+            Ok((rows, decode::count(total)))
         })
     }
 
     fn recording(&self, slug: &str, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         self.read_tx(|tx| {
             let c = campaign(tx, slug)?;
-            let wav: Option<Option<Vec<u8>>> = tx
-                .query_row(
-                    "SELECT recording FROM signatures WHERE campaign_id = ?1 AND id = ?2",
-                    params![c.id, id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(wav.flatten())
+            Ok(one(
+                tx,
+                "SELECT recording FROM signatures WHERE campaign_id = ?1 AND id = ?2",
+                params![c.id, id],
+                |r| r.bytes_opt("recording"),
+            )?
+            .flatten())
         })
     }
 
-    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
-        self.write_tx(|tx| {
+    fn recordings(&self, slug: &str) -> Result<Vec<StoredRecording>, StoreError> {
+        self.read_tx(|tx| {
             let c = campaign(tx, slug)?;
-            let id: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM signatures WHERE campaign_id = ?1 AND caller_key = ?2",
-                    params![c.id, key.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(id) = id else {
-                return Ok(false);
-            };
-            tx.execute("DELETE FROM review_changes WHERE signature_id = ?1", [id])?;
-            tx.execute("DELETE FROM signatures WHERE id = ?1", [id])?;
-            recount_tx(tx, c.id)?;
-            audit(
+            all(
                 tx,
-                Some(slug),
-                "erase",
-                "one signature and its recording erased on request",
-            )?;
-            Ok(true)
+                "SELECT id, verified, speech_ms, recording FROM signatures
+                 WHERE campaign_id = ?1 AND recording IS NOT NULL ORDER BY id",
+                [c.id],
+                decode::stored_recording,
+            )
+        })
+    }
+
+    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            all(
+                tx,
+                "SELECT id, contact FROM signatures
+                 WHERE campaign_id = ?1 AND contact IS NOT NULL ORDER BY id",
+                [c.id],
+                decode::contact,
+            )
         })
     }
 
@@ -968,19 +870,14 @@ impl Store for SqliteStore {
         reason: &str,
         description: &str,
     ) -> Result<ReviewAction, StoreError> {
-        validate_reason(reason)?;
-        let reason = scrub_numbers(reason);
-        // The description is built from what an operator typed (a filter): bounded and
-        // scrubbed like the reason, so that no number reaches the audit log through it.
-        let description = scrub_bounded(description, MAX_REASON_BYTES);
-        let description = description.as_str();
+        let texts = ReviewTexts::new(reason, description)?;
         self.write_tx(|tx| {
             let c = campaign(tx, slug)?;
             let now = time::rfc3339_utc(SystemTime::now());
             tx.execute(
                 "INSERT INTO review_actions (campaign_id, at, state, reason, description, changed)
                  VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-                params![c.id, now, state.as_str(), reason, description],
+                params![c.id, now, state.as_str(), texts.reason, texts.description],
             )?;
             let action = tx.last_insert_rowid();
             {
@@ -1007,30 +904,34 @@ impl Store for SqliteStore {
                 tx,
                 Some(slug),
                 "review",
-                &format!(
-                    "action {action}: {changed} signatures set to {} ({description}); reason: {reason}",
-                    state.as_str()
-                ),
+                &texts.detail(action, changed, state),
             )?;
-            Ok(ReviewAction { id: action, changed })
+            Ok(ReviewAction {
+                id: action,
+                changed,
+            })
         })
     }
 
     fn revert_review(&self, action_id: i64, reason: &str) -> Result<u64, StoreError> {
-        validate_reason(reason)?;
-        let reason = scrub_numbers(reason);
+        let reason = reviewed_reason(reason)?;
         self.write_tx(|tx| {
-            let row: Option<(i64, String, Option<String>, String)> = tx
-                .query_row(
-                    "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
-                     FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
-                     WHERE a.id = ?1",
-                    [action_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let (campaign_id, state, reverted, slug) =
-                row.ok_or(StoreError::UnknownReviewAction(action_id))?;
+            let (campaign_id, state, reverted, slug) = one(
+                tx,
+                "SELECT a.campaign_id, a.state, a.reverted_at, c.slug
+                 FROM review_actions a JOIN campaigns c ON c.id = a.campaign_id
+                 WHERE a.id = ?1",
+                [action_id],
+                |r| {
+                    Ok((
+                        r.int("campaign_id")?,
+                        r.text("state")?,
+                        r.text_opt("reverted_at")?,
+                        r.text("slug")?,
+                    ))
+                },
+            )?
+            .ok_or(StoreError::UnknownReviewAction(action_id))?;
             if reverted.is_some() {
                 return Ok(0);
             }
@@ -1051,12 +952,14 @@ impl Store for SqliteStore {
                 tx,
                 Some(&slug),
                 "revert",
-                &format!("action {action_id} reverted: {n} signatures restored; reason: {reason}"),
+                &revert_detail(action_id, n, &reason),
             )?;
             Ok(n)
         })
     }
+}
 
+impl Retention for SqliteStore {
     fn apply_retention(&self, slug: &str, step: RetentionStep) -> Result<u64, StoreError> {
         self.write_tx(|tx| {
             let c = campaign(tx, slug)?;
@@ -1090,46 +993,135 @@ impl Store for SqliteStore {
                 }
             } as u64;
             if n > 0 {
-                audit(
-                    tx,
-                    Some(slug),
-                    "retention",
-                    &format!("{}: {n} signatures", step.as_str()),
-                )?;
+                audit(tx, Some(slug), "retention", &retention_detail(step, n))?;
             }
             Ok(n)
         })
     }
 
-    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, campaign, action, detail FROM audit
-             WHERE ?1 IS NULL OR campaign = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([slug], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                campaign: r.get(2)?,
-                action: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    fn erase(&self, slug: &str, key: &CallerKey) -> Result<bool, StoreError> {
+        self.write_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            let id = one(
+                tx,
+                "SELECT id FROM signatures WHERE campaign_id = ?1 AND caller_key = ?2",
+                params![c.id, key.as_str()],
+                |r| r.int("id"),
+            )?;
+            let Some(id) = id else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM review_changes WHERE signature_id = ?1", [id])?;
+            tx.execute("DELETE FROM signatures WHERE id = ?1", [id])?;
+            recount_tx(tx, c.id)?;
+            audit(tx, Some(slug), "erase", ERASE_DETAIL)?;
+            Ok(true)
+        })
+    }
+}
+
+impl Audit for SqliteStore {
+    fn record_audit(
+        &self,
+        campaign: Option<&str>,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        validate_audit(action, detail)?;
+        self.write_tx(|tx| audit(tx, campaign, action, &scrub_numbers(detail)))
     }
 
+    fn audit_log(&self, slug: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        all(
+            &self.reader(),
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE ?1 IS NULL OR campaign = ?1 ORDER BY id",
+            [slug],
+            decode::audit_entry,
+        )
+    }
+
+    fn audit_recent(
+        &self,
+        slug: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        all(
+            &self.reader(),
+            "SELECT id, at, campaign, action, detail FROM audit
+             WHERE (?1 IS NULL OR campaign = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            params![slug, before.unwrap_or(i64::MAX), page_limit(limit)],
+            decode::audit_entry,
+        )
+    }
+}
+
+impl Statistics for SqliteStore {
+    fn signatures_by_minute(
+        &self,
+        slug: &str,
+        since: SystemTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let since = time::rfc3339_utc(since);
+        self.read_tx(|tx| {
+            let c = campaign(tx, slug)?;
+            all(
+                tx,
+                "SELECT substr(created_at, 1, 16) AS minute, count(*) AS n FROM signatures
+                 WHERE campaign_id = ?1 AND created_at >= ?2 GROUP BY minute ORDER BY minute",
+                params![c.id, since],
+                decode::minute_count,
+            )
+        })
+    }
+
+    fn funnel(
+        &self,
+        slug: &str,
+        flow_version: Option<&str>,
+        since: Option<SystemTime>,
+        until: Option<SystemTime>,
+    ) -> Result<Funnel, StoreError> {
+        let (since, until) = unix_range(since, until);
+        self.read_tx(|tx| {
+            let filter = "campaign = ?1 AND (?2 IS NULL OR flow_version = ?2)
+                 AND ended_at >= ?3 AND ended_at < ?4";
+            let histogram = all(
+                tx,
+                &format!(
+                    "SELECT story_heard_ms / 1000 AS s, count(*) AS n FROM call_summaries
+                     WHERE {filter} AND answered = 1 GROUP BY s ORDER BY s"
+                ),
+                params![slug, flow_version, since, until],
+                decode::heard_seconds,
+            )?;
+            one(
+                tx,
+                &format!(
+                    "SELECT count(*) AS calls, coalesce(sum(answered), 0) AS answered,
+                        coalesce(sum(story_completed), 0) AS story_completed,
+                        coalesce(sum(recorded), 0) AS recorded,
+                        coalesce(sum(signed), 0) AS signed
+                     FROM call_summaries WHERE {filter}"
+                ),
+                params![slug, flow_version, since, until],
+                |r| decode::funnel(r, &histogram),
+            )?
+            .ok_or(StoreError::Corrupt("an aggregate returned no row"))
+        })
+    }
+}
+
+impl Calls for SqliteStore {
     fn load_call(&self, call_id: &str, now: SystemTime) -> Result<Option<CallState>, StoreError> {
         validate_call_id(call_id)?;
-        let conn = self.reader();
-        let row: Option<(i64, Vec<u8>)> = conn
-            .query_row(
-                "SELECT version, data FROM cloud_calls WHERE call_id = ?1 AND expires_at > ?2",
-                rusqlite::params![call_id, unix_secs(now)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        Ok(row.map(|(version, data)| CallState { version, data }))
+        one(
+            &self.reader(),
+            "SELECT version, data FROM cloud_calls WHERE call_id = ?1 AND expires_at > ?2",
+            params![call_id, unix_secs(now)],
+            decode::call_state,
+        )
     }
 
     fn save_call(
@@ -1146,13 +1138,13 @@ impl Store for SqliteStore {
                 tx.execute(
                     "INSERT INTO cloud_calls (call_id, version, data, expires_at)
                      VALUES (?1, 1, ?2, ?3) ON CONFLICT (call_id) DO NOTHING",
-                    rusqlite::params![call_id, data, expires],
+                    params![call_id, data, expires],
                 )?
             } else {
                 tx.execute(
                     "UPDATE cloud_calls SET version = version + 1, data = ?2, expires_at = ?3
                      WHERE call_id = ?1 AND version = ?4",
-                    rusqlite::params![call_id, data, expires, expected],
+                    params![call_id, data, expires, expected],
                 )?
             };
             Ok(n == 1)
@@ -1169,6 +1161,35 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
+        for c in calls {
+            validate_summary(c)?;
+        }
+        self.write_tx(|tx| {
+            let mut stmt = tx.prepare(
+                "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at, answered,
+                     story_heard_ms, story_completed, recorded, signed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for c in calls {
+                stmt.execute(params![
+                    c.campaign,
+                    c.flow_version,
+                    c.channel,
+                    summary_ended_at(c),
+                    c.answered,
+                    summary_heard_ms(c),
+                    c.story_completed,
+                    c.recorded,
+                    c.signed
+                ])?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Edits for SqliteStore {
     fn save_campaign_edit(
         &self,
         slug: &str,
@@ -1184,40 +1205,30 @@ impl Store for SqliteStore {
                 "UPDATE campaigns SET edit_document = ?2 WHERE id = ?1",
                 params![c.id, document],
             )?;
-            audit(
-                tx,
-                Some(slug),
-                "campaign_edit",
-                &actor_detail(actor, "texts and settings"),
-            )?;
+            audit(tx, Some(slug), "campaign_edit", &edit_detail(actor))?;
             Ok(version)
         })
     }
 
     fn campaign_edits(&self, slug: &str) -> Result<CampaignEdits, StoreError> {
-        self.read_tx(|tx| {
-            let row: Option<(i64, Option<String>)> = tx
-                .query_row(
-                    "SELECT edit_version, edit_document FROM campaigns WHERE slug = ?1",
-                    [slug],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let (version, document) =
-                row.ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))?;
-            Ok(CampaignEdits { version, document })
-        })
+        one(
+            &self.reader(),
+            "SELECT edit_version, edit_document FROM campaigns WHERE slug = ?1",
+            [slug],
+            decode::campaign_edits,
+        )?
+        .ok_or_else(|| StoreError::UnknownCampaign(slug.to_owned()))
     }
 
     fn save_clip(&self, slug: &str, clip: &NewClip, actor: &str) -> Result<i64, StoreError> {
         validate_clip(clip)?;
         validate_actor(actor)?;
-        let duration = i64::try_from(clip.duration_ms).unwrap_or(i64::MAX);
         self.write_tx(|tx| {
             let c = campaign(tx, slug)?;
             let version = bump_edit_version(tx, c.id)?;
             tx.execute(
-                "INSERT INTO campaign_clips (campaign_id, name, language, wav, duration_ms, uploaded_at)
+                "INSERT INTO campaign_clips
+                   (campaign_id, name, language, wav, duration_ms, uploaded_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (campaign_id, name, language) DO UPDATE SET
                    wav = excluded.wav, duration_ms = excluded.duration_ms,
@@ -1227,12 +1238,11 @@ impl Store for SqliteStore {
                     clip.name,
                     clip.language,
                     clip.wav,
-                    duration,
+                    clip_duration(clip),
                     time::rfc3339_utc(SystemTime::now())
                 ],
             )?;
-            let what = format!("clip {} ({}), {} ms", clip.name, clip.language, clip.duration_ms);
-            audit(tx, Some(slug), "clip_upload", &actor_detail(actor, &what))?;
+            audit(tx, Some(slug), "clip_upload", &clip_detail(actor, clip))?;
             Ok(version)
         })
     }
@@ -1240,20 +1250,13 @@ impl Store for SqliteStore {
     fn clips(&self, slug: &str) -> Result<Vec<StoredClip>, StoreError> {
         self.read_tx(|tx| {
             let c = campaign(tx, slug)?;
-            let mut stmt = tx.prepare(
+            all(
+                tx,
                 "SELECT name, language, wav, duration_ms, uploaded_at FROM campaign_clips
                  WHERE campaign_id = ?1 ORDER BY name, language",
-            )?;
-            let rows = stmt.query_map([c.id], |r| {
-                Ok(StoredClip {
-                    name: r.get(0)?,
-                    language: r.get(1)?,
-                    wav: r.get(2)?,
-                    duration_ms: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-                    uploaded_at: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                [c.id],
+                decode::stored_clip,
+            )
         })
     }
 
@@ -1267,39 +1270,27 @@ impl Store for SqliteStore {
                 [c.id],
             )?;
             let clips = tx.execute("DELETE FROM campaign_clips WHERE campaign_id = ?1", [c.id])?;
-            let what = format!("reset to the configuration ({clips} clips dropped)");
             audit(
                 tx,
                 Some(slug),
                 "campaign_reset",
-                &actor_detail(actor, &what),
+                &reset_detail(actor, clips as u64),
             )?;
             Ok(version)
         })
     }
 
     fn edit_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let conn = self.reader();
-        let mut stmt =
-            conn.prepare_cached("SELECT slug, edit_version FROM campaigns ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        all(
+            &self.reader(),
+            "SELECT slug, edit_version FROM campaigns ORDER BY id",
+            [],
+            decode::edit_version,
+        )
     }
+}
 
-    fn contacts(&self, slug: &str) -> Result<Vec<(i64, SealedContact)>, StoreError> {
-        self.read_tx(|tx| {
-            let c = campaign(tx, slug)?;
-            let mut stmt = tx.prepare(
-                "SELECT id, contact FROM signatures
-                 WHERE campaign_id = ?1 AND contact IS NOT NULL ORDER BY id",
-            )?;
-            let rows = stmt.query_map([c.id], |r| {
-                Ok((r.get(0)?, SealedContact(r.get::<_, Vec<u8>>(1)?)))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
+impl Accounts for SqliteStore {
     fn add_console_user(
         &self,
         name: &str,
@@ -1319,49 +1310,28 @@ impl Store for SqliteStore {
                 ],
             )?;
             if n == 1 {
-                audit(
-                    tx,
-                    None,
-                    "user created",
-                    &format!("{name} ({})", role.as_str()),
-                )?;
+                audit(tx, None, "user created", &user_detail(name, role))?;
             }
             Ok(n == 1)
         })
     }
 
     fn console_user(&self, name: &str) -> Result<Option<(ConsoleUser, String)>, StoreError> {
-        let conn = self.reader();
-        let row: Option<(String, String, String, String)> = conn
-            .query_row(
-                "SELECT name, role, created_at, password_hash FROM console_users WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        row.map(|(name, role, created_at, hash)| {
-            Ok((console_user_from(name, &role, created_at)?, hash))
-        })
-        .transpose()
+        one(
+            &self.reader(),
+            "SELECT name, role, created_at, password_hash FROM console_users WHERE name = ?1",
+            [name],
+            |r| Ok((decode::console_user(r)?, r.text("password_hash")?)),
+        )
     }
 
     fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
-        let conn = self.reader();
-        let mut stmt =
-            conn.prepare("SELECT name, role, created_at FROM console_users ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, role, created_at) = row?;
-            out.push(console_user_from(name, &role, created_at)?);
-        }
-        Ok(out)
+        all(
+            &self.reader(),
+            "SELECT name, role, created_at FROM console_users ORDER BY name",
+            [],
+            decode::console_user,
+        )
     }
 
     fn set_console_password(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
@@ -1425,35 +1395,35 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let now = unix_secs(now);
-        let row: Option<(String, String, String, i64, i64)> = {
-            let conn = self.reader();
-            conn.query_row(
-                "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
-                 FROM console_sessions s JOIN console_users u ON u.name = s.user_name
-                 WHERE s.token_hash = ?1",
-                [token_hash],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?
-        };
-        let Some((user, role, csrf, created, last_seen)) = row else {
+        let row = one(
+            &self.reader(),
+            "SELECT s.user_name, u.role, s.csrf, s.created_at, s.last_seen
+             FROM console_sessions s JOIN console_users u ON u.name = s.user_name
+             WHERE s.token_hash = ?1",
+            [token_hash],
+            decode::session_row,
+        )?;
+        let Some(row) = row else {
             return Ok(None);
         };
-        if !session_alive(created, last_seen, now, limits) {
-            self.end_console_session(token_hash)?;
-            return Ok(None);
+        match SessionCheck::of(row, now, limits)? {
+            SessionCheck::Expired => {
+                self.end_console_session(token_hash)?;
+                Ok(None)
+            }
+            SessionCheck::Live { session, touch } => {
+                if touch {
+                    self.write_tx(|tx| {
+                        tx.execute(
+                            "UPDATE console_sessions SET last_seen = ?2 WHERE token_hash = ?1",
+                            params![token_hash, now],
+                        )?;
+                        Ok(())
+                    })?;
+                }
+                Ok(Some(session))
+            }
         }
-        if now - last_seen >= TOUCH_EVERY_SECS {
-            self.write_tx(|tx| {
-                tx.execute(
-                    "UPDATE console_sessions SET last_seen = ?2 WHERE token_hash = ?1",
-                    params![token_hash, now],
-                )?;
-                Ok(())
-            })?;
-        }
-        let role = Role::parse(&role).ok_or(StoreError::Corrupt("console user role"))?;
-        Ok(Some(ConsoleSession { user, role, csrf }))
     }
 
     fn end_console_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -1478,9 +1448,9 @@ impl Store for SqliteStore {
         validate_label(label)?;
         self.write_tx(|tx| {
             let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = ?1)",
+                "SELECT EXISTS (SELECT 1 FROM console_users WHERE name = ?1) AS user_exists",
                 [user],
-                |r| r.get(0),
+                |r| r.get("user_exists"),
             )?;
             if !exists {
                 return Ok(false);
@@ -1497,7 +1467,7 @@ impl Store for SqliteStore {
                 ],
             )?;
             if n == 1 {
-                audit(tx, None, "API token created", &format!("{user}: {label}"))?;
+                audit(tx, None, "API token created", &token_detail(user, label))?;
             }
             Ok(n == 1)
         })
@@ -1511,36 +1481,24 @@ impl Store for SqliteStore {
         if validate_token_hash(token_hash).is_err() {
             return Ok(None);
         }
-        let now = time::rfc3339_utc(now);
-        let conn = self.reader();
-        let row: Option<(String, String, String)> = conn
-            .query_row(
-                "SELECT u.name, u.role, u.created_at
-                 FROM console_tokens t JOIN console_users u ON u.name = t.user_name
-                 WHERE t.token_hash = ?1 AND t.expires_at > ?2",
-                [token_hash, now.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        row.map(|(name, role, created_at)| console_user_from(name, &role, created_at))
-            .transpose()
+        one(
+            &self.reader(),
+            "SELECT u.name, u.role, u.created_at
+             FROM console_tokens t JOIN console_users u ON u.name = t.user_name
+             WHERE t.token_hash = ?1 AND t.expires_at > ?2",
+            params![token_hash, time::rfc3339_utc(now)],
+            decode::console_user,
+        )
     }
 
     fn api_tokens(&self) -> Result<Vec<ApiTokenInfo>, StoreError> {
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
+        all(
+            &self.reader(),
             "SELECT user_name, label, created_at, expires_at FROM console_tokens
              ORDER BY user_name, label",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ApiTokenInfo {
-                user: r.get(0)?,
-                label: r.get(1)?,
-                created_at: r.get(2)?,
-                expires_at: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            [],
+            decode::api_token_info,
+        )
     }
 
     fn delete_api_token(&self, user: &str, label: &str) -> Result<bool, StoreError> {
@@ -1550,22 +1508,19 @@ impl Store for SqliteStore {
                 params![user, label],
             )?;
             if n == 1 {
-                audit(tx, None, "API token deleted", &format!("{user}: {label}"))?;
+                audit(tx, None, "API token deleted", &token_detail(user, label))?;
             }
             Ok(n == 1)
         })
     }
 
     fn secret_fingerprint(&self) -> Result<Option<String>, StoreError> {
-        self.read_tx(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?)
-        })
+        one(
+            &self.reader(),
+            "SELECT fingerprint FROM secret_fingerprint WHERE id = 1",
+            [],
+            |r| r.text("fingerprint"),
+        )
     }
 
     fn swap_secret_fingerprint(
@@ -1591,290 +1546,11 @@ impl Store for SqliteStore {
             Ok(changed == 1)
         })
     }
-
-    fn record_audit(
-        &self,
-        campaign: Option<&str>,
-        action: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
-        validate_audit(action, detail)?;
-        self.write_tx(|tx| audit(tx, campaign, action, &scrub_numbers(detail)))
-    }
-
-    fn signatures_in_state(
-        &self,
-        slug: &str,
-        state: SignatureState,
-        after: i64,
-        limit: usize,
-    ) -> Result<(Vec<SignatureRow>, u64), StoreError> {
-        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
-        self.read_tx(|tx| {
-            let c = campaign(tx, slug)?;
-            let total: i64 = tx.query_row(
-                "SELECT count(*) FROM signatures WHERE campaign_id = ?1 AND state = ?2",
-                params![c.id, state.as_str()],
-                |r| r.get(0),
-            )?;
-            let mut stmt = tx.prepare(
-                "SELECT id, created_at, verified, state, trust, country, number_kind, be_region,
-                     prefix_block, flow_version, channel, speech_ms, recording IS NOT NULL,
-                     anonymised
-                 FROM signatures WHERE campaign_id = ?1 AND state = ?2 AND id > ?3
-                 ORDER BY id LIMIT ?4",
-            )?;
-            let mut rows = stmt.query(params![c.id, state.as_str(), after, limit])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                let state: String = r.get(3)?;
-                let trust: String = r.get(4)?;
-                let kind: Option<String> = r.get(6)?;
-                let region: Option<String> = r.get(7)?;
-                out.push(row_from_parts(RowParts {
-                    id: r.get(0)?,
-                    created_at: r.get(1)?,
-                    verified: r.get(2)?,
-                    state: &state,
-                    trust: &trust,
-                    country: r.get(5)?,
-                    kind: kind.as_deref(),
-                    be_region: region.as_deref(),
-                    prefix_block: r.get(8)?,
-                    flow_version: r.get(9)?,
-                    channel: r.get(10)?,
-                    speech_ms: r.get(11)?,
-                    has_recording: r.get(12)?,
-                    anonymised: r.get(13)?,
-                })?);
-            }
-            Ok((out, total.max(0) as u64))
-        })
-    }
-
-    fn signatures_by_minute(
-        &self,
-        slug: &str,
-        since: SystemTime,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let since = time::rfc3339_utc(since);
-        self.read_tx(|tx| {
-            let c = campaign(tx, slug)?;
-            let mut stmt = tx.prepare(
-                "SELECT substr(created_at, 1, 16) AS minute, count(*) FROM signatures
-                 WHERE campaign_id = ?1 AND created_at >= ?2 GROUP BY minute ORDER BY minute",
-            )?;
-            let rows = stmt.query_map(params![c.id, since], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    fn audit_recent(
-        &self,
-        slug: Option<&str>,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let limit = i64::try_from(limit.min(10_000)).unwrap_or(10_000);
-        let conn = self.reader();
-        let mut stmt = conn.prepare(
-            "SELECT id, at, campaign, action, detail FROM audit
-             WHERE (?1 IS NULL OR campaign = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![slug, before.unwrap_or(i64::MAX), limit], |r| {
-            Ok(AuditEntry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                campaign: r.get(2)?,
-                action: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
-    fn record_calls(&self, calls: &[CallSummary]) -> Result<(), StoreError> {
-        for c in calls {
-            validate_summary(c)?;
-        }
-        self.write_tx(|tx| {
-            let mut stmt = tx.prepare(
-                "INSERT INTO call_summaries (campaign, flow_version, channel, ended_at, answered,
-                     story_heard_ms, story_completed, recorded, signed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for c in calls {
-                stmt.execute(params![
-                    c.campaign,
-                    c.flow_version,
-                    c.channel,
-                    unix_secs(c.ended_at.unwrap_or_else(SystemTime::now)),
-                    c.answered,
-                    i64::try_from(c.story_heard_ms).unwrap_or(i64::MAX),
-                    c.story_completed,
-                    c.recorded,
-                    c.signed
-                ])?;
-            }
-            Ok(())
-        })
-    }
-
-    fn funnel(
-        &self,
-        slug: &str,
-        flow_version: Option<&str>,
-        since: Option<SystemTime>,
-        until: Option<SystemTime>,
-    ) -> Result<Funnel, StoreError> {
-        let since = since.map(unix_secs).unwrap_or(i64::MIN);
-        let until = until.map(unix_secs).unwrap_or(i64::MAX);
-        self.read_tx(|tx| {
-            let filter = "campaign = ?1 AND (?2 IS NULL OR flow_version = ?2)
-                 AND ended_at >= ?3 AND ended_at < ?4";
-            let (calls, answered, completed, recorded, signed): (i64, i64, i64, i64, i64) = tx
-                .query_row(
-                    &format!(
-                        "SELECT count(*), coalesce(sum(answered), 0),
-                            coalesce(sum(story_completed), 0), coalesce(sum(recorded), 0),
-                            coalesce(sum(signed), 0)
-                         FROM call_summaries WHERE {filter}"
-                    ),
-                    params![slug, flow_version, since, until],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                )?;
-            let mut stmt = tx.prepare(&format!(
-                "SELECT story_heard_ms / 1000 AS s, count(*) FROM call_summaries
-                 WHERE {filter} AND answered = 1 GROUP BY s ORDER BY s"
-            ))?;
-            let rows = stmt.query_map(params![slug, flow_version, since, until], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            let mut histogram = Vec::new();
-            for row in rows {
-                let (s, n) = row?;
-                histogram.push((s.max(0) as u64, n.max(0) as u64));
-            }
-            let u = |v: i64| v.max(0) as u64;
-            Ok(Funnel {
-                calls: u(calls),
-                answered: u(answered),
-                story_completed: u(completed),
-                recorded: u(recorded),
-                signed: u(signed),
-                curve: Funnel::curve_from_histogram(&histogram),
-            })
-        })
-    }
-}
-
-fn console_user_from(
-    name: String,
-    role: &str,
-    created_at: String,
-) -> Result<ConsoleUser, StoreError> {
-    Ok(ConsoleUser {
-        name,
-        role: Role::parse(role).ok_or(StoreError::Corrupt("console user role"))?,
-        created_at,
-    })
-}
-
-pub(crate) fn retention_str(r: SignatureRetention) -> &'static str {
-    match r {
-        SignatureRetention::Anonymise => "anonymise",
-        SignatureRetention::Delete => "delete",
-    }
-}
-
-/// Settings from their stored columns (shared with the PostgreSQL backend).
-pub(crate) fn settings_from_row(
-    policy: &str,
-    closes_at: Option<&str>,
-    recordings_days: Option<u32>,
-    signatures_days: Option<u32>,
-    retention: &str,
-    keep_contact: bool,
-    thresholds: [i64; 3],
-) -> Result<CampaignSettings, StoreError> {
-    let t = |v: i64| u64::try_from(v).map_err(|_| StoreError::Corrupt("negative threshold"));
-    Ok(CampaignSettings {
-        count_policy: parse_or_corrupt(CountPolicy::parse(policy), "unknown count policy")?,
-        closes_at: match closes_at {
-            None => None,
-            Some(s) => Some(parse_or_corrupt(
-                time::parse_rfc3339(s),
-                "bad closing time",
-            )?),
-        },
-        recordings_days,
-        signatures_days,
-        signature_retention: match retention {
-            "anonymise" => SignatureRetention::Anonymise,
-            "delete" => SignatureRetention::Delete,
-            _ => return Err(StoreError::Corrupt("unknown signature retention")),
-        },
-        keep_contact,
-        region_thresholds: RegionThresholds {
-            flanders: t(thresholds[0])?,
-            wallonia: t(thresholds[1])?,
-            brussels: t(thresholds[2])?,
-        },
-    })
-}
-
-/// A signature row's stored columns (shared with the PostgreSQL backend).
-pub(crate) struct RowParts<'a> {
-    pub id: i64,
-    pub created_at: String,
-    pub verified: bool,
-    pub state: &'a str,
-    pub trust: &'a str,
-    pub country: Option<String>,
-    pub kind: Option<&'a str>,
-    pub be_region: Option<&'a str>,
-    pub prefix_block: Option<String>,
-    pub flow_version: Option<String>,
-    pub channel: String,
-    pub speech_ms: u32,
-    pub has_recording: bool,
-    pub anonymised: bool,
-}
-
-pub(crate) fn row_from_parts(p: RowParts<'_>) -> Result<SignatureRow, StoreError> {
-    Ok(SignatureRow {
-        id: p.id,
-        created_at: p.created_at,
-        verified: p.verified,
-        state: parse_or_corrupt(SignatureState::parse(p.state), "unknown signature state")?,
-        trust: parse_or_corrupt(Trust::parse(p.trust), "unknown trust level")?,
-        country: p.country,
-        kind: match p.kind {
-            None => None,
-            Some(k) => Some(parse_or_corrupt(
-                NumberKind::parse(k),
-                "unknown number kind",
-            )?),
-        },
-        be_region: match p.be_region {
-            None => None,
-            Some(r) => Some(parse_or_corrupt(BelgianRegion::parse(r), "unknown region")?),
-        },
-        prefix_block: p.prefix_block,
-        flow_version: p.flow_version,
-        channel: p.channel,
-        speech_ms: p.speech_ms,
-        has_recording: p.has_recording,
-        anonymised: p.anonymised,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Store;
 
     /// A read never waits for another read that holds its connection (an export, the public
     /// statistics): each of the first `READERS` reads gets a connection of its own.

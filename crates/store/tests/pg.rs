@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::conformance;
-use store::{CallerIdentity, ContactKey, PgStore, SignatureFilter, SignatureState, Store};
+use store::prelude::*;
+use store::{CallerIdentity, ContactKey, PgStore, SignatureFilter, SignatureState};
 
 fn base_url() -> Option<String> {
     match std::env::var("BELTEKEN_TEST_PG_URL") {
@@ -97,74 +98,14 @@ impl Drop for Fresh {
     }
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            let Some(base) = base_url() else { return };
-            let fresh = Fresh::new(base);
-            conformance::$name(fresh.store());
-        }
-    )*};
-}
-
-conformance!(
-    sign_twice_counts_once,
-    one_signature_per_campaign,
-    withheld_counts_as_unverified,
-    bad_recordings_are_rejected,
-    unknown_campaign_is_an_error,
-    ensure_campaign_is_idempotent,
-    recount_matches_counters,
-    rotation_rekeys_without_double_count,
-    classification_is_stored,
-    review_preview_apply_revert,
-    erase_by_key,
-    contact_and_retention,
-    anomalies_flag_bursts,
-    export_zip,
-    cloud_call_state,
-    campaign_edits_and_clips,
-    console_users_sessions_and_tokens,
-    call_summaries_give_funnel_and_curve,
-    review_queue_pages,
-    secret_fingerprint_refuses_another_key,
-    review_filter_text_is_scrubbed_in_the_audit_log,
-);
-
-#[test]
-fn concurrent_signing() {
+/// Runs a conformance test on a store in a fresh schema; skipped without a server.
+fn with_store(test: impl FnOnce(Arc<dyn Store>)) {
     let Some(base) = base_url() else { return };
     let fresh = Fresh::new(base);
-    let store: Arc<dyn Store> = fresh.store.clone().expect("live");
-    conformance::concurrent_signing(store);
+    test(fresh.store.clone().expect("live until drop"));
 }
 
-#[test]
-fn usable_from_inside_a_runtime() {
-    // spawn_blocking threads carry a runtime context; the store must not panic there (nor,
-    // though it blocks, on a worker thread).
-    let Some(base) = base_url() else { return };
-    let fresh = Fresh::new(base);
-    let store: Arc<dyn Store> = fresh.store.clone().expect("live");
-    store.ensure_campaign("demo", "Demo").expect("ensure");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let s = Arc::clone(&store);
-        let blocking = tokio::task::spawn_blocking(move || s.counts("demo"));
-        blocking.await.expect("no panic").expect("counts");
-        let s = Arc::clone(&store);
-        tokio::spawn(async move { s.counts("demo") })
-            .await
-            .expect("no panic")
-            .expect("counts");
-    });
-    drop(rt);
-}
+conformance::suite!(with_store);
 
 #[test]
 fn recount_repairs_corrupted_counter() {

@@ -8,51 +8,20 @@ use std::sync::Arc;
 
 use common::{conformance, TempDir};
 use rusqlite::Connection;
-use store::{CallerIdentity, Counts, SignOutcome, SqliteStore, Store};
+use store::prelude::*;
+use store::{CallerIdentity, Counts, SignOutcome, SqliteStore};
 
 fn open(dir: &TempDir) -> SqliteStore {
     SqliteStore::open(&dir.path().join("belteken.db")).expect("open store")
 }
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[test]
-        fn $name() {
-            let dir = TempDir::new();
-            conformance::$name(&open(&dir));
-        }
-    )*};
-}
-
-conformance!(
-    sign_twice_counts_once,
-    one_signature_per_campaign,
-    withheld_counts_as_unverified,
-    bad_recordings_are_rejected,
-    unknown_campaign_is_an_error,
-    ensure_campaign_is_idempotent,
-    recount_matches_counters,
-    rotation_rekeys_without_double_count,
-    classification_is_stored,
-    review_preview_apply_revert,
-    erase_by_key,
-    contact_and_retention,
-    anomalies_flag_bursts,
-    export_zip,
-    cloud_call_state,
-    campaign_edits_and_clips,
-    console_users_sessions_and_tokens,
-    call_summaries_give_funnel_and_curve,
-    review_queue_pages,
-    secret_fingerprint_refuses_another_key,
-    review_filter_text_is_scrubbed_in_the_audit_log,
-);
-
-#[test]
-fn concurrent_signing() {
+/// Runs a conformance test on a fresh database file.
+fn with_store(test: impl FnOnce(Arc<dyn Store>)) {
     let dir = TempDir::new();
-    conformance::concurrent_signing(Arc::new(open(&dir)));
+    test(Arc::new(open(&dir)));
 }
+
+conformance::suite!(with_store);
 
 #[test]
 fn counts_survive_reopen() {

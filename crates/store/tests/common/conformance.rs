@@ -1,14 +1,16 @@
-//! The behaviour every `Store` backend must show. Each function takes a fresh, empty store.
+//! The behaviour every `Store` backend must show. Each function takes a fresh, empty store;
+//! [`suite!`] makes a test of each for a backend.
 
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use store::prelude::*;
 use store::{
     check_secret, identify_caller, AnomalyDimension, AnomalyThresholds, BelgianRegion,
     CallerIdentity, CampaignSettings, ContactKey, CountPolicy, Counts, NewSignature, NumberKind,
     RetentionStep, Secret, SecretCheck, SignOutcome, SignatureFilter, SignatureRetention,
-    SignatureState, Store, StoreError, Trust, MAX_RECORDING_BYTES,
+    SignatureState, StoreError, Trust, MAX_RECORDING_BYTES,
 };
 
 use super::wav;
@@ -37,6 +39,84 @@ pub fn sig(campaign: &str, caller: CallerIdentity) -> NewSignature {
         flow_version: Some("v1".into()),
         contact: None,
     }
+}
+
+/// Makes a `#[test]` of every conformance function. `$with_store` runs a test with a fresh,
+/// empty store of the backend (`fn(impl FnOnce(Arc<dyn Store>))`), or skips it when the
+/// backend is not available.
+#[allow(unused_macros)] // test binaries other than the backends' include this module too
+macro_rules! suite {
+    ($with_store:path) => {
+        $crate::common::conformance::suite!(@tests $with_store,
+            by_ref: [
+                sign_twice_counts_once,
+                one_signature_per_campaign,
+                withheld_counts_as_unverified,
+                bad_recordings_are_rejected,
+                unknown_campaign_is_an_error,
+                ensure_campaign_is_idempotent,
+                recount_matches_counters,
+                rotation_rekeys_without_double_count,
+                classification_is_stored,
+                review_preview_apply_revert,
+                erase_by_key,
+                contact_and_retention,
+                anomalies_flag_bursts,
+                export_zip,
+                cloud_call_state,
+                campaign_edits_and_clips,
+                console_users_sessions_and_tokens,
+                call_summaries_give_funnel_and_curve,
+                review_queue_pages,
+                secret_fingerprint_refuses_another_key,
+                review_filter_text_is_scrubbed_in_the_audit_log,
+            ],
+            shared: [concurrent_signing, usable_from_inside_a_runtime]
+        );
+    };
+    (@tests $with_store:path, by_ref: [$($r:ident),* $(,)?], shared: [$($s:ident),* $(,)?]) => {
+        $(
+            #[test]
+            fn $r() {
+                $with_store(|store| $crate::common::conformance::$r(&*store));
+            }
+        )*
+        $(
+            #[test]
+            fn $s() {
+                $with_store($crate::common::conformance::$s);
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use suite;
+
+/// The store works from every thread an async program calls it on: a `spawn_blocking` thread
+/// carries a runtime context, and (though it blocks) so does a worker thread. Neither may
+/// panic.
+pub fn usable_from_inside_a_runtime(store: Arc<dyn Store>) {
+    store.ensure_campaign("demo", "Demo").expect("ensure");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let s = Arc::clone(&store);
+        let blocking = tokio::task::spawn_blocking(move || s.counts("demo"));
+        assert_eq!(
+            blocking.await.expect("no panic").expect("counts"),
+            Counts::default()
+        );
+        let s = Arc::clone(&store);
+        let on_worker = tokio::spawn(async move { s.counts("demo") });
+        assert_eq!(
+            on_worker.await.expect("no panic").expect("counts"),
+            Counts::default()
+        );
+    });
+    drop(rt);
 }
 
 pub fn sign_twice_counts_once(store: &dyn Store) {

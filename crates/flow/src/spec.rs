@@ -109,167 +109,95 @@ pub enum NumberToml {
     Named(String),
 }
 
-/// One step as written. Every key is optional here; which keys a kind takes and needs is
-/// checked by [`FlowSpec::build`], so the error can name the step.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepToml {
-    pub name: Option<String>,
-    pub kind: Option<String>,
-    pub next: Option<String>,
-    // ring
-    pub seconds: Option<f64>,
-    // play, say_*, menu, language, transfer, withdraw, hangup
-    pub prompt: Option<OneOrMany>,
-    pub barge_in: Option<bool>,
-    // play: the caller asked to be contacted again (reached from a menu choice)
-    pub contact: Option<bool>,
-    // say_number
-    pub number: Option<NumberToml>,
-    // menu, language
-    pub choices: Option<BTreeMap<String, String>>,
-    pub timeout_seconds: Option<f64>,
-    pub retries: Option<u32>,
-    pub invalid_prompt: Option<String>,
-    pub timeout_prompt: Option<String>,
-    pub skip_if_known: Option<bool>,
-    // record
-    pub max_seconds: Option<f64>,
-    pub silence_seconds: Option<f64>,
-    pub initial_silence_seconds: Option<f64>,
-    pub beep: Option<bool>,
-    pub confirm: Option<bool>,
-    pub confirm_prompt: Option<String>,
-    pub max_takes: Option<u32>,
-    // sign
-    pub speech_ms: Option<u64>,
-    pub key_pressed: Option<bool>,
-    pub listened_seconds: Option<f64>,
-    pub already: Option<String>,
-    pub unmet: Option<String>,
-    pub error: Option<String>,
-    // branch
-    pub already_signed: Option<String>,
-    pub anonymous: Option<String>,
-    pub outside_dates: Option<String>,
-    pub line_full: Option<String>,
-    // transfer
-    pub uri: Option<String>,
-    // withdraw
-    pub confirm_digit: Option<String>,
-    pub done_prompt: Option<OneOrMany>,
-    pub cancel: Option<String>,
-}
+/// Declares the keys a step may have, once: each key with its type and the kinds that take
+/// it. From this come [`StepToml`]'s fields, [`StepToml::keys`] and [`allowed`].
+macro_rules! step_keys {
+    ($($(#[$attr:meta])* $key:ident: $ty:ty => [$($kind:ident),* $(,)?]),* $(,)?) => {
+        /// One step as written. Every key is optional here; which keys a kind takes and needs
+        /// is checked by [`FlowSpec::build`], so the error can name the step.
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct StepToml {
+            pub name: Option<String>,
+            pub kind: Option<String>,
+            $($(#[$attr])* pub $key: Option<$ty>,)*
+        }
 
-impl StepToml {
-    /// The keys this step sets (besides `name` and `kind`).
-    fn keys(&self) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        let mut add = |set: bool, key: &'static str| {
-            if set {
-                keys.push(key);
+        impl StepToml {
+            /// The keys this step sets (besides `name` and `kind`).
+            fn keys(&self) -> Vec<&'static str> {
+                let mut keys = Vec::new();
+                $(if self.$key.is_some() {
+                    keys.push(stringify!($key));
+                })*
+                keys
             }
-        };
-        add(self.next.is_some(), "next");
-        add(self.seconds.is_some(), "seconds");
-        add(self.prompt.is_some(), "prompt");
-        add(self.barge_in.is_some(), "barge_in");
-        add(self.contact.is_some(), "contact");
-        add(self.number.is_some(), "number");
-        add(self.choices.is_some(), "choices");
-        add(self.timeout_seconds.is_some(), "timeout_seconds");
-        add(self.retries.is_some(), "retries");
-        add(self.invalid_prompt.is_some(), "invalid_prompt");
-        add(self.timeout_prompt.is_some(), "timeout_prompt");
-        add(self.skip_if_known.is_some(), "skip_if_known");
-        add(self.max_seconds.is_some(), "max_seconds");
-        add(self.silence_seconds.is_some(), "silence_seconds");
-        add(
-            self.initial_silence_seconds.is_some(),
-            "initial_silence_seconds",
-        );
-        add(self.beep.is_some(), "beep");
-        add(self.confirm.is_some(), "confirm");
-        add(self.confirm_prompt.is_some(), "confirm_prompt");
-        add(self.max_takes.is_some(), "max_takes");
-        add(self.speech_ms.is_some(), "speech_ms");
-        add(self.key_pressed.is_some(), "key_pressed");
-        add(self.listened_seconds.is_some(), "listened_seconds");
-        add(self.already.is_some(), "already");
-        add(self.unmet.is_some(), "unmet");
-        add(self.error.is_some(), "error");
-        add(self.already_signed.is_some(), "already_signed");
-        add(self.anonymous.is_some(), "anonymous");
-        add(self.outside_dates.is_some(), "outside_dates");
-        add(self.line_full.is_some(), "line_full");
-        add(self.uri.is_some(), "uri");
-        add(self.confirm_digit.is_some(), "confirm_digit");
-        add(self.done_prompt.is_some(), "done_prompt");
-        add(self.cancel.is_some(), "cancel");
-        keys
-    }
+        }
+
+        /// Each key and the kinds that take it.
+        const KEY_KINDS: &[(&str, &[&str])] = &[$((stringify!($key), &[$(stringify!($kind)),*])),*];
+    };
 }
 
-/// The keys each kind takes besides `name`, `kind` and `next`.
-fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
-    const ASK: [&str; 4] = [
-        "timeout_seconds",
-        "retries",
-        "invalid_prompt",
-        "timeout_prompt",
-    ];
-    Some(match kind {
-        "ring" => &["seconds"],
-        "play" => &["prompt", "barge_in", "contact"],
-        "say_count" => &["prompt", "barge_in"],
-        "say_number" => &["prompt", "barge_in", "number"],
-        "menu" => &["prompt", "choices", ASK[0], ASK[1], ASK[2], ASK[3]],
-        "language" => &[
-            "prompt",
-            "choices",
-            "skip_if_known",
-            ASK[0],
-            ASK[1],
-            ASK[2],
-            ASK[3],
-        ],
-        "record" => &[
-            "max_seconds",
-            "silence_seconds",
-            "initial_silence_seconds",
-            "beep",
-            "confirm",
-            "confirm_prompt",
-            "max_takes",
-            ASK[0],
-            ASK[1],
-            ASK[2],
-            ASK[3],
-        ],
-        "sign" => &[
-            "speech_ms",
-            "key_pressed",
-            "listened_seconds",
-            "already",
-            "unmet",
-            "error",
-        ],
-        "branch" => &["already_signed", "anonymous", "outside_dates", "line_full"],
-        "transfer" => &["uri", "prompt"],
-        "withdraw" => &[
-            "prompt",
-            "confirm_digit",
-            "done_prompt",
-            "cancel",
-            "error",
-            ASK[0],
-            ASK[1],
-            ASK[2],
-            ASK[3],
-        ],
-        "hangup" => &["prompt"],
-        _ => return None,
-    })
+step_keys! {
+    /// The step that follows (every kind but `hangup`).
+    next: String => [ring, play, say_count, say_number, menu, language, record, sign, branch, transfer, withdraw],
+    seconds: f64 => [ring],
+    prompt: OneOrMany => [play, say_count, say_number, menu, language, transfer, withdraw, hangup],
+    barge_in: bool => [play, say_count, say_number],
+    /// The caller asked to be contacted again (a play step reached from a menu choice).
+    contact: bool => [play],
+    number: NumberToml => [say_number],
+    choices: BTreeMap<String, String> => [menu, language],
+    timeout_seconds: f64 => [menu, language, record, withdraw],
+    retries: u32 => [menu, language, record, withdraw],
+    invalid_prompt: String => [menu, language, record, withdraw],
+    timeout_prompt: String => [menu, language, record, withdraw],
+    skip_if_known: bool => [language],
+    max_seconds: f64 => [record],
+    silence_seconds: f64 => [record],
+    initial_silence_seconds: f64 => [record],
+    beep: bool => [record],
+    confirm: bool => [record],
+    confirm_prompt: String => [record],
+    max_takes: u32 => [record],
+    speech_ms: u64 => [sign],
+    key_pressed: bool => [sign],
+    listened_seconds: f64 => [sign],
+    already: String => [sign],
+    unmet: String => [sign],
+    error: String => [sign, withdraw],
+    already_signed: String => [branch],
+    anonymous: String => [branch],
+    outside_dates: String => [branch],
+    line_full: String => [branch],
+    uri: String => [transfer],
+    confirm_digit: String => [withdraw],
+    done_prompt: OneOrMany => [withdraw],
+    cancel: String => [withdraw],
+}
+
+/// The kinds of step.
+const KINDS: [&str; 12] = [
+    "ring",
+    "play",
+    "say_count",
+    "say_number",
+    "menu",
+    "language",
+    "record",
+    "sign",
+    "branch",
+    "transfer",
+    "withdraw",
+    "hangup",
+];
+
+/// Whether a step of this kind takes this key (`name` and `kind` aside).
+fn allowed(kind: &str, key: &str) -> bool {
+    KEY_KINDS
+        .iter()
+        .any(|(k, kinds)| *k == key && kinds.contains(&kind))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -980,15 +908,14 @@ impl StepBuilder<'_> {
             .kind
             .as_deref()
             .ok_or_else(|| self.err(Some("kind"), SpecErrorKind::MissingKind))?;
-        let allowed = allowed_keys(kind_name).ok_or_else(|| {
-            self.err(
+        if !KINDS.contains(&kind_name) {
+            return Err(self.err(
                 Some("kind"),
                 SpecErrorKind::UnknownKind(kind_name.to_owned()),
-            )
-        })?;
+            ));
+        }
         for key in s.keys() {
-            let ok = allowed.contains(&key) || (key == "next" && kind_name != "hangup");
-            if !ok {
+            if !allowed(kind_name, key) {
                 return Err(self.err(
                     Some(key),
                     SpecErrorKind::KeyNotAllowed {
@@ -1470,4 +1397,27 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_names_known_kinds_and_every_kind_takes_a_key() {
+        for (key, kinds) in KEY_KINDS {
+            assert!(!kinds.is_empty(), "{key} is taken by no kind");
+            for kind in *kinds {
+                assert!(KINDS.contains(kind), "{key}: unknown kind {kind}");
+            }
+        }
+        for kind in KINDS {
+            assert!(
+                KEY_KINDS.iter().any(|(_, kinds)| kinds.contains(&kind)),
+                "{kind} takes no key"
+            );
+        }
+        assert!(allowed("record", "max_takes") && !allowed("play", "max_takes"));
+        assert!(!allowed("hangup", "next") && allowed("ring", "next"));
+    }
 }

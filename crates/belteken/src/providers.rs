@@ -155,9 +155,10 @@ fn fetch_hosts(
     api_base: &str,
 ) -> Result<cloud::fetch::HostList, String> {
     let list = match raw {
-        Some(v) => cloud::fetch::HostList::new(v)?,
-        None => cloud::fetch::HostList::new(defaults)?,
-    };
+        Some(v) => cloud::fetch::HostList::new(v),
+        None => cloud::fetch::HostList::new(defaults),
+    }
+    .map_err(|e| e.to_string())?;
     let host = cloud::fetch::host_of(api_base).ok_or("api_base has no host")?;
     Ok(list.with_host(&host))
 }
@@ -339,7 +340,7 @@ pub fn validate(
         }
     };
     let http = cloud::fetch::Client::new(extra_ca.as_deref())
-        .map_err(|m| err("ca_file", m))?
+        .map_err(|e| err("ca_file", e.to_string()))?
         .allow_private(raw.allow_private_fetch.unwrap_or(false));
     Ok(Some(CloudSettings {
         public_url: url,

@@ -145,6 +145,7 @@ pub fn validate(
             key: format!("trunk[{name}].{key}"),
             message,
         };
+        let unparsed = |key: &str, e: sip::TrunkSettingError| err(key, e.to_string());
         if name.is_empty()
             || name.len() > 64
             || !name
@@ -157,7 +158,7 @@ pub fn validate(
             return Err(err("name", "two trunks have this name".into()));
         }
         let transport: sip::TrunkTransport =
-            t.transport.parse().map_err(|m| err("transport", m))?;
+            t.transport.parse().map_err(|e| unparsed("transport", e))?;
         if t.trusted.len() > MAX_TRUSTED {
             return Err(err("trusted", format!("at most {MAX_TRUSTED} networks")));
         }
@@ -166,7 +167,7 @@ pub fn validate(
             .iter()
             .map(|c| c.parse::<sip::Cidr>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| err("trusted", m))?;
+            .map_err(|e| unparsed("trusted", e))?;
         for d in &t.dids {
             let n = sip::trunk::normalize_did(d);
             if !campaign_dids
@@ -181,7 +182,7 @@ pub fn validate(
         }
         let did_from = match &t.did_from {
             None => sip::DidSource::Auto,
-            Some(s) => s.parse().map_err(|m| err("did_from", m))?,
+            Some(s) => s.parse().map_err(|e| unparsed("did_from", e))?,
         };
         if t.max_calls
             .is_some_and(|n| !(1..=MAX_TRUNK_CALLS).contains(&n))
@@ -356,7 +357,9 @@ pub fn validate(
     };
     let rtp_ports = match &s.rtp_ports {
         None => None,
-        Some(r) => Some(sip::rtp_ports::parse_range(r).map_err(|m| sip_err("rtp_ports", m))?),
+        Some(r) => {
+            Some(sip::rtp_ports::parse_range(r).map_err(|e| sip_err("rtp_ports", e.to_string()))?)
+        }
     };
     let defaults = sip::RateLimits::default();
     let positive = |key: &str, v: Option<u32>, default: u32, max: u32| match v {

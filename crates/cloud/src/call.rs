@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::{routing, Router};
 use base64::Engine as _;
 use driver::Driver;
 use flow::engine::{CallFacts, Input, PromptRef, SignResult};
@@ -1476,77 +1477,34 @@ pub(crate) async fn prompt_wav(
         .into_response()
 }
 
-pub(crate) async fn twilio_voice(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Twilio, Hook::Voice, uri, headers, body).await
-}
+/// The webhooks: path, provider, which hook, and whether the provider may also GET it
+/// (Vonage's answer URL).
+#[rustfmt::skip]
+const WEBHOOKS: &[(&str, Provider, Hook, bool)] = &[
+    ("/hooks/twilio/voice",     Provider::Twilio, Hook::Voice,     false),
+    ("/hooks/twilio/status",    Provider::Twilio, Hook::Status,    false),
+    ("/hooks/twilio/recording", Provider::Twilio, Hook::Recording, false),
+    ("/hooks/telnyx/voice",     Provider::Telnyx, Hook::Voice,     false),
+    ("/hooks/telnyx/status",    Provider::Telnyx, Hook::Status,    false),
+    ("/hooks/telnyx/recording", Provider::Telnyx, Hook::Recording, false),
+    ("/hooks/vonage/answer",    Provider::Vonage, Hook::Voice,     true),
+    // The application's event URL and the answers' callbacks (`ev`).
+    ("/hooks/vonage/event",     Provider::Vonage, Hook::Status,    false),
+];
 
-pub(crate) async fn twilio_status(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Twilio, Hook::Status, uri, headers, body).await
-}
-
-pub(crate) async fn twilio_recording(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Twilio, Hook::Recording, uri, headers, body).await
-}
-
-pub(crate) async fn telnyx_voice(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Telnyx, Hook::Voice, uri, headers, body).await
-}
-
-pub(crate) async fn telnyx_status(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Telnyx, Hook::Status, uri, headers, body).await
-}
-
-pub(crate) async fn telnyx_recording(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Telnyx, Hook::Recording, uri, headers, body).await
-}
-
-pub(crate) async fn vonage_answer(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Vonage, Hook::Voice, uri, headers, body).await
-}
-
-/// The application's event URL and the answers' callbacks (`ev`).
-pub(crate) async fn vonage_event(
-    State(s): State<CloudState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(s, Provider::Vonage, Hook::Status, uri, headers, body).await
+/// The routes of [`WEBHOOKS`], each handled by [`handle`].
+pub(crate) fn webhook_routes() -> Router<CloudState> {
+    WEBHOOKS
+        .iter()
+        .fold(Router::new(), |router, &(path, provider, hook, get)| {
+            let handler =
+                move |State(s): State<CloudState>, uri: Uri, headers: HeaderMap, body: Bytes| {
+                    handle(s, provider, hook, uri, headers, body)
+                };
+            let methods = routing::post(handler);
+            let methods = if get { methods.get(handler) } else { methods };
+            router.route(path, methods)
+        })
 }
 
 #[cfg(test)]

@@ -107,9 +107,38 @@ pub enum Method {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostList(Vec<String>);
 
+/// A host list entry that is refused; each carries the entry (trimmed, in lower case).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostListError {
+    /// Neither an address nor host name labels (with at most one `*` each, none in the last
+    /// two).
+    #[error("{pattern:?} is not a host name or a pattern such as api-*.example.com")]
+    NotAHost { pattern: String },
+    /// A pattern with fewer than three labels.
+    #[error("{pattern:?}: a pattern needs at least three labels")]
+    TooFewLabels { pattern: String },
+}
+
+/// Trust roots a [`Client`] cannot be built with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RootsError {
+    /// A certificate in the extra CA file does not parse, or rustls refuses it.
+    #[error("extra CA file: {reason}")]
+    ExtraCa { reason: String },
+    /// The extra CA file holds no certificate.
+    #[error("extra CA file holds no certificate")]
+    ExtraCaEmpty,
+    /// Neither the system bundle (these paths were tried) nor the extra file gave a root.
+    #[error("no CA certificates found (looked in {looked_in}); install ca-certificates or set an extra CA file")]
+    NoRoots { looked_in: String },
+    /// rustls has no protocol version to offer with its crypto provider.
+    #[error("{reason}")]
+    Protocol { reason: String },
+}
+
 impl HostList {
     /// A list from patterns; an error names the first bad one.
-    pub fn new<I, S>(patterns: I) -> Result<HostList, String>
+    pub fn new<I, S>(patterns: I) -> Result<HostList, HostListError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -127,12 +156,10 @@ impl HostList {
             let ip = p.parse::<std::net::IpAddr>().is_ok();
             let tail_has_star = labels.iter().rev().take(2).any(|l| l.contains('*'));
             if !(ip || (labels.iter().all(label_ok) && !(p.contains('*') && tail_has_star))) {
-                return Err(format!(
-                    "{p:?} is not a host name or a pattern such as api-*.example.com"
-                ));
+                return Err(HostListError::NotAHost { pattern: p });
             }
             if p.contains('*') && labels.len() < 3 {
-                return Err(format!("{p:?}: a pattern needs at least three labels"));
+                return Err(HostListError::TooFewLabels { pattern: p });
             }
             out.push(p);
         }
@@ -266,7 +293,7 @@ impl Client {
     /// A client trusting the system's CA bundle (the first of [`SYSTEM_CA_BUNDLES`] found)
     /// and the certificates in `extra_ca_pem`. Fails when no root at all could be loaded or
     /// the extra PEM holds no certificate.
-    pub fn new(extra_ca_pem: Option<&[u8]>) -> Result<Client, String> {
+    pub fn new(extra_ca_pem: Option<&[u8]>) -> Result<Client, RootsError> {
         let system = SYSTEM_CA_BUNDLES
             .iter()
             .find_map(|p| std::fs::read(p).ok())
@@ -275,7 +302,7 @@ impl Client {
     }
 
     /// A client trusting exactly the certificates in `roots_pem` and `extra_ca_pem`.
-    pub fn with_roots(roots_pem: &[u8], extra_ca_pem: Option<&[u8]>) -> Result<Client, String> {
+    pub fn with_roots(roots_pem: &[u8], extra_ca_pem: Option<&[u8]>) -> Result<Client, RootsError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         // A bundle may hold a certificate rustls cannot use: skip it, as browsers do.
@@ -283,25 +310,29 @@ impl Client {
         let (_added, _ignored) = roots.add_parsable_certificates(certs);
         if let Some(extra) = extra_ca_pem {
             let mut n = 0;
+            let unusable = |e: &dyn std::fmt::Display| RootsError::ExtraCa {
+                reason: e.to_string(),
+            };
             for cert in CertificateDer::pem_slice_iter(extra) {
-                let cert = cert.map_err(|e| format!("extra CA file: {e}"))?;
-                roots.add(cert).map_err(|e| format!("extra CA file: {e}"))?;
+                let cert = cert.map_err(|e| unusable(&e))?;
+                roots.add(cert).map_err(|e| unusable(&e))?;
                 n += 1;
             }
             if n == 0 {
-                return Err("extra CA file holds no certificate".into());
+                return Err(RootsError::ExtraCaEmpty);
             }
         }
         if roots.is_empty() {
-            return Err(format!(
-                "no CA certificates found (looked in {}); install ca-certificates or set an extra CA file",
-                SYSTEM_CA_BUNDLES.join(", ")
-            ));
+            return Err(RootsError::NoRoots {
+                looked_in: SYSTEM_CA_BUNDLES.join(", "),
+            });
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| RootsError::Protocol {
+                reason: e.to_string(),
+            })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Client {
@@ -691,26 +722,47 @@ mod tests {
         HostList::new(["127.0.0.1"]).expect("list")
     }
 
-    #[tokio::test]
-    async fn credentials_stay_with_their_origin() {
-        let (storage, storage_seen) =
-            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+    /// The request heads a test server saw.
+    type Seen = StdArc<Mutex<Vec<String>>>;
+
+    /// A server whose every answer is a four-byte recording.
+    async fn serve_recording() -> (u16, Seen) {
+        serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await
+    }
+
+    /// An API whose every answer redirects to `/file.wav` on a recording server, named
+    /// `storage_host` in the Location: the API's port, then the heads each server saw.
+    async fn redirect_to_storage(storage_host: &'static str) -> (u16, Seen, Seen) {
+        let (storage, storage_seen) = serve_recording().await;
         let (api, api_seen) = serve(move |_| {
-            format!("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
+            format!("HTTP/1.1 302 Found\r\nLocation: http://{storage_host}:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
                 .into_bytes()
         })
         .await;
-        let body = client()
-            .request(
-                Method::Get,
-                &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
-                Auth::Basic("AC1", "token"),
-                &local(),
-                1,
-                Duration::from_millis(1),
-            )
+        (api, api_seen, storage_seen)
+    }
+
+    /// A request from the test client to the local hosts, in `tries` tries with no pause
+    /// to speak of between them.
+    async fn fetch(method: Method, url: &str, auth: Auth<'_>, tries: u32) -> FetchResult {
+        let pause = Duration::from_millis(1);
+        client()
+            .request(method, url, auth, &local(), tries, pause)
             .await
-            .expect("fetched");
+    }
+
+    type FetchResult = Result<Vec<u8>, FetchError>;
+
+    /// A recording from the API on `api`, with credentials, once.
+    async fn fetch_from_api(api: u16) -> FetchResult {
+        let url = format!("http://127.0.0.1:{api}/Recordings/RE1.wav");
+        fetch(Method::Get, &url, Auth::Basic("AC1", "token"), 1).await
+    }
+
+    #[tokio::test]
+    async fn credentials_stay_with_their_origin() {
+        let (api, api_seen, storage_seen) = redirect_to_storage("127.0.0.1").await;
+        let body = fetch_from_api(api).await.expect("fetched");
         assert_eq!(body, b"RIFF");
         let api_head = api_seen.lock().expect("lock")[0].to_ascii_lowercase();
         assert!(api_head.contains("authorization: basic "), "{api_head}");
@@ -725,15 +777,8 @@ mod tests {
             MAX_FETCH_BYTES + 1
         );
         let (port, seen) = serve(move |_| big.clone().into_bytes()).await;
-        let e = client()
-            .request(
-                Method::Get,
-                &format!("http://127.0.0.1:{port}/big.wav"),
-                Auth::None,
-                &local(),
-                3,
-                Duration::from_millis(1),
-            )
+        let url = format!("http://127.0.0.1:{port}/big.wav");
+        let e = fetch(Method::Get, &url, Auth::None, 3)
             .await
             .expect_err("too big");
         assert!(matches!(e, FetchError::Body), "{e}");
@@ -746,29 +791,12 @@ mod tests {
         let (port, seen) =
             serve(|_| b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()).await;
         let url = format!("http://127.0.0.1:{port}/RE1.wav");
-        let e = client()
-            .request(
-                Method::Get,
-                &url,
-                Auth::None,
-                &local(),
-                3,
-                Duration::from_millis(1),
-            )
+        let e = fetch(Method::Get, &url, Auth::None, 3)
             .await
             .expect_err("404");
         assert!(matches!(e, FetchError::Status(404)));
         assert_eq!(seen.lock().expect("lock").len(), 3);
-        let _ = client()
-            .request(
-                Method::Delete,
-                &url,
-                Auth::None,
-                &local(),
-                3,
-                Duration::from_millis(1),
-            )
-            .await;
+        let _ = fetch(Method::Delete, &url, Auth::None, 3).await;
         let heads = seen.lock().expect("lock");
         assert_eq!(heads.len(), 4);
         assert!(
@@ -849,23 +877,16 @@ mod tests {
 
     #[tokio::test]
     async fn refused_before_anything_is_sent() {
-        let (port, seen) =
-            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
+        let (port, seen) = serve_recording().await;
         let strict = Client {
             allow_private: false,
             https_only: true,
             ..client()
         };
         let get = |c: Client, url: String, hosts: HostList| async move {
-            c.request(
-                Method::Get,
-                &url,
-                Auth::Basic("AC1", "token"),
-                &hosts,
-                3,
-                Duration::from_millis(1),
-            )
-            .await
+            let auth = Auth::Basic("AC1", "token");
+            let pause = Duration::from_millis(1);
+            c.request(Method::Get, &url, auth, &hosts, 3, pause).await
         };
         // Plain http.
         let e = get(
@@ -881,50 +902,28 @@ mod tests {
             .await
             .expect_err("host");
         assert!(matches!(e, FetchError::HostNotAllowed), "{e}");
-        // On the list, but a loopback address.
-        let e = get(
-            Client {
-                https_only: false,
-                ..strict.clone()
-            },
-            format!("http://127.0.0.1:{port}/a.wav"),
-            local(),
-        )
-        .await
-        .expect_err("private");
-        assert!(matches!(e, FetchError::PrivateAddress), "{e}");
-        let e = get(
-            Client {
-                https_only: false,
-                ..strict
-            },
-            format!("http://localhost:{port}/a.wav"),
-            HostList::new(["localhost"]).expect("list"),
-        )
-        .await
-        .expect_err("private by name");
-        assert!(matches!(e, FetchError::PrivateAddress), "{e}");
+        // On the list, but a loopback address, by number or by name.
+        let plain_http = Client {
+            https_only: false,
+            ..strict
+        };
+        for (host, hosts) in [
+            ("127.0.0.1", local()),
+            ("localhost", HostList::new(["localhost"]).expect("list")),
+        ] {
+            let url = format!("http://{host}:{port}/a.wav");
+            let e = get(plain_http.clone(), url, hosts)
+                .await
+                .expect_err("private");
+            assert!(matches!(e, FetchError::PrivateAddress), "{host}: {e}");
+        }
         assert!(seen.lock().expect("lock").is_empty(), "nothing was sent");
     }
 
     #[tokio::test]
     async fn redirects_stay_on_the_list() {
-        let (storage, storage_seen) =
-            serve(|_| b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()).await;
-        let (api, _) = serve(move |_| {
-            format!("HTTP/1.1 302 Found\r\nLocation: http://localhost:{storage}/file.wav\r\nContent-Length: 0\r\n\r\n")
-                .into_bytes()
-        })
-        .await;
-        let e = client()
-            .request(
-                Method::Get,
-                &format!("http://127.0.0.1:{api}/Recordings/RE1.wav"),
-                Auth::Basic("AC1", "token"),
-                &local(),
-                1,
-                Duration::from_millis(1),
-            )
+        let (api, _, storage_seen) = redirect_to_storage("localhost").await;
+        let e = fetch_from_api(api)
             .await
             .expect_err("redirect off the list");
         assert!(matches!(e, FetchError::HostNotAllowed), "{e}");

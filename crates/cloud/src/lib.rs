@@ -24,7 +24,7 @@ mod twiml;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 
 pub use call::{CallRecord, CALL_STATE_TTL};
@@ -186,18 +186,7 @@ pub const MAX_WEBHOOK_BYTES: usize = 64 * 1024;
 
 /// The webhook routes; merge them into the web router.
 pub fn router(state: CloudState) -> Router {
-    Router::new()
-        .route("/hooks/twilio/voice", post(call::twilio_voice))
-        .route("/hooks/twilio/status", post(call::twilio_status))
-        .route("/hooks/twilio/recording", post(call::twilio_recording))
-        .route("/hooks/telnyx/voice", post(call::telnyx_voice))
-        .route("/hooks/telnyx/status", post(call::telnyx_status))
-        .route("/hooks/telnyx/recording", post(call::telnyx_recording))
-        .route(
-            "/hooks/vonage/answer",
-            get(call::vonage_answer).post(call::vonage_answer),
-        )
-        .route("/hooks/vonage/event", post(call::vonage_event))
+    call::webhook_routes()
         .route(
             "/hooks/prompts/{slug}/{kind}/{lang}/{file}",
             get(call::prompt_wav),

@@ -232,18 +232,32 @@ impl std::fmt::Debug for RsaSigner {
     }
 }
 
+/// A private key an [`RsaSigner`] cannot sign with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The PEM holds no private key block of either kind.
+    #[error("no PEM private key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)")]
+    NoPrivateKey,
+    /// The key is there but ring refuses it (not RSA, too short, damaged).
+    #[error("not a usable RSA key: {reason}")]
+    NotUsableRsa { reason: String },
+}
+
 impl RsaSigner {
-    pub fn from_pem(pem: &[u8]) -> Result<RsaSigner, String> {
+    /// The signer for a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) RSA
+    /// key.
+    pub fn from_pem(pem: &[u8]) -> Result<RsaSigner, KeyError> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
+        let unusable = |e: ring::error::KeyRejected| KeyError::NotUsableRsa {
+            reason: e.to_string(),
+        };
         let key = if let Ok(der) = PrivatePkcs8KeyDer::from_pem_slice(pem) {
-            ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
-                .map_err(|e| format!("not a usable RSA key: {e}"))?
+            ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(unusable)?
         } else if let Ok(der) = PrivatePkcs1KeyDer::from_pem_slice(pem) {
-            ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der())
-                .map_err(|e| format!("not a usable RSA key: {e}"))?
+            ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(unusable)?
         } else {
-            return Err("no PEM private key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)".into());
+            return Err(KeyError::NoPrivateKey);
         };
         Ok(RsaSigner {
             key,

@@ -113,6 +113,14 @@ impl StepGauge {
         crate::steps::move_step(&self.ctx.stats, &self.campaign, &self.step, to);
         self.step = to.to_string();
     }
+
+    /// Moves the call to its flow's current step, if it changed (and logs the step).
+    fn follow(&mut self, call: &driver::Driver, call_id: &str) {
+        if call.engine().current_step() != self.step {
+            self.enter(call.engine().current_step());
+            info!(call = %call_id, step = %self.step, lang = %call.language(), "step");
+        }
+    }
 }
 
 impl Drop for StepGauge {
@@ -468,40 +476,16 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
 
     let media = match open_media(&ctx, &chosen, from_trunk, fault_media) {
         Ok(media) => media,
-        Err(e) => {
-            warn!(error = %e, "cannot open the call's RTP: 503");
-            ctx.stats
-                .metrics
-                .response(StatusCode::ServiceUnavailable.code());
-            let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
-            if let Some(tx) = invite.take() {
-                drive_invite(dialog.clone(), tx).await;
-            }
-            return;
-        }
+        Err(e) => return refuse_without_media(&ctx, &dialog, &invite, &e).await,
     };
-    let mut leg = Leg {
-        call_id: call_id.clone(),
-        stats: ctx.stats.clone(),
-        dialog: dialog.clone(),
+    let mut leg = Leg::new(
+        &ctx,
+        dialog.clone(),
         media,
-        audio: campaign.audio.clone(),
-        offer,
-        chosen,
-        session_id: rand::random::<u32>().into(),
-        sdp_version: 1,
-        answered: false,
-        terminated: false,
-        gauge: crate::metrics::CallGauge::new(
-            ctx.stats.clone(),
-            crate::metrics::CallState::Ringing,
-        ),
+        &campaign,
+        (offer, chosen),
         fault_call,
-        transferring: None,
-        stop_asked: false,
-        hangup_asked: false,
-    };
-
+    );
     let facts = facts(&ctx, &campaign, &caller, &called).await;
     let info = driver::CallInfo {
         id: call_id.clone(),
@@ -532,48 +516,15 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
 
     loop {
         let now = Instant::now();
-        if call.engine().current_step() != step.step {
-            step.enter(call.engine().current_step());
-            info!(call = %call_id, step = %step.step, lang = %call.language(), "step");
-        }
-        // Carry out the flow's actions; what needs awaiting is done here, then the flow
-        // goes on from it.
-        loop {
-            for job in call.step(now, &mut leg) {
-                pending = Some(spawn_job(&ctx, job));
-            }
-            if std::mem::take(&mut leg.stop_asked) {
-                if let Some((take, length)) = leg.take_recording().await {
-                    call.recorded(now, take, length);
-                    continue;
-                }
-            }
-            if std::mem::take(&mut leg.hangup_asked) {
-                leg.end(StatusCode::TemporarilyUnavailable).await;
-            }
-            break;
-        }
-        if let Some(mut tx) = invite.take() {
-            // The INVITE transaction is driven only after the 180 is queued, so that
-            // the dialog sends it right after our 100 Trying. It ends on its own
-            // (ACK, CANCEL or its timers).
-            let mut d = dialog.clone();
-            tokio::spawn(async move {
-                if let Err(e) = d.handle(&mut tx).await {
-                    debug!(error = %e, "INVITE transaction");
-                }
-            });
+        step.follow(&call, &call_id);
+        carry_out(&ctx, &mut call, &mut leg, &mut pending, now).await;
+        if let Some(tx) = invite.take() {
+            // Driven only now that the 180 is queued, so that the dialog sends it right
+            // after our 100 Trying.
+            spawn_invite_transaction(dialog.clone(), tx);
         }
         let waiting_on_store = pending.is_some() || leg.transferring.is_some();
-        leg.gauge.set(if waiting_on_store {
-            crate::metrics::CallState::Waiting
-        } else if leg.media.recording {
-            crate::metrics::CallState::Recording
-        } else if leg.answered {
-            crate::metrics::CallState::Answered
-        } else {
-            crate::metrics::CallState::Ringing
-        });
+        leg.show_state(waiting_on_store);
         if call.is_done() && !waiting_on_store {
             // The flow ended without saying goodbye on the wire: end the call.
             leg.end(StatusCode::TemporarilyUnavailable).await;
@@ -586,10 +537,7 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
             continue;
         }
 
-        let mut wake = deadline;
-        if let Some(t) = call.poll_timeout() {
-            wake = wake.min(t);
-        }
+        let wake = call.poll_timeout().map_or(deadline, |t| deadline.min(t));
         sleep.as_mut().reset(tokio::time::Instant::from_std(wake));
         tokio::select! {
             () = &mut sleep => {
@@ -599,68 +547,9 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
                 }
             }
             event = leg.media.events.recv(), if !leg.media.gone => {
-                let now = Instant::now();
-                let Some(event) = event else {
-                    // The media thread dropped this call's stream (it panicked on it): the
-                    // call cannot go on without media.
-                    leg.media.gone = true;
-                    if !leg.terminated {
-                        warn!(call = %call_id, "the call's media stream failed: ending the call");
-                        call.handle(now, Input::Hangup);
-                        leg.end(StatusCode::ServerInternalError).await;
-                    }
-                    continue;
-                };
-                match event {
-                    StreamEvent::PromptFinished { play } => {
-                        if play == leg.media.play && !leg.terminated {
-                            call.handle(now, Input::PromptFinished);
-                        }
-                    }
-                    StreamEvent::RecordingFinished { recorder, reason } => {
-                        if leg.media.recording {
-                            leg.media.recording = false;
-                            info!(call = %call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
-                            let (take, length) = finish_recording(*recorder);
-                            call.recorded(now, take, length);
-                        }
-                    }
-                    StreamEvent::Digit(digit) => {
-                        if !leg.terminated {
-                            info!(call = %call_id, %digit, step = call.engine().current_step(), "DTMF");
-                            call.handle(now, Input::Digit(digit));
-                        }
-                    }
-                    StreamEvent::MediaTimeout => {
-                        if leg.answered && !leg.terminated {
-                            info!(call = %call_id, "no RTP from the caller: ending the call");
-                            call.handle(now, Input::Hangup);
-                            leg.end(StatusCode::TemporarilyUnavailable).await;
-                        }
-                    }
-                }
+                on_media_event(&mut call, &mut leg, event).await;
             }
-            event = events.recv() => {
-                let now = Instant::now();
-                match event {
-                    Some(CallEvent::Confirmed) => {}
-                    Some(CallEvent::Terminated) | None => {
-                        if !leg.terminated {
-                            leg.terminated = true;
-                            call.handle(now, Input::Hangup);
-                            if let Some((take, length)) = leg.take_recording().await {
-                                call.recorded(now, take, length);
-                            }
-                            leg.media.handle.close();
-                        }
-                    }
-                    Some(CallEvent::Digit(digit)) => {
-                        info!(call = %call_id, %digit, step = call.engine().current_step(), "DTMF (INFO)");
-                        call.handle(now, Input::Digit(digit));
-                    }
-                    Some(CallEvent::Offer(body, handle)) => leg.reoffer(&body, handle).await,
-                }
-            }
+            event = events.recv() => on_dialog_event(&mut call, &mut leg, event).await,
             input = job_of(&mut pending) => {
                 pending = None;
                 call.handle(Instant::now(), input);
@@ -677,6 +566,177 @@ pub(crate) async fn run(setup: CallSetup, invite: InviteSlot) {
         summaries.record(call.summary(Instant::now(), SystemTime::now()));
     }
     info!(call = %call_id, outcome = ?call.outcome(), step = call.engine().current_step(), lang = %call.language(), seconds = started.elapsed().as_secs(), "call ended");
+}
+
+/// Refuses a call whose RTP could not be opened: 503, and the INVITE transaction driven to
+/// its end.
+async fn refuse_without_media(
+    ctx: &Context,
+    dialog: &InviteDialog,
+    invite: &InviteSlot,
+    error: &std::io::Error,
+) {
+    warn!(error = %error, "cannot open the call's RTP: 503");
+    ctx.stats
+        .metrics
+        .response(StatusCode::ServiceUnavailable.code());
+    let _ = dialog.reject(Some(StatusCode::ServiceUnavailable), None);
+    if let Some(tx) = invite.take() {
+        drive_invite(dialog.clone(), tx).await;
+    }
+}
+
+/// Carries out the flow's actions; what needs awaiting (the recording back from the media
+/// thread, a BYE) is done here, and the flow goes on from it. Store work starts in the
+/// background (`pending`).
+async fn carry_out(
+    ctx: &Arc<Context>,
+    call: &mut driver::Driver,
+    leg: &mut Leg,
+    pending: &mut Option<Pending>,
+    now: Instant,
+) {
+    loop {
+        for job in call.step(now, leg) {
+            *pending = Some(spawn_job(ctx, job));
+        }
+        if std::mem::take(&mut leg.stop_asked) {
+            if let Some((take, length)) = leg.take_recording().await {
+                call.recorded(now, take, length);
+                continue;
+            }
+        }
+        if std::mem::take(&mut leg.hangup_asked) {
+            leg.end(StatusCode::TemporarilyUnavailable).await;
+        }
+        return;
+    }
+}
+
+/// Drives the INVITE's server transaction in a task of its own; it ends on its own (ACK,
+/// CANCEL or its timers).
+fn spawn_invite_transaction(mut dialog: InviteDialog, mut tx: Transaction) {
+    tokio::spawn(async move {
+        if let Err(e) = dialog.handle(&mut tx).await {
+            debug!(error = %e, "INVITE transaction");
+        }
+    });
+}
+
+/// What the call's media stream reports: a prompt's or a recording's end, a DTMF key, the
+/// caller's RTP gone quiet; or (`None`) the stream itself gone with its media thread.
+async fn on_media_event(call: &mut driver::Driver, leg: &mut Leg, event: Option<StreamEvent>) {
+    let now = Instant::now();
+    let Some(event) = event else {
+        // The media thread dropped this call's stream (it panicked on it): the call cannot
+        // go on without media.
+        leg.media.gone = true;
+        if !leg.terminated {
+            warn!(call = %leg.call_id, "the call's media stream failed: ending the call");
+            call.handle(now, Input::Hangup);
+            leg.end(StatusCode::ServerInternalError).await;
+        }
+        return;
+    };
+    match event {
+        StreamEvent::PromptFinished { play } => {
+            if play == leg.media.play && !leg.terminated {
+                call.handle(now, Input::PromptFinished);
+            }
+        }
+        StreamEvent::RecordingFinished { recorder, reason } => {
+            if leg.media.recording {
+                leg.media.recording = false;
+                info!(call = %leg.call_id, ?reason, speech_ms = recorder.speech().as_millis() as u64, "recording ended");
+                let (take, length) = finish_recording(*recorder);
+                call.recorded(now, take, length);
+            }
+        }
+        StreamEvent::Digit(digit) => {
+            if !leg.terminated {
+                info!(call = %leg.call_id, %digit, step = call.engine().current_step(), "DTMF");
+                call.handle(now, Input::Digit(digit));
+            }
+        }
+        StreamEvent::MediaTimeout => {
+            if leg.answered && !leg.terminated {
+                info!(call = %leg.call_id, "no RTP from the caller: ending the call");
+                call.handle(now, Input::Hangup);
+                leg.end(StatusCode::TemporarilyUnavailable).await;
+            }
+        }
+    }
+}
+
+/// What the call's dialog reports: the ACK, its end (or the dispatcher gone, `None`), a key
+/// sent by INFO, a new offer.
+async fn on_dialog_event(call: &mut driver::Driver, leg: &mut Leg, event: Option<CallEvent>) {
+    let now = Instant::now();
+    match event {
+        Some(CallEvent::Confirmed) => {}
+        Some(CallEvent::Terminated) | None => {
+            if !leg.terminated {
+                leg.terminated = true;
+                call.handle(now, Input::Hangup);
+                if let Some((take, length)) = leg.take_recording().await {
+                    call.recorded(now, take, length);
+                }
+                leg.media.handle.close();
+            }
+        }
+        Some(CallEvent::Digit(digit)) => {
+            info!(call = %leg.call_id, %digit, step = call.engine().current_step(), "DTMF (INFO)");
+            call.handle(now, Input::Digit(digit));
+        }
+        Some(CallEvent::Offer(body, handle)) => leg.reoffer(&body, handle).await,
+    }
+}
+
+impl Leg {
+    /// A new call's leg, ringing, on the stream `media` opened for it.
+    fn new(
+        ctx: &Context,
+        dialog: InviteDialog,
+        media: Media,
+        campaign: &Campaign,
+        (offer, chosen): (Offer, Negotiated),
+        fault_call: bool,
+    ) -> Leg {
+        Leg {
+            call_id: dialog.id().call_id.clone(),
+            stats: ctx.stats.clone(),
+            dialog,
+            media,
+            audio: campaign.audio.clone(),
+            offer,
+            chosen,
+            session_id: rand::random::<u32>().into(),
+            sdp_version: 1,
+            answered: false,
+            terminated: false,
+            gauge: crate::metrics::CallGauge::new(
+                ctx.stats.clone(),
+                crate::metrics::CallState::Ringing,
+            ),
+            fault_call,
+            transferring: None,
+            stop_asked: false,
+            hangup_asked: false,
+        }
+    }
+
+    /// Shows the call in the gauge of calls by state.
+    fn show_state(&mut self, waiting_on_store: bool) {
+        self.gauge.set(if waiting_on_store {
+            crate::metrics::CallState::Waiting
+        } else if self.media.recording {
+            crate::metrics::CallState::Recording
+        } else if self.answered {
+            crate::metrics::CallState::Answered
+        } else {
+            crate::metrics::CallState::Ringing
+        });
+    }
 }
 
 impl Leg {

@@ -34,5 +34,6 @@ pub use server::{
 };
 pub use tls::TlsSettings;
 pub use trunk::{
-    CallerTrust, Cidr, DidSource, RegisterConfig, TrunkConfig, TrunkTransport, Untrusted,
+    CallerTrust, Cidr, DidSource, RegisterConfig, TrunkConfig, TrunkSettingError, TrunkTransport,
+    Untrusted,
 };

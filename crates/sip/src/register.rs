@@ -299,15 +299,18 @@ fn failure_text(status: &StatusCode) -> String {
     }
 }
 
-/// Registers and keeps the registration fresh until `stop`, then unregisters.
-pub(crate) async fn run(
-    endpoint: EndpointInnerRef,
-    job: RegisterJob,
-    states: Registrations,
-    stop: CancellationToken,
-) {
-    let trunk = job.trunk.clone();
-    states.add(&trunk);
+/// The addresses a registration sends: the registrar, our Contact, and our address of record
+/// (user@registrar-host) as From and To.
+struct Addresses {
+    server: rsipstack::sip::Uri,
+    contact: rsipstack::sip::Uri,
+    aor_headers: Vec<Header>,
+}
+
+/// The addresses of `job`; `None` (logged, and a registrar that is no SIP URI shown as the
+/// trunk's state) when one cannot be built.
+fn addresses(job: &RegisterJob, states: &Registrations) -> Option<Addresses> {
+    let trunk = &job.trunk;
     let transport_param = match job.transport {
         TrunkTransport::Udp => String::new(),
         other => format!(";transport={}", other.as_str()),
@@ -317,22 +320,22 @@ pub(crate) async fn run(
         Ok(u) => u,
         Err(e) => {
             warn!(trunk = %trunk, error = %e, "registrar address is not a SIP URI");
-            states.update(&trunk, |s| {
+            states.update(trunk, |s| {
                 s.status = RegistrationStatus::Failed;
                 s.last_error = Some(format!("registrar address is not a SIP URI: {e}"));
             });
-            return;
+            return None;
         }
     };
     let contact = format!(
         "sip:{}@{}:{}{transport_param}",
         job.config.username, job.contact_host, job.contact_port
     );
-    let contact_uri = match rsipstack::sip::Uri::try_from(contact.as_str()) {
+    let contact = match rsipstack::sip::Uri::try_from(contact.as_str()) {
         Ok(u) => u,
         Err(e) => {
             warn!(trunk = %trunk, error = %e, "cannot build our Contact");
-            return;
+            return None;
         }
     };
     // No rsipstack credential: `register_once` answers challenges itself (see `digest`), and
@@ -344,7 +347,7 @@ pub(crate) async fn run(
         Ok(u) => u,
         Err(e) => {
             warn!(trunk = %trunk, error = %e, "cannot build our address of record");
-            return;
+            return None;
         }
     };
     let aor_headers: Vec<Header> = vec![
@@ -362,30 +365,107 @@ pub(crate) async fn run(
         }
         .into(),
     ];
+    Some(Addresses {
+        server,
+        contact,
+        aor_headers,
+    })
+}
+
+/// Why a registration attempt got no binding, for the log and the trunk's state.
+fn failure_reason(outcome: Result<Attempt, tokio::time::error::Elapsed>) -> String {
+    match outcome {
+        Ok(Ok(Ok(resp))) => failure_text(&resp.status_code),
+        Ok(Ok(Err(AuthProblem::Unanswerable))) => {
+            "the registrar's challenge cannot be answered (we do digest MD5 and SHA-256, qop=auth)"
+                .into()
+        }
+        Ok(Ok(Err(AuthProblem::RealmMismatch(r)))) => {
+            format!("the registrar's realm {r:?} is not the configured realm")
+        }
+        Ok(Err(e)) => format!("network error: {e}"),
+        Err(_) => format!(
+            "no answer from the registrar within {} s",
+            REGISTER_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// Whether a REGISTER's outcome is a 2xx.
+fn succeeded(outcome: &Result<Attempt, tokio::time::error::Elapsed>) -> bool {
+    matches!(outcome, Ok(Ok(Ok(resp))) if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful)
+}
+
+/// Our side of one trunk's registration: the REGISTER client, what it sends, and the digest
+/// state kept between attempts.
+struct Registrant {
+    reg: Registration,
+    addresses: Addresses,
+    config: RegisterConfig,
+    auth: Option<AuthState>,
+}
+
+impl Registrant {
+    /// One REGISTER asking for `expires`, within `timeout`.
+    async fn register(
+        &mut self,
+        expires: Duration,
+        timeout: Duration,
+    ) -> Result<Attempt, tokio::time::error::Elapsed> {
+        let asked = u32::try_from(expires.as_secs()).unwrap_or(u32::MAX);
+        tokio::time::timeout(
+            timeout,
+            register_once(
+                &mut self.reg,
+                &self.addresses.server,
+                asked,
+                &self.config,
+                &self.addresses.aor_headers,
+                &mut self.auth,
+            ),
+        )
+        .await
+    }
+}
+
+/// Registers and keeps the registration fresh until `stop`, then unregisters.
+pub(crate) async fn run(
+    endpoint: EndpointInnerRef,
+    job: RegisterJob,
+    states: Registrations,
+    stop: CancellationToken,
+) {
+    let trunk = job.trunk.clone();
+    states.add(&trunk);
+    let Some(addresses) = addresses(&job, &states) else {
+        return;
+    };
     let mut reg = Registration::new(endpoint, None);
-    let mut auth: Option<AuthState> = None;
     reg.outbound_proxy = job.config.proxy;
     reg.contact = Some(rsipstack::sip::typed::Contact {
         display_name: None,
-        uri: contact_uri,
+        uri: addresses.contact.clone(),
         params: vec![],
     });
+    let mut registrant = Registrant {
+        reg,
+        addresses,
+        config: job.config.clone(),
+        auth: None,
+    };
     let mut expires = job.config.expires;
     let mut failures: u32 = 0;
     let mut registered = false;
     let mut interval_retry_used = false;
 
     loop {
-        let asked = u32::try_from(expires.as_secs()).unwrap_or(u32::MAX);
         let outcome = tokio::select! {
             () = stop.cancelled() => break,
-            r = tokio::time::timeout(REGISTER_TIMEOUT, register_once(&mut reg, &server, asked, &job.config, &aor_headers, &mut auth)) => r,
+            r = registrant.register(expires, REGISTER_TIMEOUT) => r,
         };
         let wait = match outcome {
-            Ok(Ok(Ok(resp)))
-                if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
-            {
-                let granted = Duration::from_secs(reg.expires().into());
+            outcome if succeeded(&outcome) => {
+                let granted = Duration::from_secs(registrant.reg.expires().into());
                 failures = 0;
                 interval_retry_used = false;
                 if !registered {
@@ -418,18 +498,7 @@ pub(crate) async fn run(
                 continue;
             }
             other => {
-                let reason = match other {
-                    Ok(Ok(Ok(resp))) => failure_text(&resp.status_code),
-                    Ok(Ok(Err(AuthProblem::Unanswerable))) => "the registrar's challenge cannot be answered (we do digest MD5 and SHA-256, qop=auth)".into(),
-                    Ok(Ok(Err(AuthProblem::RealmMismatch(r)))) => {
-                        format!("the registrar's realm {r:?} is not the configured realm")
-                    }
-                    Ok(Err(e)) => format!("network error: {e}"),
-                    Err(_) => format!(
-                        "no answer from the registrar within {} s",
-                        REGISTER_TIMEOUT.as_secs()
-                    ),
-                };
+                let reason = failure_reason(other);
                 failures = failures.saturating_add(1);
                 registered = false;
                 let wait = backoff(failures, rand::random::<f64>());
@@ -451,18 +520,14 @@ pub(crate) async fn run(
     }
 
     if registered {
-        let r = tokio::time::timeout(
-            UNREGISTER_TIMEOUT,
-            register_once(&mut reg, &server, 0, &job.config, &aor_headers, &mut auth),
-        )
-        .await;
-        match r {
-            Ok(Ok(Ok(resp)))
-                if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
-            {
-                info!(trunk = %trunk, "unregistered");
-            }
-            _ => warn!(trunk = %trunk, "unregister got no 2xx; the binding will expire on its own"),
+        if succeeded(
+            &registrant
+                .register(Duration::ZERO, UNREGISTER_TIMEOUT)
+                .await,
+        ) {
+            info!(trunk = %trunk, "unregistered");
+        } else {
+            warn!(trunk = %trunk, "unregister got no 2xx; the binding will expire on its own");
         }
     }
     states.update(&trunk, |s| {
@@ -497,21 +562,12 @@ mod tests {
 
     #[test]
     fn refresh_comes_before_expiry() {
-        assert_eq!(
-            refresh_after(Duration::from_secs(3600)),
-            Duration::from_secs(2880)
-        );
-        assert_eq!(
-            refresh_after(Duration::from_secs(30)),
-            Duration::from_secs(20)
-        );
-        assert_eq!(
-            refresh_after(Duration::from_secs(10)),
-            Duration::from_secs(5)
-        );
-        assert_eq!(
-            refresh_after(Duration::from_secs(0)),
-            Duration::from_secs(1)
-        );
+        for (expires, refresh) in [(3600, 2880), (30, 20), (10, 5), (0, 1)] {
+            assert_eq!(
+                refresh_after(Duration::from_secs(expires)),
+                Duration::from_secs(refresh),
+                "{expires} s"
+            );
+        }
     }
 }

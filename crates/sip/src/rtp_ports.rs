@@ -81,16 +81,31 @@ pub fn bind_rtp_socket(ports: &RtpPorts, ip: IpAddr) -> io::Result<std::net::Udp
     ))
 }
 
+/// An RTP port range that cannot be used; each carries the text it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortRangeError {
+    /// Not two port numbers joined by `-`.
+    #[error("{given:?} is not a port range such as \"20000-29999\"")]
+    Syntax { given: String },
+    /// The range starts among the privileged ports.
+    #[error("{given:?}: the range must lie above 1023")]
+    Privileged { given: String },
+    /// The range holds fewer than two ports (or ends before it starts).
+    #[error("{given:?}: the range must hold at least two ports, the lower one first")]
+    TooSmall { given: String },
+}
+
 /// Parses `"20000-29999"`.
-pub fn parse_range(s: &str) -> Result<RangeInclusive<u16>, String> {
-    let bad = || format!("{s:?} is not a port range such as \"20000-29999\"");
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let a: u16 = a.trim().parse().map_err(|_| bad())?;
-    let b: u16 = b.trim().parse().map_err(|_| bad())?;
-    if a < 1024 || b < a || b - a < 1 {
-        return Err(format!(
-            "{s:?}: the range must lie above 1023 and hold at least two ports"
-        ));
+pub fn parse_range(s: &str) -> Result<RangeInclusive<u16>, PortRangeError> {
+    let syntax = || PortRangeError::Syntax { given: s.into() };
+    let (a, b) = s.split_once('-').ok_or_else(syntax)?;
+    let a: u16 = a.trim().parse().map_err(|_| syntax())?;
+    let b: u16 = b.trim().parse().map_err(|_| syntax())?;
+    if a < 1024 {
+        return Err(PortRangeError::Privileged { given: s.into() });
+    }
+    if b <= a {
+        return Err(PortRangeError::TooSmall { given: s.into() });
     }
     Ok(a..=b)
 }
@@ -102,10 +117,31 @@ mod tests {
     #[test]
     fn ranges_parse() {
         assert_eq!(parse_range("20000-29999"), Ok(20000..=29999));
-        assert!(parse_range("29999-20000").is_err());
-        assert!(parse_range("80-90").is_err());
-        assert!(parse_range("20000").is_err());
-        assert!(parse_range("20000-20000").is_err());
+        let given = |s: &str| s.to_string();
+        assert_eq!(
+            parse_range("29999-20000"),
+            Err(PortRangeError::TooSmall {
+                given: given("29999-20000")
+            })
+        );
+        assert_eq!(
+            parse_range("80-90"),
+            Err(PortRangeError::Privileged {
+                given: given("80-90")
+            })
+        );
+        assert_eq!(
+            parse_range("20000"),
+            Err(PortRangeError::Syntax {
+                given: given("20000")
+            })
+        );
+        assert_eq!(
+            parse_range("20000-20000"),
+            Err(PortRangeError::TooSmall {
+                given: given("20000-20000")
+            })
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::platform::CancellationToken;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, StatusCode};
@@ -75,6 +76,8 @@ pub enum SipError {
     #[error("SIP endpoint failed: {0}")]
     Endpoint(String),
     #[error("TLS: {0}")]
+    Certificate(#[from] tls::CertificateError),
+    #[error("TLS: {0}")]
     Tls(String),
     /// A part of the channel that runs as long as the channel stopped on its own.
     #[error("the SIP channel's {0} stopped")]
@@ -114,18 +117,7 @@ impl SipServer {
             .map_err(|e| bind_err(&e))?;
         transport.add_transport(tcp.into());
         if let Some(t) = &config.edge.tls {
-            tls::check_certificate(&t.cert_pem, &t.key_pem).map_err(SipError::Tls)?;
-            let tls_addr = t.listen;
-            drop(
-                std::net::TcpListener::bind(tls_addr).map_err(|e| SipError::Bind {
-                    addr: tls_addr,
-                    reason: e.to_string(),
-                })?,
-            );
-            let listener = TlsListenerConnection::new(tls_addr, None, tls::listener_config(t))
-                .await
-                .map_err(|e| SipError::Tls(e.to_string()))?;
-            transport.add_transport(listener.into());
+            transport.add_transport(listen_tls(t).await?.into());
         }
         if config
             .trunks
@@ -156,23 +148,11 @@ impl SipServer {
                 std::future::ready(allowed)
             });
         }
-        {
-            let admit: crate::udp_gate::Admit = {
-                let trunks = trunks.clone();
-                let guard = guard.clone();
-                Arc::new(move |ip: IpAddr| trunks.is_trusted(ip) || admit(&guard, ip))
-            };
-            let strike: crate::udp_gate::Strike = {
-                let trunks = trunks.clone();
-                let guard = guard.clone();
-                Arc::new(move |ip: IpAddr| strike(&trunks, &guard, ip))
-            };
-            let gated = crate::udp_gate::GatedUdp::new(udp_socket, admit, strike, stats.clone());
-            let udp = UdpConnection::from_socket(Arc::new(gated), None, Some(cancel.child_token()))
-                .await
-                .map_err(|e| bind_err(&e))?;
-            transport.add_transport(udp.into());
-        }
+        let gated = gate_udp(udp_socket, &trunks, &guard, &stats);
+        let udp = UdpConnection::from_socket(Arc::new(gated), None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| bind_err(&e))?;
+        transport.add_transport(udp.into());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport)
@@ -244,35 +224,9 @@ impl SipServer {
             rtp_ports: RtpPorts::new(self.config.edge.rtp_ports.clone()),
             shedding: Arc::default(),
             // Started now rather than by the first call, while INVITEs would queue behind it.
-            rtp: match crate::rtp_engine::RtpEngine::start(
-                crate::rtp_engine::default_threads(),
-                self.stats.clone(),
-                self.config.faults.media_thread,
-            ) {
-                Ok(engine) => Some(engine),
-                Err(e) => {
-                    warn!(error = %e, "the RTP engine did not start; calls will get 503");
-                    None
-                }
-            },
+            rtp: self.start_media_threads(),
         });
-        // The shedding verdict, revised every window from the media threads' figures whether
-        // or not INVITEs arrive (so each verdict covers one recent window).
-        let shed_task = (self.config.shed_late_percent > 0.0).then(|| {
-            let verdict = ctx.shedding.clone();
-            let stats = ctx.stats.clone();
-            let mut shedder = crate::shed::Shedder::new(self.config.shed_late_percent);
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(crate::shed::WINDOW);
-                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    every.tick().await;
-                    let (rounds, late) = stats.metrics.pacing_rounds();
-                    let now = std::time::Instant::now();
-                    verdict.store(shedder.update(now, rounds, late), Ordering::Relaxed);
-                }
-            })
-        });
+        let shed_task = start_shedder(&ctx);
         // What the first call would otherwise load, while INVITEs queue behind it: the number
         // parser's metadata.
         tokio::task::spawn_blocking(store::warm_up).await.ok();
@@ -297,13 +251,7 @@ impl SipServer {
         if let Some(t) = shed_task {
             t.abort();
         }
-        registering.cancel();
-        let _ = tokio::time::timeout(UNREGISTER_GRACE, async {
-            for t in registration_tasks {
-                let _ = t.await;
-            }
-        })
-        .await;
+        stop_registrations(&registering, registration_tasks).await;
         self.cancel.cancel();
         serve.abort();
         dispatcher.abort();
@@ -391,6 +339,44 @@ fn admit(guard: &Mutex<Guard>, ip: IpAddr) -> bool {
     ok
 }
 
+/// The TLS listener, once its certificate and key are found good and its address free.
+async fn listen_tls(settings: &tls::TlsSettings) -> Result<TlsListenerConnection, SipError> {
+    tls::check_certificate(&settings.cert_pem, &settings.key_pem)?;
+    let addr = settings.listen;
+    // As for TCP: bound once here to fail early.
+    drop(
+        std::net::TcpListener::bind(addr).map_err(|e| SipError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?,
+    );
+    TlsListenerConnection::new(addr, None, tls::listener_config(settings))
+        .await
+        .map_err(|e| SipError::Tls(e.to_string()))
+}
+
+/// The UDP socket behind our gate: datagrams from a source that is no trunk's are
+/// rate-limited (and banned sources dropped) before they are parsed, and their defects count
+/// against the source.
+fn gate_udp(
+    socket: tokio::net::UdpSocket,
+    trunks: &Arc<Trunks>,
+    guard: &Arc<Mutex<Guard>>,
+    stats: &Arc<Stats>,
+) -> crate::udp_gate::GatedUdp {
+    let admit: crate::udp_gate::Admit = {
+        let trunks = trunks.clone();
+        let guard = guard.clone();
+        Arc::new(move |ip: IpAddr| trunks.is_trusted(ip) || admit(&guard, ip))
+    };
+    let strike: crate::udp_gate::Strike = {
+        let trunks = trunks.clone();
+        let guard = guard.clone();
+        Arc::new(move |ip: IpAddr| strike(&trunks, &guard, ip))
+    };
+    crate::udp_gate::GatedUdp::new(socket, admit, strike, stats.clone())
+}
+
 /// The trunks, with each registration trunk's registrar and proxy addresses trusted too.
 async fn resolve_trunks(configs: &[TrunkConfig]) -> Trunks {
     let mut trunks = Trunks::new(configs.to_vec());
@@ -429,11 +415,23 @@ async fn resolve_trunks(configs: &[TrunkConfig]) -> Trunks {
 }
 
 impl SipServer {
+    /// The media threads; `None` (and a warning) when they cannot start.
+    fn start_media_threads(&self) -> Option<Arc<crate::rtp_engine::RtpEngine>> {
+        match crate::rtp_engine::RtpEngine::start(
+            crate::rtp_engine::default_threads(),
+            self.stats.clone(),
+            self.config.faults.media_thread,
+        ) {
+            Ok(engine) => Some(engine),
+            Err(e) => {
+                warn!(error = %e, "the RTP engine did not start; calls will get 503");
+                None
+            }
+        }
+    }
+
     fn start_registrations(&self, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
-        let host = match self.config.advertise {
-            IpAddr::V6(ip) => format!("[{ip}]"),
-            IpAddr::V4(ip) => ip.to_string(),
-        };
+        let host = uri_host(self.config.advertise);
         let mut tasks = Vec::new();
         for t in self.trunks.all() {
             let Some(reg) = &t.register else { continue };
@@ -457,6 +455,38 @@ impl SipServer {
         }
         tasks
     }
+}
+
+/// The shedding verdict, revised every window from the media threads' figures whether or not
+/// INVITEs arrive (so each verdict covers one recent window); `None` when shedding is off.
+fn start_shedder(ctx: &Context) -> Option<JoinHandle<()>> {
+    let percent = ctx.config.shed_late_percent;
+    (percent > 0.0).then(|| {
+        let verdict = ctx.shedding.clone();
+        let stats = ctx.stats.clone();
+        let mut shedder = crate::shed::Shedder::new(percent);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::shed::WINDOW);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let (rounds, late) = stats.metrics.pacing_rounds();
+                let now = std::time::Instant::now();
+                verdict.store(shedder.update(now, rounds, late), Ordering::Relaxed);
+            }
+        })
+    })
+}
+
+/// Stops the registrations, giving them `UNREGISTER_GRACE` to unregister.
+async fn stop_registrations(registering: &CancellationToken, tasks: Vec<JoinHandle<()>>) {
+    registering.cancel();
+    let _ = tokio::time::timeout(UNREGISTER_GRACE, async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    })
+    .await;
 }
 
 /// The source address of a request.
@@ -646,74 +676,26 @@ async fn on_request_isolated(ctx: Arc<Context>, tx: Transaction) {
 }
 
 async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
-    let method = tx.original.method;
     if crate::fault::marked(ctx.config.faults.request.as_ref(), &tx.original) {
         crate::fault::fire("fault injected: SIP request");
     }
     let source = source_ip(&tx);
-    if ctx.is_banned(source) {
-        // A stream connection opened before the ban: read, but never answered.
+    if is_shut_out(&ctx, &tx, source) {
         return;
     }
-    if is_scanner(&tx) {
-        ctx.ban_now(source);
-        if ctx.is_banned(source) {
-            return;
-        }
-    }
-    if let Some((status, why)) = request_defect(&tx) {
-        ctx.strike(source);
-        if method != Method::Ack {
-            let warning = Header::Other("Warning".into(), format!("399 belteken \"{why}\""));
-            ctx.reply(&mut tx, status, vec![warning]).await;
-        }
-        return;
-    }
-    if body_truncated(&tx) {
-        ctx.strike(source);
-        if method != Method::Ack {
-            let warning = Header::Other(
-                "Warning".into(),
-                "399 belteken \"Content-Length exceeds the message\"".into(),
-            );
-            ctx.reply(&mut tx, StatusCode::BadRequest, vec![warning])
-                .await;
-        }
+    if refuse_defect(&ctx, &mut tx, source).await.is_err() {
         return;
     }
     if has_to_tag(&tx) {
-        // In-dialog request: hand it to its dialog, or 481.
-        match ctx.dialogs.match_dialog(&tx) {
-            Some(mut dialog) => {
-                tokio::spawn(async move {
-                    if let Err(e) = dialog.handle(&mut tx).await {
-                        debug!(error = %e, "in-dialog request");
-                    }
-                });
-            }
-            None => {
-                if method != Method::Ack {
-                    ctx.strike(source);
-                    ctx.reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![])
-                        .await;
-                }
-            }
-        }
+        in_dialog(&ctx, tx, source).await;
         return;
     }
-    match method {
-        Method::Invite => on_invite(ctx, tx, source).await,
-        Method::Options => {
-            if let Some((status, headers)) = header_refusal(&tx) {
-                ctx.strike(source);
-                ctx.reply(&mut tx, status, headers).await;
-                return;
-            }
-            let allow = Header::Other("Allow".into(), ALLOW.into());
-            let accept = Header::Other("Accept".into(), "application/sdp".into());
-            ctx.reply(&mut tx, StatusCode::OK, vec![allow, accept])
-                .await;
+    match tx.original.method {
+        Method::Invite => {
+            // A refused INVITE has had its answer (or its silence) already.
+            let _refused = on_invite(ctx, tx, source).await;
         }
+        Method::Options => on_options(&ctx, &mut tx, source).await,
         Method::Ack => {}
         Method::Bye
         | Method::Info
@@ -736,244 +718,474 @@ async fn on_request(ctx: Arc<Context>, mut tx: Transaction) {
     }
 }
 
-async fn on_invite(ctx: Arc<Context>, mut tx: Transaction, source: Option<IpAddr>) {
-    ctx.stats.calls_total.fetch_add(1, Ordering::Relaxed);
-    // The source is judged first, so that an untrusted one gets one answer for every user.
-    let trunk = match source.map(|ip| ctx.trunks.classify(ip)) {
-        Some(Source::Open) => None,
-        Some(Source::Trunk(t)) => Some(t.clone()),
-        Some(Source::Unknown) | None if ctx.trunks.is_empty() => None,
-        Some(Source::Unknown) | None => {
-            ctx.strike(source);
-            match ctx.config.edge.untrusted {
-                Untrusted::Reject => {
-                    info!(source = ?source, "INVITE from no trunk's address: 403");
-                    ctx.reply(&mut tx, StatusCode::Forbidden, vec![]).await;
-                }
-                Untrusted::Drop => {
-                    debug!(source = ?source, "INVITE from no trunk's address: dropped")
-                }
-            }
-            return;
+/// Whether the request goes unheard: its source is banned, or is a scanner that names itself
+/// (banned now).
+fn is_shut_out(ctx: &Context, tx: &Transaction, source: Option<IpAddr>) -> bool {
+    if ctx.is_banned(source) {
+        // A stream connection opened before the ban: read, but never answered.
+        return true;
+    }
+    if is_scanner(tx) {
+        ctx.ban_now(source);
+        return ctx.is_banned(source);
+    }
+    false
+}
+
+/// Refuses a request the parser let through but that is malformed (see `request_defect`) or
+/// cut short (see `body_truncated`): 400 or 505 with a Warning, an ACK unanswered; both count
+/// against the source.
+async fn refuse_defect(
+    ctx: &Context,
+    tx: &mut Transaction,
+    source: Option<IpAddr>,
+) -> Result<(), Refused> {
+    let (status, why) = match request_defect(tx) {
+        Some(defect) => defect,
+        None if body_truncated(tx) => {
+            (StatusCode::BadRequest, "Content-Length exceeds the message")
         }
+        None => return Ok(()),
     };
-    let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
-    if let Some((status, headers)) = header_refusal(&tx) {
-        info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its headers");
-        ctx.reply(&mut tx, status, headers).await;
+    ctx.strike(source);
+    if tx.original.method != Method::Ack {
+        let warning = Header::Other("Warning".into(), format!("399 belteken \"{why}\""));
+        ctx.reply(tx, status, vec![warning]).await;
+    }
+    Err(Refused)
+}
+
+/// An in-dialog request: handed to its dialog, or 481.
+async fn in_dialog(ctx: &Context, mut tx: Transaction, source: Option<IpAddr>) {
+    match ctx.dialogs.match_dialog(&tx) {
+        Some(mut dialog) => {
+            tokio::spawn(async move {
+                if let Err(e) = dialog.handle(&mut tx).await {
+                    debug!(error = %e, "in-dialog request");
+                }
+            });
+        }
+        None => {
+            if tx.original.method != Method::Ack {
+                ctx.strike(source);
+                ctx.reply(&mut tx, StatusCode::CallTransactionDoesNotExist, vec![])
+                    .await;
+            }
+        }
+    }
+}
+
+/// OPTIONS outside a dialog: what we allow and accept, unless the headers ask for what we do
+/// not serve.
+async fn on_options(ctx: &Context, tx: &mut Transaction, source: Option<IpAddr>) {
+    if let Some((status, headers)) = header_refusal(tx) {
+        ctx.strike(source);
+        ctx.reply(tx, status, headers).await;
         return;
     }
-    // The body, before the campaign (RFC 3261 section 8.2.3): a type we cannot read is 415, an
-    // Accept that excludes SDP 406, a body that is no SDP at all 400; an offer we read but
-    // cannot take is 488, below.
-    let parsed_offer = match offer_in_body(&tx) {
-        Ok(o) => o,
-        Err((status, headers)) => {
-            info!(trunk = %trunk_name, status = status.code(), "INVITE refused on its body");
-            if trunk.is_none() {
+    let allow = Header::Other("Allow".into(), ALLOW.into());
+    let accept = Header::Other("Accept".into(), "application/sdp".into());
+    ctx.reply(tx, StatusCode::OK, vec![allow, accept]).await;
+}
+
+/// Where an INVITE stopped short of a call: its answer, if it gets one, is sent already.
+struct Refused;
+
+/// An INVITE on its way to a call: the transaction, its source and the trunk it came through.
+struct Invite {
+    ctx: Arc<Context>,
+    tx: Transaction,
+    source: Option<IpAddr>,
+    /// `None` when no trunks are configured (any source may call).
+    trunk: Option<TrunkConfig>,
+    /// The trunk's name for the logs (`-` without one).
+    trunk_name: String,
+}
+
+/// Who is calling, as far as the headers tell.
+struct Caller {
+    identity: store::CallerIdentity,
+    trust: CallerTrust,
+    /// The number, sealed, kept only if the flow hears the caller ask to be contacted.
+    contact: Option<store::SealedContact>,
+}
+
+/// A new INVITE, from its source to a running call, one step after the other. A step that
+/// stops the INVITE answers it (or drops it) itself.
+async fn on_invite(
+    ctx: Arc<Context>,
+    tx: Transaction,
+    source: Option<IpAddr>,
+) -> Result<(), Refused> {
+    ctx.stats.calls_total.fetch_add(1, Ordering::Relaxed);
+    let mut invite = Invite::judge_source(ctx, tx, source).await?;
+    invite.check_headers().await?;
+    let offer = invite.read_offer().await?;
+    let (called, campaign) = invite.find_campaign().await?;
+    let offer = invite.negotiate(offer, &campaign).await?;
+    invite.check_limits().await?;
+    let caller = invite.identify_caller(&campaign);
+    info!(trunk = %invite.trunk_name, called = %called, campaign = %campaign.slug, trust = caller.trust.as_str(), "INVITE accepted");
+    let dialog = invite.open_dialog().await?;
+    invite
+        .start_call(called, campaign, caller, offer, dialog)
+        .await;
+    Ok(())
+}
+
+impl Invite {
+    /// Judges the source first, so that an untrusted one gets one answer for every user: a
+    /// trunk's address, or any address while no trunks are configured, goes on; any other is
+    /// refused (403) or dropped, per `untrusted`.
+    async fn judge_source(
+        ctx: Arc<Context>,
+        mut tx: Transaction,
+        source: Option<IpAddr>,
+    ) -> Result<Invite, Refused> {
+        let trunk = match source.map(|ip| ctx.trunks.classify(ip)) {
+            Some(Source::Open) => None,
+            Some(Source::Trunk(t)) => Some(t.clone()),
+            Some(Source::Unknown) | None if ctx.trunks.is_empty() => None,
+            Some(Source::Unknown) | None => {
                 ctx.strike(source);
+                match ctx.config.edge.untrusted {
+                    Untrusted::Reject => {
+                        info!(source = ?source, "INVITE from no trunk's address: 403");
+                        ctx.reply(&mut tx, StatusCode::Forbidden, vec![]).await;
+                    }
+                    Untrusted::Drop => {
+                        debug!(source = ?source, "INVITE from no trunk's address: dropped")
+                    }
+                }
+                return Err(Refused);
             }
-            ctx.reply(&mut tx, status, headers).await;
-            return;
+        };
+        let trunk_name = trunk.as_ref().map_or("-", |t| t.name.as_str()).to_string();
+        Ok(Invite {
+            ctx,
+            tx,
+            source,
+            trunk,
+            trunk_name,
+        })
+    }
+
+    /// Answers the INVITE with `status`: it goes no further.
+    async fn refuse(&mut self, status: StatusCode, headers: Vec<Header>) -> Refused {
+        self.ctx.reply(&mut self.tx, status, headers).await;
+        Refused
+    }
+
+    /// Counts a bad request against a source that is no trunk's.
+    fn strike_untrusted(&self) {
+        if self.trunk.is_none() {
+            self.ctx.strike(self.source);
         }
-    };
-    let (did_source, trunk_dids) = match &trunk {
-        Some(t) => (t.did_from.clone(), t.dids.clone()),
-        None => (DidSource::Auto, Vec::new()),
-    };
-    let ruri_user = tx.original.uri.user().map(str::to_string);
-    let to = tx.original.header_value("To");
-    let lookup = |name: &str| tx.original.header_value(name);
-    let candidates = trunk::called_dids(
-        &did_source,
-        &DidHeaders {
-            request_uri_user: ruri_user.as_deref(),
-            to: to.as_deref(),
-            other: Some(&lookup),
-        },
-    );
-    let allowed_here = |did: &str| {
-        trunk_dids.is_empty() || {
-            let d = trunk::normalize_did(did);
-            trunk_dids.iter().any(|x| trunk::normalize_did(x) == d)
+    }
+
+    /// Refuses what the headers ask and we do not serve (see `header_refusal`).
+    async fn check_headers(&mut self) -> Result<(), Refused> {
+        let Some((status, headers)) = header_refusal(&self.tx) else {
+            return Ok(());
+        };
+        info!(trunk = %self.trunk_name, status = status.code(), "INVITE refused on its headers");
+        Err(self.refuse(status, headers).await)
+    }
+
+    /// The body, read before the campaign is sought (RFC 3261 section 8.2.3): a type we cannot
+    /// read is 415, an Accept that excludes SDP 406, a body that is no SDP at all 400. An offer
+    /// that reads but cannot be taken comes back as `Ok(Err(..))`, for `negotiate`.
+    async fn read_offer(&mut self) -> Result<Result<sdp::Offer, sdp::SdpError>, Refused> {
+        match offer_in_body(&self.tx) {
+            Ok(offer) => Ok(offer),
+            Err((status, headers)) => {
+                info!(trunk = %self.trunk_name, status = status.code(), "INVITE refused on its body");
+                self.strike_untrusted();
+                Err(self.refuse(status, headers).await)
+            }
         }
-    };
-    let found = candidates
-        .iter()
-        .filter(|d| allowed_here(d))
-        .find_map(|d| ctx.campaign_for(d).map(|c| (d.clone(), c)))
-        .or_else(|| {
-            // A number a trunk delivers that no campaign owns goes to the default campaign,
-            // when one is configured; callers from no trunk still get 404.
-            trunk.as_ref()?;
-            let slug = ctx.config.default_campaign.as_deref()?;
-            let called = candidates.first().cloned().unwrap_or_default();
-            ctx.campaign_for(slug).map(|c| (called, c))
-        });
-    let Some((called, campaign)) = found else {
+    }
+
+    /// The called number and its campaign; 404 when no campaign takes the call.
+    async fn find_campaign(&mut self) -> Result<(String, Arc<Campaign>), Refused> {
+        let candidates = self.called_candidates();
+        if let Some(found) = self.campaign_among(&candidates) {
+            return Ok(found);
+        }
         // The called user is a campaign slug or DID, not a caller number: safe to log.
         let called = candidates.first().map_or("", String::as_str);
-        info!(trunk = %trunk_name, called = %called, "INVITE for no campaign: 404");
-        if trunk.is_none() {
-            ctx.strike(source);
+        info!(trunk = %self.trunk_name, called = %called, "INVITE for no campaign: 404");
+        self.strike_untrusted();
+        Err(self.refuse(StatusCode::NotFound, vec![]).await)
+    }
+
+    /// The numbers (or users) the INVITE may have called, best first, from where the trunk
+    /// puts them.
+    fn called_candidates(&self) -> Vec<String> {
+        let did_source = match &self.trunk {
+            Some(t) => t.did_from.clone(),
+            None => DidSource::Auto,
+        };
+        let request = &self.tx.original;
+        let ruri_user = request.uri.user().map(str::to_string);
+        let to = request.header_value("To");
+        let lookup = |name: &str| request.header_value(name);
+        trunk::called_dids(
+            &did_source,
+            &DidHeaders {
+                request_uri_user: ruri_user.as_deref(),
+                to: to.as_deref(),
+                other: Some(&lookup),
+            },
+        )
+    }
+
+    /// The first candidate that this trunk delivers and a campaign owns. A number a trunk
+    /// delivers that no campaign owns goes to the default campaign, when one is configured;
+    /// callers from no trunk find none.
+    fn campaign_among(&self, candidates: &[String]) -> Option<(String, Arc<Campaign>)> {
+        let ctx = &self.ctx;
+        candidates
+            .iter()
+            .filter(|d| self.delivers(d))
+            .find_map(|d| ctx.campaign_for(d).map(|c| (d.clone(), c)))
+            .or_else(|| {
+                self.trunk.as_ref()?;
+                let slug = ctx.config.default_campaign.as_deref()?;
+                let called = candidates.first().cloned().unwrap_or_default();
+                ctx.campaign_for(slug).map(|c| (called, c))
+            })
+    }
+
+    /// Whether the trunk delivers `did` (a trunk with no DIDs listed delivers any).
+    fn delivers(&self, did: &str) -> bool {
+        let dids = self.trunk.as_ref().map_or(&[][..], |t| t.dids.as_slice());
+        dids.is_empty() || {
+            let d = trunk::normalize_did(did);
+            dids.iter().any(|x| trunk::normalize_did(x) == d)
         }
-        ctx.reply(&mut tx, StatusCode::NotFound, vec![]).await;
-        return;
-    };
-    let offer = match parsed_offer.and_then(|o| {
-        let chosen = sdp::negotiate(&o)?;
-        Ok((o, chosen))
-    }) {
-        Ok(offer) => offer,
-        Err(e) => {
-            info!(campaign = %campaign.slug, reason = %e, "INVITE rejected: 488");
-            let warning = Header::Other("Warning".into(), format!("304 belteken \"{e}\""));
-            ctx.reply(&mut tx, StatusCode::NotAcceptableHere, vec![warning])
-                .await;
-            return;
+    }
+
+    /// The codec and media the offer and we agree on; 488 with a Warning when none.
+    async fn negotiate(
+        &mut self,
+        offer: Result<sdp::Offer, sdp::SdpError>,
+        campaign: &Campaign,
+    ) -> Result<(sdp::Offer, sdp::Negotiated), Refused> {
+        let agreed = offer.and_then(|o| {
+            let chosen = sdp::negotiate(&o)?;
+            Ok((o, chosen))
+        });
+        match agreed {
+            Ok(agreed) => Ok(agreed),
+            Err(e) => {
+                info!(campaign = %campaign.slug, reason = %e, "INVITE rejected: 488");
+                let warning = Header::Other("Warning".into(), format!("304 belteken \"{e}\""));
+                Err(self
+                    .refuse(StatusCode::NotAcceptableHere, vec![warning])
+                    .await)
+            }
         }
-    };
-    // Limits, none ever exceeded: the node's, the trunk's, and the media threads' pace. A 503
-    // with Retry-After lets the provider try another node. (INVITEs are taken one at a time,
-    // so a check here and the count taken below cannot race.)
-    let in_progress = ctx.stats.calls_in_progress.load(Ordering::Relaxed);
-    let refused = if in_progress >= ctx.config.max_calls {
-        Some(("max_calls", BUSY_RETRY_AFTER))
-    } else if ctx.stats.draining.load(Ordering::Relaxed) {
-        Some(("draining", BUSY_RETRY_AFTER))
-    } else if trunk
-        .as_ref()
-        .and_then(|t| t.max_calls.map(|max| ctx.stats.trunk_calls(&t.name) >= max))
-        .unwrap_or(false)
-    {
-        Some(("trunk max_calls", BUSY_RETRY_AFTER))
-    } else if ctx.shedding() {
-        ctx.stats.calls_shed.fetch_add(1, Ordering::Relaxed);
-        Some(("media falling behind", SHED_RETRY_AFTER))
-    } else {
-        None
-    };
-    if let Some((why, retry_after)) = refused {
-        ctx.stats
+    }
+
+    /// Refuses the call (503 with Retry-After, so the provider may try another node) when a
+    /// limit is reached (see `limit_reached`).
+    async fn check_limits(&mut self) -> Result<(), Refused> {
+        let Some((why, retry_after)) = self.limit_reached() else {
+            return Ok(());
+        };
+        self.ctx
+            .stats
             .calls_rejected_busy
             .fetch_add(1, Ordering::Relaxed);
-        debug!(trunk = %trunk_name, reason = why, "INVITE refused: 503");
+        debug!(trunk = %self.trunk_name, reason = why, "INVITE refused: 503");
         let retry = Header::Other("Retry-After".into(), retry_after.to_string());
-        ctx.reply(&mut tx, StatusCode::ServiceUnavailable, vec![retry])
-            .await;
-        return;
+        Err(self
+            .refuse(StatusCode::ServiceUnavailable, vec![retry])
+            .await)
     }
-    let pai = tx.original.header_value("P-Asserted-Identity");
-    let rpid = tx.original.header_value("Remote-Party-ID");
-    let privacy = tx.original.header_value("Privacy");
-    let from = tx.original.header_value("From");
-    let (raw_user, trust) = trunk::caller_identity(
-        IdentityHeaders {
-            p_asserted_identity: pai.as_deref(),
-            remote_party_id: rpid.as_deref(),
-            privacy: privacy.as_deref(),
-            from: from.as_deref(),
-        },
-        trunk.is_some(),
-    );
-    let caller = store::identify_caller(raw_user, &campaign.default_region, &ctx.services.secret);
-    // Sealed (encrypted) now, kept only if the flow hears the caller ask to be contacted.
-    let sealed_contact = ctx
-        .services
-        .contact_key
-        .as_ref()
-        .and_then(|k| k.seal(raw_user, &campaign.default_region));
-    drop((pai, rpid, privacy, from));
-    let trust = if matches!(caller, store::CallerIdentity::Withheld) {
-        CallerTrust::Withheld
-    } else {
-        trust
-    };
-    info!(trunk = %trunk_name, called = %called, campaign = %campaign.slug, trust = trust.as_str(), "INVITE accepted");
 
-    let transport = tx
-        .connection
-        .as_ref()
-        .map(|c| c.transport())
-        .unwrap_or(rsipstack::sip::Transport::Udp);
-    let host = ctx.config.advertise;
-    let port = match (&transport, &ctx.config.edge.tls) {
+    /// The limit one more call would exceed, with the Retry-After to send: the node's, a
+    /// drain, the trunk's, or the media threads' pace (counted as shed). INVITEs are taken one
+    /// at a time, so this check and the count `start_call` takes cannot race.
+    fn limit_reached(&self) -> Option<(&'static str, u32)> {
+        let stats = &self.ctx.stats;
+        if stats.calls_in_progress.load(Ordering::Relaxed) >= self.ctx.config.max_calls {
+            Some(("max_calls", BUSY_RETRY_AFTER))
+        } else if stats.draining.load(Ordering::Relaxed) {
+            Some(("draining", BUSY_RETRY_AFTER))
+        } else if self.trunk_full() {
+            Some(("trunk max_calls", BUSY_RETRY_AFTER))
+        } else if self.ctx.shedding() {
+            stats.calls_shed.fetch_add(1, Ordering::Relaxed);
+            Some(("media falling behind", SHED_RETRY_AFTER))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the trunk has as many calls in progress as it may.
+    fn trunk_full(&self) -> bool {
+        self.trunk.as_ref().is_some_and(|t| {
+            t.max_calls
+                .is_some_and(|max| self.ctx.stats.trunk_calls(&t.name) >= max)
+        })
+    }
+
+    /// The caller, from the identity headers the source may be believed for. The raw number
+    /// leaves this function only hashed (`identity`) or sealed (`contact`).
+    fn identify_caller(&self, campaign: &Campaign) -> Caller {
+        let request = &self.tx.original;
+        let pai = request.header_value("P-Asserted-Identity");
+        let rpid = request.header_value("Remote-Party-ID");
+        let privacy = request.header_value("Privacy");
+        let from = request.header_value("From");
+        let (raw_user, trust) = trunk::caller_identity(
+            IdentityHeaders {
+                p_asserted_identity: pai.as_deref(),
+                remote_party_id: rpid.as_deref(),
+                privacy: privacy.as_deref(),
+                from: from.as_deref(),
+            },
+            self.trunk.is_some(),
+        );
+        let services = &self.ctx.services;
+        let identity = store::identify_caller(raw_user, &campaign.default_region, &services.secret);
+        let contact = services
+            .contact_key
+            .as_ref()
+            .and_then(|k| k.seal(raw_user, &campaign.default_region));
+        let trust = if matches!(identity, store::CallerIdentity::Withheld) {
+            CallerTrust::Withheld
+        } else {
+            trust
+        };
+        Caller {
+            identity,
+            trust,
+            contact,
+        }
+    }
+
+    /// The transport the INVITE came over.
+    fn transport(&self) -> rsipstack::sip::Transport {
+        self.tx
+            .connection
+            .as_ref()
+            .map(|c| c.transport())
+            .unwrap_or(rsipstack::sip::Transport::Udp)
+    }
+
+    /// The server side of the call's dialog, with our Contact on the INVITE's transport; 500
+    /// when the Contact cannot be built, 400 when the INVITE makes no dialog.
+    async fn open_dialog(&mut self) -> Result<InviteDialog, Refused> {
+        let contact = our_contact(&self.ctx.config, self.transport());
+        let contact = match rsipstack::sip::Uri::try_from(contact.as_str()) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot build Contact");
+                return Err(self.refuse(StatusCode::ServerInternalError, vec![]).await);
+            }
+        };
+        let ctx = &self.ctx;
+        match ctx.dialogs.get_or_create_server_invite(
+            &self.tx,
+            ctx.state_tx.clone(),
+            None,
+            Some(contact),
+        ) {
+            Ok(dialog) => Ok(dialog),
+            Err(e) => {
+                debug!(error = %e, "cannot create a dialog");
+                Err(self.refuse(StatusCode::BadRequest, vec![]).await)
+            }
+        }
+    }
+
+    /// Enters the call in the call table and the counts, sends 100 Trying and hands the call
+    /// to a task of its own (`supervise_call`), which answers and opens its media.
+    async fn start_call(
+        mut self,
+        called: String,
+        campaign: Arc<Campaign>,
+        caller: Caller,
+        (offer, chosen): (sdp::Offer, sdp::Negotiated),
+        dialog: InviteDialog,
+    ) {
+        let ctx = self.ctx.clone();
+        let faults = &ctx.config.faults;
+        let fault_call = crate::fault::marked(faults.call.as_ref(), &self.tx.original);
+        let fault_media = crate::fault::marked(faults.media.as_ref(), &self.tx.original);
+        let (events_tx, events_rx) = mpsc::channel(CALL_EVENT_QUEUE);
+        if let Ok(mut calls) = ctx.calls.lock() {
+            calls.insert(dialog.id(), events_tx);
+        }
+        // 100 Trying now; the dialog then sees itself past "Calling" and sends no second one.
+        if let Err(e) = self.tx.send_trying().await {
+            debug!(error = %e, "could not send 100 Trying");
+        }
+        let setup = CallSetup {
+            contact: caller.contact,
+            called,
+            transport: transport_name(self.transport()),
+            ctx: ctx.clone(),
+            campaign,
+            caller: caller.identity,
+            trust: caller.trust,
+            from_trunk: self.trunk.is_some(),
+            offer,
+            chosen,
+            dialog,
+            events: events_rx,
+            fault_call,
+            fault_media,
+        };
+        ctx.stats.calls_in_progress.fetch_add(1, Ordering::Relaxed);
+        let counted_trunk = self.trunk.map(|t| t.name);
+        if let Some(name) = &counted_trunk {
+            ctx.stats.trunk_call_started(name);
+        }
+        tokio::spawn(supervise_call(
+            setup,
+            call::InviteSlot::new(self.tx),
+            counted_trunk,
+        ));
+    }
+}
+
+/// Our Contact for a dialog on `transport`: the advertised address, and the port we listen
+/// on for that transport.
+fn our_contact(config: &SipConfig, transport: rsipstack::sip::Transport) -> String {
+    let port = match (&transport, &config.edge.tls) {
         (rsipstack::sip::Transport::Tls, Some(t)) => t.listen.port(),
-        _ => ctx.config.listen.port(),
+        _ => config.listen.port(),
     };
-    let host = match host {
-        IpAddr::V6(ip) => format!("[{ip}]"),
-        IpAddr::V4(ip) => ip.to_string(),
-    };
-    let contact = match transport {
+    let host = uri_host(config.advertise);
+    match transport {
         rsipstack::sip::Transport::Udp => format!("sip:belteken@{host}:{port}"),
         other => format!(
             "sip:belteken@{host}:{port};transport={}",
             other.to_string().to_ascii_lowercase()
         ),
-    };
-    let contact = match rsipstack::sip::Uri::try_from(contact.as_str()) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "cannot build Contact");
-            ctx.reply(&mut tx, StatusCode::ServerInternalError, vec![])
-                .await;
-            return;
-        }
-    };
-    let dialog =
-        ctx.dialogs
-            .get_or_create_server_invite(&tx, ctx.state_tx.clone(), None, Some(contact));
-    let dialog = match dialog {
-        Ok(d) => d,
-        Err(e) => {
-            debug!(error = %e, "cannot create a dialog");
-            ctx.reply(&mut tx, StatusCode::BadRequest, vec![]).await;
-            return;
-        }
-    };
-    let faults = &ctx.config.faults;
-    let fault_call = crate::fault::marked(faults.call.as_ref(), &tx.original);
-    let fault_media = crate::fault::marked(faults.media.as_ref(), &tx.original);
-    let (events_tx, events_rx) = mpsc::channel(CALL_EVENT_QUEUE);
-    if let Ok(mut calls) = ctx.calls.lock() {
-        calls.insert(dialog.id(), events_tx);
     }
-    // 100 Trying now; the dialog then sees itself past "Calling" and sends no second one.
-    if let Err(e) = tx.send_trying().await {
-        debug!(error = %e, "could not send 100 Trying");
+}
+
+/// An address as the host of a SIP URI (IPv6 in brackets).
+fn uri_host(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        IpAddr::V4(ip) => ip.to_string(),
     }
-    let setup = CallSetup {
-        contact: sealed_contact,
-        called: called.clone(),
-        transport: match transport {
-            rsipstack::sip::Transport::Udp => "udp",
-            rsipstack::sip::Transport::Tcp => "tcp",
-            rsipstack::sip::Transport::Tls => "tls",
-            _ => "other",
-        },
-        ctx: ctx.clone(),
-        campaign,
-        caller,
-        trust,
-        from_trunk: trunk.is_some(),
-        offer: offer.0,
-        chosen: offer.1,
-        dialog,
-        events: events_rx,
-        fault_call,
-        fault_media,
-    };
-    ctx.stats.calls_in_progress.fetch_add(1, Ordering::Relaxed);
-    let counted_trunk = trunk.map(|t| t.name);
-    if let Some(name) = &counted_trunk {
-        ctx.stats.trunk_call_started(name);
+}
+
+/// The transport's name in a call's summary.
+fn transport_name(transport: rsipstack::sip::Transport) -> &'static str {
+    match transport {
+        rsipstack::sip::Transport::Udp => "udp",
+        rsipstack::sip::Transport::Tcp => "tcp",
+        rsipstack::sip::Transport::Tls => "tls",
+        _ => "other",
     }
-    tokio::spawn(supervise_call(
-        setup,
-        call::InviteSlot::new(tx),
-        counted_trunk,
-    ));
 }
 
 /// Runs one call in a task of its own. However it ends, a panic among the ways, the call

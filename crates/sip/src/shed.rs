@@ -66,11 +66,17 @@ mod tests {
         t0 + Duration::from_millis(ms)
     }
 
+    /// A shedder refusing past `percent`, and the start of its first window (no rounds yet).
+    fn started(percent: f64) -> (Shedder, Instant) {
+        let t0 = Instant::now();
+        let mut s = Shedder::new(percent);
+        assert!(!s.update(t0, 0, 0));
+        (s, t0)
+    }
+
     #[test]
     fn sheds_while_the_late_share_is_over_the_threshold() {
-        let t0 = Instant::now();
-        let mut s = Shedder::new(1.0);
-        assert!(!s.update(t0, 0, 0));
+        let (mut s, t0) = started(1.0);
         // 50,000 rounds in the first second, 100 late (0.2 %): keep taking calls.
         assert!(!s.update(at(t0, 1000), 50_000, 100));
         // The next second: 50,000 more, 2,000 late (4 %): refuse.
@@ -83,26 +89,20 @@ mod tests {
 
     #[test]
     fn a_quiet_line_never_sheds() {
-        let t0 = Instant::now();
-        let mut s = Shedder::new(1.0);
-        s.update(t0, 0, 0);
+        let (mut s, t0) = started(1.0);
         // Every round late, but too few of them to call it overload.
         assert!(!s.update(at(t0, 1000), 100, 100));
     }
 
     #[test]
     fn zero_turns_it_off() {
-        let t0 = Instant::now();
-        let mut s = Shedder::new(0.0);
-        s.update(t0, 0, 0);
+        let (mut s, t0) = started(0.0);
         assert!(!s.update(at(t0, 1000), 50_000, 50_000));
     }
 
     #[test]
     fn exactly_at_the_threshold_is_not_over_it() {
-        let t0 = Instant::now();
-        let mut s = Shedder::new(1.0);
-        s.update(t0, 0, 0);
+        let (mut s, t0) = started(1.0);
         assert!(!s.update(at(t0, 1000), 10_000, 100));
         assert!(s.update(at(t0, 2000), 20_000, 201));
     }

@@ -36,14 +36,30 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// A certificate and key that cannot serve TLS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// The certificate file holds no PEM certificate at all.
+    #[error("no PEM certificate (BEGIN CERTIFICATE) in the certificate file")]
+    NoCertificate,
+    /// The certificate or the key does not parse, or the key is not the certificate's.
+    #[error("{reason}")]
+    Unusable { reason: String },
+}
+
 /// Checks that the certificate and key load and belong together, so a bad file stops the
 /// start instead of every TLS handshake.
-pub fn check_certificate(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+pub fn check_certificate(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), CertificateError> {
+    if count_certificates(cert_pem) == 0 {
+        return Err(CertificateError::NoCertificate);
+    }
     install_crypto_provider();
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     ReloadableCertResolver::new(cert_pem, key_pem, provider)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| CertificateError::Unusable {
+            reason: e.to_string(),
+        })
 }
 
 /// The listener's rsipstack configuration.

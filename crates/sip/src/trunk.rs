@@ -28,14 +28,31 @@ impl TrunkTransport {
     }
 }
 
+/// A trunk setting that does not parse; each carries the text it was given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrunkSettingError {
+    /// A transport other than udp, tcp or tls.
+    #[error("must be \"udp\", \"tcp\" or \"tls\"")]
+    Transport { given: String },
+    /// A network whose address part is no IP address.
+    #[error("{given:?} is not an address or a network such as 203.0.113.0/24")]
+    Address { given: String },
+    /// A network whose prefix length is no number, or longer than its address.
+    #[error("{given:?} is not an address or a network such as 203.0.113.0/24 (the prefix length is a number of at most {max})")]
+    Prefix { given: String, max: u8 },
+    /// A place for the called number that is none of the known ones nor a header name.
+    #[error("must be \"auto\", \"request-uri\", \"to\" or a header name such as \"Diversion\"")]
+    DidSource { given: String },
+}
+
 impl FromStr for TrunkTransport {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TrunkSettingError;
+    fn from_str(s: &str) -> Result<Self, TrunkSettingError> {
         match s {
             "udp" => Ok(TrunkTransport::Udp),
             "tcp" => Ok(TrunkTransport::Tcp),
             "tls" => Ok(TrunkTransport::Tls),
-            _ => Err("must be \"udp\", \"tcp\" or \"tls\"".into()),
+            _ => Err(TrunkSettingError::Transport { given: s.into() }),
         }
     }
 }
@@ -81,21 +98,27 @@ impl Cidr {
 }
 
 impl FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not an address or a network such as 203.0.113.0/24");
+    type Err = TrunkSettingError;
+    fn from_str(s: &str) -> Result<Self, TrunkSettingError> {
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| TrunkSettingError::Address { given: s.into() })?;
         let max = if net.is_ipv4() { 32 } else { 128 };
+        let bad_prefix = || TrunkSettingError::Prefix {
+            given: s.into(),
+            max,
+        };
         let prefix = match prefix {
             None => max,
-            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
+            Some(p) => p.trim().parse::<u8>().map_err(|_| bad_prefix())?,
         };
         if prefix > max {
-            return Err(bad());
+            return Err(bad_prefix());
         }
         Ok(Cidr { net, prefix })
     }
@@ -120,8 +143,8 @@ pub enum DidSource {
 }
 
 impl FromStr for DidSource {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TrunkSettingError;
+    fn from_str(s: &str) -> Result<Self, TrunkSettingError> {
         match s {
             "auto" => Ok(DidSource::Auto),
             "request-uri" => Ok(DidSource::RequestUri),
@@ -132,10 +155,7 @@ impl FromStr for DidSource {
             {
                 Ok(DidSource::Header(h.to_string()))
             }
-            _ => Err(
-                "must be \"auto\", \"request-uri\", \"to\" or a header name such as \"Diversion\""
-                    .into(),
-            ),
+            _ => Err(TrunkSettingError::DidSource { given: s.into() }),
         }
     }
 }
@@ -421,8 +441,19 @@ mod tests {
         assert!(v6.contains(ip("2001:db8::1")));
         assert!(!v6.contains(ip("2001:db9::1")));
         assert!(!v6.contains(ip("10.0.0.1")));
-        for bad in ["", "1.2.3.4/33", "1.2.3/24", "x", "::/129", "1.2.3.4/-1"] {
-            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        for bad in ["", "1.2.3/24", "x"] {
+            let given = bad.to_string();
+            assert_eq!(
+                bad.parse::<Cidr>(),
+                Err(TrunkSettingError::Address { given })
+            );
+        }
+        for (bad, max) in [("1.2.3.4/33", 32), ("::/129", 128), ("1.2.3.4/-1", 32)] {
+            let given = bad.to_string();
+            assert_eq!(
+                bad.parse::<Cidr>(),
+                Err(TrunkSettingError::Prefix { given, max })
+            );
         }
     }
 

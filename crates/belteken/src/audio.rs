@@ -262,6 +262,10 @@ mod tests {
         .expect("loads");
         assert_eq!(v1, v2);
         assert_eq!(v1.len(), 16);
+        // Signatures record the version they were made under: the same flow and audio keep
+        // giving the same one (SHA-256 of the flow and its audio, first 8 bytes in hex). It
+        // changes only when the demo flow or its audio does.
+        assert_eq!(v1, "fe317ae789383b00");
 
         // A campaign's own clip replaces the built-in one, and changes the flow version.
         let dir = std::env::temp_dir().join(format!("belteken-numbers-{}", std::process::id()));
@@ -346,6 +350,8 @@ mod tests {
         let (audio, v2) =
             load_campaign(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
         assert_ne!(v1, v2);
+        // An uploaded clip enters the version as the SHA-256 of all its frames.
+        assert_eq!(v2, "7c1975d16bab0fcb");
         let story = audio
             .resolve(&flow::engine::PromptRef::Prompt {
                 name: "story".into(),

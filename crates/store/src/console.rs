@@ -333,6 +333,23 @@ mod tests {
         assert!(Funnel::curve_from_histogram(&[]).is_empty());
     }
 
+    /// SHA-256 of a fixed token, hex. Sessions and API tokens are looked up by this hash, so
+    /// it never changes.
+    const TOKEN_HASH: &str = "2a8abfa8cb9906290437854193ca6bca41d4d4e26d1d454bd66a35158095e737";
+    /// An argon2id hash of "correct horse battery" with the parameters of [`hash_password`].
+    const PASSWORD_HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$/8cWUXagKNbFbAx8KmZj3A$/EXm8BxhRSX+oLP+HtYZVcKH1i2XYEnHlmYKjuM6gfg";
+
+    #[test]
+    fn token_hashes_and_password_hashes_made_before_still_match() {
+        assert_eq!(
+            token_hash("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+            TOKEN_HASH
+        );
+        assert!(verify_password("correct horse battery", PASSWORD_HASH));
+        assert!(!verify_password("correct horse batterz", PASSWORD_HASH));
+    }
+
     #[test]
     fn tokens_are_random_and_hashed() {
         let a = new_token();

@@ -313,3 +313,28 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(..)")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint of the key of 32 bytes 0x01. Stores keep it to recognise their key, so
+    /// this never changes.
+    const FINGERPRINT: &str = "fd10515c3d1d926f8539550d56a5c33703a56d75ee65ec904346360fb1f3aa03";
+    /// `derive_key("belteken test purpose")` under the same key.
+    const DERIVED: &str = "27318aa87be47c75abbce857321bb091ba33e1ff7f143fc5f04ad509a6de8313";
+
+    #[test]
+    fn fingerprints_and_derived_keys_are_stable() {
+        let secret = Secret::from_bytes([1; SECRET_BYTES]);
+        assert_eq!(secret.fingerprint(), FINGERPRINT);
+        assert!(validate_fingerprint(&secret.fingerprint()).is_ok());
+        assert_eq!(
+            hex::encode(secret.derive_key("belteken test purpose")),
+            DERIVED
+        );
+        let rotated = Secret::from_bytes([2; SECRET_BYTES]).with_previous(secret);
+        assert_eq!(rotated.previous_fingerprint().as_deref(), Some(FINGERPRINT));
+        assert_ne!(rotated.fingerprint(), FINGERPRINT);
+    }
+}

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use hmac::{Hmac, Mac};
 use phonenumber::country;
-use sha2::Sha256;
 
 use crate::class::{classify, NumberClass};
+use crate::secret::hmac_sha256;
 use crate::Secret;
 
 /// Longest caller string we look at, in bytes. SIP user parts are short; anything longer is
@@ -199,11 +198,7 @@ pub(crate) fn parse_number(raw_user: Option<&str>, default_region: &str) -> Opti
 }
 
 fn hmac_key(secret: &[u8], e164: &str) -> CallerKey {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .expect("HMAC-SHA256 accepts a key of any length");
-    mac.update(e164.as_bytes());
-    CallerKey(hex::encode(mac.finalize().into_bytes()))
+    CallerKey(hex::encode(hmac_sha256(secret, e164.as_bytes())))
 }
 
 /// Fewest digits an input needs for its E.164 form to reach [`MIN_E164_DIGITS`]: the parser

@@ -4,10 +4,9 @@
 use std::fmt;
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
-use rand::rngs::OsRng;
-use rand::TryRngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::error::Unspecified;
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::caller::parse_number;
 use crate::secret::{load_or_create_key_file, SECRET_BYTES};
@@ -16,7 +15,7 @@ use crate::StoreError;
 /// File name of the contact key in the data directory.
 pub const CONTACT_KEY_FILE: &str = "contact.key";
 
-const NONCE_BYTES: usize = 12;
+const NONCE_BYTES: usize = NONCE_LEN;
 
 /// The AES-256-GCM key for contact numbers. Never prints.
 #[derive(Clone)]
@@ -37,19 +36,30 @@ impl ContactKey {
     pub fn seal(&self, raw_user: Option<&str>, default_region: &str) -> Option<SealedContact> {
         let parsed = parse_number(raw_user, default_region)?;
         let mut nonce = [0u8; NONCE_BYTES];
-        OsRng.try_fill_bytes(&mut nonce).ok()?;
+        SystemRandom::new().fill(&mut nonce).ok()?;
         self.seal_with_nonce(&parsed.e164, nonce)
+    }
+
+    /// The AES-256-GCM key (32 bytes, which [`SECRET_BYTES`] always is).
+    fn cipher(&self) -> Result<LessSafeKey, Unspecified> {
+        UnboundKey::new(&AES_256_GCM, &self.0).map(LessSafeKey::new)
     }
 
     /// Encrypts `e164` under `nonce`: the nonce, then the ciphertext and its tag (no associated
     /// data).
     fn seal_with_nonce(&self, e164: &str, nonce: [u8; NONCE_BYTES]) -> Option<SealedContact> {
-        let cipher = Aes256Gcm::new_from_slice(&self.0).ok()?;
-        let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), e164.as_bytes())
+        let mut in_out = e164.as_bytes().to_vec();
+        self.cipher()
+            .and_then(|key| {
+                key.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::empty(),
+                    &mut in_out,
+                )
+            })
             .ok()?;
         let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(&in_out);
         Some(SealedContact(out))
     }
 
@@ -58,11 +68,13 @@ impl ContactKey {
     pub fn open(&self, sealed: &SealedContact) -> Result<String, StoreError> {
         let bad = || StoreError::Corrupt("contact number does not decrypt with this key");
         let (nonce, ct) = sealed.0.split_at_checked(NONCE_BYTES).ok_or_else(bad)?;
-        let cipher = Aes256Gcm::new_from_slice(&self.0).map_err(|_| bad())?;
-        let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), ct)
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| bad())?;
+        let mut in_out = ct.to_vec();
+        let key = self.cipher().map_err(|_| bad())?;
+        let plain = key
+            .open_in_place(nonce, Aad::empty(), &mut in_out)
             .map_err(|_| bad())?;
-        String::from_utf8(plain).map_err(|_| bad())
+        String::from_utf8(plain.to_vec()).map_err(|_| bad())
     }
 }
 

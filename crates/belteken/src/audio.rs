@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context as _, Result};
 use flow::spec::{FlowSpec, PromptSource};
 use flow::Lang;
 use media::audio::Prompt;
-use sha2::{Digest, Sha256};
+use ring::digest::{Context, SHA256};
 
 use crate::config::BUILTIN;
 
@@ -73,7 +73,7 @@ pub fn load_campaign(
     cache: &mut Cache,
 ) -> Result<(driver::CampaignAudio, String)> {
     let mut audio = driver::CampaignAudio::default();
-    let mut version = Sha256::new();
+    let mut version = Context::new(&SHA256);
     version.update(format!("{spec:?}").as_bytes());
     for (name, lang, source) in spec.required_prompts() {
         let upload = match source {
@@ -83,11 +83,11 @@ pub fn load_campaign(
         let prompt = match (upload, source) {
             (Some(prompt), _) => {
                 // Hash all of an uploaded clip: two uploads may share their first frame.
-                let mut h = Sha256::new();
+                let mut h = Context::new(&SHA256);
                 for i in 0..prompt.frames() {
                     h.update(prompt.frame(media::Codec::Pcmu, i).unwrap_or_default());
                 }
-                version.update(h.finalize());
+                version.update(h.finish().as_ref());
                 prompt
             }
             (None, source) => match source {
@@ -114,7 +114,7 @@ pub fn load_campaign(
         version.update(name.as_bytes());
         version.update(lang.code().as_bytes());
         version.update(prompt.frame(media::Codec::Pcmu, 0).unwrap_or_default());
-        version.update(prompt.frames().to_le_bytes());
+        version.update(&prompt.frames().to_le_bytes());
         audio.insert_prompt(name, lang, prompt);
     }
     for &lang in spec.languages() {
@@ -140,7 +140,7 @@ pub fn load_campaign(
                 }
             };
             version.update(clip.token.as_bytes());
-            version.update(prompt.frames().to_le_bytes());
+            version.update(&prompt.frames().to_le_bytes());
             audio.insert_number(lang, clip.token, prompt);
         }
     }
@@ -148,8 +148,13 @@ pub fn load_campaign(
     if !missing.is_empty() {
         return Err(anyhow!("prompts not loaded: {}", missing.join(", ")));
     }
-    let digest = version.finalize();
-    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let digest = version.finish();
+    let hex: String = digest
+        .as_ref()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok((audio, hex))
 }
 
@@ -262,6 +267,10 @@ mod tests {
         .expect("loads");
         assert_eq!(v1, v2);
         assert_eq!(v1.len(), 16);
+        // Signatures record the version they were made under: the same flow and audio keep
+        // giving the same one (SHA-256 of the flow and its audio, first 8 bytes in hex). It
+        // changes only when the demo flow or its audio does.
+        assert_eq!(v1, "fe317ae789383b00");
 
         // A campaign's own clip replaces the built-in one, and changes the flow version.
         let dir = std::env::temp_dir().join(format!("belteken-numbers-{}", std::process::id()));
@@ -346,6 +355,8 @@ mod tests {
         let (audio, v2) =
             load_campaign(&c.flow, &c.base, None, &uploaded, &mut cache).expect("loads");
         assert_ne!(v1, v2);
+        // An uploaded clip enters the version as the SHA-256 of all its frames.
+        assert_eq!(v2, "7c1975d16bab0fcb");
         let story = audio
             .resolve(&flow::engine::PromptRef::Prompt {
                 name: "story".into(),

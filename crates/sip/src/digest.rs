@@ -4,8 +4,8 @@
 //! Our own because rsipstack 0.7.14 rejects `algorithm=SHA-256` (it knows only the non-standard
 //! spelling `SHA256`), formats the nonce count in decimal and has no `-sess` variants.
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest as _, Md5};
+use ring::digest::{digest, SHA256};
 
 /// Longest challenge header we look at.
 const MAX_CHALLENGE_BYTES: usize = 4096;
@@ -41,7 +41,9 @@ impl Algorithm {
     fn hash(self, data: &str) -> String {
         match self {
             Algorithm::Md5 | Algorithm::Md5Sess => hex(&Md5::digest(data.as_bytes())),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex(&Sha256::digest(data.as_bytes())),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => {
+                hex(digest(&SHA256, data.as_bytes()).as_ref())
+            }
         }
     }
 

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 
-use hmac::{Hmac, Mac};
 use phonenumber::country;
-use sha2::Sha256;
 
 use crate::class::{classify, NumberClass};
+use crate::secret::hmac_sha256;
 use crate::Secret;
 
 /// Longest caller string we look at, in bytes. SIP user parts are short; anything longer is
@@ -199,11 +198,7 @@ pub(crate) fn parse_number(raw_user: Option<&str>, default_region: &str) -> Opti
 }
 
 fn hmac_key(secret: &[u8], e164: &str) -> CallerKey {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
-        .expect("HMAC-SHA256 accepts a key of any length");
-    mac.update(e164.as_bytes());
-    CallerKey(hex::encode(mac.finalize().into_bytes()))
+    CallerKey(hex::encode(hmac_sha256(secret, e164.as_bytes())))
 }
 
 /// Fewest digits an input needs for its E.164 form to reach [`MIN_E164_DIGITS`]: the parser
@@ -268,6 +263,31 @@ fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HMAC-SHA256 of "+32470000001" under the secret of 32 bytes 0x01, and under 32 bytes
+    /// 0x02. Stored signatures are found by these keys, so they never change.
+    const KEY_UNDER_1: &str = "1f8d79f4ba0c8e4d41ea3c2ac1a0d2a601af665a8e130a830b9f318e2dbea186";
+    const KEY_UNDER_2: &str = "cb3a60947c1d2d5302d6047cb9c568db2f3f8b419213cf137e72a8e5f584e5b3";
+
+    #[test]
+    fn caller_keys_are_stable() {
+        let one = Secret::from_bytes([1; 32]);
+        let two = Secret::from_bytes([2; 32]);
+        let rotating = two.clone().with_previous(one.clone());
+        for (secret, want, want_previous) in [
+            (&one, KEY_UNDER_1, None),
+            (&two, KEY_UNDER_2, None),
+            (&rotating, KEY_UNDER_2, Some(KEY_UNDER_1)),
+        ] {
+            match identify_caller(Some("0470000001"), "BE", secret) {
+                CallerIdentity::Verified { key, previous, .. } => {
+                    assert_eq!(key.as_str(), want);
+                    assert_eq!(previous.as_ref().map(CallerKey::as_str), want_previous);
+                }
+                CallerIdentity::Withheld => panic!("a Belgian mobile number is verified"),
+            }
+        }
+    }
 
     #[test]
     fn normalize_shapes() {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
+use ring::digest::{digest, SHA256};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::StoreError;
 
@@ -174,7 +174,12 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         });
     }
     let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| StoreError::Invalid {
+            what: "password salt",
+            why: "no system randomness",
+        })?;
     let salt = SaltString::encode_b64(&salt).map_err(|_| StoreError::Invalid {
         what: "password salt",
         why: "cannot encode",
@@ -221,13 +226,15 @@ fn argon2() -> Result<Argon2<'static>, StoreError> {
 /// A fresh random 256-bit token, hex-encoded (for session cookies, CSRF and API tokens).
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works once the process runs");
     hex::encode(bytes)
 }
 
 /// The hash under which a session or API token is stored (SHA-256, hex).
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(digest(&SHA256, token.as_bytes()))
 }
 
 /// Checks a user name: 1 to 64 bytes of letters, digits and `.-_@`.
@@ -331,6 +338,23 @@ mod tests {
             vec![6, 4, 4, 3]
         );
         assert!(Funnel::curve_from_histogram(&[]).is_empty());
+    }
+
+    /// SHA-256 of a fixed token, hex. Sessions and API tokens are looked up by this hash, so
+    /// it never changes.
+    const TOKEN_HASH: &str = "2a8abfa8cb9906290437854193ca6bca41d4d4e26d1d454bd66a35158095e737";
+    /// An argon2id hash of "correct horse battery" with the parameters of [`hash_password`].
+    const PASSWORD_HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$/8cWUXagKNbFbAx8KmZj3A$/EXm8BxhRSX+oLP+HtYZVcKH1i2XYEnHlmYKjuM6gfg";
+
+    #[test]
+    fn token_hashes_and_password_hashes_made_before_still_match() {
+        assert_eq!(
+            token_hash("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"),
+            TOKEN_HASH
+        );
+        assert!(verify_password("correct horse battery", PASSWORD_HASH));
+        assert!(!verify_password("correct horse batterz", PASSWORD_HASH));
     }
 
     #[test]

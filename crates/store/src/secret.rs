@@ -11,10 +11,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use hmac::{Hmac, Mac};
-use rand::rngs::OsRng;
-use rand::TryRngCore;
-use sha2::Sha256;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::{Accounts, StoreError};
 
@@ -118,12 +116,10 @@ impl Secret {
     /// A key for another use, derived from the current secret: HMAC-SHA256(secret, `purpose`).
     /// Processes sharing the secret derive the same key; the key reveals nothing of the secret.
     pub fn derive_key(&self, purpose: &str) -> [u8; SECRET_BYTES] {
-        use hmac::{Hmac, Mac};
-        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.current) else {
-            unreachable!("HMAC takes a key of any length");
-        };
-        mac.update(purpose.as_bytes());
-        mac.finalize().into_bytes().into()
+        let tag = hmac_sha256(&self.current, purpose.as_bytes());
+        let mut key = [0u8; SECRET_BYTES];
+        key.copy_from_slice(tag.as_ref());
+        key
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8; SECRET_BYTES] {
@@ -135,12 +131,13 @@ impl Secret {
     }
 }
 
+/// HMAC-SHA256 of `data` under `key`: a tag of [`SECRET_BYTES`] (32) bytes.
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> hmac::Tag {
+    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
+}
+
 fn fingerprint(key: &[u8; SECRET_BYTES]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .expect("HMAC-SHA256 accepts a key of any length");
-    mac.update(FINGERPRINT_LABEL);
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(hmac_sha256(key, FINGERPRINT_LABEL))
 }
 
 /// Checks what a backend is asked to store as a fingerprint: 64 lowercase hex digits.
@@ -243,11 +240,11 @@ pub(crate) fn load_or_create_key_file(path: &Path) -> Result<[u8; SECRET_BYTES],
             }
         }
         let mut bytes = [0u8; SECRET_BYTES];
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| StoreError::Io {
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| StoreError::Io {
                 what: "read OS randomness",
-                source: io::Error::other(e),
+                source: io::Error::other("the system random source failed"),
             })?;
         // create_new: if another process won the race to create it, use theirs.
         let mut file = match OpenOptions::new()
@@ -311,5 +308,30 @@ fn read_from(file: File) -> Result<[u8; SECRET_BYTES], StoreError> {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fingerprint of the key of 32 bytes 0x01. Stores keep it to recognise their key, so
+    /// this never changes.
+    const FINGERPRINT: &str = "fd10515c3d1d926f8539550d56a5c33703a56d75ee65ec904346360fb1f3aa03";
+    /// `derive_key("belteken test purpose")` under the same key.
+    const DERIVED: &str = "27318aa87be47c75abbce857321bb091ba33e1ff7f143fc5f04ad509a6de8313";
+
+    #[test]
+    fn fingerprints_and_derived_keys_are_stable() {
+        let secret = Secret::from_bytes([1; SECRET_BYTES]);
+        assert_eq!(secret.fingerprint(), FINGERPRINT);
+        assert!(validate_fingerprint(&secret.fingerprint()).is_ok());
+        assert_eq!(
+            hex::encode(secret.derive_key("belteken test purpose")),
+            DERIVED
+        );
+        let rotated = Secret::from_bytes([2; SECRET_BYTES]).with_previous(secret);
+        assert_eq!(rotated.previous_fingerprint().as_deref(), Some(FINGERPRINT));
+        assert_ne!(rotated.fingerprint(), FINGERPRINT);
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{describe, played, spec, Call};
@@ -30,6 +31,20 @@ fn voicemail(helpline: Option<&str>) -> std::sync::Arc<FlowSpec> {
 
 fn new_caller() -> CallFacts {
     CallFacts::default()
+}
+
+/// A call of `spec` past its ring and two prompts: on a voicemail flow, recording.
+fn recording(spec: Arc<FlowSpec>) -> Call {
+    let (mut c, _) = Call::new(spec, new_caller());
+    c.fire_timer();
+    c.send(Input::PromptFinished);
+    c.send(Input::PromptFinished);
+    c
+}
+
+/// A finished take with this much speech in it.
+fn take(speech: Duration, length: Duration) -> Input {
+    Input::RecordingFinished { speech, length }
 }
 
 #[test]
@@ -66,10 +81,7 @@ fn glenn_voicemail_signs_by_speech() {
     );
     assert!(c.send(Input::SpeechStarted).is_empty());
     assert!(c.send(Input::SpeechStopped).is_empty());
-    let a = c.send(Input::RecordingFinished {
-        speech: 900 * MS,
-        length: 4 * S,
-    });
+    let a = c.send(take(900 * MS, 4 * S));
     assert_eq!(describe(&a), d(&["sign"]));
     let a = c.send(Input::Signed(SignResult::Counted { number: 7 }));
     assert_eq!(describe(&a), d(&["play:thanks"]));
@@ -83,14 +95,8 @@ fn glenn_voicemail_signs_by_speech() {
 
 #[test]
 fn too_little_speech_is_not_a_signature() {
-    let (mut c, _) = Call::new(voicemail(None), new_caller());
-    c.fire_timer();
-    c.send(Input::PromptFinished);
-    c.send(Input::PromptFinished);
-    let a = c.send(Input::RecordingFinished {
-        speech: 499 * MS,
-        length: 6 * S,
-    });
+    let mut c = recording(voicemail(None));
+    let a = c.send(take(499 * MS, 6 * S));
     assert_eq!(describe(&a), d(&["play:not_signed"]));
     assert_eq!(c.engine.outcome(), Outcome::NoSignature);
     assert_eq!(describe(&c.send(Input::PromptFinished)), d(&["hangup"]));
@@ -99,15 +105,9 @@ fn too_little_speech_is_not_a_signature() {
 
 #[test]
 fn caller_who_hangs_up_while_recording_still_signs() {
-    let (mut c, _) = Call::new(voicemail(None), new_caller());
-    c.fire_timer();
-    c.send(Input::PromptFinished);
-    c.send(Input::PromptFinished);
+    let mut c = recording(voicemail(None));
     assert_eq!(describe(&c.send(Input::Hangup)), d(&["stop-record"]));
-    let a = c.send(Input::RecordingFinished {
-        speech: S,
-        length: 2 * S,
-    });
+    let a = c.send(take(S, 2 * S));
     assert_eq!(describe(&a), d(&["sign"]));
     // No thanks and no BYE: the caller is gone.
     assert!(c
@@ -122,14 +122,8 @@ fn caller_who_hangs_up_while_recording_still_signs() {
 
 #[test]
 fn store_failure_is_never_thanked() {
-    let (mut c, _) = Call::new(voicemail(None), new_caller());
-    c.fire_timer();
-    c.send(Input::PromptFinished);
-    c.send(Input::PromptFinished);
-    c.send(Input::RecordingFinished {
-        speech: S,
-        length: S,
-    });
+    let mut c = recording(voicemail(None));
+    c.send(take(S, S));
     let a = c.send(Input::Signed(SignResult::Failed));
     assert_eq!(describe(&a), d(&["play:technical_problem"]));
     assert_eq!(c.engine.outcome(), Outcome::Signed(SignResult::Failed));
@@ -260,10 +254,7 @@ fn helpline_offer_transfers_on_zero() {
     c.fire_timer();
     c.send(Input::PromptFinished);
     c.send(Input::PromptFinished);
-    c.send(Input::RecordingFinished {
-        speech: S,
-        length: S,
-    });
+    c.send(take(S, S));
     let a = c.send(Input::Signed(SignResult::Counted { number: 3 }));
     assert_eq!(describe(&a), d(&["play*:thanks+helpline_offer"]));
     let a = c.send(Input::Digit('0'));
@@ -285,10 +276,7 @@ fn helpline_offer_transfers_on_zero() {
     c.fire_timer();
     c.send(Input::PromptFinished);
     c.send(Input::PromptFinished);
-    c.send(Input::RecordingFinished {
-        speech: S,
-        length: S,
-    });
+    c.send(take(S, S));
     c.send(Input::Signed(SignResult::Counted { number: 3 }));
     c.send(Input::PromptFinished);
     let a = c.fire_timer();
@@ -299,10 +287,7 @@ fn helpline_offer_transfers_on_zero() {
     c.fire_timer();
     c.send(Input::PromptFinished);
     c.send(Input::PromptFinished);
-    c.send(Input::RecordingFinished {
-        speech: S,
-        length: S,
-    });
+    c.send(take(S, S));
     c.send(Input::Signed(SignResult::Counted { number: 3 }));
     c.send(Input::Digit('0'));
     c.send(Input::PromptFinished);
@@ -568,19 +553,13 @@ kind = "hangup"
             initial_silence: 4 * S
         }]
     );
-    let a = c.send(Input::RecordingFinished {
-        speech: S,
-        length: 3 * S,
-    });
+    let a = c.send(take(S, 3 * S));
     assert_eq!(describe(&a), d(&["play*:keep_or_rerecord"]));
     // 2: record again (beep first); the first take's speech no longer counts.
     let a = c.send(Input::Digit('2'));
     assert_eq!(describe(&a), d(&["stop", "discard", "play:beep"]));
     c.send(Input::PromptFinished);
-    let a = c.send(Input::RecordingFinished {
-        speech: 100 * MS,
-        length: 3 * S,
-    });
+    let a = c.send(take(100 * MS, 3 * S));
     assert_eq!(describe(&a), d(&["play*:keep_or_rerecord"]));
     // The last take: 2 now keeps it.
     c.send(Input::PromptFinished);
@@ -592,10 +571,7 @@ kind = "hangup"
     for how in ["1", "timeout", "hangup"] {
         let (mut c, _) = Call::new(spec.clone(), CallFacts::default());
         c.send(Input::PromptFinished);
-        c.send(Input::RecordingFinished {
-            speech: S,
-            length: 3 * S,
-        });
+        c.send(take(S, 3 * S));
         c.send(Input::PromptFinished);
         let a = match how {
             "1" => c.send(Input::Digit('1')),
@@ -682,10 +658,7 @@ fn any_input_sequence_is_safe() {
         Input::PromptFinished,
         Input::SpeechStarted,
         Input::SpeechStopped,
-        Input::RecordingFinished {
-            speech: S,
-            length: S,
-        },
+        take(S, S),
         Input::Signed(SignResult::Counted { number: 5 }),
         Input::Signed(SignResult::Failed),
         Input::Withdrawn(true),
@@ -716,10 +689,7 @@ fn any_input_sequence_is_safe() {
         }
         c.send(Input::Hangup);
         // Answer whatever the engine still waits on after the hangup.
-        c.send(Input::RecordingFinished {
-            speech: S,
-            length: S,
-        });
+        c.send(take(S, S));
         c.send(Input::Signed(SignResult::Counted { number: 9 }));
         c.send(Input::Withdrawn(true));
         assert!(

@@ -13,6 +13,7 @@ use driver::Driver;
 use flow::engine::{CallFacts, Input, PromptRef, SignResult};
 use flow::Lang;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 use tracing::{info, warn};
 
 use driver::Campaign;
@@ -487,7 +488,7 @@ fn authenticate(
             .map_or("", |(_, v)| v.as_str());
         let call_id = format!("{}:{call_sid}", provider.name());
         let want = state_tag(state, &call_id, &ev, seq);
-        if !tag.is_some_and(|t| crate::sig::constant_time_eq(t.as_bytes(), want.as_bytes())) {
+        if !tag.is_some_and(|t| bool::from(t.as_bytes().ct_eq(want.as_bytes()))) {
             warn!(
                 provider = provider.name(),
                 path = uri.path(),

@@ -1,13 +1,16 @@
 //! The provider API client: fetching a recording and deleting the provider's copy, over
-//! HTTP/1.1 (hyper) with TLS (rustls), with credentials, a size limit, a timeout and retries.
+//! HTTP/1.1 (reqwest) with TLS (rustls on ring), with credentials, a size limit, a timeout
+//! and retries.
 //!
 //! Where a request may go: the URL of a recording comes in a webhook, so it is checked before
 //! anything is sent. Only `https://`; only to a host on the provider's list ([`HostList`]: its
 //! API and storage hosts); never to a private, loopback, link-local or otherwise non-public
-//! address, checked on the addresses the name resolves to (the connection then goes to those
-//! very addresses, so a second lookup cannot swap them); every redirect is checked the same
-//! way, and credentials never leave the origin they were meant for. [`Client::allow_private`]
-//! lifts the address check for tests against local stand-ins, and for nothing else.
+//! address, checked on the addresses the name resolves to (reqwest's resolver is ours, and
+//! the connection goes to those very addresses, so a second lookup cannot swap them) or on
+//! the address a URL names; every redirect is followed here, not by reqwest, and checked the
+//! same way, and credentials never leave the origin they were meant for. No proxy is taken
+//! from the environment. [`Client::allow_private`] lifts the address check for tests against
+//! local stand-ins, and for nothing else.
 //!
 //! Trust roots: the system's CA bundle (Debian's `ca-certificates`, the same file the SIP
 //! trunks use), read once at start, plus an optional extra CA file from the config (a private
@@ -18,12 +21,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use http_body_util::{BodyExt as _, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use reqwest::Url;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 
 /// Largest recording fetched, in bytes (the store takes at most this much after conversion).
 pub const MAX_FETCH_BYTES: usize = 8 * 1024 * 1024;
@@ -134,6 +134,9 @@ pub enum RootsError {
     /// rustls has no protocol version to offer with its crypto provider.
     #[error("{reason}")]
     Protocol { reason: String },
+    /// The HTTP client could not be set up with this TLS configuration.
+    #[error("HTTP client: {reason}")]
+    Client { reason: String },
 }
 
 impl HostList {
@@ -220,7 +223,15 @@ fn label_matches(pattern: &str, label: &str) -> bool {
 
 /// The host of an `http(s)://` URL, as [`HostList::allows`] takes it.
 pub fn host_of(url: &str) -> Option<String> {
-    Target::parse(url).ok().map(|t| t.host.to_ascii_lowercase())
+    let url = Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some(match url.host()? {
+        url::Host::Domain(d) => d.to_ascii_lowercase(),
+        url::Host::Ipv4(a) => a.to_string(),
+        url::Host::Ipv6(a) => a.to_string(),
+    })
 }
 
 /// Whether an address is one the public internet routes: not private (RFC 1918, unique
@@ -274,7 +285,10 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
 /// An HTTP(S) client for the providers' APIs. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    tls: tokio_rustls::TlsConnector,
+    /// Refuses a host name that resolves to a non-public address.
+    public_only: reqwest::Client,
+    /// Reaches any address (tests against local stand-ins only).
+    any_address: reqwest::Client,
     /// Whether private, loopback and link-local addresses may be reached (tests only).
     allow_private: bool,
     /// Whether only `https://` is allowed (always, except in this module's own tests).
@@ -303,7 +317,6 @@ impl Client {
 
     /// A client trusting exactly the certificates in `roots_pem` and `extra_ca_pem`.
     pub fn with_roots(roots_pem: &[u8], extra_ca_pem: Option<&[u8]>) -> Result<Client, RootsError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         // A bundle may hold a certificate rustls cannot use: skip it, as browsers do.
         let certs = CertificateDer::pem_slice_iter(roots_pem).filter_map(Result::ok);
@@ -327,18 +340,33 @@ impl Client {
                 looked_in: SYSTEM_CA_BUNDLES.join(", "),
             });
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| RootsError::Protocol {
-                reason: e.to_string(),
-            })?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        Client::with_tls(tls_config(roots)?, true)
+    }
+
+    /// A client over this TLS configuration, refusing private addresses.
+    fn with_tls(tls: rustls::ClientConfig, https_only: bool) -> Result<Client, RootsError> {
+        let build = |allow_private: bool| {
+            reqwest::Client::builder()
+                .use_preconfigured_tls(tls.clone())
+                .dns_resolver(Arc::new(CheckedResolver { allow_private }))
+                // Redirects are followed (and checked) by `request_once`; no proxy from the
+                // environment, which would resolve the names for us.
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .https_only(https_only)
+                .http1_only()
+                .referer(false)
+                .user_agent("belteken")
+                .build()
+                .map_err(|e| RootsError::Client {
+                    reason: error_chain(&e),
+                })
+        };
         Ok(Client {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            public_only: build(false)?,
+            any_address: build(true)?,
             allow_private: false,
-            https_only: true,
+            https_only,
         })
     }
 
@@ -348,6 +376,32 @@ impl Client {
     pub fn allow_private(mut self, allow: bool) -> Client {
         self.allow_private = allow;
         self
+    }
+
+    /// Whether a request may go to `url` (see the module's doc); a host name's addresses are
+    /// checked when it is resolved, an address in the URL here.
+    fn check(&self, url: &Url, hosts: &HostList) -> Result<(), FetchError> {
+        match url.scheme() {
+            "https" => {}
+            "http" if !self.https_only => {}
+            "http" => return Err(FetchError::NotHttps),
+            _ => return Err(FetchError::Url),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(FetchError::Url);
+        }
+        let (host, ip) = match url.host().ok_or(FetchError::Url)? {
+            url::Host::Domain(d) => (d.to_string(), None),
+            url::Host::Ipv4(a) => (a.to_string(), Some(std::net::IpAddr::V4(a))),
+            url::Host::Ipv6(a) => (a.to_string(), Some(std::net::IpAddr::V6(a))),
+        };
+        if !hosts.allows(&host) {
+            return Err(FetchError::HostNotAllowed);
+        }
+        if !self.allow_private && ip.is_some_and(|ip| !is_public(ip)) {
+            return Err(FetchError::PrivateAddress);
+        }
+        Ok(())
     }
 
     /// One request, following redirects that stay on `hosts` (credentials only to the first
@@ -362,22 +416,19 @@ impl Client {
         limit: usize,
     ) -> Result<Vec<u8>, FetchError> {
         let attempt = async {
-            let mut url = url.to_string();
-            let origin = Target::parse(&url)?.origin();
+            let mut url = Url::parse(url).map_err(|_| FetchError::Url)?;
+            let origin = url.origin();
             for _ in 0..=MAX_REDIRECTS {
-                let target = Target::parse(&url)?;
-                if self.https_only && !target.tls {
-                    return Err(FetchError::NotHttps);
-                }
-                if !hosts.allows(&target.host) {
-                    return Err(FetchError::HostNotAllowed);
-                }
-                let same_origin = target.origin() == origin;
-                let auth = if same_origin { auth } else { Auth::None };
-                match self.send(method, &target, auth, limit).await? {
+                self.check(&url, hosts)?;
+                let auth = if url.origin() == origin {
+                    auth
+                } else {
+                    Auth::None
+                };
+                match self.send(method, url.clone(), auth, limit).await? {
                     Answer::Body(b) => return Ok(b),
                     Answer::Redirect(location) => {
-                        url = resolve(&target, &location).ok_or(FetchError::Url)?;
+                        url = url.join(&location).map_err(|_| FetchError::Url)?;
                     }
                 }
             }
@@ -388,40 +439,57 @@ impl Client {
             .map_err(|_| FetchError::Timeout)?
     }
 
+    /// One hop: the answer's body, or where it redirects to (a GET only).
     async fn send(
         &self,
         method: Method,
-        t: &Target,
+        url: Url,
         auth: Auth<'_>,
         limit: usize,
     ) -> Result<Answer, FetchError> {
-        // Resolve once, check every address, and connect to exactly those: a name that also
-        // resolves to a private address is refused as a whole.
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((t.host.as_str(), t.port))
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(FetchError::Connect("no address for the host".into()));
-        }
-        if !self.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-            return Err(FetchError::PrivateAddress);
-        }
-        let stream = tokio::net::TcpStream::connect(addrs.as_slice())
-            .await
-            .map_err(|e| FetchError::Connect(e.to_string()))?;
-        if t.tls {
-            let name =
-                ServerName::try_from(t.host.clone()).map_err(|e| FetchError::Tls(e.to_string()))?;
-            let tls = self
-                .tls
-                .connect(name, stream)
-                .await
-                .map_err(|e| FetchError::Tls(e.to_string()))?;
-            exchange(TokioIo::new(tls), method, t, auth, limit).await
+        let http = if self.allow_private {
+            &self.any_address
         } else {
-            exchange(TokioIo::new(stream), method, t, auth, limit).await
+            &self.public_only
+        };
+        let m = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let req = http.request(m, url);
+        let req = match auth {
+            Auth::None => req,
+            Auth::Basic(user, password) => req.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => req.bearer_auth(token),
+        };
+        let mut resp = req.send().await.map_err(fetch_error)?;
+        let status = resp.status();
+        if status.is_redirection() && method == Method::Get {
+            if let Some(loc) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            {
+                return Ok(Answer::Redirect(loc.to_string()));
+            }
         }
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        if resp
+            .content_length()
+            .is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit))
+        {
+            return Err(FetchError::Body);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|_| FetchError::Body)? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(FetchError::Body);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer::Body(body))
     }
 
     /// A request retried `attempts` times with a doubling pause while retrying may help
@@ -458,165 +526,93 @@ impl Client {
     }
 }
 
+/// rustls with the ring provider, trusting `roots`.
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, RootsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RootsError::Protocol {
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 enum Answer {
     Body(Vec<u8>),
     Redirect(String),
 }
 
-async fn exchange<I>(
-    io: I,
-    method: Method,
-    t: &Target,
-    auth: Auth<'_>,
-    limit: usize,
-) -> Result<Answer, FetchError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| FetchError::Connect(e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let m = match method {
-        Method::Get => hyper::Method::GET,
-        Method::Delete => hyper::Method::DELETE,
-    };
-    let mut req = hyper::Request::builder()
-        .method(m)
-        .uri(t.path.as_str())
-        .header(hyper::header::HOST, t.host_header())
-        .header(hyper::header::USER_AGENT, "belteken");
-    match auth {
-        Auth::None => {}
-        Auth::Basic(user, password) => {
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            req = req.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
-        }
-        Auth::Bearer(token) => {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-    }
-    let req = req
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| FetchError::Url)?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| FetchError::Connect(e.to_string()))?;
-    let status = resp.status();
-    if status.is_redirection() && method == Method::Get {
-        if let Some(loc) = resp
-            .headers()
-            .get(hyper::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-        {
-            return Ok(Answer::Redirect(loc.to_string()));
-        }
-    }
-    if !status.is_success() {
-        return Err(FetchError::Status(status.as_u16()));
-    }
-    if resp
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > limit)
-    {
-        return Err(FetchError::Body);
-    }
-    let body = Limited::new(resp.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|_| FetchError::Body)?;
-    Ok(Answer::Body(body.to_bytes().to_vec()))
+/// Resolves a host name and refuses it as a whole when any of its addresses is not public
+/// (unless allowed): the connection goes to exactly the addresses checked here.
+struct CheckedResolver {
+    allow_private: bool,
 }
 
-/// A parsed `http(s)://host[:port]/path?query` URL (no user info).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
-    path: String,
-}
+/// The resolver's refusal, found again in the error reqwest returns.
+#[derive(Debug, thiserror::Error)]
+#[error("the host resolves to a private, loopback or link-local address")]
+struct PrivateAddressRefused;
 
-impl Target {
-    fn parse(url: &str) -> Result<Target, FetchError> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(FetchError::Url);
-        };
-        let (authority, path) = match rest.find(['/', '?']).and_then(|i| rest.split_at_checked(i)) {
-            Some((a, p)) if p.starts_with('/') => (a, p.to_string()),
-            Some((a, p)) => (a, format!("/{p}")),
-            None => (rest, "/".to_string()),
-        };
-        if authority.is_empty()
-            || authority.contains(['@', ' '])
-            || path.contains([' ', '#', '\r', '\n'])
-        {
-            return Err(FetchError::Url);
-        }
-        let default_port = if tls { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or(FetchError::Url)?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| FetchError::Url)?,
-                None if after.is_empty() => default_port,
-                None => return Err(FetchError::Url),
-            };
-            (h.to_string(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().map_err(|_| FetchError::Url)?),
-                None => (authority.to_string(), default_port),
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err("no address for the host".into());
             }
-        };
-        if host.is_empty() {
-            return Err(FetchError::Url);
-        }
-        Ok(Target {
-            tls,
-            host,
-            port,
-            path,
+            if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(Box::new(PrivateAddressRefused) as _);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
         })
     }
+}
 
-    fn origin(&self) -> (bool, String, u16) {
-        (self.tls, self.host.to_ascii_lowercase(), self.port)
-    }
-
-    fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.port == if self.tls { 443 } else { 80 } {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+/// A failed exchange as a [`FetchError`]: the resolver's refusal, a TLS failure, a timeout,
+/// an unreadable body, else a connection failure (its message without the URL).
+fn fetch_error(e: reqwest::Error) -> FetchError {
+    let e = e.without_url();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(s) = source {
+        if s.is::<PrivateAddressRefused>() {
+            return FetchError::PrivateAddress;
         }
+        let tls = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(t) = tls.and_then(|t| t.downcast_ref::<rustls::Error>()) {
+            return FetchError::Tls(t.to_string());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        FetchError::Timeout
+    } else if e.is_body() || e.is_decode() {
+        FetchError::Body
+    } else if e.is_builder() {
+        FetchError::Url
+    } else {
+        FetchError::Connect(error_chain(&e))
     }
 }
 
-/// The absolute URL a `Location` points at.
-fn resolve(base: &Target, location: &str) -> Option<String> {
-    if location.starts_with("https://") || location.starts_with("http://") {
-        return Some(location.to_string());
+/// An error's message and its sources', joined.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        source = s.source();
     }
-    let scheme = if base.tls { "https" } else { "http" };
-    location
-        .starts_with('/')
-        .then(|| format!("{scheme}://{}{location}", base.host_header()))
+    out
 }
 
 #[cfg(test)]
@@ -624,43 +620,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_urls() {
-        let t = Target::parse("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1.wav")
-            .expect("url");
-        assert!(t.tls);
-        assert_eq!((t.host.as_str(), t.port), ("api.twilio.com", 443));
-        assert_eq!(t.path, "/2010-04-01/Accounts/AC1/Recordings/RE1.wav");
-        assert_eq!(t.host_header(), "api.twilio.com");
-        let t = Target::parse("http://127.0.0.1:8080?x=1").expect("url");
-        assert_eq!((t.port, t.path.as_str()), (8080, "/?x=1"));
-        assert_eq!(t.host_header(), "127.0.0.1:8080");
-        let t = Target::parse("https://[::1]:8443/a").expect("url");
-        assert_eq!((t.host.as_str(), t.port), ("::1", 8443));
-        assert_eq!(t.host_header(), "[::1]:8443");
+    fn checks_urls() {
+        let c = Client {
+            allow_private: false,
+            ..client()
+        };
+        let strict = Client {
+            https_only: true,
+            ..c.clone()
+        };
+        let hosts = HostList::new(["api.twilio.com", "::1", "127.0.0.1"]).expect("list");
+        let check = |c: &Client, url: &str| {
+            Url::parse(url)
+                .map_err(|_| FetchError::Url)
+                .and_then(|u| c.check(&u, &hosts))
+        };
+        assert!(check(
+            &strict,
+            "https://api.twilio.com/2010-04-01/Recordings/RE1.wav"
+        )
+        .is_ok());
+        assert!(check(&strict, "https://API.Twilio.com:8443/a?x=1").is_ok());
         for bad in [
-            "ftp://x/",
+            "ftp://api.twilio.com/",
             "https://",
-            "https://user:pw@host/",
-            "https://h:notaport/",
-            "https://h/a b",
+            "https://user:pw@api.twilio.com/",
+            "https://user@api.twilio.com/",
+            "https://api.twilio.com:notaport/",
             "file:///etc/passwd",
+            "api.twilio.com/a",
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert!(matches!(check(&c, bad), Err(FetchError::Url)), "{bad}");
         }
-    }
-
-    #[test]
-    fn resolves_redirects() {
-        let t = Target::parse("https://api.example.com:8443/a").expect("url");
+        assert!(matches!(
+            check(&strict, "http://api.twilio.com/a"),
+            Err(FetchError::NotHttps)
+        ));
+        assert!(matches!(
+            check(&c, "https://api.twilio.com.evil.example/a"),
+            Err(FetchError::HostNotAllowed)
+        ));
+        // An address in the URL, in any spelling, is judged as the address it is.
+        for private in [
+            "https://127.0.0.1/a",
+            "https://[::1]:8443/a",
+            "https://0x7f.0.0.1/a",
+            "https://2130706433/a",
+        ] {
+            assert!(
+                matches!(check(&c, private), Err(FetchError::PrivateAddress)),
+                "{private}"
+            );
+        }
+        assert_eq!(host_of("https://[::1]:8443/a").as_deref(), Some("::1"));
         assert_eq!(
-            resolve(&t, "/b?c=1").as_deref(),
-            Some("https://api.example.com:8443/b?c=1")
+            host_of("https://API.Twilio.com/a").as_deref(),
+            Some("api.twilio.com")
         );
-        assert_eq!(
-            resolve(&t, "https://s3.example.com/x").as_deref(),
-            Some("https://s3.example.com/x")
-        );
-        assert_eq!(resolve(&t, "relative"), None);
+        assert_eq!(host_of("ftp://api.twilio.com/"), None);
     }
 
     use std::sync::{Arc as StdArc, Mutex};
@@ -703,19 +720,10 @@ mod tests {
 
     fn client() -> Client {
         // Plain http:// in these tests; any root will do.
-        Client {
-            tls: tokio_rustls::TlsConnector::from(Arc::new(
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth(),
-            )),
-            allow_private: true,
-            https_only: false,
-        }
+        let tls = tls_config(rustls::RootCertStore::empty()).expect("tls");
+        Client::with_tls(tls, false)
+            .expect("client")
+            .allow_private(true)
     }
 
     fn local() -> HostList {
@@ -918,6 +926,46 @@ mod tests {
             assert!(matches!(e, FetchError::PrivateAddress), "{host}: {e}");
         }
         assert!(seen.lock().expect("lock").is_empty(), "nothing was sent");
+    }
+
+    #[tokio::test]
+    async fn relative_redirects_and_their_limit() {
+        let (port, seen) = serve(|head| {
+            if head.starts_with("GET /file.wav ") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nRIFF".to_vec()
+            } else if head.starts_with("GET /loop ") {
+                b"HTTP/1.1 302 Found\r\nLocation: loop\r\nContent-Length: 0\r\n\r\n".to_vec()
+            } else {
+                b"HTTP/1.1 302 Found\r\nLocation: /file.wav\r\nContent-Length: 0\r\n\r\n".to_vec()
+            }
+        })
+        .await;
+        let url = format!("http://127.0.0.1:{port}/Recordings/RE1");
+        let body = fetch(Method::Get, &url, Auth::None, 1).await.expect("body");
+        assert_eq!(body, b"RIFF");
+        let url = format!("http://127.0.0.1:{port}/loop");
+        let e = fetch(Method::Get, &url, Auth::None, 3)
+            .await
+            .expect_err("loop");
+        assert!(matches!(e, FetchError::Redirects), "{e}");
+        // Two for the first fetch, then the first request and three redirects, once.
+        assert_eq!(seen.lock().expect("lock").len(), 2 + 1 + MAX_REDIRECTS);
+    }
+
+    #[tokio::test]
+    async fn body_limit_while_reading() {
+        // No Content-Length: the body is cut off at the limit as it streams in.
+        let (port, _) = serve(|_| {
+            let mut r = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+            r.resize(r.len() + MAX_OTHER_BYTES + 1, b'x');
+            r
+        })
+        .await;
+        let url = format!("http://127.0.0.1:{port}/a.json");
+        let e = fetch(Method::Delete, &url, Auth::None, 1)
+            .await
+            .expect_err("too big");
+        assert!(matches!(e, FetchError::Body), "{e}");
     }
 
     #[tokio::test]

@@ -1,11 +1,12 @@
 //! Request signatures of the providers: Twilio (HMAC-SHA1), Telnyx (Ed25519), Vonage (a JWT,
 //! HS256 with the account's signature secret); and the JWT (RS256) that Vonage's API wants.
 //!
-//! Every check is constant-time over the secret-derived bytes and never panics on what the
-//! network sent.
+//! Every check is constant-time over the secret-derived bytes (`subtle`, and ring's compare
+//! inside `jsonwebtoken`) and never panics on what the network sent.
 
 use base64::Engine as _;
 use ring::hmac;
+use subtle::ConstantTimeEq as _;
 
 /// Twilio's `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + sorted params as key+value)).
 pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
@@ -33,12 +34,10 @@ pub fn twilio_valid(
         return false;
     };
     let expected = twilio_signature(auth_token, url, params);
-    constant_time_eq(expected.as_bytes(), signature.trim().as_bytes())
-}
-
-/// Compares without an early exit on the first differing byte.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    expected
+        .as_bytes()
+        .ct_eq(signature.trim().as_bytes())
+        .into()
 }
 
 /// Telnyx's webhook signature: Ed25519 over `"{timestamp}|{raw body}"` with the account's
@@ -75,10 +74,6 @@ pub fn telnyx_valid(
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key)
         .verify(&signed, &sig)
         .is_ok()
-}
-
-fn b64url() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
 }
 
 /// Longest `Authorization` header looked at, in bytes.
@@ -157,7 +152,7 @@ pub fn vonage_valid(
     let Some(got) = claims.get("payload_hash").and_then(|v| v.as_str()) else {
         return false;
     };
-    if !constant_time_eq(want.as_bytes(), got.to_ascii_lowercase().as_bytes()) {
+    if !bool::from(want.as_bytes().ct_eq(got.to_ascii_lowercase().as_bytes())) {
         return false;
     }
     if claims.get("application_id").and_then(|v| v.as_str()) != Some(check.application_id) {
@@ -188,7 +183,7 @@ pub fn vonage_valid(
         .first_time(jti, now_secs, iat.saturating_add(check.tolerance_secs))
 }
 
-/// The claims of a JWT whose HS256 signature with `secret` is valid.
+/// The claims of the JWT in a `Bearer` header whose HS256 signature with `secret` is valid.
 fn vonage_claims(secret: &str, authorization: Option<&str>) -> Option<serde_json::Value> {
     let auth = authorization?;
     if auth.len() > MAX_JWT_BYTES {
@@ -199,30 +194,28 @@ fn vonage_claims(secret: &str, authorization: Option<&str>) -> Option<serde_json
         .strip_prefix("Bearer ")
         .or_else(|| auth.trim().strip_prefix("bearer "))?
         .trim();
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(sig), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let (Ok(header), Ok(claims), Ok(sig)) =
-        (b64url().decode(h), b64url().decode(c), b64url().decode(sig))
-    else {
-        return None;
-    };
-    let header = serde_json::from_slice::<serde_json::Value>(&header).ok()?;
-    if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
-        return None;
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let signed = format!("{h}.{c}");
-    hmac::verify(&key, signed.as_bytes(), &sig).ok()?;
-    serde_json::from_slice::<serde_json::Value>(&claims).ok()
+    hs256_claims(secret.as_bytes(), token)
+}
+
+/// The claims of a JWT signed with HS256 and `key`: any other `alg` (`none`, RS256 and the
+/// rest) is refused. Time claims are not looked at here: the caller checks them against its
+/// own clock.
+fn hs256_claims(key: &[u8], token: &str) -> Option<serde_json::Value> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    let key = DecodingKey::from_secret(key);
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .ok()
+        .map(|t| t.claims)
 }
 
 /// A Vonage application's private key (RSA, PKCS#8 or PKCS#1 PEM), for the API's RS256 JWTs.
 pub struct RsaSigner {
-    key: ring::signature::RsaKeyPair,
+    key: jsonwebtoken::EncodingKey,
     rng: ring::rand::SystemRandom,
 }
 
@@ -238,27 +231,28 @@ pub enum KeyError {
     /// The PEM holds no private key block of either kind.
     #[error("no PEM private key (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)")]
     NoPrivateKey,
-    /// The key is there but ring refuses it (not RSA, too short, damaged).
+    /// The key is there but cannot sign (not RSA, too short, damaged).
     #[error("not a usable RSA key: {reason}")]
     NotUsableRsa { reason: String },
 }
 
 impl RsaSigner {
     /// The signer for a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) RSA
-    /// key.
+    /// key; the key is tried once here, so that one that cannot sign is refused at start.
     pub fn from_pem(pem: &[u8]) -> Result<RsaSigner, KeyError> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer};
-        let unusable = |e: ring::error::KeyRejected| KeyError::NotUsableRsa {
+        if PrivatePkcs8KeyDer::from_pem_slice(pem).is_err()
+            && PrivatePkcs1KeyDer::from_pem_slice(pem).is_err()
+        {
+            return Err(KeyError::NoPrivateKey);
+        }
+        let unusable = |e: jsonwebtoken::errors::Error| KeyError::NotUsableRsa {
             reason: e.to_string(),
         };
-        let key = if let Ok(der) = PrivatePkcs8KeyDer::from_pem_slice(pem) {
-            ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(unusable)?
-        } else if let Ok(der) = PrivatePkcs1KeyDer::from_pem_slice(pem) {
-            ring::signature::RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(unusable)?
-        } else {
-            return Err(KeyError::NoPrivateKey);
-        };
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem).map_err(unusable)?;
+        jsonwebtoken::crypto::sign(b"key check", &key, jsonwebtoken::Algorithm::RS256)
+            .map_err(unusable)?;
         Ok(RsaSigner {
             key,
             rng: ring::rand::SystemRandom::new(),
@@ -271,31 +265,24 @@ impl RsaSigner {
         let mut jti = [0u8; 16];
         self.rng.fill(&mut jti).ok()?;
         let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
-        let header = b64url().encode(br#"{"alg":"RS256","typ":"JWT"}"#);
         let claims = serde_json::json!({
             "application_id": application_id,
             "iat": now_secs,
             "exp": now_secs + 300,
             "jti": jti,
         });
-        let claims = b64url().encode(claims.to_string());
-        let signed = format!("{header}.{claims}");
-        let mut sig = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &self.rng,
-                signed.as_bytes(),
-                &mut sig,
-            )
-            .ok()?;
-        Some(format!("{signed}.{}", b64url().encode(sig)))
+        let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        jsonwebtoken::encode(&header, &claims, &self.key).ok()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn b64url() -> base64::engine::GeneralPurpose {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+    }
 
     fn docs_params() -> Vec<(String, String)> {
         // Twilio's "Webhooks security" worked example (auth token 12345).
@@ -376,15 +363,11 @@ mod tests {
             .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
             .expect("key");
         let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let mut parts = token.split('.');
-        let (h, c, s) = (
-            parts.next().expect("h"),
-            parts.next().expect("c"),
-            parts.next().expect("s"),
-        );
-        let k = hmac::Key::new(hmac::HMAC_SHA256, &key);
-        let sig = b64url().decode(s).expect("sig");
-        assert!(hmac::verify(&k, format!("{h}.{c}").as_bytes(), &sig).is_ok());
+        let claims = hs256_claims(&key, token).expect("valid");
+        assert_eq!(claims["iss"], "joe");
+        assert!(hs256_claims(b"another key", token).is_none());
+        let tampered = token.replacen(".eyJpc3MiOiJqb2Ui", ".eyJpc3MiOiJqb2Xi", 1);
+        assert!(hs256_claims(&key, &tampered).is_none());
     }
 
     fn sha256_hex(b: &[u8]) -> String {
@@ -477,6 +460,50 @@ mod tests {
         ] {
             assert!(!vonage_valid(&check, Some(bad), body, now));
         }
+    }
+
+    #[test]
+    fn vonage_api_jwt() {
+        use rustls::pki_types::pem::PemObject as _;
+        let pkcs8 = include_bytes!("testdata/rsa-pkcs8.pem");
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pkcs8).expect("pem");
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).expect("key");
+        use ring::signature::KeyPair as _;
+        let public = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            pair.public_key().as_ref().to_vec(),
+        );
+        // The same key as PKCS#8 and as PKCS#1.
+        for pem in [&pkcs8[..], include_bytes!("testdata/rsa-pkcs1.pem")] {
+            let signer = RsaSigner::from_pem(pem).expect("signer");
+            let jwt = signer.vonage_jwt(APP, 1_700_000_000).expect("jwt");
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let [h, c, s] = parts[..] else {
+                panic!("three parts: {jwt}");
+            };
+            let header: serde_json::Value =
+                serde_json::from_slice(&b64url().decode(h).expect("b64")).expect("json");
+            assert_eq!(header["alg"], "RS256");
+            let claims: serde_json::Value =
+                serde_json::from_slice(&b64url().decode(c).expect("b64")).expect("json");
+            assert_eq!(claims["application_id"], APP);
+            assert_eq!(claims["iat"], 1_700_000_000);
+            assert_eq!(claims["exp"], 1_700_000_300);
+            assert_eq!(claims["jti"].as_str().map(str::len), Some(32));
+            let sig = b64url().decode(s).expect("b64");
+            assert!(public.verify(format!("{h}.{c}").as_bytes(), &sig).is_ok());
+            let again = signer.vonage_jwt(APP, 1_700_000_000).expect("jwt");
+            assert_ne!(jwt, again, "each token has its own jti");
+        }
+        assert_eq!(
+            RsaSigner::from_pem(b"not a key").map(|_| ()),
+            Err(KeyError::NoPrivateKey)
+        );
+        let ed25519 = RsaSigner::from_pem(include_bytes!("testdata/ed25519.pem"));
+        assert!(
+            matches!(ed25519, Err(KeyError::NotUsableRsa { .. })),
+            "{ed25519:?}"
+        );
     }
 
     #[test]

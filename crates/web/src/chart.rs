@@ -4,9 +4,7 @@
 //! `<desc>`); the page gives the same figures as a table beside it. Colours come from
 //! attributes and classes (the Content-Security-Policy forbids inline style).
 
-use std::fmt::Write as _;
-
-use crate::html::escape;
+use maud::{html, Markup};
 
 /// Drawing size in SVG units; CSS scales it to the column's width (narrow, so that the
 /// labels stay readable when a phone shrinks it).
@@ -68,9 +66,24 @@ pub(crate) fn group_digits(n: u64) -> String {
     out
 }
 
+/// A coordinate as the SVG writes it: one decimal (written straight into the page).
+#[derive(Clone, Copy)]
+struct At(f64);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}
+
+fn at(v: f64) -> At {
+    At(v)
+}
+
 impl LineChart<'_> {
-    /// The `<svg>` element.
-    pub fn render(&self) -> String {
+    /// The `<svg>` element. SVG elements are written with their end tags: in HTML, a
+    /// self-closing slash is what closes an element inside `<svg>`, and maud writes none.
+    pub fn render(&self) -> Markup {
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let (x0, x1) = match (self.points.first(), self.points.last()) {
@@ -84,39 +97,13 @@ impl LineChart<'_> {
         let sx = |x: u64| LEFT + (x.saturating_sub(x0)) as f64 / (x1 - x0) as f64 * plot_w;
         let sy = |y: u64| TOP + plot_h - y as f64 / y_max as f64 * plot_h;
 
-        let id = escape(self.id);
-        let mut svg = String::with_capacity(4096);
-        let _ = write!(
-            svg,
-            "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
-<title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
-            escape(self.title),
-            escape(self.description)
-        );
-
-        // Grid and y labels.
-        svg.push_str("<g class=\"grid\" aria-hidden=\"true\">");
-        let mut y = 0;
-        while y <= y_max {
-            let py = sy(y);
-            let _ = write!(
-                svg,
-                "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{py:.1}\" y2=\"{py:.1}\"/>\
-<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-                WIDTH - RIGHT,
-                LEFT - 8.0,
-                py + 5.0,
-                group_digits(y)
-            );
-            match y.checked_add(step) {
-                Some(next) => y = next,
-                None => break,
-            }
-        }
+        // Grid lines and y labels: 0, step, 2 step, ... up to y_max.
+        let y_ticks =
+            std::iter::successors(Some(0u64), |y| y.checked_add(step)).take_while(|y| *y <= y_max);
         // X labels: evenly spaced times, the last at the right edge; a label equal to the one
         // before (a span of a few minutes) is left out.
         let mut previous: Option<String> = None;
+        let mut x_ticks = Vec::with_capacity(X_TICKS);
         for i in 0..X_TICKS {
             let t = x0 + (x1 - x0) * i as u64 / (X_TICKS as u64 - 1);
             let label = (self.x_label)(t);
@@ -129,57 +116,45 @@ aria-labelledby=\"{id}-title {id}-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
                 i if i == X_TICKS - 1 => "end",
                 _ => "middle",
             };
-            let px = sx(t);
-            let _ = write!(
-                svg,
-                "<line class=\"tick\" x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
-<text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
-                TOP + plot_h,
-                TOP + plot_h + 5.0,
-                HEIGHT - 10.0,
-                escape(&label)
-            );
+            x_ticks.push((at(sx(t)), anchor, label));
         }
-        svg.push_str("</g>");
-
-        // The area under the line, then the line.
-        if !self.points.is_empty() {
-            let mut line = String::new();
-            for (i, (x, y)) in self.points.iter().enumerate() {
-                let _ = write!(
-                    line,
-                    "{}{:.1},{:.1}",
-                    if i == 0 { "" } else { " " },
-                    sx(*x),
-                    sy(*y)
-                );
-            }
-            let _ = write!(
-                svg,
-                "<polygon class=\"area\" aria-hidden=\"true\" points=\"{:.1},{:.1} {line} {:.1},{:.1}\"/>\
-<polyline class=\"line\" aria-hidden=\"true\" points=\"{line}\"/>",
-                sx(x0),
-                sy(0),
-                sx(x1),
-                sy(0)
-            );
-            if let Some((x, y)) = self.points.last() {
-                let _ = write!(
-                    svg,
-                    "<circle class=\"dot\" aria-hidden=\"true\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\"/>",
-                    sx(*x),
-                    sy(*y)
-                );
+        let line = self
+            .points
+            .iter()
+            .map(|(x, y)| format!("{},{}", at(sx(*x)), at(sy(*y))))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let id = self.id;
+        html! {
+            svg class="chart" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img"
+                aria-labelledby={ (id) "-title " (id) "-desc" } xmlns="http://www.w3.org/2000/svg" {
+                title id={ (id) "-title" } { (self.title) }
+                desc id={ (id) "-desc" } { (self.description) }
+                g class="grid" aria-hidden="true" {
+                    @for y in y_ticks {
+                        @let py = sy(y);
+                        line x1=(LEFT) x2=(at(WIDTH - RIGHT)) y1=(at(py)) y2=(at(py)) {}
+                        text x=(at(LEFT - 8.0)) y=(at(py + 5.0)) text-anchor="end" {
+                            (group_digits(y))
+                        }
+                    }
+                    @for (px, anchor, label) in &x_ticks {
+                        line class="tick" x1=(px) x2=(px) y1=(at(TOP + plot_h))
+                            y2=(at(TOP + plot_h + 5.0)) {}
+                        text x=(px) y=(at(HEIGHT - 10.0)) text-anchor=(anchor) { (label) }
+                    }
+                }
+                // The area under the line, then the line.
+                @if let Some((x, y)) = self.points.last() {
+                    polygon class="area" aria-hidden="true"
+                        points={ (at(sx(x0))) "," (at(sy(0))) " " (line) " " (at(sx(x1))) "," (at(sy(0))) } {}
+                    polyline class="line" aria-hidden="true" points=(line) {}
+                    circle class="dot" aria-hidden="true" cx=(at(sx(*x))) cy=(at(sy(*y))) r="4" {}
+                }
+                line class="axis" aria-hidden="true" x1=(LEFT) x2=(at(WIDTH - RIGHT))
+                    y1=(at(TOP + plot_h)) y2=(at(TOP + plot_h)) {}
             }
         }
-        let _ = write!(
-            svg,
-            "<line class=\"axis\" aria-hidden=\"true\" x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/></svg>",
-            WIDTH - RIGHT,
-            TOP + plot_h,
-            TOP + plot_h
-        );
-        svg
     }
 }
 
@@ -206,6 +181,19 @@ mod tests {
         assert_eq!(group_digits(1_234_567), "1\u{202f}234\u{202f}567");
     }
 
+    /// A chart titled "t", described "d", with ids from "c".
+    fn plain(points: &[(u64, u64)], x_label: &dyn Fn(u64) -> String) -> String {
+        LineChart {
+            points,
+            title: "t",
+            description: "d",
+            x_label,
+            id: "c",
+        }
+        .render()
+        .into_string()
+    }
+
     #[test]
     fn chart_is_labelled_escaped_and_scaled() {
         let points = [(0, 0), (600, 10), (1200, 40)];
@@ -217,7 +205,8 @@ mod tests {
             x_label: &label,
             id: "c1",
         }
-        .render();
+        .render()
+        .into_string();
         assert!(svg.starts_with("<svg class=\"chart\""));
         assert!(svg.ends_with("</svg>"));
         assert!(svg.contains("role=\"img\" aria-labelledby=\"c1-title c1-desc\""));
@@ -234,14 +223,7 @@ mod tests {
     fn repeated_time_labels_are_left_out() {
         let points = [(0, 0), (90, 3)];
         let label = |t: u64| format!("m{}", t / 60);
-        let svg = LineChart {
-            points: &points,
-            title: "t",
-            description: "d",
-            x_label: &label,
-            id: "c",
-        }
-        .render();
+        let svg = plain(&points, &label);
         // Ticks at 0, 30, 60 and 90 s: m0, m0, m1, m1.
         assert_eq!(svg.matches(">m0</text>").count(), 1, "{svg}");
         assert_eq!(svg.matches(">m1</text>").count(), 1, "{svg}");
@@ -251,15 +233,16 @@ mod tests {
     fn a_single_point_or_none_does_not_divide_by_zero() {
         let label = |t: u64| t.to_string();
         for points in [&[][..], &[(5, 0)][..]] {
-            let svg = LineChart {
-                points,
-                title: "t",
-                description: "d",
-                x_label: &label,
-                id: "c",
-            }
-            .render();
+            let svg = plain(points, &label);
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+            // Inside `<svg>` an element without an end tag would hold the ones after it.
+            for element in ["line", "text", "polygon", "polyline", "circle"] {
+                assert_eq!(
+                    svg.matches(&format!("<{element} ")).count(),
+                    svg.matches(&format!("</{element}>")).count(),
+                    "{element}: {svg}"
+                );
+            }
         }
     }
 }

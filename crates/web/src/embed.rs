@@ -4,13 +4,12 @@
 //! The page is as strict as the others except that any site may frame it
 //! (`frame-ancestors *`); it updates live through the same event stream and `live.js`.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
+use maud::{html, DOCTYPE};
 
-use crate::html::{escape, path_segment, tel_target};
+use crate::html::{path_segment, tel_target};
 use crate::pages::{self, LangQuery};
 use crate::AppState;
 
@@ -37,61 +36,54 @@ pub(crate) async fn page(
     let labels = pages::labels(language);
     let (title, _) = view.texts(language);
     let counts = state.web.hub.current(&view.slug);
-    let url = escape(&format!(
+    let url = format!(
         "{}?lang={}",
         pages::campaign_url(&state, &view.slug),
         path_segment(language)
-    ));
-    let events = escape(&format!(
-        "/api/campaigns/{}/events",
-        path_segment(&view.slug)
-    ));
-    let mut body = format!(
-        "<!doctype html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<title>{title}</title>\n<link rel=\"stylesheet\" href=\"/static/style.css\">\n\
-<script src=\"/static/live.js\" defer></script>\n</head>\n<body class=\"embed\">\n<main>\n\
-<p class=\"title\"><a href=\"{url}\" target=\"_blank\" rel=\"noopener\">{title}</a></p>\n\
-<p class=\"count\" role=\"status\" aria-live=\"polite\" aria-atomic=\"true\">\
-<span id=\"count\" data-events=\"{events}\">{n}</span> <span class=\"unit\">{unit}</span></p>\n",
-        lang = labels.lang,
-        title = escape(title),
-        n = counts.signatures,
-        unit = labels.count_unit,
     );
-    let call = match view
+    let events = format!("/api/campaigns/{}/events", path_segment(&view.slug));
+    let call = view
         .number
         .as_deref()
-        .and_then(|n| tel_target(n).map(|t| (n, t)))
-    {
-        Some((shown, target)) => format!(
-            "{}: <a href=\"{}\">{}</a>",
-            labels.embed_link,
-            escape(&target),
-            escape(shown)
-        ),
-        None => format!(
-            "<a href=\"{url}\" target=\"_blank\" rel=\"noopener\">{}</a>",
-            labels.embed_link
-        ),
+        .and_then(|n| tel_target(n).map(|t| (n, t)));
+    let body = html! {
+        (DOCTYPE)
+        html lang=(labels.lang) {
+            (pages::head_of(title, html! {}))
+            body class="embed" {
+                main {
+                    p class="title" {
+                        a href=(url) target="_blank" rel="noopener" { (title) }
+                    }
+                    p class="count" role="status" aria-live="polite" aria-atomic="true" {
+                        span id="count" data-events=(events) { (counts.signatures) }
+                        " "
+                        span class="unit" { (labels.count_unit) }
+                    }
+                    @if let Some(goal) = view.goal.filter(|g| *g > 0) {
+                        p class="goal" {
+                            progress id="progress" max=(goal) value=(counts.signatures.min(goal))
+                                aria-label={ (labels.goal) " " (goal) } {
+                                (counts.signatures)
+                            }
+                        }
+                    }
+                    p {
+                        @match &call {
+                            Some((shown, target)) => {
+                                (labels.embed_link) ": " a href=(target) { (shown) }
+                            }
+                            None => {
+                                a href=(url) target="_blank" rel="noopener" { (labels.embed_link) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
-    if let Some(goal) = view.goal.filter(|g| *g > 0) {
-        let _ = writeln!(
-            body,
-            "<p class=\"goal\"><progress id=\"progress\" max=\"{goal}\" value=\"{}\" \
-aria-label=\"{} {goal}\">{}</progress></p>",
-            counts.signatures.min(goal),
-            labels.goal,
-            counts.signatures
-        );
-    }
-    let _ = write!(body, "<p>{call}</p>\n</main>\n</body>\n</html>\n");
-    let mut response = (
-        StatusCode::OK,
-        [(header::CACHE_CONTROL, "no-cache")],
-        Html(body),
-    )
-        .into_response();
+    let mut response =
+        (StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], body).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,

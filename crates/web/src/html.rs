@@ -1,22 +1,7 @@
-//! Small helpers for writing HTML by hand: escaping, URL path segments, `tel:` targets.
+//! URL helpers for the pages: path segments and `tel:` targets. The pages themselves are
+//! `maud` templates, which escape every value they are given.
 
 use std::fmt::Write as _;
-
-/// Escapes text for use in HTML element content and in double- or single-quoted attributes.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for one URL path segment.
 pub(crate) fn path_segment(text: &str) -> String {
@@ -48,25 +33,6 @@ pub(crate) fn tel_target(number: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escape_replaces_the_five_special_characters() {
-        assert_eq!(
-            escape(r#"<script>alert('x') & "y"</script>"#),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
-        );
-    }
-
-    #[test]
-    fn escape_keeps_other_text_and_unicode() {
-        assert_eq!(escape("Bel nú — 100% gratis"), "Bel nú — 100% gratis");
-        assert_eq!(escape(""), "");
-    }
-
-    #[test]
-    fn escape_does_not_double_unescape() {
-        assert_eq!(escape("&amp;"), "&amp;amp;");
-    }
 
     #[test]
     fn path_segment_encodes_reserved_and_non_ascii() {

@@ -1,14 +1,13 @@
 //! Server-rendered HTML pages (they work without JavaScript), the static files, and the 404s.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup, DOCTYPE};
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::html::{escape, path_segment, tel_target};
+use crate::html::{path_segment, tel_target};
 use crate::{chart, AppState, Campaign};
 
 const LIVE_JS: &str = include_str!("../static/live.js");
@@ -290,36 +289,44 @@ pub(crate) fn pick_language<'a>(
     view.language.as_str()
 }
 
-/// The document around a page's `<main>` content. `title`, `head` (extra `<head>` elements),
-/// `nav` (extra header content) and `main` must already be HTML.
-fn document(title: &str, head: &str, nav: &str, main: &str, labels: &Labels) -> String {
-    format!(
-        "<!doctype html>\n\
-<html lang=\"{lang}\">\n\
-<head>\n\
-<meta charset=\"utf-8\">\n\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-<title>{title}</title>\n\
-{head}\
-<link rel=\"stylesheet\" href=\"/static/style.css\">\n\
-<script src=\"/static/live.js\" defer></script>\n\
-</head>\n\
-<body>\n\
-<a class=\"skip\" href=\"#main\">{skip}</a>\n\
-<header><p class=\"brand\"><a href=\"/\">belteken</a></p>{nav}</header>\n\
-<main id=\"main\" tabindex=\"-1\">\n{main}</main>\n\
-<footer><p>{footer} <a href=\"/\">{all}</a></p></footer>\n\
-</body>\n\
-</html>\n",
-        lang = labels.lang,
-        skip = labels.skip,
-        footer = labels.footer,
-        all = labels.all_campaigns,
-    )
+/// The `<head>` of a public page and of the embeddable counter; `extra` follows the title.
+pub(crate) fn head_of(title: &str, extra: Markup) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) }
+            (extra)
+            link rel="stylesheet" href="/static/style.css";
+            script src="/static/live.js" defer {}
+        }
+    }
 }
 
-fn page(status: StatusCode, cache: &'static str, body: String) -> Response {
-    (status, [(header::CACHE_CONTROL, cache)], Html(body)).into_response()
+/// The document around a page's `<main>` content: `extra_head` goes into `<head>`, `nav`
+/// into the header.
+fn document(title: &str, extra_head: Markup, nav: Markup, main: Markup, labels: &Labels) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(labels.lang) {
+            (head_of(title, extra_head))
+            body {
+                a class="skip" href="#main" { (labels.skip) }
+                header {
+                    p class="brand" { a href="/" { "belteken" } }
+                    (nav)
+                }
+                main id="main" tabindex="-1" { (main) }
+                footer {
+                    p { (labels.footer) " " a href="/" { (labels.all_campaigns) } }
+                }
+            }
+        }
+    }
+}
+
+fn page(status: StatusCode, cache: &'static str, body: Markup) -> Response {
+    (status, [(header::CACHE_CONTROL, cache)], body).into_response()
 }
 
 /// `GET /`: every campaign, with a link to its page.
@@ -333,22 +340,21 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
         _ => "en",
     };
     let labels = labels(language);
-    let mut main = format!(
-        "<h1>{}</h1>\n<ul class=\"campaigns\">\n",
-        labels.all_campaigns
-    );
-    for c in campaigns.iter() {
-        let _ = writeln!(
-            main,
-            "<li><a href=\"/c/{}\">{}</a> <span class=\"tally-line\">{} {}</span></li>",
-            path_segment(&c.slug),
-            escape(&c.title),
-            state.web.hub.current(&c.slug).signatures,
-            labels.count_unit
-        );
-    }
-    main.push_str("</ul>\n");
-    let body = document(labels.all_campaigns, "", "", &main, labels);
+    let main = html! {
+        h1 { (labels.all_campaigns) }
+        ul class="campaigns" {
+            @for c in campaigns.iter() {
+                li {
+                    a href={ "/c/" (path_segment(&c.slug)) } { (c.title) }
+                    " "
+                    span class="tally-line" {
+                        (state.web.hub.current(&c.slug).signatures) " " (labels.count_unit)
+                    }
+                }
+            }
+        }
+    };
+    let body = document(labels.all_campaigns, html! {}, html! {}, main, labels);
     page(StatusCode::OK, PAGE_CACHE, body)
 }
 
@@ -420,36 +426,40 @@ pub(crate) fn campaign_url(state: &AppState, slug: &str) -> String {
     )
 }
 
+/// A label with its `{name}` placeholder replaced by markup (the rest is text, escaped).
+fn fill_markup(template: &str, name: &str, value: Markup) -> Markup {
+    let placeholder = format!("{{{name}}}");
+    match template.split_once(&placeholder) {
+        Some((before, after)) => html! { (before) (value) (after) },
+        None => html! { (template) },
+    }
+}
+
 /// Open Graph and Twitter card tags. No image: the server draws no PNG.
-fn preview_tags(view: &Campaign, language: &str, state: &AppState) -> String {
+fn preview_tags(view: &Campaign, language: &str, state: &AppState) -> Markup {
     let (title, transcript) = view.texts(language);
-    let title = escape(title);
-    let summary = escape(&first_sentence(transcript));
-    let mut head = String::new();
-    let _ = writeln!(
-        head,
-        "<meta name=\"description\" content=\"{summary}\">\n\
-<meta property=\"og:type\" content=\"website\">\n\
-<meta property=\"og:title\" content=\"{title}\">\n\
-<meta property=\"og:description\" content=\"{summary}\">\n\
-<meta property=\"og:locale\" content=\"{}\">\n\
-<meta name=\"twitter:card\" content=\"summary\">\n\
-<meta name=\"twitter:title\" content=\"{title}\">\n\
-<meta name=\"twitter:description\" content=\"{summary}\">",
-        escape(&og_locale(language))
-    );
-    if state.public_url.is_some() {
-        let url = escape(&format!(
+    let summary = first_sentence(transcript);
+    let url = state.public_url.is_some().then(|| {
+        format!(
             "{}?lang={}",
             campaign_url(state, &view.slug),
             path_segment(language)
-        ));
-        let _ = writeln!(
-            head,
-            "<meta property=\"og:url\" content=\"{url}\">\n<link rel=\"canonical\" href=\"{url}\">"
-        );
+        )
+    });
+    html! {
+        meta name="description" content=(summary);
+        meta property="og:type" content="website";
+        meta property="og:title" content=(title);
+        meta property="og:description" content=(summary);
+        meta property="og:locale" content=(og_locale(language));
+        meta name="twitter:card" content="summary";
+        meta name="twitter:title" content=(title);
+        meta name="twitter:description" content=(summary);
+        @if let Some(url) = &url {
+            meta property="og:url" content=(url);
+            link rel="canonical" href=(url);
+        }
     }
-    head
 }
 
 /// "nl_BE"-style locale for Open Graph.
@@ -462,160 +472,120 @@ fn og_locale(language: &str) -> String {
     }
 }
 
-fn language_nav(view: &Campaign, language: &str, labels: &Labels) -> String {
+fn language_nav(view: &Campaign, language: &str, labels: &Labels) -> Markup {
     if view.translations.is_empty() {
-        return String::new();
+        return html! {};
     }
     let mut codes = vec![view.language.as_str()];
     codes.extend(view.translations.iter().map(|t| t.language.as_str()));
-    let mut nav = format!(
-        "<nav class=\"languages\" aria-label=\"{}\"><ul>",
-        labels.language_nav
-    );
-    for code in codes {
-        let name = escape(language_name(code));
-        let code_e = escape(code);
-        let current = if code == language {
-            " aria-current=\"page\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            nav,
-            "<li><a href=\"?lang={code_e}\" lang=\"{code_e}\" hreflang=\"{code_e}\"{current}>{name}</a></li>"
-        );
-    }
-    nav.push_str("</ul></nav>");
-    nav
-}
-
-fn campaign_page(view: &Campaign, language: &str, state: &AppState) -> String {
-    let labels = labels(language);
-    let (title, transcript) = view.texts(language);
-    let counts = state.web.hub.current(&view.slug);
-    let title = escape(title);
-    let mut main = String::new();
-    let _ = writeln!(main, "<h1>{title}</h1>");
-
-    // Writing to a String cannot fail, hence the ignored results below.
-    let _ = write!(
-        main,
-        "<section class=\"call\" aria-labelledby=\"call-heading\">\n\
-<h2 id=\"call-heading\">{}</h2>\n",
-        labels.call_heading
-    );
-    if let Some(number) = &view.number {
-        let shown = escape(number);
-        match tel_target(number) {
-            Some(target) => {
-                let _ = writeln!(
-                    main,
-                    "<p class=\"number\"><a href=\"{}\">{shown}</a></p>",
-                    escape(&target)
-                );
-            }
-            None => {
-                let _ = writeln!(main, "<p class=\"number\">{shown}</p>");
+    html! {
+        nav class="languages" aria-label=(labels.language_nav) {
+            ul {
+                @for code in codes {
+                    li {
+                        a href={ "?lang=" (code) } lang=(code) hreflang=(code)
+                            aria-current=[(code == language).then_some("page")] {
+                            (language_name(code))
+                        }
+                    }
+                }
             }
         }
     }
-    let sip = escape(&view.sip_uri);
-    let _ = write!(
-        main,
-        "<p>{}</p>\n<p class=\"sip\">{} <a href=\"{sip}\">{sip}</a></p>\n</section>\n",
-        labels.how, labels.sip_intro
-    );
+}
 
+fn campaign_page(view: &Campaign, language: &str, state: &AppState) -> Markup {
+    let labels = labels(language);
+    let (title, transcript) = view.texts(language);
+    let counts = state.web.hub.current(&view.slug);
     let events = format!("/api/campaigns/{}/events", path_segment(&view.slug));
-    let _ = write!(
-        main,
-        "<section class=\"tally\" aria-labelledby=\"count-heading\">\n\
-<h2 id=\"count-heading\">{heading}</h2>\n\
-<p class=\"count\" role=\"status\" aria-live=\"polite\" aria-atomic=\"true\" \
-aria-labelledby=\"count-heading\"><span id=\"count\" data-events=\"{events}\">{signatures}</span> \
-<span class=\"unit\">{unit}</span></p>\n\
-{goal}\
-<p class=\"unverified\">{unverified} <span id=\"unverified\">{unverified_n}</span> \
-<small>({note})</small></p>\n\
-</section>\n",
-        heading = labels.count_heading,
-        unit = labels.count_unit,
-        goal = match view.goal {
-            Some(goal) if goal > 0 => {
-                let percent = (counts.signatures.saturating_mul(100) / goal).to_string();
-                format!(
-                    "<p class=\"goal\"><label for=\"progress\">{} {goal}</label>\n\
-<progress id=\"progress\" max=\"{goal}\" value=\"{}\">{}</progress>\n\
-<span id=\"goal-text\" data-template=\"{}\">{}</span></p>\n",
-                    labels.goal,
-                    counts.signatures.min(goal),
-                    counts.signatures,
-                    escape(labels.goal_progress),
-                    fill(
-                        labels.goal_progress,
-                        &[
+    let goal = view.goal.filter(|goal| *goal > 0);
+    let main = html! {
+        h1 { (title) }
+        section class="call" aria-labelledby="call-heading" {
+            h2 id="call-heading" { (labels.call_heading) }
+            @if let Some(number) = &view.number {
+                p class="number" {
+                    @match tel_target(number) {
+                        Some(target) => { a href=(target) { (number) } }
+                        None => { (number) }
+                    }
+                }
+            }
+            p { (labels.how) }
+            p class="sip" { (labels.sip_intro) " " a href=(view.sip_uri) { (view.sip_uri) } }
+        }
+        section class="tally" aria-labelledby="count-heading" {
+            h2 id="count-heading" { (labels.count_heading) }
+            p class="count" role="status" aria-live="polite" aria-atomic="true"
+                aria-labelledby="count-heading" {
+                span id="count" data-events=(events) { (counts.signatures) }
+                " "
+                span class="unit" { (labels.count_unit) }
+            }
+            @if let Some(goal) = goal {
+                p class="goal" {
+                    label for="progress" { (labels.goal) " " (goal) }
+                    " "
+                    progress id="progress" max=(goal) value=(counts.signatures.min(goal)) {
+                        (counts.signatures)
+                    }
+                    " "
+                    span id="goal-text" data-template=(labels.goal_progress) {
+                        (fill(labels.goal_progress, &[
                             ("n", &counts.signatures.to_string()),
                             ("goal", &goal.to_string()),
-                            ("percent", &percent),
-                        ]
-                    )
-                )
+                            ("percent", &(counts.signatures.saturating_mul(100) / goal).to_string()),
+                        ]))
+                    }
+                }
             }
-            _ => String::new(),
-        },
-        events = escape(&events),
-        signatures = counts.signatures,
-        unverified = labels.unverified,
-        unverified_n = counts.unverified,
-        note = labels.unverified_note,
-    );
-
-    if state.store.is_some() {
-        main.push_str(&statistics(view, labels, state));
-    }
-
-    let _ = write!(
-        main,
-        "<section class=\"story\" aria-labelledby=\"story-heading\">\n\
-<h2 id=\"story-heading\">{}</h2>\n{}</section>\n",
-        labels.story_heading,
-        paragraphs(transcript)
-    );
-
-    // The embed code only makes sense with an absolute address to paste on another site.
-    if let Some(base) = state.public_url.as_deref() {
-        let slug = path_segment(&view.slug);
-        let script = format!(
-            "<script src=\"{base}/static/embed.js\" data-campaign=\"{slug}\" data-lang=\"{}\" async></script>",
-            labels.lang
-        );
-        let iframe = format!(
-            "<iframe src=\"{base}/embed/{slug}?lang={}\" title=\"{}\" width=\"100%\" height=\"190\" \
-style=\"border:0;max-width:24rem\" loading=\"lazy\"></iframe>",
-            labels.lang, labels.embed_title
-        );
-        let _ = write!(
-            main,
-            "<section class=\"embed-code\" aria-labelledby=\"embed-heading\">\n\
-<h2 id=\"embed-heading\">{}</h2>\n<p><label for=\"embed-snippet\">{}</label></p>\n\
-<textarea id=\"embed-snippet\" readonly rows=\"3\">{}</textarea>\n\
-<p><label for=\"embed-iframe\">{}</label></p>\n\
-<textarea id=\"embed-iframe\" readonly rows=\"3\">{}</textarea>\n</section>\n",
-            labels.embed_heading,
-            labels.embed_text,
-            escape(&script),
-            labels.embed_iframe_text,
-            escape(&iframe)
-        );
-    }
-
+            p class="unverified" {
+                (labels.unverified) " " span id="unverified" { (counts.unverified) }
+                " " small { "(" (labels.unverified_note) ")" }
+            }
+        }
+        @if state.store.is_some() {
+            (statistics(view, labels, state))
+        }
+        section class="story" aria-labelledby="story-heading" {
+            h2 id="story-heading" { (labels.story_heading) }
+            (paragraphs(transcript))
+        }
+        // The embed code only makes sense with an absolute address to paste on another site.
+        @if let Some(base) = state.public_url.as_deref() {
+            (embed_code(base, &view.slug, labels))
+        }
+    };
     document(
-        &title,
-        &preview_tags(view, language, state),
-        &language_nav(view, language, labels),
-        &main,
+        title,
+        preview_tags(view, language, state),
+        language_nav(view, language, labels),
+        main,
         labels,
     )
+}
+
+/// The snippets another site pastes to show the counter, shown as text to copy.
+fn embed_code(base: &str, slug: &str, labels: &Labels) -> Markup {
+    let slug = path_segment(slug);
+    let script = html! {
+        script src={ (base) "/static/embed.js" } data-campaign=(slug) data-lang=(labels.lang)
+            async {}
+    };
+    let iframe = html! {
+        iframe src={ (base) "/embed/" (slug) "?lang=" (labels.lang) } title=(labels.embed_title)
+            width="100%" height="190" style="border:0;max-width:24rem" loading="lazy" {}
+    };
+    html! {
+        section class="embed-code" aria-labelledby="embed-heading" {
+            h2 id="embed-heading" { (labels.embed_heading) }
+            p { label for="embed-snippet" { (labels.embed_text) } }
+            textarea id="embed-snippet" readonly rows="3" { (script.into_string()) }
+            p { label for="embed-iframe" { (labels.embed_iframe_text) } }
+            textarea id="embed-iframe" readonly rows="3" { (iframe.into_string()) }
+        }
+    }
 }
 
 /// "YYYY-MM-DD HH:MM" of a time in seconds (UTC).
@@ -630,29 +600,28 @@ fn date_time(secs: u64) -> String {
 }
 
 /// The chart, the table behind it, and the counts per country and region, from the cache.
-fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> String {
-    let mut out = format!(
-        "<section class=\"stats\" aria-labelledby=\"chart-heading\">\n\
-<h2 id=\"chart-heading\">{}</h2>\n",
-        labels.chart_heading
-    );
+fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> Markup {
     let Some(stats) = state.stats.get(&view.slug) else {
-        let _ = write!(
-            out,
-            "<p class=\"as-of\">{}</p>\n</section>\n",
-            labels.stats_pending
-        );
-        return out;
+        return html! {
+            section class="stats" aria-labelledby="chart-heading" {
+                h2 id="chart-heading" { (labels.chart_heading) }
+                p class="as-of" { (labels.stats_pending) }
+            }
+        };
     };
+    let as_of = fill_markup(
+        labels.as_of,
+        "time",
+        as_of_time(&store::rfc3339_utc(stats.as_of)),
+    );
     if stats.signatures == 0 {
-        let time = store::rfc3339_utc(stats.as_of);
-        let _ = write!(
-            out,
-            "<p class=\"empty\">{}</p>\n<p class=\"as-of\">{}</p>\n</section>\n",
-            labels.no_signatures,
-            fill(labels.as_of, &[("time", &as_of_time(&time))])
-        );
-        return out;
+        return html! {
+            section class="stats" aria-labelledby="chart-heading" {
+                h2 id="chart-heading" { (labels.chart_heading) }
+                p class="empty" { (labels.no_signatures) }
+                p class="as-of" { (as_of) }
+            }
+        };
     }
     let points = stats.cumulative();
     // Times alone for the first hours, dates with times for days, dates beyond.
@@ -677,43 +646,25 @@ fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> String {
             ("end", &date_time(end)),
         ],
     );
-    out.push_str(
-        &chart::LineChart {
-            points: &points,
-            title: labels.chart_heading,
-            description: &desc,
-            x_label: &x_label,
-            id: "chart",
-        }
-        .render(),
-    );
-    let _ = write!(
-        out,
-        "\n<details><summary>{}</summary>\n<table class=\"figures\">\n\
-<thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead>\n<tbody>\n",
-        labels.chart_table, labels.col_period, labels.col_new, labels.col_total
-    );
-    let mut total = 0u64;
-    for (i, n) in stats.per_bucket.iter().enumerate() {
-        total += n;
-        if *n == 0 {
-            continue;
-        }
-        let from = stats.first_bucket + i as u64 * stats.bucket_secs;
-        let _ = writeln!(
-            out,
-            "<tr><th scope=\"row\">{}</th><td>{n}</td><td>{total}</td></tr>",
-            date_time(from)
-        );
+    let chart = chart::LineChart {
+        points: &points,
+        title: labels.chart_heading,
+        description: &desc,
+        x_label: &x_label,
+        id: "chart",
     }
-    out.push_str("</tbody>\n</table>\n</details>\n</section>\n");
-
-    let _ = write!(
-        out,
-        "<section class=\"where\" aria-labelledby=\"where-heading\">\n\
-<h2 id=\"where-heading\">{}</h2>\n<div class=\"tables\">\n",
-        labels.where_heading
-    );
+    .render();
+    // The table rows: each bucket with signatures, its new ones and the running total.
+    let mut total = 0u64;
+    let rows: Vec<(u64, u64, u64)> = stats
+        .per_bucket
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| {
+            total += n;
+            (*n > 0).then(|| (stats.first_bucket + i as u64 * stats.bucket_secs, *n, total))
+        })
+        .collect();
     let mut countries: Vec<(String, u64)> = stats
         .countries
         .iter()
@@ -725,14 +676,6 @@ fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> String {
     if stats.other_countries > 0 {
         countries.push((labels.other_countries.to_owned(), stats.other_countries));
     }
-    out.push_str(&share_table(
-        "countries",
-        labels.countries_caption,
-        labels.col_country,
-        labels.col_signatures,
-        &countries,
-        stats.signatures,
-    ));
     let regions: Vec<(String, u64)> = stats
         .regions
         .iter()
@@ -740,30 +683,56 @@ fn statistics(view: &Campaign, labels: &Labels, state: &AppState) -> String {
         .map(|((_, n), name)| (name.to_owned(), *n))
         .collect();
     let region_total = regions.iter().map(|r| r.1).sum();
-    out.push_str(&share_table(
-        "regions",
-        labels.regions_caption,
-        labels.col_region,
-        labels.col_signatures,
-        &regions,
-        region_total,
-    ));
-    let time = store::rfc3339_utc(stats.as_of);
-    let _ = write!(
-        out,
-        "</div>\n<p class=\"as-of\">{}</p>\n</section>\n",
-        fill(labels.as_of, &[("time", &as_of_time(&time))])
-    );
-    out
+    html! {
+        section class="stats" aria-labelledby="chart-heading" {
+            h2 id="chart-heading" { (labels.chart_heading) }
+            (chart)
+            details {
+                summary { (labels.chart_table) }
+                table class="figures" {
+                    thead {
+                        tr {
+                            th scope="col" { (labels.col_period) }
+                            th scope="col" { (labels.col_new) }
+                            th scope="col" { (labels.col_total) }
+                        }
+                    }
+                    tbody {
+                        @for (from, n, total) in &rows {
+                            tr { th scope="row" { (date_time(*from)) } td { (n) } td { (total) } }
+                        }
+                    }
+                }
+            }
+        }
+        section class="where" aria-labelledby="where-heading" {
+            h2 id="where-heading" { (labels.where_heading) }
+            div class="tables" {
+                (share_table(
+                    "countries",
+                    labels.countries_caption,
+                    labels.col_country,
+                    labels.col_signatures,
+                    &countries,
+                    stats.signatures,
+                ))
+                (share_table(
+                    "regions",
+                    labels.regions_caption,
+                    labels.col_region,
+                    labels.col_signatures,
+                    &regions,
+                    region_total,
+                ))
+            }
+            p class="as-of" { (as_of) }
+        }
+    }
 }
 
 /// "HH:MM:SS" of an RFC 3339 UTC time, as a `<time>` element.
-fn as_of_time(rfc3339: &str) -> String {
-    format!(
-        "<time datetime=\"{}\">{}</time>",
-        escape(rfc3339),
-        escape(rfc3339.get(11..19).unwrap_or(rfc3339))
-    )
+fn as_of_time(rfc3339: &str) -> Markup {
+    html! { time datetime=(rfc3339) { (rfc3339.get(11..19).unwrap_or(rfc3339)) } }
 }
 
 /// A table of names and counts with a bar per row showing its share of `total`.
@@ -774,54 +743,68 @@ fn share_table(
     count_col: &str,
     rows: &[(String, u64)],
     total: u64,
-) -> String {
-    let mut out = format!(
-        "<table class=\"share {class}\">\n<caption>{caption}</caption>\n\
-<thead><tr><th scope=\"col\">{name_col}</th><th scope=\"col\">{count_col}</th></tr></thead>\n<tbody>\n"
-    );
-    for (name, n) in rows {
-        // Bar length out of 100: the share, drawn as an SVG so the CSP needs no inline style.
-        let width = n.saturating_mul(100).checked_div(total).unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "<tr><th scope=\"row\">{}</th><td><span class=\"n\">{n}</span> \
-<svg class=\"bar\" viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" aria-hidden=\"true\">\
-<rect width=\"{width}\" height=\"8\"/></svg></td></tr>",
-            escape(name)
-        );
+) -> Markup {
+    html! {
+        table class={ "share " (class) } {
+            caption { (caption) }
+            thead { tr { th scope="col" { (name_col) } th scope="col" { (count_col) } } }
+            tbody {
+                @for (name, n) in rows {
+                    tr {
+                        th scope="row" { (name) }
+                        td {
+                            span class="n" { (n) }
+                            " "
+                            // The share out of 100, drawn as an SVG so the CSP needs no inline
+                            // style.
+                            svg class="bar" viewBox="0 0 100 8" preserveAspectRatio="none"
+                                aria-hidden="true" {
+                                rect width=(n.saturating_mul(100).checked_div(total).unwrap_or(0))
+                                    height="8" {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str("</tbody>\n</table>\n");
-    out
 }
 
 /// The transcript as `<p>` elements: blank lines separate paragraphs, single line breaks
 /// inside one become `<br>`.
-fn paragraphs(text: &str) -> String {
+fn paragraphs(text: &str) -> Markup {
     let normalized = text.replace("\r\n", "\n");
-    let mut out = String::new();
+    let mut paragraphs: Vec<Vec<&str>> = Vec::new();
     let mut lines: Vec<&str> = Vec::new();
     for line in normalized.lines().chain(std::iter::once("")) {
         let line = line.trim();
         if line.is_empty() {
             if !lines.is_empty() {
-                let escaped: Vec<String> = lines.iter().map(|l| escape(l)).collect();
-                let _ = writeln!(out, "<p>{}</p>", escaped.join("<br>\n"));
-                lines.clear();
+                paragraphs.push(std::mem::take(&mut lines));
             }
         } else {
             lines.push(line);
         }
     }
-    out
+    html! {
+        @for lines in &paragraphs {
+            p {
+                @for (i, line) in lines.iter().enumerate() {
+                    @if i > 0 { br; }
+                    (line)
+                }
+            }
+        }
+    }
 }
 
 fn not_found_page() -> Response {
     let labels = &EN;
-    let main = format!(
-        "<h1>{}</h1>\n<p>{} <a href=\"/\">{}</a></p>\n",
-        labels.not_found_title, labels.not_found_text, labels.all_campaigns
-    );
-    let body = document(labels.not_found_title, "", "", &main, labels);
+    let main = html! {
+        h1 { (labels.not_found_title) }
+        p { (labels.not_found_text) " " a href="/" { (labels.all_campaigns) } }
+    };
+    let body = document(labels.not_found_title, html! {}, html! {}, main, labels);
     page(StatusCode::NOT_FOUND, "no-store", body)
 }
 
@@ -863,9 +846,9 @@ mod tests {
     #[test]
     fn paragraphs_split_on_blank_lines_and_escape() {
         assert_eq!(
-            paragraphs("One\r\ntwo <b>\n\n\n Three & four \n"),
-            "<p>One<br>\ntwo &lt;b&gt;</p>\n<p>Three &amp; four</p>\n"
+            paragraphs("One\r\ntwo <b>\n\n\n Three & four \n").into_string(),
+            "<p>One<br>two &lt;b&gt;</p><p>Three &amp; four</p>"
         );
-        assert_eq!(paragraphs("  \n"), "");
+        assert_eq!(paragraphs("  \n").into_string(), "");
     }
 }

@@ -11,9 +11,12 @@ use axum::Router;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
-use store::{identify_caller, CountHub, NewSignature, Secret, SignatureState, Store};
+use store::{CountHub, Secret, SignatureState};
 use tower::ServiceExt;
 use web::{router, router_with, Campaign, Options, WebState};
+
+mod common;
+use common::{sign, TempStore};
 
 /// Only guards against a hanging test; never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(10);
@@ -69,56 +72,6 @@ fn header_of<'a>(response: &'a Response, name: &header::HeaderName) -> &'a str {
         .unwrap_or_else(|| panic!("missing header {name}"))
         .to_str()
         .expect("ASCII header")
-}
-
-/// A SQLite store in a fresh directory, removed on drop.
-struct TempStore {
-    dir: std::path::PathBuf,
-    store: Arc<dyn Store>,
-}
-
-impl TempStore {
-    fn new(name: &str) -> TempStore {
-        let dir = std::env::temp_dir().join(format!("belteken-web-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let store = store::SqliteStore::open(&dir.join("test.db")).expect("open SQLite");
-        TempStore {
-            dir,
-            store: Arc::new(store),
-        }
-    }
-}
-
-impl Drop for TempStore {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn sign(store: &dyn Store, number: &str, secret: &Secret) -> i64 {
-    let outcome = store
-        .sign(NewSignature {
-            campaign: "demo".into(),
-            caller: identify_caller(Some(number), "BE", secret),
-            recording_wav: vec![0x7f; 64],
-            speech_ms: 1200,
-            channel: "test",
-            trust: None,
-            flow_version: None,
-            contact: None,
-        })
-        .expect("sign");
-    match outcome {
-        store::SignOutcome::Counted { .. } => {}
-        other => panic!("not counted: {other:?}"),
-    }
-    store
-        .signature_rows("demo")
-        .expect("rows")
-        .last()
-        .map(|r| r.id)
-        .expect("a row")
 }
 
 /// Polls the page until `pred` holds for its body; panics at the deadline with the last body.

@@ -10,11 +10,11 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use maud::{html, Markup};
 
 use super::layout::{self, page_bare};
 use super::{Access, Console};
 use crate::client::{request_client, AddressKey};
-use crate::html::escape;
 
 /// The session cookie.
 pub(crate) const SESSION_COOKIE: &str = "belteken_console";
@@ -130,7 +130,7 @@ fn refuse(method: &Method, path: &str, status: StatusCode, message: &str) -> Res
     }
     (
         status,
-        layout::page_bare("Refused", &format!("<p>{}</p>", escape(message))),
+        layout::page_bare("Refused", html! { p { (message) } }),
     )
         .into_response()
 }
@@ -522,28 +522,29 @@ impl LoginLimiter {
     }
 }
 
-fn login_form(token: &str, message: Option<&str>) -> String {
-    let message = message
-        .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(m)))
-        .unwrap_or_default();
-    format!(
-        "<h1>Campaign console</h1>{message}\
-         <form method=\"post\" action=\"/console/login\" class=\"login\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
-         <label for=\"user\">User name</label>\
-         <input id=\"user\" name=\"user\" autocomplete=\"username\" required maxlength=\"64\" autofocus>\
-         <label for=\"password\">Password</label>\
-         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"1024\">\
-         <button type=\"submit\">Sign in</button></form>\
-         <p class=\"note\">Accounts are made with <code>belteken admin create</code>.</p>",
-        token = escape(token)
-    )
+fn login_form(token: &str, message: Option<&str>) -> Markup {
+    html! {
+        h1 { "Campaign console" }
+        @if let Some(message) = message {
+            p class="error" role="alert" { (message) }
+        }
+        form method="post" action="/console/login" class="login" {
+            input type="hidden" name="csrf" value=(token);
+            label for="user" { "User name" }
+            input id="user" name="user" autocomplete="username" required maxlength="64" autofocus;
+            label for="password" { "Password" }
+            input id="password" name="password" type="password" autocomplete="current-password"
+                required maxlength="1024";
+            button type="submit" { "Sign in" }
+        }
+        p class="note" { "Accounts are made with " code { "belteken admin create" } "." }
+    }
 }
 
 /// The login page; sets the cookie its form's token must match.
 pub(crate) async fn login_page(headers: HeaderMap) -> Response {
     let token = store::new_token();
-    let mut response = page_bare("Sign in", &login_form(&token, None)).into_response();
+    let mut response = page_bare("Sign in", login_form(&token, None)).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(LOGIN_COOKIE, &token, Some(3600), secure(&headers)),
@@ -568,7 +569,7 @@ fn login_again(headers: &HeaderMap, status: StatusCode, message: &str) -> Respon
     let token = store::new_token();
     let mut response = (
         status,
-        page_bare("Sign in", &login_form(&token, Some(message))),
+        page_bare("Sign in", login_form(&token, Some(message))),
     )
         .into_response();
     response.headers_mut().insert(

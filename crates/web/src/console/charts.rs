@@ -2,9 +2,7 @@
 //! (`role="img"`, a `<title>` and a description; the pages put a data table beside each).
 //! No script, no inline style: colours come from classes in console.css.
 
-use std::fmt::Write as _;
-
-use crate::html::escape;
+use maud::{html, Markup};
 
 const W: f64 = 640.0;
 const H: f64 = 260.0;
@@ -28,71 +26,70 @@ fn nice_max(max: f64) -> f64 {
     10.0 * mag
 }
 
-fn open(out: &mut String, id: &str, title: &str, desc: &str) {
-    let _ = write!(
-        out,
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-labelledby=\"{id}-t {id}-d\" \
-         xmlns=\"http://www.w3.org/2000/svg\"><title id=\"{id}-t\">{}</title><desc id=\"{id}-d\">{}</desc>",
-        escape(title),
-        escape(desc)
-    );
+/// A coordinate as the SVG writes it: one decimal (written straight into the page).
+#[derive(Clone, Copy)]
+struct At(f64);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
 }
 
-fn y_axis(out: &mut String, top: f64, fmt: &dyn Fn(f64) -> String) {
-    let plot_h = H - TOP - BOTTOM;
-    for i in 0..=4 {
-        let v = top * f64::from(i) / 4.0;
-        let y = H - BOTTOM - plot_h * f64::from(i) / 4.0;
-        let _ = write!(
-            out,
-            "<line class=\"grid\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT,
-            LEFT - 6.0,
-            y + 4.0,
-            escape(&fmt(v))
-        );
+fn at(v: f64) -> At {
+    At(v)
+}
+
+/// The `<svg>` element around `content`, named by its title and description. SVG elements
+/// are written with their end tags: in HTML, a self-closing slash is what closes an element
+/// inside `<svg>`, and maud writes none.
+fn chart(id: &str, title: &str, desc: &str, content: Markup) -> Markup {
+    html! {
+        svg class="chart" viewBox={ "0 0 " (W) " " (H) } role="img"
+            aria-labelledby={ (id) "-t " (id) "-d" } xmlns="http://www.w3.org/2000/svg" {
+            title id={ (id) "-t" } { (title) }
+            desc id={ (id) "-d" } { (desc) }
+            (content)
+        }
     }
-    let _ = write!(
-        out,
-        "<line class=\"axis\" x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP}\" y2=\"{}\"/>\
-         <line class=\"axis\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>",
-        H - BOTTOM,
-        W - RIGHT,
-        H - BOTTOM,
-        H - BOTTOM
-    );
+}
+
+fn y_axis(top: f64, fmt: &dyn Fn(f64) -> String) -> Markup {
+    let plot_h = H - TOP - BOTTOM;
+    html! {
+        @for i in 0..=4 {
+            @let y = H - BOTTOM - plot_h * f64::from(i) / 4.0;
+            line class="grid" x1=(LEFT) x2=(W - RIGHT) y1=(at(y)) y2=(at(y)) {}
+            text class="tick" x=(LEFT - 6.0) y=(at(y + 4.0)) text-anchor="end" {
+                (fmt(top * f64::from(i) / 4.0))
+            }
+        }
+        line class="axis" x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(H - BOTTOM) {}
+        line class="axis" x1=(LEFT) x2=(W - RIGHT) y1=(H - BOTTOM) y2=(H - BOTTOM) {}
+    }
 }
 
 /// A bar chart of labelled values.
-pub(crate) fn bars(id: &str, title: &str, desc: &str, data: &[(String, u64)]) -> String {
-    let mut out = String::new();
-    open(&mut out, id, title, desc);
+pub(crate) fn bars(id: &str, title: &str, desc: &str, data: &[(String, u64)]) -> Markup {
     let max = nice_max(data.iter().map(|d| d.1).max().unwrap_or(0) as f64);
-    y_axis(&mut out, max, &|v| format!("{v:.0}"));
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let n = data.len().max(1) as f64;
     let slot = plot_w / n;
-    for (i, (label, v)) in data.iter().enumerate() {
-        let h = plot_h * (*v as f64) / max;
-        let x = LEFT + slot * i as f64 + slot * 0.15;
-        let _ = write!(
-            out,
-            "<rect class=\"bar\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\"/>\
-             <text class=\"value\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v}</text>\
-             <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            H - BOTTOM - h,
-            slot * 0.7,
-            x + slot * 0.35,
-            (H - BOTTOM - h - 4.0).max(TOP + 10.0),
-            x + slot * 0.35,
-            H - BOTTOM + 18.0,
-            escape(label)
-        );
-    }
-    out.push_str("</svg>");
-    out
+    let content = html! {
+        (y_axis(max, &|v| format!("{v:.0}")))
+        @for (i, (label, v)) in data.iter().enumerate() {
+            @let h = plot_h * (*v as f64) / max;
+            @let x = LEFT + slot * i as f64 + slot * 0.15;
+            rect class="bar" x=(at(x)) y=(at(H - BOTTOM - h)) width=(at(slot * 0.7))
+                height=(at(h)) {}
+            text class="value" x=(at(x + slot * 0.35)) y=(at((H - BOTTOM - h - 4.0).max(TOP + 10.0)))
+                text-anchor="middle" { (v) }
+            text class="label" x=(at(x + slot * 0.35)) y=(at(H - BOTTOM + 18.0))
+                text-anchor="middle" { (label) }
+        }
+    };
+    chart(id, title, desc, content)
 }
 
 /// A line over x = 0, 1, 2, ... with y in [0, y_max]; `y_fmt` labels the y axis.
@@ -104,47 +101,39 @@ pub(crate) fn line(
     values: &[f64],
     y_max: f64,
     y_fmt: &dyn Fn(f64) -> String,
-) -> String {
-    let mut out = String::new();
-    open(&mut out, id, title, desc);
+) -> Markup {
     let top = if y_max > 0.0 {
         y_max
     } else {
         nice_max(values.iter().cloned().fold(0.0, f64::max))
     };
-    y_axis(&mut out, top, y_fmt);
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let last = values.len().saturating_sub(1).max(1) as f64;
-    let mut points = String::new();
-    for (i, v) in values.iter().enumerate() {
-        let x = LEFT + plot_w * i as f64 / last;
-        let y = H - BOTTOM - plot_h * (v / top).clamp(0.0, 1.0);
-        let _ = write!(points, "{x:.1},{y:.1} ");
-    }
-    let _ = write!(
-        out,
-        "<polyline class=\"line\" fill=\"none\" points=\"{}\"/>",
-        points.trim_end()
-    );
+    let points = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let x = LEFT + plot_w * i as f64 / last;
+            let y = H - BOTTOM - plot_h * (v / top).clamp(0.0, 1.0);
+            format!("{},{}", at(x), at(y))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
     let ticks = 6usize.min(values.len().max(1));
-    for t in 0..=ticks {
-        let i = (last * t as f64 / ticks as f64).round();
-        let x = LEFT + plot_w * i / last;
-        let _ = write!(
-            out,
-            "<text class=\"tick\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{i:.0}</text>",
-            H - BOTTOM + 16.0
-        );
-    }
-    let _ = write!(
-        out,
-        "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></svg>",
-        LEFT + plot_w / 2.0,
-        H - 8.0,
-        escape(x_label)
-    );
-    out
+    let content = html! {
+        (y_axis(top, y_fmt))
+        polyline class="line" fill="none" points=(points) {}
+        @for t in 0..=ticks {
+            @let i = (last * t as f64 / ticks as f64).round();
+            text class="tick" x=(at(LEFT + plot_w * i / last)) y=(at(H - BOTTOM + 16.0))
+                text-anchor="middle" { (format_args!("{i:.0}")) }
+        }
+        text class="label" x=(at(LEFT + plot_w / 2.0)) y=(at(H - 8.0)) text-anchor="middle" {
+            (x_label)
+        }
+    };
+    chart(id, title, desc, content)
 }
 
 #[cfg(test)]
@@ -158,7 +147,8 @@ mod tests {
             "Funnel <x>",
             "desc",
             &[("calls".into(), 10), ("<b>".into(), 3)],
-        );
+        )
+        .into_string();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("role=\"img\""));
         assert!(svg.contains("<title id=\"f-t\">Funnel &lt;x&gt;</title>"));
@@ -171,8 +161,10 @@ mod tests {
     #[test]
     fn line_handles_empty_and_single_values() {
         let fmt = |v: f64| format!("{v:.0}%");
-        assert!(line("l", "t", "d", "s", &[], 100.0, &fmt).contains("<polyline"));
-        let svg = line("l", "t", "d", "seconds", &[100.0, 50.0, 25.0], 100.0, &fmt);
+        assert!(line("l", "t", "d", "s", &[], 100.0, &fmt)
+            .into_string()
+            .contains("<polyline"));
+        let svg = line("l", "t", "d", "seconds", &[100.0, 50.0, 25.0], 100.0, &fmt).into_string();
         assert!(svg.contains("100%"));
         assert!(!svg.contains("NaN"));
     }

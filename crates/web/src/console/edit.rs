@@ -7,10 +7,11 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use maud::html;
 
-use super::layout::{csrf_field, message, page};
+use super::layout::{csrf_field, head_row, message, page};
 use super::{Auth, Console, MAX_UPLOAD_BYTES};
-use crate::html::{escape, path_segment};
+use crate::html::path_segment;
 use crate::{CampaignAdmin, CampaignEdit, Translation};
 
 /// Languages a campaign's texts may be in.
@@ -74,13 +75,6 @@ fn render(
     notice: Option<&str>,
 ) -> Response {
     let seg = path_segment(slug);
-    let mut body = notice
-        .map(|n| format!("<p role=\"status\" class=\"notice\">{}</p>", escape(n)))
-        .unwrap_or_default();
-    body.push_str(&format!(
-        "<form method=\"post\" action=\"/console/campaign/{seg}\" class=\"edit\">{}",
-        csrf_field(auth)
-    ));
     let mut texts = edit.texts.clone();
     if texts.len() < LANGUAGES.len() {
         texts.push(Translation {
@@ -89,68 +83,96 @@ fn render(
             transcript: String::new(),
         });
     }
-    for (i, t) in texts.iter().enumerate() {
-        let legend = if i == 0 {
-            "Texts in the main language".to_string()
-        } else if t.language.is_empty() {
-            "Add a language".to_string()
-        } else {
-            format!("Texts in {}", t.language)
-        };
-        let mut options = String::from("<option value=\"\">(none)</option>");
-        for l in LANGUAGES {
-            let sel = if l == t.language { " selected" } else { "" };
-            options.push_str(&format!("<option{sel}>{l}</option>"));
+    let body = html! {
+        @if let Some(notice) = notice {
+            p role="status" class="notice" { (notice) }
         }
-        body.push_str(&format!(
-            "<fieldset><legend>{legend}</legend>\
-             <label for=\"lang{i}\">Language</label><select id=\"lang{i}\" name=\"lang{i}\">{options}</select>\
-             <label for=\"title{i}\">Title</label><input id=\"title{i}\" name=\"title{i}\" value=\"{}\" maxlength=\"200\">\
-             <label for=\"transcript{i}\">Transcript (what callers hear; blank lines separate paragraphs)</label>\
-             <textarea id=\"transcript{i}\" name=\"transcript{i}\" rows=\"8\">{}</textarea></fieldset>",
-            escape(&t.title),
-            escape(&t.transcript)
-        ));
-    }
-    body.push_str(&format!(
-        "<fieldset><legend>The line</legend>\
-         <label for=\"number\">Number shown</label><input id=\"number\" name=\"number\" value=\"{}\" maxlength=\"40\">\
-         <label for=\"goal\">Goal (signatures)</label><input id=\"goal\" name=\"goal\" inputmode=\"numeric\" value=\"{}\">\
-         <label for=\"opens\">Opens (UTC, YYYY-MM-DDTHH:MM:SSZ)</label><input id=\"opens\" name=\"opens\" value=\"{}\">\
-         <label for=\"closes\">Closes (UTC)</label><input id=\"closes\" name=\"closes\" value=\"{}\">\
-         </fieldset><button type=\"submit\">Save</button></form>",
-        escape(edit.number.as_deref().unwrap_or("")),
-        edit.goal.map(|g| g.to_string()).unwrap_or_default(),
-        escape(edit.opens.as_deref().unwrap_or("")),
-        escape(edit.closes.as_deref().unwrap_or("")),
-    ));
-    body.push_str(
-        "<h2>Audio</h2><p>Upload WAV, MP3, OGG or FLAC; it is converted for the phone \
-                   and the next call hears it. Play it back below to check.</p>",
-    );
-    body.push_str("<table class=\"clips\"><caption>Clips</caption><thead><tr><th scope=\"col\">Clip</th>\
-                   <th scope=\"col\">Language</th><th scope=\"col\">Length</th><th scope=\"col\">Source</th>\
-                   <th scope=\"col\">Listen</th><th scope=\"col\">Replace</th></tr></thead><tbody>");
-    for c in clips {
-        let (cs, ls) = (path_segment(&c.name), path_segment(&c.language));
-        let url = format!("/console/campaign/{seg}/clip/{cs}/{ls}");
-        body.push_str(&format!(
-            "<tr><th scope=\"row\">{name}</th><td>{lang}</td><td>{secs:.1} s</td><td>{src} (flow {ver})</td>\
-             <td><audio controls preload=\"none\" src=\"{url}\" aria-label=\"{name} in {lang}\"></audio></td>\
-             <td><form method=\"post\" enctype=\"multipart/form-data\" action=\"{url}?csrf={csrf}\" class=\"upload\">\
-             <label for=\"f-{cs}-{ls}\">New audio for {name} ({lang})</label>\
-             <input id=\"f-{cs}-{ls}\" type=\"file\" name=\"audio\" accept=\"audio/*,.wav,.mp3,.ogg,.flac\" required>\
-             <button type=\"submit\">Upload</button></form></td></tr>",
-            name = escape(&c.name),
-            lang = escape(&c.language),
-            secs = c.duration_ms as f64 / 1000.0,
-            src = if c.uploaded { "uploaded" } else { "from the configuration" },
-            ver = escape(&c.flow_version),
-            csrf = escape(&auth.csrf),
-        ));
-    }
-    body.push_str("</tbody></table>");
-    page(auth, &format!("Edit campaign: {slug}"), &body).into_response()
+        form method="post" action={ "/console/campaign/" (seg) } class="edit" {
+            (csrf_field(auth))
+            @for (i, t) in texts.iter().enumerate() {
+                fieldset {
+                    legend {
+                        @if i == 0 {
+                            "Texts in the main language"
+                        } @else if t.language.is_empty() {
+                            "Add a language"
+                        } @else {
+                            "Texts in " (t.language)
+                        }
+                    }
+                    label for={ "lang" (i) } { "Language" }
+                    select id={ "lang" (i) } name={ "lang" (i) } {
+                        option value="" { "(none)" }
+                        @for l in LANGUAGES {
+                            option selected[l == t.language] { (l) }
+                        }
+                    }
+                    label for={ "title" (i) } { "Title" }
+                    input id={ "title" (i) } name={ "title" (i) } value=(t.title) maxlength="200";
+                    label for={ "transcript" (i) } {
+                        "Transcript (what callers hear; blank lines separate paragraphs)"
+                    }
+                    textarea id={ "transcript" (i) } name={ "transcript" (i) } rows="8" {
+                        (t.transcript)
+                    }
+                }
+            }
+            fieldset {
+                legend { "The line" }
+                label for="number" { "Number shown" }
+                input id="number" name="number" value=(edit.number.as_deref().unwrap_or(""))
+                    maxlength="40";
+                label for="goal" { "Goal (signatures)" }
+                input id="goal" name="goal" inputmode="numeric"
+                    value=(edit.goal.map(|g| g.to_string()).unwrap_or_default());
+                label for="opens" { "Opens (UTC, YYYY-MM-DDTHH:MM:SSZ)" }
+                input id="opens" name="opens" value=(edit.opens.as_deref().unwrap_or(""));
+                label for="closes" { "Closes (UTC)" }
+                input id="closes" name="closes" value=(edit.closes.as_deref().unwrap_or(""));
+            }
+            button type="submit" { "Save" }
+        }
+        h2 { "Audio" }
+        p {
+            "Upload WAV, MP3, OGG or FLAC; it is converted for the phone and the next call \
+             hears it. Play it back below to check."
+        }
+        table class="clips" {
+            caption { "Clips" }
+            (head_row(&["Clip", "Language", "Length", "Source", "Listen", "Replace"]))
+            tbody {
+                @for c in clips {
+                    @let (cs, ls) = (path_segment(&c.name), path_segment(&c.language));
+                    @let url = format!("/console/campaign/{seg}/clip/{cs}/{ls}");
+                    tr {
+                        th scope="row" { (c.name) }
+                        td { (c.language) }
+                        td { (format_args!("{:.1}", c.duration_ms as f64 / 1000.0)) " s" }
+                        td {
+                            (if c.uploaded { "uploaded" } else { "from the configuration" })
+                            " (flow " (c.flow_version) ")"
+                        }
+                        td {
+                            audio controls preload="none" src=(url)
+                                aria-label={ (c.name) " in " (c.language) } {}
+                        }
+                        td {
+                            form method="post" enctype="multipart/form-data"
+                                action={ (url) "?csrf=" (auth.csrf) } class="upload" {
+                                label for={ "f-" (cs) "-" (ls) } {
+                                    "New audio for " (c.name) " (" (c.language) ")"
+                                }
+                                input id={ "f-" (cs) "-" (ls) } type="file" name="audio"
+                                    accept="audio/*,.wav,.mp3,.ogg,.flac" required;
+                                button type="submit" { "Upload" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(auth, &format!("Edit campaign: {slug}"), body).into_response()
 }
 
 /// The edit as the form sent it, or a message for the person at the form.

@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use maud::{html, Markup, DOCTYPE};
 
 use super::{Auth, Console};
-use crate::html::{escape, path_segment};
+use crate::html::path_segment;
 
 const CONSOLE_CSS: &str = include_str!("../../static/console.css");
 const CONSOLE_JS: &str = include_str!("../../static/console.js");
@@ -57,73 +58,91 @@ pub(crate) fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-fn head(title: &str) -> String {
-    head_with(title, "")
-}
-
-fn head_with(title: &str, extra: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>{} · belteken console</title>\
-         <link rel=\"stylesheet\" href=\"/static/console.css\">\
-         <script src=\"/static/console.js\" defer></script>{extra}</head>",
-        escape(title)
-    )
+/// A console document: its `<head>` (with `extra_head`), then `body`.
+fn document(title: &str, extra_head: Markup, body_class: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="robots" content="noindex";
+                title { (title) " · belteken console" }
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
+                (extra_head)
+            }
+            body class=[body_class] { (body) }
+        }
+    }
 }
 
 /// A page without the navigation (login, refusals).
-pub(crate) fn page_bare(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        "{}<body class=\"bare\"><main id=\"main\">{body}</main></body></html>",
-        head(title)
-    ))
+pub(crate) fn page_bare(title: &str, body: Markup) -> Markup {
+    document(
+        title,
+        html! {},
+        Some("bare"),
+        html! { main id="main" { (body) } },
+    )
 }
 
 /// A console page: navigation for the user's role, the logout form, and `body`.
-pub(crate) fn page(auth: &Auth, title: &str, body: &str) -> Html<String> {
-    page_with(auth, title, body, "")
+pub(crate) fn page(auth: &Auth, title: &str, body: Markup) -> Markup {
+    page_with(auth, title, body, html! {})
 }
 
 /// [`page`] with more in its `<head>` (e.g. a refresh for the now view).
-pub(crate) fn page_with(auth: &Auth, title: &str, body: &str, extra_head: &str) -> Html<String> {
-    let mut nav =
-        String::from("<a href=\"/console\">Campaigns</a><a href=\"/console/now\">Now</a>");
-    if auth.is_admin() {
-        nav.push_str("<a href=\"/console/audit\">Audit log</a><a href=\"/console/export\">Export and erasure</a>");
-    }
-    Html(format!(
-        "{head}<body><a class=\"skip\" href=\"#main\">Skip to content</a>\
-         <header><nav aria-label=\"Console\">{nav}</nav>\
-         <form method=\"post\" action=\"/console/logout\" class=\"logout\">{csrf}\
-         <span>{user} ({role})</span> <button type=\"submit\">Sign out</button></form></header>\
-         <main id=\"main\"><h1>{title}</h1>{body}</main></body></html>",
-        head = head_with(title, extra_head),
-        csrf = csrf_field(auth),
-        user = escape(&auth.user),
-        role = auth.role.as_str(),
-        title = escape(title),
-    ))
+pub(crate) fn page_with(auth: &Auth, title: &str, body: Markup, extra_head: Markup) -> Markup {
+    let body = html! {
+        a class="skip" href="#main" { "Skip to content" }
+        header {
+            nav aria-label="Console" {
+                a href="/console" { "Campaigns" }
+                a href="/console/now" { "Now" }
+                @if auth.is_admin() {
+                    a href="/console/audit" { "Audit log" }
+                    a href="/console/export" { "Export and erasure" }
+                }
+            }
+            form method="post" action="/console/logout" class="logout" {
+                (csrf_field(auth))
+                span { (auth.user) " (" (auth.role.as_str()) ")" }
+                " "
+                button type="submit" { "Sign out" }
+            }
+        }
+        main id="main" {
+            h1 { (title) }
+            (body)
+        }
+    };
+    document(title, extra_head, None, body)
 }
 
 /// The hidden CSRF field every console form carries.
-pub(crate) fn csrf_field(auth: &Auth) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        escape(&auth.csrf)
-    )
+pub(crate) fn csrf_field(auth: &Auth) -> Markup {
+    html! { input type="hidden" name="csrf" value=(auth.csrf); }
+}
+
+/// A table's header row: one column heading per name.
+pub(crate) fn head_row<T: AsRef<str>>(columns: &[T]) -> Markup {
+    html! {
+        thead {
+            tr {
+                @for c in columns {
+                    th scope="col" { (c.as_ref()) }
+                }
+            }
+        }
+    }
 }
 
 /// A page with a status and a message (errors for the person at the form).
 pub(crate) fn message(auth: &Auth, status: StatusCode, title: &str, text: &str) -> Response {
     (
         status,
-        page(
-            auth,
-            title,
-            &format!("<p role=\"alert\">{}</p>", escape(text)),
-        ),
+        page(auth, title, html! { p role="alert" { (text) } }),
     )
         .into_response()
 }
@@ -204,37 +223,45 @@ pub(crate) async fn home(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let mut body = String::from(
-        "<table><caption>Campaigns</caption><thead><tr><th scope=\"col\">Campaign</th>\
-         <th scope=\"col\">Signatures</th><th scope=\"col\">Unverified</th>\
-         <th scope=\"col\">To review</th><th scope=\"col\">Actions</th></tr></thead><tbody>",
-    );
-    for (slug, counts, pending) in &rows {
-        let title = console
-            .app
-            .web
-            .campaign(slug)
-            .map(|c| c.title.clone())
-            .unwrap_or_else(|| slug.clone());
-        let s = path_segment(slug);
-        let mut actions = format!("<a href=\"/console/review/{s}\">Review</a>");
-        if auth.is_admin() {
-            actions.push_str(&format!(
-                " · <a href=\"/console/bulk/{s}\">Bulk invalidation</a> · \
-                 <a href=\"/console/funnel/{s}\">Funnel</a> · \
-                 <a href=\"/console/campaign/{s}\">Edit</a>"
-            ));
+    let titles: Vec<String> = rows
+        .iter()
+        .map(|(slug, _, _)| {
+            console
+                .app
+                .web
+                .campaign(slug)
+                .map(|c| c.title.clone())
+                .unwrap_or_else(|| slug.clone())
+        })
+        .collect();
+    let body = html! {
+        @if rows.is_empty() {
+            p { "No campaigns yet." }
+        } @else {
+            table {
+                caption { "Campaigns" }
+                (head_row(&["Campaign", "Signatures", "Unverified", "To review", "Actions"]))
+                tbody {
+                    @for ((slug, counts, pending), title) in rows.iter().zip(&titles) {
+                        @let s = path_segment(slug);
+                        tr {
+                            th scope="row" { (title) }
+                            td { (counts.signatures) }
+                            td { (counts.unverified) }
+                            td { (pending) }
+                            td {
+                                a href={ "/console/review/" (s) } { "Review" }
+                                @if auth.is_admin() {
+                                    " · " a href={ "/console/bulk/" (s) } { "Bulk invalidation" }
+                                    " · " a href={ "/console/funnel/" (s) } { "Funnel" }
+                                    " · " a href={ "/console/campaign/" (s) } { "Edit" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        body.push_str(&format!(
-            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{pending}</td><td>{actions}</td></tr>",
-            escape(&title),
-            counts.signatures,
-            counts.unverified
-        ));
-    }
-    body.push_str("</tbody></table>");
-    if rows.is_empty() {
-        body = "<p>No campaigns yet.</p>".into();
-    }
-    page(&auth, "Campaigns", &body).into_response()
+    };
+    page(&auth, "Campaigns", body).into_response()
 }

@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use maud::{html, Markup};
 
 use super::charts;
-use super::layout::{blocking, page, page_with, store_of};
+use super::layout::{blocking, head_row, page, page_with, store_of};
 use super::{Auth, Console};
-use crate::html::{escape, path_segment};
+use crate::html::path_segment;
 
 /// Signatures per minute over the last hour, oldest minute first (60 values), from the
 /// store's per-minute counts.
@@ -69,111 +70,132 @@ pub(crate) async fn now(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let mut body = String::from("<section aria-labelledby=\"line\"><h2 id=\"line\">The line</h2>");
-    match &console.app.status {
-        Some(status) => {
-            let health = status.detail();
-            let mut tables = String::new();
-            body.push_str("<table><caption>Server state</caption><tbody>");
-            for (k, v) in &health {
-                match v {
-                    serde_json::Value::Array(items) => tables.push_str(&table_of(k, items)),
-                    other => {
-                        let shown = match other {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        body.push_str(&format!(
-                            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
-                            escape(&k.replace('_', " ")),
-                            escape(&shown)
-                        ));
+    let health = console.app.status.as_ref().map(|status| status.detail());
+    let body = html! {
+        section aria-labelledby="line" {
+            h2 id="line" { "The line" }
+            @if let Some(health) = &health {
+                table {
+                    caption { "Server state" }
+                    tbody {
+                        @for (k, v) in health {
+                            @if !v.is_array() {
+                                tr { th scope="row" { (k.replace('_', " ")) } td { (text_of(v)) } }
+                            }
+                        }
                     }
                 }
+                @for (k, v) in health {
+                    @if let serde_json::Value::Array(items) = v {
+                        (table_of(k, items))
+                    }
+                }
+            } @else {
+                p { "No line status on this server." }
             }
-            body.push_str("</tbody></table>");
-            body.push_str(&tables);
         }
-        None => body.push_str("<p>No line status on this server.</p>"),
-    }
-    body.push_str("</section>");
-    for (slug, sigs, calls_hour, calls_minute, calls) in &figures {
-        let last_minute = sigs.last().copied().unwrap_or(0);
-        let hour: u64 = sigs.iter().sum();
-        let id = format!("spm-{}", path_segment(slug));
-        let values: Vec<f64> = sigs.iter().map(|&v| v as f64).collect();
-        let chart = charts::line(
-            &id,
-            &format!("Signatures per minute, {slug}, last hour"),
-            &format!("{hour} signatures in the last hour, {last_minute} in the last minute"),
-            "minutes (0 = an hour ago, 59 = now)",
-            &values,
-            0.0,
-            &|v| format!("{v:.0}"),
-        );
-        let calls_values: Vec<f64> = calls.iter().map(|&v| v as f64).collect();
-        let calls_chart = charts::line(
-            &format!("cpm-{}", path_segment(slug)),
-            &format!("Calls per minute, {slug}, last hour"),
-            &format!(
-                "{calls_hour} calls ended in the last hour, {calls_minute} in the last minute"
-            ),
-            "minutes (0 = an hour ago, 59 = now)",
-            &calls_values,
-            0.0,
-            &|v| format!("{v:.0}"),
-        );
-        body.push_str(&format!(
-            "<section><h2>{title}</h2><dl class=\"figures\">\
-             <dt>Calls, last minute</dt><dd>{calls_minute}</dd><dt>Calls, last hour</dt><dd>{calls_hour}</dd>\
-             <dt>Signatures, last minute</dt><dd>{last_minute}</dd><dt>Signatures, last hour</dt><dd>{hour}</dd></dl>\
-             <div class=\"charts\">{calls_chart}{chart}</div></section>",
-            title = escape(slug)
-        ));
-    }
-    // The team keeps this open: it reloads itself (no script needed).
-    body.push_str("<p class=\"note\">This page reloads every 15 seconds.</p>");
+        @for (slug, sigs, calls_hour, calls_minute, calls) in &figures {
+            (campaign_now(slug, sigs, *calls_hour, *calls_minute, calls))
+        }
+        // The team keeps this open: it reloads itself (no script needed).
+        p class="note" { "This page reloads every 15 seconds." }
+    };
     page_with(
         &auth,
         "Now",
-        &body,
-        "<meta http-equiv=\"refresh\" content=\"15\">",
+        body,
+        html! { meta http-equiv="refresh" content="15"; },
     )
     .into_response()
 }
 
+/// One campaign's figures and charts in the now view.
+fn campaign_now(
+    slug: &str,
+    sigs: &[u64],
+    calls_hour: u64,
+    calls_minute: u64,
+    calls: &[u64],
+) -> Markup {
+    let last_minute = sigs.last().copied().unwrap_or(0);
+    let hour: u64 = sigs.iter().sum();
+    // A count per minute over the last hour, as a line.
+    let per_minute = |id: &str, title: &str, desc: &str, counts: &[u64]| {
+        let values: Vec<f64> = counts.iter().map(|&v| v as f64).collect();
+        charts::line(
+            &format!("{id}-{}", path_segment(slug)),
+            &format!("{title}, {slug}, last hour"),
+            desc,
+            "minutes (0 = an hour ago, 59 = now)",
+            &values,
+            0.0,
+            &|v| format!("{v:.0}"),
+        )
+    };
+    let chart = per_minute(
+        "spm",
+        "Signatures per minute",
+        &format!("{hour} signatures in the last hour, {last_minute} in the last minute"),
+        sigs,
+    );
+    let calls_chart = per_minute(
+        "cpm",
+        "Calls per minute",
+        &format!("{calls_hour} calls ended in the last hour, {calls_minute} in the last minute"),
+        calls,
+    );
+    html! {
+        section {
+            h2 { (slug) }
+            dl class="figures" {
+                dt { "Calls, last minute" } dd { (calls_minute) }
+                dt { "Calls, last hour" } dd { (calls_hour) }
+                dt { "Signatures, last minute" } dd { (last_minute) }
+                dt { "Signatures, last hour" } dd { (hour) }
+            }
+            div class="charts" { (calls_chart) (chart) }
+        }
+    }
+}
+
+/// A JSON value as text: a string without its quotes.
+fn text_of(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A JSON value as a table cell shows it: as [`text_of`], and nothing for null.
+fn shown(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => text_of(other),
+    }
+}
+
 /// A table of a list of JSON objects (e.g. the trunks, the calls per flow step).
-fn table_of(name: &str, items: &[serde_json::Value]) -> String {
-    let caption = escape(&name.replace('_', " "));
+fn table_of(name: &str, items: &[serde_json::Value]) -> Markup {
+    let caption = name.replace('_', " ");
     let Some(serde_json::Value::Object(first)) = items.first() else {
-        return format!("<p>{caption}: none.</p>");
+        return html! { p { (caption) ": none." } };
     };
     let columns: Vec<&String> = first.keys().collect();
-    let mut out = format!(
-        "<table class=\"{}\"><caption>{caption}</caption><thead><tr>",
-        escape(name)
-    );
-    for c in &columns {
-        out.push_str(&format!(
-            "<th scope=\"col\">{}</th>",
-            escape(&c.replace('_', " "))
-        ));
-    }
-    out.push_str("</tr></thead><tbody>");
-    for item in items {
-        out.push_str("<tr>");
-        for c in &columns {
-            let v = match item.get(c.as_str()) {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(serde_json::Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            out.push_str(&format!("<td>{}</td>", escape(&v)));
+    html! {
+        table class=(name) {
+            caption { (caption) }
+            (head_row(&columns.iter().map(|c| c.replace('_', " ")).collect::<Vec<_>>()))
+            tbody {
+                @for item in items {
+                    tr {
+                        @for c in &columns {
+                            td { (shown(item.get(c.as_str()))) }
+                        }
+                    }
+                }
+            }
         }
-        out.push_str("</tr>");
     }
-    out.push_str("</tbody></table>");
-    out
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -211,66 +233,69 @@ fn body_of(auth: &Auth, slug: &str, version: Option<&str>, f: &store::Funnel) ->
         ("recorded".into(), f.recorded),
         ("signed".into(), f.signed),
     ];
-    let mut body = format!(
-        "<form method=\"get\" class=\"inline\"><label for=\"version\">Flow version</label>\
-         <input id=\"version\" name=\"version\" value=\"{}\" maxlength=\"64\"> <button>Show</button></form>",
-        escape(version.unwrap_or(""))
-    );
-    body.push_str("<div class=\"chart-with-table\">");
-    body.push_str(&charts::bars(
-        "funnel",
-        &format!("Funnel of {slug}"),
-        "How many calls reached each step; the table beside has the same figures.",
-        &steps,
-    ));
-    body.push_str("<table class=\"funnel\"><caption>Funnel</caption><thead><tr><th scope=\"col\">Step</th>\
-                   <th scope=\"col\">Calls</th><th scope=\"col\">Share of calls</th></tr></thead><tbody>");
-    for (label, n) in &steps {
-        let share = if f.calls > 0 {
-            *n as f64 * 100.0 / f.calls as f64
-        } else {
-            0.0
-        };
-        body.push_str(&format!(
-            "<tr><th scope=\"row\">{}</th><td>{n}</td><td>{share:.0}%</td></tr>",
-            escape(label)
-        ));
-    }
-    body.push_str("</tbody></table></div>");
     let answered = f.curve.first().copied().unwrap_or(0);
-    if answered == 0 {
-        body.push_str("<p>No answered calls yet: the listening curve appears after the first.</p>");
-    } else {
-        let shares: Vec<f64> = f
-            .curve
-            .iter()
-            .map(|&n| n as f64 * 100.0 / answered as f64)
-            .collect();
-        body.push_str(
-            "<h2>Listening curve</h2><p>The share of answered callers still on the line at \
-                       each second of the story.</p><div class=\"chart-with-table\">",
-        );
-        body.push_str(&charts::line(
-            "curve",
-            &format!("Listening curve of {slug}"),
-            "Share of callers still listening per second of the story; the table beside has the figures.",
-            "seconds into the story",
-            &shares,
-            100.0,
-            &|v| format!("{v:.0}%"),
-        ));
-        body.push_str("<table class=\"curve\"><caption>Still listening</caption><thead><tr>\
-                       <th scope=\"col\">Second</th><th scope=\"col\">Callers</th><th scope=\"col\">Share</th></tr></thead><tbody>");
-        let step = (f.curve.len() / 30).max(1);
-        for ((s, n), share) in f.curve.iter().enumerate().zip(&shares) {
-            if s % step != 0 && s + 1 != f.curve.len() {
-                continue;
-            }
-            body.push_str(&format!(
-                "<tr><td>{s}</td><td>{n}</td><td>{share:.0}%</td></tr>"
-            ));
+    let shares: Vec<f64> = f
+        .curve
+        .iter()
+        .map(|&n| n as f64 * 100.0 / answered.max(1) as f64)
+        .collect();
+    // At most about 30 rows of the curve, and always its last second.
+    let step = (f.curve.len() / 30).max(1);
+    let body = html! {
+        form method="get" class="inline" {
+            label for="version" { "Flow version" }
+            input id="version" name="version" value=(version.unwrap_or("")) maxlength="64";
+            " "
+            button { "Show" }
         }
-        body.push_str("</tbody></table></div>");
-    }
-    page(auth, &format!("Funnel: {slug}"), &body).into_response()
+        div class="chart-with-table" {
+            (charts::bars(
+                "funnel",
+                &format!("Funnel of {slug}"),
+                "How many calls reached each step; the table beside has the same figures.",
+                &steps,
+            ))
+            table class="funnel" {
+                caption { "Funnel" }
+                (head_row(&["Step", "Calls", "Share of calls"]))
+                tbody {
+                    @for (label, n) in &steps {
+                        @let share = if f.calls > 0 { *n as f64 * 100.0 / f.calls as f64 } else { 0.0 };
+                        tr { th scope="row" { (label) } td { (n) } td { (format_args!("{share:.0}%")) } }
+                    }
+                }
+            }
+        }
+        @if answered == 0 {
+            p { "No answered calls yet: the listening curve appears after the first." }
+        } @else {
+            h2 { "Listening curve" }
+            p {
+                "The share of answered callers still on the line at each second of the story."
+            }
+            div class="chart-with-table" {
+                (charts::line(
+                    "curve",
+                    &format!("Listening curve of {slug}"),
+                    "Share of callers still listening per second of the story; the table beside has the figures.",
+                    "seconds into the story",
+                    &shares,
+                    100.0,
+                    &|v| format!("{v:.0}%"),
+                ))
+                table class="curve" {
+                    caption { "Still listening" }
+                    (head_row(&["Second", "Callers", "Share"]))
+                    tbody {
+                        @for ((s, n), share) in f.curve.iter().enumerate().zip(&shares) {
+                            @if s % step == 0 || s + 1 == f.curve.len() {
+                                tr { td { (s) } td { (n) } td { (format_args!("{share:.0}%")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(auth, &format!("Funnel: {slug}"), body).into_response()
 }

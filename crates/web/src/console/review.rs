@@ -8,10 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use maud::{html, Markup};
 
-use super::layout::{blocking, csrf_field, message, page, store_of};
+use super::layout::{blocking, csrf_field, head_row, message, page, store_of};
 use super::{Auth, Console};
-use crate::html::{escape, path_segment};
+use crate::html::path_segment;
 
 /// Signatures the queue page shows at once.
 pub(crate) const QUEUE_PAGE: usize = 100;
@@ -103,72 +104,66 @@ pub(crate) async fn queue(
         Err(r) => return r,
     };
     let seg = path_segment(&slug);
-    let mut body = String::new();
-    body.push_str("<nav class=\"states\" aria-label=\"Signature state\">");
-    for st in store::SignatureState::ALL {
-        let current = if st == state {
-            " aria-current=\"page\""
-        } else {
-            ""
-        };
-        body.push_str(&format!(
-            "<a href=\"/console/review/{seg}?state={0}\"{current}>{0}</a>",
-            st.as_str()
-        ));
-    }
-    body.push_str("</nav>");
-    body.push_str(&format!(
-        "<p>{total} signature(s) {}; showing {} from the oldest on.</p>\
-         <p class=\"keys\" id=\"keys\">Keys: <kbd>j</kbd>/<kbd>k</kbd> or arrows to move, \
-         <kbd>space</kbd> to play, <kbd>v</kbd> valid, <kbd>i</kbd> invalid.</p>",
-        state.as_str(),
-        rows.len()
-    ));
-    body.push_str(&format!(
-        "<table class=\"queue\" data-campaign=\"{seg}\" aria-describedby=\"keys\"><caption>Signatures to review</caption>\
-         <thead><tr><th scope=\"col\">#</th><th scope=\"col\">Signed</th><th scope=\"col\">Trust</th>\
-         <th scope=\"col\">Channel</th><th scope=\"col\">From</th><th scope=\"col\">Speech</th>\
-         <th scope=\"col\">Recording</th><th scope=\"col\">State</th><th scope=\"col\">Judge</th></tr></thead><tbody>"
-    ));
     let csrf = csrf_field(&auth);
-    for r in &rows {
-        let audio = if r.has_recording {
-            format!(
-                "<audio controls preload=\"none\" src=\"/console/recording/{seg}/{id}\" \
-                 aria-label=\"Recording of signature {id}\"></audio>",
-                id = r.id
-            )
-        } else {
-            "none".into()
-        };
-        body.push_str(&format!(
-            "<tr id=\"sig-{id}\" data-id=\"{id}\" tabindex=\"-1\"><td>{id}</td><td><time>{at}</time></td>\
-             <td class=\"trust-{trust}\">{trust}</td><td>{channel}</td><td>{from}</td><td>{speech:.1} s</td>\
-             <td>{audio}</td><td class=\"state\">{state}</td><td>\
-             <form method=\"post\" action=\"/console/review/{seg}/{id}\" class=\"judge\">{csrf}\
-             <button name=\"state\" value=\"valid\" data-key=\"v\">Valid</button> \
-             <button name=\"state\" value=\"invalid\" data-key=\"i\">Invalid</button></form></td></tr>",
-            id = r.id,
-            at = escape(&r.created_at),
-            trust = r.trust.as_str(),
-            channel = escape(&r.channel),
-            from = escape(&origin_of(r)),
-            speech = f64::from(r.speech_ms) / 1000.0,
-            state = r.state.as_str(),
-        ));
-    }
-    body.push_str("</tbody></table>");
-    if rows.len() == QUEUE_PAGE {
-        if let Some(last) = rows.last() {
-            body.push_str(&format!(
-                "<p><a href=\"/console/review/{seg}?state={}&amp;after={}\">Next {QUEUE_PAGE}</a></p>",
-                state.as_str(),
-                last.id
-            ));
+    let body = html! {
+        nav class="states" aria-label="Signature state" {
+            @for st in store::SignatureState::ALL {
+                a href={ "/console/review/" (seg) "?state=" (st.as_str()) }
+                    aria-current=[(st == state).then_some("page")] { (st.as_str()) }
+            }
         }
-    }
+        p { (total) " signature(s) " (state.as_str()) "; showing " (rows.len()) " from the oldest on." }
+        p class="keys" id="keys" {
+            "Keys: " kbd { "j" } "/" kbd { "k" } " or arrows to move, " kbd { "space" }
+            " to play, " kbd { "v" } " valid, " kbd { "i" } " invalid."
+        }
+        table class="queue" data-campaign=(seg) aria-describedby="keys" {
+            caption { "Signatures to review" }
+            (head_row(&["#", "Signed", "Trust", "Channel", "From", "Speech", "Recording", "State", "Judge"]))
+            tbody {
+                @for r in &rows {
+                    tr id={ "sig-" (r.id) } data-id=(r.id) tabindex="-1" {
+                        td { (r.id) }
+                        td { time { (r.created_at) } }
+                        td class={ "trust-" (r.trust.as_str()) } { (r.trust.as_str()) }
+                        td { (r.channel) }
+                        td { (origin_of(r)) }
+                        td { (format_args!("{:.1}", f64::from(r.speech_ms) / 1000.0)) " s" }
+                        td {
+                            @if r.has_recording {
+                                audio controls preload="none"
+                                    src={ "/console/recording/" (seg) "/" (r.id) }
+                                    aria-label={ "Recording of signature " (r.id) } {}
+                            } @else {
+                                "none"
+                            }
+                        }
+                        td class="state" { (r.state.as_str()) }
+                        td {
+                            form method="post" action={ "/console/review/" (seg) "/" (r.id) }
+                                class="judge" {
+                                (csrf)
+                                button name="state" value="valid" data-key="v" { "Valid" }
+                                " "
+                                button name="state" value="invalid" data-key="i" { "Invalid" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if rows.len() == QUEUE_PAGE {
+            @if let Some(last) = rows.last() {
+                p {
+                    a href={ "/console/review/" (seg) "?state=" (state.as_str()) "&after=" (last.id) } {
+                        "Next " (QUEUE_PAGE)
+                    }
+                }
+            }
+        }
+    };
     let title = format!("Review: {slug}");
-    page(&auth, &title, &body).into_response()
+    page(&auth, &title, body).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -358,59 +353,52 @@ impl FilterForm {
     }
 }
 
-fn filter_fields(f: &FilterForm, hidden: bool) -> String {
-    let field = |name: &str, label: &str, value: &str, hint: &str| {
-        if hidden {
-            format!(
-                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                escape(value)
-            )
-        } else {
-            format!(
-                "<label for=\"f-{name}\">{label}</label><input id=\"f-{name}\" name=\"{name}\" value=\"{}\" \
-                 aria-describedby=\"h-{name}\" maxlength=\"100\"><small id=\"h-{name}\">{hint}</small>",
-                escape(value)
-            )
+/// The filter's fields: (name, label, hint) and the value the form sent.
+fn filter_values(f: &FilterForm) -> [(&'static str, &'static str, &'static str, &str); 6] {
+    [
+        (
+            "prefix_block",
+            "Prefix block",
+            "as the anomaly report shows it, e.g. +32 4701",
+            &f.prefix_block,
+        ),
+        (
+            "country",
+            "Country",
+            "ISO code, e.g. BE, or none",
+            &f.country,
+        ),
+        ("trust", "Trust", "network, from or withheld", &f.trust),
+        (
+            "since",
+            "From",
+            "YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC",
+            &f.since,
+        ),
+        ("until", "Until", "before this time, same format", &f.until),
+        (
+            "state",
+            "State",
+            "pending, valid, invalid or fraudulent",
+            &f.state,
+        ),
+    ]
+}
+
+/// The filter's fields to fill in, or (`hidden`) carried along to the confirmation.
+fn filter_fields(f: &FilterForm, hidden: bool) -> Markup {
+    html! {
+        @for (name, label, hint, value) in filter_values(f) {
+            @if hidden {
+                input type="hidden" name=(name) value=(value);
+            } @else {
+                label for={ "f-" (name) } { (label) }
+                input id={ "f-" (name) } name=(name) value=(value)
+                    aria-describedby={ "h-" (name) } maxlength="100";
+                small id={ "h-" (name) } { (hint) }
+            }
         }
-    };
-    let mut out = String::new();
-    out.push_str(&field(
-        "prefix_block",
-        "Prefix block",
-        &f.prefix_block,
-        "as the anomaly report shows it, e.g. +32 4701",
-    ));
-    out.push_str(&field(
-        "country",
-        "Country",
-        &f.country,
-        "ISO code, e.g. BE, or none",
-    ));
-    out.push_str(&field(
-        "trust",
-        "Trust",
-        &f.trust,
-        "network, from or withheld",
-    ));
-    out.push_str(&field(
-        "since",
-        "From",
-        &f.since,
-        "YYYY-MM-DD or YYYY-MM-DD HH:MM, UTC",
-    ));
-    out.push_str(&field(
-        "until",
-        "Until",
-        &f.until,
-        "before this time, same format",
-    ));
-    out.push_str(&field(
-        "state",
-        "State",
-        &f.state,
-        "pending, valid, invalid or fraudulent",
-    ));
-    out
+    }
 }
 
 /// The filter form; with `preview=1`, also how many signatures it selects and the form to
@@ -426,13 +414,17 @@ pub(crate) async fn bulk_form(
         Err(r) => return r,
     };
     let seg = path_segment(&slug);
-    let mut body = format!(
-        "<form method=\"get\" action=\"/console/bulk/{seg}\" class=\"filter\">\
-         <fieldset><legend>Which signatures</legend>{}</fieldset>\
-         <input type=\"hidden\" name=\"preview\" value=\"1\">\
-         <button type=\"submit\">Preview</button></form>",
-        filter_fields(&form, false)
-    );
+    let filter_form = html! {
+        form method="get" action={ "/console/bulk/" (seg) } class="filter" {
+            fieldset {
+                legend { "Which signatures" }
+                (filter_fields(&form, false))
+            }
+            input type="hidden" name="preview" value="1";
+            button type="submit" { "Preview" }
+        }
+    };
+    let mut preview = None;
     if form.preview == "1" {
         let filter = match checked_filter(&form, &auth) {
             Ok(f) => f,
@@ -444,23 +436,34 @@ pub(crate) async fn bulk_form(
             Ok(n) => n,
             Err(r) => return r,
         };
-        body.push_str(&format!(
-            "<section aria-labelledby=\"preview\"><h2 id=\"preview\">Preview</h2>\
-             <p class=\"preview\" role=\"status\"><strong id=\"preview-count\">{n}</strong> signature(s) match: {}.</p>\
-             <form method=\"post\" action=\"/console/bulk/{seg}\" class=\"confirm\">{csrf}{hidden}\
-             <input type=\"hidden\" name=\"expected\" value=\"{n}\">\
-             <label for=\"target\">Set them to</label><select id=\"target\" name=\"target\">\
-             <option value=\"invalid\">invalid</option><option value=\"fraudulent\">fraudulent</option>\
-             <option value=\"valid\">valid</option><option value=\"pending\">pending</option></select>\
-             <label for=\"reason\">Reason (kept in the audit log)</label>\
-             <input id=\"reason\" name=\"reason\" required maxlength=\"400\">\
-             <button type=\"submit\">Confirm</button></form></section>",
-            escape(&filter.describe()),
-            csrf = csrf_field(&auth),
-            hidden = filter_fields(&form, true),
-        ));
+        preview = Some((n, filter.describe()));
     }
-    page(&auth, &format!("Bulk invalidation: {slug}"), &body).into_response()
+    let body = html! {
+        (filter_form)
+        @if let Some((n, described)) = &preview {
+            section aria-labelledby="preview" {
+                h2 id="preview" { "Preview" }
+                p class="preview" role="status" {
+                    strong id="preview-count" { (n) } " signature(s) match: " (described) "."
+                }
+                form method="post" action={ "/console/bulk/" (seg) } class="confirm" {
+                    (csrf_field(&auth))
+                    (filter_fields(&form, true))
+                    input type="hidden" name="expected" value=(n);
+                    label for="target" { "Set them to" }
+                    select id="target" name="target" {
+                        @for target in ["invalid", "fraudulent", "valid", "pending"] {
+                            option value=(target) { (target) }
+                        }
+                    }
+                    label for="reason" { "Reason (kept in the audit log)" }
+                    input id="reason" name="reason" required maxlength="400";
+                    button type="submit" { "Confirm" }
+                }
+            }
+        }
+    };
+    page(&auth, &format!("Bulk invalidation: {slug}"), body).into_response()
 }
 
 /// The form's filter, refused when it is malformed or empty (an empty filter would select
@@ -518,20 +521,20 @@ pub(crate) async fn bulk_apply(
         }
         _ => String::new(),
     };
-    let body = format!(
-        "<p role=\"status\">Done: <strong id=\"changed\">{}</strong> signature(s) set to {} (action {}).{note}</p>\
-         <form method=\"post\" action=\"/console/revert/{}\">{}\
-         <label for=\"reason\">Reason for undoing</label><input id=\"reason\" name=\"reason\" required maxlength=\"400\">\
-         <button type=\"submit\">Undo this action</button></form>\
-         <p><a href=\"/console/review/{}\">Back to the review</a></p>",
-        action.changed,
-        target.as_str(),
-        action.id,
-        action.id,
-        csrf_field(&auth),
-        path_segment(&slug)
-    );
-    page(&auth, "Bulk invalidation done", &body).into_response()
+    let body = html! {
+        p role="status" {
+            "Done: " strong id="changed" { (action.changed) } " signature(s) set to "
+            (target.as_str()) " (action " (action.id) ")." (note)
+        }
+        form method="post" action={ "/console/revert/" (action.id) } {
+            (csrf_field(&auth))
+            label for="reason" { "Reason for undoing" }
+            input id="reason" name="reason" required maxlength="400";
+            button type="submit" { "Undo this action" }
+        }
+        p { a href={ "/console/review/" (path_segment(&slug)) } { "Back to the review" } }
+    };
+    page(&auth, "Bulk invalidation done", body).into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -599,45 +602,49 @@ pub(crate) async fn audit(
         Ok(e) => e,
         Err(r) => return r,
     };
-    let mut options = String::from("<option value=\"\">all, and the console's own</option>");
-    for slug in &slugs {
-        let sel = if Some(slug) == campaign.as_ref() {
-            " selected"
-        } else {
-            ""
-        };
-        options.push_str(&format!("<option{sel}>{}</option>", escape(slug)));
-    }
-    let mut body = format!(
-        "<form method=\"get\" class=\"inline\"><label for=\"campaign\">Campaign</label> \
-         <select id=\"campaign\" name=\"campaign\">{options}</select> <button>Show</button></form>\
-         <table class=\"audit\"><caption>Audit log, newest first</caption>\
-         <thead><tr><th scope=\"col\">When (UTC)</th><th scope=\"col\">Campaign</th>\
-         <th scope=\"col\">Action</th><th scope=\"col\">Detail</th></tr></thead><tbody>"
-    );
-    for e in &entries {
-        body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&e.at),
-            escape(e.campaign.as_deref().unwrap_or("")),
-            escape(&e.action),
-            escape(&e.detail)
-        ));
-    }
-    body.push_str("</tbody></table>");
-    if entries.len() == AUDIT_PAGE {
-        if let Some(last) = entries.last() {
-            let c = campaign
-                .as_deref()
-                .map(|c| format!("campaign={}&amp;", path_segment(c)))
-                .unwrap_or_default();
-            body.push_str(&format!(
-                "<p><a href=\"/console/audit?{c}before={}\">Older entries</a></p>",
+    let older = (entries.len() == AUDIT_PAGE)
+        .then(|| entries.last())
+        .flatten()
+        .map(|last| match campaign.as_deref() {
+            Some(c) => format!(
+                "/console/audit?campaign={}&before={}",
+                path_segment(c),
                 last.id
-            ));
+            ),
+            None => format!("/console/audit?before={}", last.id),
+        });
+    let body = html! {
+        form method="get" class="inline" {
+            label for="campaign" { "Campaign" }
+            " "
+            select id="campaign" name="campaign" {
+                option value="" { "all, and the console's own" }
+                @for slug in &slugs {
+                    option selected[Some(slug) == campaign.as_ref()] { (slug) }
+                }
+            }
+            " "
+            button { "Show" }
         }
-    }
-    page(&auth, "Audit log", &body).into_response()
+        table class="audit" {
+            caption { "Audit log, newest first" }
+            (head_row(&["When (UTC)", "Campaign", "Action", "Detail"]))
+            tbody {
+                @for e in &entries {
+                    tr {
+                        td { (e.at) }
+                        td { (e.campaign.as_deref().unwrap_or("")) }
+                        td { (e.action) }
+                        td { (e.detail) }
+                    }
+                }
+            }
+        }
+        @if let Some(older) = &older {
+            p { a href=(older) { "Older entries" } }
+        }
+    };
+    page(&auth, "Audit log", body).into_response()
 }
 
 /// Export buttons per campaign and the erasure form.
@@ -654,39 +661,48 @@ pub(crate) async fn export_form(
         Err(r) => return r,
     };
     let csrf = csrf_field(&auth);
-    let mut body = String::from(
-        "<h2>Export</h2><p>The delivery ZIP: signatures.csv (no numbers), the recordings and \
-         summary.csv. It holds voices: keep it safe.</p><ul class=\"exports\">",
-    );
-    let mut options = String::new();
-    for slug in &slugs {
-        let seg = path_segment(slug);
-        body.push_str(&format!(
-            "<li><form method=\"post\" action=\"/console/export/{seg}\">{csrf}\
-             <button type=\"submit\">Export {}</button></form></li>",
-            escape(slug)
-        ));
-        options.push_str(&format!("<option>{}</option>", escape(slug)));
-    }
-    body.push_str("</ul>");
-    let erase = if console.app.secret.is_some() {
-        format!(
-            "<form method=\"post\" action=\"/console/erase\" class=\"erase\" autocomplete=\"off\">{csrf}\
-             <label for=\"campaign\">Campaign</label><select id=\"campaign\" name=\"campaign\">{options}</select>\
-             <label for=\"number\">The caller's phone number</label>\
-             <input id=\"number\" name=\"number\" type=\"tel\" required maxlength=\"40\" autocomplete=\"off\">\
-             <label for=\"region\">Country the number is from when it has no +</label>\
-             <input id=\"region\" name=\"region\" value=\"BE\" maxlength=\"2\">\
-             <button type=\"submit\">Erase their signature</button></form>"
-        )
-    } else {
-        "<p>Erasure needs the caller key, which this server was not given.</p>".into()
+    let body = html! {
+        h2 { "Export" }
+        p {
+            "The delivery ZIP: signatures.csv (no numbers), the recordings and summary.csv. \
+             It holds voices: keep it safe."
+        }
+        ul class="exports" {
+            @for slug in &slugs {
+                li {
+                    form method="post" action={ "/console/export/" (path_segment(slug)) } {
+                        (csrf)
+                        button type="submit" { "Export " (slug) }
+                    }
+                }
+            }
+        }
+        h2 { "Erasure" }
+        p {
+            "Erases a caller's signature and recording when they ask. The number is only \
+             turned into its key; it is not stored, logged or shown."
+        }
+        @if console.app.secret.is_some() {
+            form method="post" action="/console/erase" class="erase" autocomplete="off" {
+                (csrf)
+                label for="campaign" { "Campaign" }
+                select id="campaign" name="campaign" {
+                    @for slug in &slugs {
+                        option { (slug) }
+                    }
+                }
+                label for="number" { "The caller's phone number" }
+                input id="number" name="number" type="tel" required maxlength="40"
+                    autocomplete="off";
+                label for="region" { "Country the number is from when it has no +" }
+                input id="region" name="region" value="BE" maxlength="2";
+                button type="submit" { "Erase their signature" }
+            }
+        } @else {
+            p { "Erasure needs the caller key, which this server was not given." }
+        }
     };
-    body.push_str(&format!(
-        "<h2>Erasure</h2><p>Erases a caller's signature and recording when they ask. The number \
-         is only turned into its key; it is not stored, logged or shown.</p>{erase}"
-    ));
-    page(&auth, "Export and erasure", &body).into_response()
+    page(&auth, "Export and erasure", body).into_response()
 }
 
 pub(crate) async fn export(

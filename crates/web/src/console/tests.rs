@@ -200,6 +200,55 @@ async fn text(r: Response) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
+/// A request with the given headers (name, value).
+fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Body) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    b.body(body).expect("req")
+}
+
+/// `GET path` with the given headers.
+async fn get(f: &Fixture, path: &str, headers: &[(&str, &str)]) -> Response {
+    send(&f.app, request("GET", path, headers, Body::empty())).await
+}
+
+/// `GET path` with a session cookie.
+async fn get_as(f: &Fixture, path: &str, cookie: &str) -> Response {
+    get(f, path, &[("cookie", cookie)]).await
+}
+
+/// The page at `path` for a session: it must answer 200.
+async fn page_as(f: &Fixture, path: &str, cookie: &str) -> String {
+    let r = get_as(f, path, cookie).await;
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    text(r).await
+}
+
+/// A form post, with the given headers besides its content type.
+fn form_post_with(path: &str, headers: &[(&str, &str)], body: &str) -> Request<Body> {
+    let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    request("POST", path, &all, Body::from(body.to_string()))
+}
+
+/// Posts a form with a session cookie.
+async fn post_as(f: &Fixture, path: &str, cookie: &str, body: &str) -> Response {
+    send(&f.app, form_post(path, Some(cookie), body)).await
+}
+
+fn form_post(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    match cookie {
+        Some(c) => form_post_with(path, &[("cookie", c)], body),
+        None => form_post_with(path, &[], body),
+    }
+}
+
+fn header_of<'a>(r: &'a Response, name: &header::HeaderName) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 fn set_cookie(r: &Response, name: &str) -> Option<String> {
     r.headers()
         .get_all(header::SET_COOKIE)
@@ -227,50 +276,69 @@ fn csrf_in(html: &str) -> String {
     html[at..].split('"').next().expect("value").to_string()
 }
 
-/// A signed-in session: (cookie header, csrf token).
-async fn login(f: &Fixture, user: &str) -> (String, String) {
-    let page = send(
-        &f.app,
-        Request::get("/console/login")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let login_cookie = cookie_value(&set_cookie(&page, "belteken_login").expect("login cookie"));
+/// The login page's cookie (its `Set-Cookie` and its value) and form token; `headers` go
+/// with the request.
+async fn login_form(f: &Fixture, headers: &[(&str, &str)]) -> (String, String, String) {
+    let page = get(f, "/console/login", headers).await;
+    let set = set_cookie(&page, "belteken_login").expect("login cookie");
+    let cookie = cookie_value(&set);
     let token = csrf_in(&text(page).await);
+    (set, cookie, token)
+}
+
+/// Posts the login form as `user` with the right password.
+async fn sign_in(
+    f: &Fixture,
+    login_cookie: &str,
+    token: &str,
+    user: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let cookie = format!("belteken_login={login_cookie}");
+    let mut all = vec![("cookie", cookie.as_str())];
+    all.extend_from_slice(headers);
     let body = format!(
         "csrf={token}&user={user}&password={}",
         PASSWORD.replace(' ', "+")
     );
-    let r = send(
-        &f.app,
-        Request::post("/console/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, format!("belteken_login={login_cookie}"))
-            .body(Body::from(body))
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {user}");
-    let set = set_cookie(&r, "belteken_console").expect("session cookie");
+    send(&f.app, form_post_with("/console/login", &all, &body)).await
+}
+
+/// A session cookie as the login sets it: HttpOnly, SameSite=Strict, for /console only.
+fn assert_session_cookie(set: &str) {
     assert!(
         set.contains("HttpOnly")
             && set.contains("SameSite=Strict")
             && set.contains("Path=/console"),
         "{set}"
     );
+}
+
+/// A signed-in session: (cookie header, csrf token).
+async fn login(f: &Fixture, user: &str) -> (String, String) {
+    let (_, login_cookie, token) = login_form(f, &[]).await;
+    let r = sign_in(f, &login_cookie, &token, user, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "login of {user}");
+    let set = set_cookie(&r, "belteken_console").expect("session cookie");
+    assert_session_cookie(&set);
     let cookie = format!("belteken_console={}", cookie_value(&set));
-    let home = send(
-        &f.app,
-        Request::get("/console")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(home.status(), StatusCode::OK);
-    let csrf = csrf_in(&text(home).await);
+    let csrf = csrf_in(&page_as(f, "/console", &cookie).await);
     (cookie, csrf)
+}
+
+/// An API token of ada's, valid for a day.
+fn api_token(f: &Fixture) -> String {
+    let token = store::new_token();
+    f.store
+        .create_api_token(
+            &store::token_hash(&token),
+            "ada",
+            "t",
+            SystemTime::now(),
+            SystemTime::now() + std::time::Duration::from_secs(86_400),
+        )
+        .expect("token");
+    token
 }
 
 /// A concrete request path for a route pattern.
@@ -291,13 +359,9 @@ fn states(store: &dyn store::Store) -> Vec<store::SignatureState> {
         .collect()
 }
 
-fn form_post(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
-    let mut b =
-        Request::post(path).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(c) = cookie {
-        b = b.header(header::COOKIE, c);
-    }
-    b.body(Body::from(body.to_string())).expect("req")
+/// The state of the signature with the given id (1, 2 or 3).
+fn state_of(f: &Fixture, id: usize) -> store::SignatureState {
+    states(f.store.as_ref())[id - 1]
 }
 
 #[tokio::test]
@@ -320,26 +384,14 @@ async fn every_route_without_a_session_is_refused() {
             Some("belteken_console=0000"),
             Some("belteken_console="),
         ] {
-            let mut b = Request::builder().method(route.method).uri(&path);
-            if let Some(c) = cookie {
-                b = b.header(header::COOKIE, c);
-            }
-            let b = b.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-            let r = send(
-                &f.app,
-                b.body(Body::from("state=invalid&reason=x&country=BE"))
-                    .expect("req"),
-            )
-            .await;
+            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+            headers.extend(cookie.map(|c| ("cookie", c)));
+            let body = Body::from("state=invalid&reason=x&country=BE");
+            let r = send(&f.app, request(route.method, &path, &headers, body)).await;
             let s = r.status();
             if route.method == "GET" && !path.starts_with("/console/api/") {
                 assert_eq!(s, StatusCode::SEE_OTHER, "{} {path}", route.method);
-                assert_eq!(
-                    r.headers()
-                        .get(header::LOCATION)
-                        .and_then(|v| v.to_str().ok()),
-                    Some("/console/login")
-                );
+                assert_eq!(header_of(&r, &header::LOCATION), Some("/console/login"));
             } else {
                 assert_eq!(s, StatusCode::UNAUTHORIZED, "{} {path}", route.method);
             }
@@ -354,24 +406,8 @@ async fn every_route_without_a_session_is_refused() {
     assert!(checked >= 20, "the table lists the console's routes");
     assert_eq!(states(f.store.as_ref()), before, "nothing changed");
     // An API token does not open the pages (only /console/api/).
-    let token = store::new_token();
-    f.store
-        .create_api_token(
-            &store::token_hash(&token),
-            "ada",
-            "t",
-            SystemTime::now(),
-            SystemTime::now() + std::time::Duration::from_secs(86_400),
-        )
-        .expect("token");
-    let r = send(
-        &f.app,
-        Request::get("/console")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let bearer = format!("Bearer {}", api_token(&f));
+    let r = get(&f, "/console", &[("authorization", &bearer)]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
@@ -379,18 +415,8 @@ async fn every_route_without_a_session_is_refused() {
 async fn login_logout_and_wrong_passwords() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
-    let r = send(
-        &f.app,
-        Request::get("/console")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let csp = r
-        .headers()
-        .get(header::CONTENT_SECURITY_POLICY)
-        .and_then(|v| v.to_str().ok())
+    let r = get_as(&f, "/console", &cookie).await;
+    let csp = header_of(&r, &header::CONTENT_SECURITY_POLICY)
         .unwrap_or("")
         .to_string();
     assert!(
@@ -399,29 +425,13 @@ async fn login_logout_and_wrong_passwords() {
             && !csp.contains("unsafe"),
         "{csp}"
     );
-    assert_eq!(
-        r.headers()
-            .get(header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(header_of(&r, &header::CACHE_CONTROL), Some("no-store"));
     // Logout needs the CSRF token, then ends the session for good.
-    let r = send(&f.app, form_post("/console/logout", Some(&cookie), "")).await;
+    let r = post_as(&f, "/console/logout", &cookie, "").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = send(
-        &f.app,
-        form_post("/console/logout", Some(&cookie), &format!("csrf={csrf}")),
-    )
-    .await;
+    let r = post_as(&f, "/console/logout", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = send(
-        &f.app,
-        Request::get("/console")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let r = get_as(&f, "/console", &cookie).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
     // A login form without its cookie is refused.
@@ -439,15 +449,7 @@ async fn login_logout_and_wrong_passwords() {
 
     // Wrong passwords: refused, then slowed per user name (even with the right one): ten
     // free guesses and the first slowed one are checked, the next within 10 s is not.
-    let page = send(
-        &f.app,
-        Request::get("/console/login")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let lc = cookie_value(&set_cookie(&page, "belteken_login").expect("cookie"));
-    let token = csrf_in(&text(page).await);
+    let (_, lc, token) = login_form(&f, &[]).await;
     let attempt = |pw: &str| {
         form_post(
             "/console/login",
@@ -486,60 +488,37 @@ async fn forms_without_their_csrf_token_are_refused() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
     let before = states(f.store.as_ref());
-    for body in [
-        "state=invalid".to_string(),
-        "state=invalid&csrf=".to_string(),
-        format!("state=invalid&csrf={}", store::new_token()),
-    ] {
-        let r = send(
-            &f.app,
-            form_post("/console/review/demo/1", Some(&cookie), &body),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{body}");
+    let with_token = format!("state=invalid&csrf={csrf}");
+    let refused: [(&[(&str, &str)], &str); 5] = [
+        (&[], "state=invalid"),
+        (&[], "state=invalid&csrf="),
+        (&[], &format!("state=invalid&csrf={}", store::new_token())),
+        // Another site's form, even with the token, is refused by its Origin.
+        (
+            &[
+                ("host", "console.example"),
+                ("origin", "https://evil.example"),
+            ],
+            &with_token,
+        ),
+        // `Origin: null` (what browsers send under no-referrer) leaves it to the token.
+        (&[("origin", "null")], "state=invalid"),
+    ];
+    for (headers, body) in refused {
+        let mut all = vec![("cookie", cookie.as_str())];
+        all.extend_from_slice(headers);
+        let r = send(&f.app, form_post_with("/console/review/demo/1", &all, body)).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{headers:?} {body}");
     }
-    // Another site's form, even with the token, is refused by its Origin.
-    let r = send(
-        &f.app,
-        Request::post("/console/review/demo/1")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, &cookie)
-            .header(header::HOST, "console.example")
-            .header(header::ORIGIN, "https://evil.example")
-            .body(Body::from(format!("state=invalid&csrf={csrf}")))
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    // `Origin: null` (what browsers send under no-referrer) leaves it to the token.
-    let r = send(
-        &f.app,
-        Request::post("/console/review/demo/1")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, &cookie)
-            .header(header::ORIGIN, "null")
-            .body(Body::from("state=invalid"))
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A multipart upload without the token in its URL.
     let r = send(&f.app, upload_request(&cookie, None)).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(f.admin.uploads.lock().expect("lock").is_empty());
     assert_eq!(states(f.store.as_ref()), before, "nothing changed");
     // With the token, the same judgement goes through.
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/review/demo/1",
-            Some(&cookie),
-            &format!("state=invalid&csrf={csrf}"),
-        ),
-    )
-    .await;
+    let r = post_as(&f, "/console/review/demo/1", &cookie, &with_token).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(states(f.store.as_ref())[0], store::SignatureState::Invalid);
+    assert_eq!(state_of(&f, 1), store::SignatureState::Invalid);
     let log = f.store.audit_log(Some("demo")).expect("audit");
     assert!(log
         .iter()
@@ -556,14 +535,13 @@ fn upload_request(cookie: &str, csrf: Option<&str>) -> Request<Body> {
         Some(t) => format!("/console/campaign/demo/clip/story/nl?csrf={t}"),
         None => "/console/campaign/demo/clip/story/nl".into(),
     };
-    Request::post(uri)
-        .header(
-            header::CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .header(header::COOKIE, cookie)
-        .body(Body::from(body))
-        .expect("req")
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    request(
+        "POST",
+        &uri,
+        &[("content-type", &content_type), ("cookie", cookie)],
+        Body::from(body),
+    )
 }
 
 #[tokio::test]
@@ -574,14 +552,16 @@ async fn a_reviewer_cannot_reach_admin_actions() {
     let mut admin_routes = 0;
     for route in table().into_iter().filter(|r| r.access == Access::Admin) {
         let path = concrete(route.path);
-        let req = Request::builder()
-            .method(route.method)
-            .uri(&path)
-            .header(header::COOKIE, &cookie)
-            .header("x-csrf-token", &csrf)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(format!("csrf={csrf}&target=invalid&reason=x&country=BE&number=%2B32470000001&campaign=demo")))
-            .expect("req");
+        let req = request(
+            route.method,
+            &path,
+            &[
+                ("cookie", &cookie),
+                ("x-csrf-token", &csrf),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Body::from(format!("csrf={csrf}&target=invalid&reason=x&country=BE&number=%2B32470000001&campaign=demo")),
+        );
         let r = send(&f.app, req).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{} {path}", route.method);
         admin_routes += 1;
@@ -595,16 +575,7 @@ async fn a_reviewer_cannot_reach_admin_actions() {
     );
     assert!(f.admin.uploads.lock().expect("lock").is_empty());
     // But they review.
-    let r = send(
-        &f.app,
-        Request::get("/console/review/demo")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let html = text(r).await;
+    let html = page_as(&f, "/console/review/demo", &cookie).await;
     assert!(html.contains("/console/recording/demo/1") && html.contains("data-key=\"v\""));
     assert!(
         !html.contains("/console/audit"),
@@ -612,56 +583,45 @@ async fn a_reviewer_cannot_reach_admin_actions() {
     );
     let r = send(
         &f.app,
-        Request::post("/console/review/demo/2")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, &cookie)
-            .header(header::ACCEPT, "application/json")
-            .body(Body::from(format!("state=valid&csrf={csrf}")))
-            .expect("req"),
+        form_post_with(
+            "/console/review/demo/2",
+            &[("cookie", &cookie), ("accept", "application/json")],
+            &format!("state=valid&csrf={csrf}"),
+        ),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(text(r).await.contains("\"state\":\"valid\""));
-    assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
+    assert_eq!(state_of(&f, 2), store::SignatureState::Valid);
     // Only valid and invalid: fraud and a return to pending are an admin's, by form or API.
     for state in ["pending", "fraudulent"] {
-        let r = send(
-            &f.app,
-            Request::post("/console/review/demo/2")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::COOKIE, &cookie)
-                .body(Body::from(format!("state={state}&csrf={csrf}")))
-                .expect("req"),
+        let r = post_as(
+            &f,
+            "/console/review/demo/2",
+            &cookie,
+            &format!("state={state}&csrf={csrf}"),
         )
         .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{state}");
         let r = send(
             &f.app,
-            Request::post("/console/api/review/demo/2")
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::COOKIE, &cookie)
-                .header("x-csrf-token", &csrf)
-                .body(Body::from(format!("{{\"state\":\"{state}\"}}")))
-                .expect("req"),
+            request(
+                "POST",
+                "/console/api/review/demo/2",
+                &[
+                    ("content-type", "application/json"),
+                    ("cookie", &cookie),
+                    ("x-csrf-token", &csrf),
+                ],
+                Body::from(format!("{{\"state\":\"{state}\"}}")),
+            ),
         )
         .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "api {state}");
     }
-    assert_eq!(states(f.store.as_ref())[1], store::SignatureState::Valid);
-    let r = send(
-        &f.app,
-        Request::get("/console/recording/demo/1")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(
-        r.headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        Some("audio/wav")
-    );
+    assert_eq!(state_of(&f, 2), store::SignatureState::Valid);
+    let r = get_as(&f, "/console/recording/demo/1", &cookie).await;
+    assert_eq!(header_of(&r, &header::CONTENT_TYPE), Some("audio/wav"));
     assert!(text(r).await.starts_with("RIFF"));
 }
 
@@ -670,19 +630,11 @@ async fn campaign_texts_with_html_are_escaped() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
     for path in ["/console", "/console/campaign/demo"] {
-        let r = send(
-            &f.app,
-            Request::get(path)
-                .header(header::COOKIE, &cookie)
-                .body(Body::empty())
-                .expect("req"),
-        )
-        .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let html = text(r).await;
+        let html = page_as(&f, path, &cookie).await;
         assert!(!html.contains("<script>alert"), "{path} carries raw HTML");
+        assert!(!html.contains("\"q\""), "{path} carries a raw quote");
         assert!(
-            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+            html.contains("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &quot;q&quot;"),
             "{path}"
         );
     }
@@ -690,11 +642,7 @@ async fn campaign_texts_with_html_are_escaped() {
     let body = format!(
         "csrf={csrf}&lang0=nl&title0=%3Cb%3ENew%3C%2Fb%3E&transcript0=Hallo&lang1=fr&title1=Titre&transcript1=&goal=2000&number=%2B32+2+000"
     );
-    let r = send(
-        &f.app,
-        form_post("/console/campaign/demo", Some(&cookie), &body),
-    )
-    .await;
+    let r = post_as(&f, "/console/campaign/demo", &cookie, &body).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = text(r).await;
     assert!(html.contains("&lt;b&gt;New&lt;/b&gt;") && html.contains("Saved."));
@@ -703,13 +651,11 @@ async fn campaign_texts_with_html_are_escaped() {
     assert_eq!(edit.texts[1].language, "fr");
     assert_eq!(edit.goal, Some(2000));
     // A bad goal is refused with a message.
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/campaign/demo",
-            Some(&cookie),
-            &format!("csrf={csrf}&lang0=nl&title0=x&goal=lots"),
-        ),
+    let r = post_as(
+        &f,
+        "/console/campaign/demo",
+        &cookie,
+        &format!("csrf={csrf}&lang0=nl&title0=x&goal=lots"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -722,36 +668,15 @@ async fn campaign_texts_with_html_are_escaped() {
         f.admin.uploads.lock().expect("lock").as_slice(),
         &[("story".to_string(), "nl".to_string(), 13, "ada".to_string())]
     );
-    let r = send(
-        &f.app,
-        Request::get("/console/campaign/demo/clip/story/nl")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(
-        r.headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        Some("audio/wav")
-    );
+    let r = get_as(&f, "/console/campaign/demo/clip/story/nl", &cookie).await;
+    assert_eq!(header_of(&r, &header::CONTENT_TYPE), Some("audio/wav"));
 }
 
 #[tokio::test]
 async fn bulk_invalidation_previews_applies_and_reverts() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
-    let r = send(
-        &f.app,
-        Request::get("/console/bulk/demo?country=fr&preview=1")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let html = text(r).await;
+    let html = page_as(&f, "/console/bulk/demo?country=fr&preview=1", &cookie).await;
     assert!(
         html.contains("<strong id=\"preview-count\">1</strong>"),
         "{html}"
@@ -761,32 +686,28 @@ async fn bulk_invalidation_previews_applies_and_reverts() {
         vec![store::SignatureState::Pending; 3],
         "a preview changes nothing"
     );
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/bulk/demo",
-            Some(&cookie),
-            &format!("csrf={csrf}&country=FR&target=invalid&reason=burst+from+abroad&expected=1"),
-        ),
+    let r = post_as(
+        &f,
+        "/console/bulk/demo",
+        &cookie,
+        &format!("csrf={csrf}&country=FR&target=invalid&reason=burst+from+abroad&expected=1"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = text(r).await;
     assert!(html.contains("<strong id=\"changed\">1</strong>"), "{html}");
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    assert_eq!(state_of(&f, 3), store::SignatureState::Invalid);
     let action = html
         .split("/console/revert/")
         .nth(1)
         .and_then(|s| s.split('"').next())
         .expect("revert form")
         .to_string();
-    let r = send(
-        &f.app,
-        form_post(
-            &format!("/console/revert/{action}"),
-            Some(&cookie),
-            &format!("csrf={csrf}&reason=mistake"),
-        ),
+    let r = post_as(
+        &f,
+        &format!("/console/revert/{action}"),
+        &cookie,
+        &format!("csrf={csrf}&reason=mistake"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -795,36 +716,18 @@ async fn bulk_invalidation_previews_applies_and_reverts() {
         vec![store::SignatureState::Pending; 3]
     );
     // An empty filter is refused (it would select everything).
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/bulk/demo",
-            Some(&cookie),
-            &format!("csrf={csrf}&target=invalid&reason=x"),
-        ),
+    let r = post_as(
+        &f,
+        "/console/bulk/demo",
+        &cookie,
+        &format!("csrf={csrf}&target=invalid&reason=x"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = send(
-        &f.app,
-        Request::get("/console/audit")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let html = text(r).await;
+    let html = text(get_as(&f, "/console/audit", &cookie).await).await;
     assert!(html.contains("burst from abroad (by ada)") && html.contains("mistake (by ada)"));
     assert!(html.contains("console login"));
-    let r = send(
-        &f.app,
-        Request::get("/console/audit?campaign=demo")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let html = text(r).await;
+    let html = text(get_as(&f, "/console/audit?campaign=demo", &cookie).await).await;
     assert!(html.contains("burst from abroad (by ada)"));
     assert!(
         !html.contains("<td>console login</td>"),
@@ -836,26 +739,13 @@ async fn bulk_invalidation_previews_applies_and_reverts() {
 async fn export_and_erasure() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/export/demo",
-            Some(&cookie),
-            &format!("csrf={csrf}"),
-        ),
-    )
-    .await;
+    let r = post_as(&f, "/console/export/demo", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
-        r.headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
+        header_of(&r, &header::CONTENT_TYPE),
         Some("application/zip")
     );
-    let length: usize = r
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+    let length: usize = header_of(&r, &header::CONTENT_LENGTH)
         .and_then(|v| v.parse().ok())
         .expect("length");
     let zip = to_bytes(r.into_body(), 64 << 20).await.expect("body");
@@ -870,13 +760,11 @@ async fn export_and_erasure() {
             .count(),
         3
     );
-    let r = send(
-        &f.app,
-        form_post(
-            "/console/erase",
-            Some(&cookie),
-            &format!("csrf={csrf}&campaign=demo&number=0470+00+00+02&region=BE"),
-        ),
+    let r = post_as(
+        &f,
+        "/console/erase",
+        &cookie,
+        &format!("csrf={csrf}&campaign=demo&number=0470+00+00+02&region=BE"),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -893,48 +781,40 @@ async fn export_and_erasure() {
 #[tokio::test]
 async fn the_api_takes_a_bearer_token_or_a_session() {
     let f = fixture();
-    let token = store::new_token();
-    f.store
-        .create_api_token(
-            &store::token_hash(&token),
-            "ada",
-            "t",
-            SystemTime::now(),
-            SystemTime::now() + std::time::Duration::from_secs(86_400),
-        )
-        .expect("token");
-    let bearer = format!("Bearer {token}");
-    let r = send(
-        &f.app,
-        Request::get("/console/api/queue/demo")
-            .header(header::AUTHORIZATION, &bearer)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let bearer = format!("Bearer {}", api_token(&f));
+    let with_token = |path: &str, body: Option<&str>| match body {
+        None => request("GET", path, &[("authorization", &bearer)], Body::empty()),
+        Some(body) => request(
+            "POST",
+            path,
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            Body::from(body.to_string()),
+        ),
+    };
+    let r = send(&f.app, with_token("/console/api/queue/demo", None)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&text(r).await).expect("json");
     assert_eq!(v["total"], 3);
-    let r = send(
-        &f.app,
-        Request::get("/console/api/queue/demo")
-            .header(header::AUTHORIZATION, "Bearer nope")
-            .body(Body::empty())
-            .expect("req"),
+    let r = get(
+        &f,
+        "/console/api/queue/demo",
+        &[("authorization", "Bearer nope")],
     )
     .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = send(
         &f.app,
-        Request::post("/console/api/review/demo/3")
-            .header(header::AUTHORIZATION, &bearer)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from("{\"state\":\"invalid\"}"))
-            .expect("req"),
+        with_token(
+            "/console/api/review/demo/3",
+            Some("{\"state\":\"invalid\"}"),
+        ),
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    assert_eq!(state_of(&f, 3), store::SignatureState::Invalid);
     f.store
         .record_calls(&[store::CallSummary {
             campaign: "demo".into(),
@@ -944,85 +824,58 @@ async fn the_api_takes_a_bearer_token_or_a_session() {
             ..Default::default()
         }])
         .expect("calls");
-    let r = send(
-        &f.app,
-        Request::get("/console/api/funnel/demo")
-            .header(header::AUTHORIZATION, &bearer)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let r = send(&f.app, with_token("/console/api/funnel/demo", None)).await;
     let v: serde_json::Value = serde_json::from_str(&text(r).await).expect("json");
     assert_eq!(v["answered"], 1);
     assert_eq!(v["curve"], serde_json::json!([1, 1, 1]));
     // With a session, a POST needs the CSRF header.
     let (cookie, csrf) = login(&f, "rey").await;
     let post = |csrf: Option<&str>| {
-        let mut b = Request::post("/console/api/review/demo/3")
-            .header(header::COOKIE, &cookie)
-            .header(header::CONTENT_TYPE, "application/json");
-        if let Some(c) = csrf {
-            b = b.header("x-csrf-token", c);
-        }
-        b.body(Body::from("{\"state\":\"valid\"}")).expect("req")
+        let mut headers = vec![
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+        ];
+        headers.extend(csrf.map(|c| ("x-csrf-token", c)));
+        request(
+            "POST",
+            "/console/api/review/demo/3",
+            &headers,
+            Body::from("{\"state\":\"valid\"}"),
+        )
     };
     assert_eq!(
         send(&f.app, post(None)).await.status(),
         StatusCode::FORBIDDEN
     );
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Invalid);
+    assert_eq!(state_of(&f, 3), store::SignatureState::Invalid);
     assert_eq!(
         send(&f.app, post(Some(&csrf))).await.status(),
         StatusCode::OK
     );
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+    assert_eq!(state_of(&f, 3), store::SignatureState::Valid);
     // A reviewer's session does not reach the admin funnel.
-    let r = send(
-        &f.app,
-        Request::get("/console/api/funnel/demo")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
+    let r = get_as(&f, "/console/api/funnel/demo", &cookie).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
 async fn now_and_funnel_pages_draw_svg() {
     let f = fixture();
+    let call = |story_heard_ms, complete| store::CallSummary {
+        campaign: "demo".into(),
+        channel: "sip".into(),
+        answered: true,
+        story_heard_ms,
+        story_completed: complete,
+        recorded: complete,
+        signed: complete,
+        ..Default::default()
+    };
     f.store
-        .record_calls(&[
-            store::CallSummary {
-                campaign: "demo".into(),
-                channel: "sip".into(),
-                answered: true,
-                story_heard_ms: 3000,
-                story_completed: true,
-                recorded: true,
-                signed: true,
-                ..Default::default()
-            },
-            store::CallSummary {
-                campaign: "demo".into(),
-                channel: "sip".into(),
-                answered: true,
-                story_heard_ms: 1000,
-                ..Default::default()
-            },
-        ])
+        .record_calls(&[call(3000, true), call(1000, false)])
         .expect("calls");
     let (cookie, _) = login(&f, "ada").await;
-    let r = send(
-        &f.app,
-        Request::get("/console/funnel/demo")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let html = text(r).await;
+    let html = page_as(&f, "/console/funnel/demo", &cookie).await;
     assert!(
         html.contains("<svg") && html.contains("role=\"img\"") && html.contains("Listening curve")
     );
@@ -1030,36 +883,19 @@ async fn now_and_funnel_pages_draw_svg() {
         html.contains("<tr><td>3</td><td>1</td><td>50%</td></tr>"),
         "{html}"
     );
-    let r = send(
-        &f.app,
-        Request::get("/console/now")
-            .header(header::COOKIE, &cookie)
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let html = text(r).await;
-    assert!(
-        html.contains("Signatures, last hour</dt><dd>3</dd>"),
-        "{html}"
-    );
-    assert!(html.contains("Calls, last hour</dt><dd>2</dd>"), "{html}");
-    assert!(html.contains("<caption>calls by step</caption>"), "{html}");
-    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
-    assert!(html.contains("<title id=\"cpm-demo-t\">Calls per minute, demo, last hour</title>"));
-    assert!(
-        html.contains("2 calls ended in the last hour, 2 in the last minute"),
-        "{html}"
-    );
-    assert!(
-        html.contains("<td>2</td><td>demo</td><td>story</td>"),
-        "{html}"
-    );
-    assert!(
-        html.contains("<td>registered</td><td>&lt;trunk&gt;</td>"),
-        "{html}"
-    );
+    let html = page_as(&f, "/console/now", &cookie).await;
+    for expected in [
+        "Signatures, last hour</dt><dd>3</dd>",
+        "Calls, last hour</dt><dd>2</dd>",
+        "<caption>calls by step</caption>",
+        "<meta http-equiv=\"refresh\" content=\"15\">",
+        "<title id=\"cpm-demo-t\">Calls per minute, demo, last hour</title>",
+        "2 calls ended in the last hour, 2 in the last minute",
+        "<td>2</td><td>demo</td><td>story</td>",
+        "<td>registered</td><td>&lt;trunk&gt;</td>",
+    ] {
+        assert!(html.contains(expected), "{expected}: {html}");
+    }
 }
 
 #[test]
@@ -1174,88 +1010,47 @@ fn the_login_limit_counts_per_address_and_slows_an_account() {
 async fn a_proxy_that_rewrites_host_passes_the_origin_check() {
     let f = fixture();
     let (cookie, csrf) = login(&f, "ada").await;
-    // Behind a proxy that rewrites Host, X-Forwarded-Host names the site the browser saw.
-    let r = send(
-        &f.app,
-        Request::post("/console/review/demo/3")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, &cookie)
-            .header(header::HOST, "127.0.0.1:8080")
-            .header("x-forwarded-host", "petition.example")
-            .header(header::ORIGIN, "https://petition.example")
-            .body(Body::from(format!("state=valid&csrf={csrf}")))
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
-    let r = send(
-        &f.app,
-        Request::post("/console/review/demo/3")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, &cookie)
-            .header(header::HOST, "127.0.0.1:8080")
-            .header("x-forwarded-host", "petition.example")
-            .header(header::ORIGIN, "https://evil.example")
-            .body(Body::from(format!("state=pending&csrf={csrf}")))
-            .expect("req"),
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(states(f.store.as_ref())[2], store::SignatureState::Valid);
+    // Behind a proxy that rewrites Host, X-Forwarded-Host names the site the browser saw:
+    // a form from that site goes through, one from another is refused.
+    for (origin, state, status) in [
+        ("https://petition.example", "valid", StatusCode::SEE_OTHER),
+        ("https://evil.example", "pending", StatusCode::FORBIDDEN),
+    ] {
+        let r = send(
+            &f.app,
+            form_post_with(
+                "/console/review/demo/3",
+                &[
+                    ("cookie", &cookie),
+                    ("host", "127.0.0.1:8080"),
+                    ("x-forwarded-host", "petition.example"),
+                    ("origin", origin),
+                ],
+                &format!("state={state}&csrf={csrf}"),
+            ),
+        )
+        .await;
+        assert_eq!(r.status(), status, "{origin}");
+        assert_eq!(state_of(&f, 3), store::SignatureState::Valid);
+    }
 }
 
 #[tokio::test]
 async fn cookies_are_secure_behind_https() {
     let f = fixture();
-    let page = send(
-        &f.app,
-        Request::get("/console/login")
-            .header("x-forwarded-proto", "https")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    let set = set_cookie(&page, "belteken_login").expect("login cookie");
+    let https = [("x-forwarded-proto", "https")];
+    let (set, login_cookie, token) = login_form(&f, &https).await;
     assert!(set.contains("; Secure"), "{set}");
-    let login_cookie = cookie_value(&set);
-    let token = csrf_in(&text(page).await);
-    let r = send(
-        &f.app,
-        Request::post("/console/login")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::COOKIE, format!("belteken_login={login_cookie}"))
-            .header("x-forwarded-proto", "https")
-            .body(Body::from(format!(
-                "csrf={token}&user=ada&password={}",
-                PASSWORD.replace(' ', "+")
-            )))
-            .expect("req"),
-    )
-    .await;
+    let r = sign_in(&f, &login_cookie, &token, "ada", &https).await;
     let set = set_cookie(&r, "belteken_console").expect("session cookie");
-    assert!(
-        set.contains("HttpOnly")
-            && set.contains("SameSite=Strict")
-            && set.contains("Path=/console")
-            && set.contains("; Secure"),
-        "{set}"
-    );
+    assert_session_cookie(&set);
+    assert!(set.contains("; Secure"), "{set}");
     // Over plain HTTP (as in the other tests) the flag is absent, or the browser would drop
     // the cookie.
-    let page = send(
-        &f.app,
-        Request::get("/console/login")
-            .body(Body::empty())
-            .expect("req"),
-    )
-    .await;
-    assert!(!set_cookie(&page, "belteken_login")
-        .expect("cookie")
-        .contains("Secure"));
+    let (set, _, _) = login_form(&f, &[]).await;
+    assert!(!set.contains("Secure"), "{set}");
 }
 
-/// Every JSON endpoint of the console is in the OpenAPI document, with its method.
 #[test]
 fn every_console_api_route_is_documented() {
     let routes: Vec<(String, String)> = table()

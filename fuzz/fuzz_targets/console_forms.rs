@@ -12,7 +12,7 @@ use axum::http::{header, Request};
 use axum::Router;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
-use web::{CampaignAdmin, CampaignEdit, Campaign, ClipInfo, Options, Translation, WebState};
+use web::{AdminError, CampaignAdmin, CampaignEdit, Campaign, ClipInfo, Options, Translation, WebState};
 
 /// The multipart boundary the upload requests declare.
 const BOUNDARY: &str = "fuzzboundary";
@@ -52,9 +52,14 @@ impl CampaignAdmin for Admin {
             closes: None,
         })
     }
-    fn apply_edit(&self, _slug: &str, edit: &CampaignEdit, _actor: &str) -> Result<(), String> {
+    fn apply_edit(
+        &self,
+        _slug: &str,
+        edit: &CampaignEdit,
+        _actor: &str,
+    ) -> Result<(), AdminError> {
         for t in [&edit.opens, &edit.closes].into_iter().flatten() {
-            store::parse_rfc3339(t).ok_or("not a date")?;
+            store::parse_rfc3339(t).ok_or_else(|| AdminError::Refused("not a date".into()))?;
         }
         Ok(())
     }
@@ -68,9 +73,10 @@ impl CampaignAdmin for Admin {
         language: &str,
         data: &[u8],
         _actor: &str,
-    ) -> Result<ClipInfo, String> {
-        let samples = media::audio::decode_bytes(data, None).map_err(|e| e.to_string())?;
-        let prompt = media::import::prepare(&samples).map_err(|e| e.to_string())?;
+    ) -> Result<ClipInfo, AdminError> {
+        let samples = media::audio::decode_bytes(data, None)
+            .map_err(|e| AdminError::Refused(e.to_string()))?;
+        let prompt = media::import::prepare(&samples).map_err(|e| AdminError::Refused(e.to_string()))?;
         Ok(ClipInfo {
             name: clip.into(),
             language: language.into(),

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{Context as _, Result};
 use flow::engine::PromptRef;
 use flow::Lang;
 use serde::{Deserialize, Serialize};
@@ -295,9 +295,9 @@ impl Editor {
         self.campaigns.iter().find(|c| c.slug == slug)
     }
 
-    fn settings_or_err(&self, slug: &str) -> Result<&CampaignSource, String> {
+    fn settings_or_err(&self, slug: &str) -> Result<&CampaignSource, web::AdminError> {
         self.settings(slug)
-            .ok_or_else(|| format!("unknown campaign {slug:?}"))
+            .ok_or_else(|| web::AdminError::UnknownCampaign(slug.to_string()))
     }
 
     fn stored_doc(&self, slug: &str) -> Result<(i64, EditDoc)> {
@@ -516,7 +516,7 @@ impl Editor {
 
     /// Drops the campaign's stored edits and clips: the file's version is back.
     pub fn reset(&self, slug: &str, actor: &str) -> Result<()> {
-        let c = self.settings_or_err(slug).map_err(|e| anyhow!(e))?;
+        let c = self.settings_or_err(slug)?;
         self.store.reset_campaign_edits(slug, actor)?;
         self.store_closing(slug, c.closes)?;
         self.store.ensure_campaign(slug, &c.title)?;
@@ -526,15 +526,19 @@ impl Editor {
 
     /// The campaign's flow version and edit version now.
     pub fn versions(&self, slug: &str) -> Result<(String, i64)> {
-        let c = self.settings_or_err(slug).map_err(|e| anyhow!(e))?;
+        let c = self.settings_or_err(slug)?;
         let (campaign, _) = self.current(c)?;
         let version = self.store.campaign_edits(slug)?.version;
         Ok((campaign.flow_version.clone(), version))
     }
 }
 
-fn message(e: anyhow::Error) -> String {
-    format!("{e:#}")
+fn failed(e: impl std::fmt::Display) -> web::AdminError {
+    web::AdminError::Failed(e.to_string())
+}
+
+fn failed_with_context(e: anyhow::Error) -> web::AdminError {
+    web::AdminError::Failed(format!("{e:#}"))
 }
 
 impl web::CampaignAdmin for Editor {
@@ -556,21 +560,27 @@ impl web::CampaignAdmin for Editor {
         })
     }
 
-    fn apply_edit(&self, slug: &str, edit: &web::CampaignEdit, actor: &str) -> Result<(), String> {
+    fn apply_edit(
+        &self,
+        slug: &str,
+        edit: &web::CampaignEdit,
+        actor: &str,
+    ) -> Result<(), web::AdminError> {
         let c = self.settings_or_err(slug)?;
-        let e = validate(c, edit)?;
+        let e = validate(c, edit).map_err(web::AdminError::Refused)?;
         let doc = diff(c, &e);
-        let json = serde_json::to_string(&doc).map_err(|err| err.to_string())?;
+        let json = serde_json::to_string(&doc).map_err(failed)?;
         self.store
             .save_campaign_edit(slug, &json, actor)
-            .map_err(|err| err.to_string())?;
+            .map_err(failed)?;
         if let Some(main) = e.texts.first() {
             self.store
                 .ensure_campaign(slug, &main.title)
-                .map_err(|err| err.to_string())?;
+                .map_err(failed)?;
         }
-        self.store_closing(slug, e.closes).map_err(message)?;
-        self.reload(c).map_err(message)?;
+        self.store_closing(slug, e.closes)
+            .map_err(failed_with_context)?;
+        self.reload(c).map_err(failed_with_context)?;
         Ok(())
     }
 
@@ -594,24 +604,23 @@ impl web::CampaignAdmin for Editor {
         language: &str,
         data: &[u8],
         actor: &str,
-    ) -> Result<web::ClipInfo, String> {
+    ) -> Result<web::ClipInfo, web::AdminError> {
         let c = self.settings_or_err(slug)?;
-        let lang: Lang = language
-            .trim()
-            .parse()
-            .map_err(|_| format!("unknown language {language:?}: use nl, fr or en"))?;
+        let lang: Lang = language.trim().parse().map_err(|_| {
+            web::AdminError::Refused(format!("unknown language {language:?}: use nl, fr or en"))
+        })?;
         let replaceable = audio::replaceable_prompts(&c.flow);
         if !replaceable.iter().any(|(n, l)| n == clip && *l == lang) {
             let names: Vec<String> = replaceable
                 .iter()
                 .map(|(n, l)| format!("{n} ({l})"))
                 .collect();
-            return Err(format!(
+            return Err(web::AdminError::Refused(format!(
                 "the campaign's flow has no clip {clip:?} in {lang}; it has: {}",
                 names.join(", ")
-            ));
+            )));
         }
-        let converted = audio::convert_upload(data)?;
+        let converted = audio::convert_upload(data).map_err(web::AdminError::Refused)?;
         self.store
             .save_clip(
                 slug,
@@ -623,12 +632,14 @@ impl web::CampaignAdmin for Editor {
                 },
                 actor,
             )
-            .map_err(|e| e.to_string())?;
-        let built = self.reload(c).map_err(message)?;
+            .map_err(failed)?;
+        let built = self.reload(c).map_err(failed_with_context)?;
         self.clip_infos(c, &built.campaign, &built.clips)
             .into_iter()
             .find(|i| i.name == clip && i.language == lang.code())
-            .ok_or_else(|| "the clip was stored but is not in the flow".to_string())
+            .ok_or_else(|| {
+                web::AdminError::Failed("the clip was stored but is not in the flow".into())
+            })
     }
 
     fn clip_wav(&self, slug: &str, clip: &str, language: &str) -> Option<Vec<u8>> {
@@ -821,9 +832,15 @@ mod tests {
             let mut f = good.clone();
             change(&mut f);
             let err = a.editor.apply_edit("demo", &f, "alice").expect_err(want);
-            assert!(err.contains(want), "{err} (wanted {want})");
+            assert!(
+                matches!(&err, web::AdminError::Refused(m) if m.contains(want)),
+                "{err:?} (wanted {want})"
+            );
         }
-        assert!(a.editor.apply_edit("nope", &good, "alice").is_err());
+        assert_eq!(
+            a.editor.apply_edit("nope", &good, "alice"),
+            Err(web::AdminError::UnknownCampaign("nope".into()))
+        );
         assert!(a.editor.edit_form("nope").is_none());
         assert_eq!(store.campaign_edits("demo").expect("edits").version, 0);
         let _ = std::fs::remove_dir_all(dir);
@@ -907,7 +924,10 @@ mod tests {
                 .editor
                 .upload_clip("demo", clip, lang, &data, "bob")
                 .expect_err(want);
-            assert!(err.contains(want), "{err} (wanted {want})");
+            assert!(
+                matches!(&err, web::AdminError::Refused(m) if m.contains(want)),
+                "{err:?} (wanted {want})"
+            );
         }
         assert_eq!(
             store.campaign_edits("demo").expect("edits").version,

@@ -75,15 +75,29 @@ pub trait Status: Send + Sync + 'static {
     }
 }
 
+/// Why [`CampaignAdmin`] did not make a change; nothing changed. The text says why, for the
+/// person at the form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    #[error("unknown campaign {0:?}")]
+    UnknownCampaign(String),
+    /// What was sent cannot be taken as it is (a field, a language, a file).
+    #[error("{0}")]
+    Refused(String),
+    /// The change was acceptable but could not be stored or put in effect.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What a campaign team may change from the console. The binary carries it out: it validates,
 /// keeps the change in the store (so that it survives a restart and reaches every node) and
 /// puts it in effect for the next page view and the next call. The methods block: handlers
-/// call them through `spawn_blocking`. Errors are messages for the person at the form.
+/// call them through `spawn_blocking`. An error's text is for the person at the form.
 pub trait CampaignAdmin: Send + Sync + 'static {
     /// The editable fields of a campaign as they are now; None for an unknown campaign.
     fn edit_form(&self, slug: &str) -> Option<CampaignEdit>;
     /// Applies an edit made by `actor` (a console user name, for the audit log).
-    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, actor: &str) -> Result<(), String>;
+    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, actor: &str) -> Result<(), AdminError>;
     /// The campaign's replaceable audio clips (e.g. "story", "greeting") per language.
     fn clips(&self, slug: &str) -> Vec<ClipInfo>;
     /// Converts uploaded audio (WAV, MP3, OGG or FLAC, as the file came) and puts it in place
@@ -97,7 +111,7 @@ pub trait CampaignAdmin: Send + Sync + 'static {
         language: &str,
         data: &[u8],
         actor: &str,
-    ) -> Result<ClipInfo, String>;
+    ) -> Result<ClipInfo, AdminError>;
     /// A clip as callers hear it (8 kHz WAV), for playback in the browser.
     fn clip_wav(&self, slug: &str, clip: &str, language: &str) -> Option<Vec<u8>>;
 }

@@ -12,7 +12,7 @@ use maud::html;
 use super::layout::{csrf_field, head_row, message, page};
 use super::{Auth, Console, MAX_UPLOAD_BYTES};
 use crate::html::path_segment;
-use crate::{CampaignAdmin, CampaignEdit, Translation};
+use crate::{AdminError, CampaignAdmin, CampaignEdit, Translation};
 
 /// Languages a campaign's texts may be in.
 pub(crate) const LANGUAGES: [&str; 3] = ["nl", "fr", "en"];
@@ -262,7 +262,7 @@ pub(crate) async fn save(
     match result {
         (Ok(()), Some(edit), clips) => render(&auth, &slug, &edit, &clips, Some("Saved.")),
         (Ok(()), None, _) => Redirect::to("/console").into_response(),
-        (Err(m), _, _) => message(&auth, StatusCode::BAD_REQUEST, "Not saved", &m),
+        (Err(e), _, _) => refused(&auth, "Not saved", &e),
     }
 }
 
@@ -344,8 +344,22 @@ pub(crate) async fn upload(
             render(&auth, &slug, &edit, &clips, Some(&notice))
         }
         (Ok(_), None, _) => Redirect::to("/console").into_response(),
-        (Err(m), _, _) => message(&auth, StatusCode::BAD_REQUEST, "Not uploaded", &m),
+        (Err(e), _, _) => refused(&auth, "Not uploaded", &e),
     }
+}
+
+/// The page for a change that was not made: 404 for an unknown campaign, 400 for what the
+/// form sent, 500 when the server could not store it.
+fn refused(auth: &Auth, title: &str, e: &AdminError) -> Response {
+    let status = match e {
+        AdminError::UnknownCampaign(_) => StatusCode::NOT_FOUND,
+        AdminError::Refused(_) => StatusCode::BAD_REQUEST,
+        AdminError::Failed(_) => {
+            tracing::error!(error = %e, "a console change could not be made");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    message(auth, status, title, &e.to_string())
 }
 
 pub(crate) async fn clip(

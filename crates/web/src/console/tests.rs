@@ -13,7 +13,8 @@ use tower::ServiceExt;
 
 use super::{table, Access};
 use crate::{
-    router_with, Campaign, CampaignAdmin, CampaignEdit, ClipInfo, Options, Translation, WebState,
+    router_with, AdminError, Campaign, CampaignAdmin, CampaignEdit, ClipInfo, Options, Translation,
+    WebState,
 };
 
 const PASSWORD: &str = "a long enough password";
@@ -51,9 +52,14 @@ impl CampaignAdmin for FakeAdmin {
     fn edit_form(&self, slug: &str) -> Option<CampaignEdit> {
         (slug == "demo").then(|| self.edit.lock().expect("lock").clone())
     }
-    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, _actor: &str) -> Result<(), String> {
+    fn apply_edit(&self, slug: &str, edit: &CampaignEdit, _actor: &str) -> Result<(), AdminError> {
         if slug != "demo" {
-            return Err("unknown campaign".into());
+            return Err(AdminError::UnknownCampaign(slug.into()));
+        }
+        match edit.goal {
+            Some(7) => return Err(AdminError::Refused("seven is not a goal".into())),
+            Some(13) => return Err(AdminError::Failed("the store is read-only".into())),
+            _ => {}
         }
         *self.edit.lock().expect("lock") = edit.clone();
         Ok(())
@@ -74,7 +80,7 @@ impl CampaignAdmin for FakeAdmin {
         language: &str,
         data: &[u8],
         actor: &str,
-    ) -> Result<ClipInfo, String> {
+    ) -> Result<ClipInfo, AdminError> {
         self.uploads.lock().expect("lock").push((
             clip.into(),
             language.into(),
@@ -660,6 +666,21 @@ async fn campaign_texts_with_html_are_escaped() {
     .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(text(r).await.contains("whole number"));
+    // The admin's refusals: the form's fault is 400, the server's 500; each says why.
+    for (goal, status, why) in [
+        (7, StatusCode::BAD_REQUEST, "seven is not a goal"),
+        (
+            13,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store is read-only",
+        ),
+    ] {
+        let body = format!("csrf={csrf}&lang0=nl&title0=x&goal={goal}");
+        let r = post_as(&f, "/console/campaign/demo", &cookie, &body).await;
+        assert_eq!(r.status(), status);
+        assert!(text(r).await.contains(why));
+    }
+    assert_eq!(f.admin.edit.lock().expect("lock").goal, Some(2000));
     // Uploading a clip with the token goes to the admin, and the page shows the new version.
     let r = send(&f.app, upload_request(&cookie, Some(&csrf))).await;
     assert_eq!(r.status(), StatusCode::OK);

@@ -66,9 +66,10 @@ pub(crate) fn group_digits(n: u64) -> String {
     out
 }
 
-/// A coordinate as the SVG writes it: one decimal (written straight into the page).
+/// A coordinate as the SVG writes it: one decimal (written straight into the page). The
+/// console's charts write theirs the same way.
 #[derive(Clone, Copy)]
-struct At(f64);
+pub(crate) struct At(f64);
 
 impl std::fmt::Display for At {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -76,7 +77,7 @@ impl std::fmt::Display for At {
     }
 }
 
-fn at(v: f64) -> At {
+pub(crate) fn at(v: f64) -> At {
     At(v)
 }
 

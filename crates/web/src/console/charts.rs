@@ -4,6 +4,8 @@
 
 use maud::{html, Markup};
 
+use crate::chart::at;
+
 const W: f64 = 640.0;
 const H: f64 = 260.0;
 const LEFT: f64 = 56.0;
@@ -24,20 +26,6 @@ fn nice_max(max: f64) -> f64 {
         }
     }
     10.0 * mag
-}
-
-/// A coordinate as the SVG writes it: one decimal (written straight into the page).
-#[derive(Clone, Copy)]
-struct At(f64);
-
-impl std::fmt::Display for At {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1}", self.0)
-    }
-}
-
-fn at(v: f64) -> At {
-    At(v)
 }
 
 /// The `<svg>` element around `content`, named by its title and description. SVG elements
